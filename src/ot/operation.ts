@@ -1,0 +1,290 @@
+/**
+ * The Otter text operation: format, canonical form, validation and the builder.
+ *
+ * FORMAT
+ * An operation is a JSON array of components, walked left to right over its base document:
+ *
+ *   N > 0 (safe integer)   retain: keep the next N code units
+ *   "text" (non-empty)     insert: insert this text at the current position
+ *   -N < 0 (safe integer)  delete: remove the next N code units
+ *
+ * Example: on "hello world", [6, "there ", -5] gives "hello there ".
+ * This is exactly ot.js's `TextOperation.toJSON()`, so ops cross between the two unchanged.
+ *
+ * UNIT
+ * Lengths and positions count UTF-16 code units, as JavaScript strings and every JavaScript
+ * editor do. A document is always well-formed Unicode: no component boundary may fall inside a
+ * surrogate pair, and no inserted string may hold a lone surrogate.
+ *
+ * SPAN
+ * An operation spans its whole base document: sum(retains) + sum(deletes) = base length.
+ * Its target length is sum(retains) + sum(insert lengths). The empty array is the identity on
+ * the empty document; [N] is the identity on a document of length N.
+ *
+ * CANONICAL FORM (kept by construction in every output of this module)
+ *   1. No zero-length component (0 and "" are invalid anyway).
+ *   2. Adjacent components of one kind are merged: never [2, 3], ["a", "b"] or [-1, -2].
+ *   3. Between two retains, inserts come before deletes: ["a", -1], never [-1, "a"].
+ * So the changes between two retains are at most one insert followed by at most one delete,
+ * and two operations with the same effect have identical JSON, the same JSON ot.js produces.
+ * Inputs need only valid components; non-canonical inputs are accepted and their outputs are
+ * canonical. `normalize` returns the canonical form of any valid operation.
+ */
+import { InvalidOperationError, OperationErrorCode, describeValue } from './errors.js';
+
+/** One component: retain (positive integer), insert (non-empty string), delete (negative). */
+export type Component = number | string;
+
+/** A text operation in the ot.js JSON format; see the header of this file. */
+export type Operation = readonly Component[];
+
+/** Lengths of a validated operation. */
+export interface OperationLengths {
+  /** Length of the document the operation applies to (retains + deletes). */
+  readonly base: number;
+  /** Length of the document it produces (retains + inserted text). */
+  readonly target: number;
+}
+
+/** True if `code` is a UTF-16 high (leading) surrogate. */
+export function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
+}
+
+/** True if `code` is a UTF-16 low (trailing) surrogate. */
+export function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff;
+}
+
+type WellFormedString = string & { isWellFormed?: () => boolean };
+
+/** True if `text` holds no lone surrogate. Linear in the text's length. */
+export function isWellFormed(text: string): boolean {
+  const native = (text as WellFormedString).isWellFormed;
+  if (native !== undefined) return native.call(text);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (isHighSurrogate(c)) {
+      if (!isLowSurrogate(text.charCodeAt(i + 1))) return false;
+      i++;
+    } else if (isLowSurrogate(c)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** True if cutting `doc` at `pos` would separate the two halves of a surrogate pair. */
+export function splitsSurrogatePair(doc: string, pos: number): boolean {
+  return (
+    pos > 0 &&
+    pos < doc.length &&
+    isLowSurrogate(doc.charCodeAt(pos)) &&
+    isHighSurrogate(doc.charCodeAt(pos - 1))
+  );
+}
+
+/**
+ * Checks one component and throws the precise error for it.
+ * Constant time for numbers (never loops over their value); linear in an insert's length.
+ */
+export function checkComponent(c: unknown, index: number): asserts c is Component {
+  if (typeof c === 'string') {
+    if (c.length === 0) {
+      throw new InvalidOperationError(
+        OperationErrorCode.BadComponent,
+        `component ${index} is an empty string; inserts must be non-empty`,
+      );
+    }
+    if (!isWellFormed(c)) {
+      throw new InvalidOperationError(
+        OperationErrorCode.LoneSurrogate,
+        `component ${index} inserts ${describeValue(c)}, which holds a lone UTF-16 surrogate`,
+      );
+    }
+    return;
+  }
+  if (typeof c !== 'number' || !Number.isSafeInteger(c) || c === 0) {
+    throw new InvalidOperationError(
+      OperationErrorCode.BadComponent,
+      `component ${index} is ${describeValue(c)}; expected a non-zero safe integer or a non-empty string`,
+    );
+  }
+}
+
+/**
+ * Validates an operation's shape and returns its lengths.
+ * Throws {@link InvalidOperationError} (`not-array`, `bad-component`, `lone-surrogate`,
+ * `length-mismatch` if a length passes 2^53). Time is linear in the number of components and
+ * inserted characters, never in the size of a number.
+ */
+export function checkOperation(op: unknown): OperationLengths {
+  if (!Array.isArray(op)) {
+    throw new InvalidOperationError(
+      OperationErrorCode.NotArray,
+      `an operation must be an array, got ${describeValue(op)}`,
+    );
+  }
+  let base = 0;
+  let target = 0;
+  for (let i = 0; i < op.length; i++) {
+    const c: unknown = op[i];
+    checkComponent(c, i);
+    if (typeof c === 'string') target += c.length;
+    else if (c > 0) {
+      base += c;
+      target += c;
+    } else base -= c;
+  }
+  if (!Number.isSafeInteger(base) || !Number.isSafeInteger(target)) {
+    throw new InvalidOperationError(
+      OperationErrorCode.LengthMismatch,
+      `operation lengths exceed 2^53 (base ${base}, target ${target})`,
+    );
+  }
+  return { base, target };
+}
+
+/** Base length of a valid operation: the length of the document it applies to. Validates. */
+export function baseLength(op: Operation): number {
+  return checkOperation(op).base;
+}
+
+/** Target length of a valid operation: the length of the document it produces. Validates. */
+export function targetLength(op: Operation): number {
+  return checkOperation(op).target;
+}
+
+/**
+ * True if the operation changes nothing: it holds no insert and no delete. Validates.
+ * Law: isNoop(op) ⇔ apply(d, op) === d for every document d of its base length.
+ */
+export function isNoop(op: Operation): boolean {
+  checkOperation(op);
+  for (const c of op) if (typeof c === 'string' || c < 0) return false;
+  return true;
+}
+
+/** Throws `bad-argument` unless `n` is a non-negative safe integer. */
+export function checkCount(n: unknown, what: string): asserts n is number {
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
+    throw new InvalidOperationError(
+      OperationErrorCode.BadArgument,
+      `${what} must be a non-negative safe integer, got ${describeValue(n)}`,
+    );
+  }
+}
+
+/**
+ * Builds canonical operations component by component.
+ *
+ * Invariant: `build()` always returns an operation in canonical form (see the file header),
+ * whatever order of calls produced it, because each call merges with or reorders around the
+ * last component. Zero-length calls are ignored.
+ */
+export class OperationBuilder {
+  private readonly ops: Component[] = [];
+
+  /** Keeps the next `n` code units (`n` ≥ 0; 0 does nothing). */
+  retain(n: number): this {
+    checkCount(n, 'retain count');
+    if (n === 0) return this;
+    const ops = this.ops;
+    const last = ops[ops.length - 1];
+    if (typeof last === 'number' && last > 0) ops[ops.length - 1] = last + n;
+    else ops.push(n);
+    return this;
+  }
+
+  /** Inserts `text` at the current position (`""` does nothing; lone surrogates throw). */
+  insert(text: string): this {
+    if (typeof text !== 'string') {
+      throw new InvalidOperationError(
+        OperationErrorCode.BadArgument,
+        `insert text must be a string, got ${describeValue(text)}`,
+      );
+    }
+    if (text.length === 0) return this;
+    if (!isWellFormed(text)) {
+      throw new InvalidOperationError(
+        OperationErrorCode.LoneSurrogate,
+        `insert text ${describeValue(text)} holds a lone UTF-16 surrogate`,
+      );
+    }
+    this.pushInsert(text);
+    return this;
+  }
+
+  /** Deletes the next `n` code units (`n` ≥ 0; 0 does nothing). */
+  delete(n: number): this {
+    checkCount(n, 'delete count');
+    if (n === 0) return this;
+    this.pushDelete(n);
+    return this;
+  }
+
+  /** The operation built so far, in canonical form. The builder may be reused afterwards. */
+  build(): Component[] {
+    return this.ops.slice();
+  }
+
+  /**
+   * Internal fast paths for the algorithms of this module, whose arguments are already valid
+   * (non-empty, well-formed, positive). Not part of the public contract.
+   */
+  pushRetain(n: number): void {
+    const ops = this.ops;
+    const last = ops[ops.length - 1];
+    if (typeof last === 'number' && last > 0) ops[ops.length - 1] = last + n;
+    else ops.push(n);
+  }
+
+  /** @see pushRetain */
+  pushInsert(text: string): void {
+    const ops = this.ops;
+    const n = ops.length;
+    const last = ops[n - 1];
+    if (typeof last === 'string') {
+      ops[n - 1] = last + text;
+    } else if (typeof last === 'number' && last < 0) {
+      const before = ops[n - 2];
+      if (typeof before === 'string') {
+        ops[n - 2] = before + text;
+      } else {
+        ops[n - 1] = text;
+        ops.push(last);
+      }
+    } else {
+      ops.push(text);
+    }
+  }
+
+  /** @see pushRetain */
+  pushDelete(n: number): void {
+    const ops = this.ops;
+    const last = ops[ops.length - 1];
+    if (typeof last === 'number' && last < 0) ops[ops.length - 1] = last - n;
+    else ops.push(-n);
+  }
+
+  /** Takes the built array without copying; the builder must not be used afterwards. */
+  take(): Component[] {
+    return this.ops;
+  }
+}
+
+/**
+ * Returns the canonical form of a valid operation (see the file header). Validates.
+ * Laws: normalize(op) has op's effect on every document; normalize(normalize(op)) equals
+ * normalize(op); an operation already canonical comes back equal (as JSON).
+ */
+export function normalize(op: Operation): Component[] {
+  checkOperation(op);
+  const b = new OperationBuilder();
+  for (const c of op) {
+    if (typeof c === 'string') b.pushInsert(c);
+    else if (c > 0) b.pushRetain(c);
+    else b.pushDelete(-c);
+  }
+  return b.take();
+}
