@@ -1,0 +1,45 @@
+/**
+ * The registry of Otter's error codes above the OT layer: one stable string per reason,
+ * shared by the sequencer, the wire protocol, the server and the client. Codes never change
+ * meaning; new reasons get new codes.
+ */
+
+/** Stable reasons a request was refused. */
+export const ErrorCode = {
+  /** A request field is missing, of the wrong type or out of range. */
+  BadRequest: 'bad-request',
+  /** The operation is malformed or does not fit the document it claims to be based on. */
+  InvalidOp: 'invalid-op',
+  /** The base version is newer than the document's head. */
+  VersionAhead: 'version-ahead',
+  /** The base version is older than the retained history: the client must resync. */
+  HistoryGone: 'history-gone',
+  /** An operation or the resulting document is over the configured size limit. */
+  TooLarge: 'too-large',
+  /** A sequence number skips past the next expected one for this client. */
+  SeqGap: 'seq-gap',
+  /** A resubmission reuses an applied sequence number with different content. */
+  SeqReused: 'seq-reused',
+  /** A sequence number older than the client's last applied one. */
+  SeqStale: 'seq-stale',
+  /** The store failed or lost a race; nothing of the request was acknowledged; retry. */
+  StorageFailed: 'storage-failed',
+  /** The component is shutting down and takes no new work. */
+  Closed: 'closed',
+} as const;
+
+/** One of the values of {@link ErrorCode}. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** An error with a stable {@link ErrorCode}; safe to send to a client as `{ code, message }`. */
+export class OtterError extends Error {
+  override readonly name = 'OtterError';
+
+  /** @param code stable reason; @param message detail naming the offending value. */
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

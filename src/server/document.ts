@@ -1,0 +1,274 @@
+/**
+ * The in-memory state of one open document and the synchronous heart of the sequencer:
+ * deciding, for one submission, whether it is new, a resubmission or an error, rebasing it
+ * over history one op at a time, and applying it to the rope.
+ *
+ * Everything here is synchronous and throws {@link OtterError}; a throw leaves the state as it
+ * was (the op is fully validated against the rope before the rope is touched).
+ */
+import {
+  type Component,
+  InvalidOperationError,
+  type Operation,
+  type OperationLengths,
+  checkOperation,
+  transform,
+} from '../ot/index.js';
+import { ErrorCode, OtterError } from '../protocol/errors.js';
+import { fingerprint } from './fingerprint.js';
+import { Rope } from './rope.js';
+import type { ClientMark, LoadedDocument, OpRecord } from './store.js';
+
+/** A validated submission. */
+export interface Submission {
+  readonly docId: string;
+  readonly clientId: string;
+  readonly seq: number;
+  readonly baseVersion: number;
+  readonly op: Component[];
+  /** The op's lengths, from validation. */
+  readonly lengths: OperationLengths;
+  readonly author?: string | undefined;
+}
+
+/**
+ * A client mark as held in memory: marks made in this process keep the submitted op so the
+ * fingerprint is computed only when the mark is stored.
+ */
+export interface LiveMark {
+  readonly clientId: string;
+  readonly seq: number;
+  readonly version: number;
+  readonly baseVersion: number;
+  readonly op?: Component[];
+  readonly fingerprint?: string;
+}
+
+/** The storable form of a mark (computes the fingerprint if it is not known yet). */
+export function toClientMark(m: LiveMark): ClientMark {
+  return {
+    clientId: m.clientId,
+    seq: m.seq,
+    version: m.version,
+    baseVersion: m.baseVersion,
+    fingerprint: m.fingerprint ?? fingerprint(m.baseVersion, m.op ?? []),
+  };
+}
+
+function sameOp(a: Operation, b: Operation): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** What one submission came to. */
+export type Outcome =
+  | { readonly duplicate: false; readonly record: OpRecord; readonly mark: LiveMark }
+  | { readonly duplicate: true; readonly version: number; readonly op: Component[] | undefined };
+
+function isHigh(c: number): boolean {
+  return c >= 0xd800 && c <= 0xdbff;
+}
+
+function isLow(c: number): boolean {
+  return c >= 0xdc00 && c <= 0xdfff;
+}
+
+function invalid(message: string): OtterError {
+  return new OtterError(ErrorCode.InvalidOp, message);
+}
+
+/**
+ * Applies `op` to `rope` after checking it fits: base length equals the rope's length and no
+ * boundary splits a surrogate pair. Throws `invalid-op` (rope untouched) otherwise.
+ * `base` may be passed when the op was already validated and its base length is known.
+ */
+export function applyToRope(rope: Rope, op: Operation, base = checkOperation(op).base): void {
+  if (base !== rope.length) {
+    throw invalid(`the op spans ${base} code units but the document has ${rope.length}`);
+  }
+  let pos = 0;
+  for (let i = 0; i < op.length; i++) {
+    const c = op[i] as Component;
+    if (typeof c === 'string') continue;
+    const end = pos + (c > 0 ? c : -c);
+    // A boundary splits a pair when a low surrogate follows a high one across it.
+    if (end < base && isLow(rope.charCodeAt(end)) && isHigh(rope.charCodeAt(end - 1))) {
+      throw invalid(`component ${i} ends at ${end}, inside a surrogate pair`);
+    }
+    pos = end;
+  }
+  pos = 0;
+  for (const c of op) {
+    if (typeof c === 'string') {
+      rope.insert(pos, c);
+      pos += c.length;
+    } else if (c > 0) {
+      pos += c;
+    } else {
+      rope.delete(pos, -c);
+    }
+  }
+}
+
+/** Limits the sequencer enforces on every submission. */
+export interface DocumentLimits {
+  /** Largest document, in UTF-16 code units. */
+  readonly maxDocLength: number;
+}
+
+/** One open document. */
+export class DocumentState {
+  readonly rope: Rope;
+  /** Version of the rope's content (includes a batch being committed). */
+  head: number;
+  /** Last version known durable. */
+  committed: number;
+  /** Oldest version still rebuildable from the store. */
+  trimmedTo: number;
+  /** Recent ops, versions head - recent.length + 1 … head. */
+  recent: OpRecord[];
+  /** Versions of snapshots known in the store, ascending. */
+  snapshots: number[];
+  readonly marks: Map<string, LiveMark>;
+
+  /** Builds the state from what the store holds. */
+  constructor(readonly id: string, loaded: LoadedDocument) {
+    this.rope = new Rope(loaded.snapshot.text);
+    for (const r of loaded.ops) applyToRope(this.rope, r.op);
+    this.head = loaded.snapshot.version + loaded.ops.length;
+    this.committed = this.head;
+    this.trimmedTo = loaded.trimmedTo;
+    this.recent = loaded.ops.slice();
+    this.snapshots = [loaded.snapshot.version];
+    this.marks = new Map(loaded.marks.map((m) => [m.clientId, m]));
+  }
+
+  /** First version held in `recent` minus one. */
+  get recentStart(): number {
+    return this.head - this.recent.length;
+  }
+
+  /**
+   * The op that produced `version`, from `recent` or from `older` (ops fetched from the store,
+   * consecutive, ending at recentStart). Undefined when neither holds it.
+   */
+  opAt(version: number, older: readonly OpRecord[]): OpRecord | undefined {
+    const start = this.recentStart;
+    if (version > start) return this.recent[version - start - 1];
+    const i = version - (start - older.length) - 1;
+    return i >= 0 ? older[i] : undefined;
+  }
+
+  /** Rebases `op` from `from` to `to` over history, one op at a time; throws `invalid-op`. */
+  private rebase(op: Component[], from: number, to: number, older: readonly OpRecord[]): Component[] {
+    for (let v = from + 1; v <= to; v++) {
+      const past = this.opAt(v, older);
+      if (past === undefined) {
+        throw new OtterError(ErrorCode.HistoryGone, `version ${v} is no longer in history`);
+      }
+      try {
+        op = transform(op, past.op, 'right');
+      } catch (e) {
+        if (e instanceof InvalidOperationError) {
+          throw invalid(`the op does not fit version ${v - 1}: ${e.message}`);
+        }
+        throw e;
+      }
+    }
+    return op;
+  }
+
+  /**
+   * Is `s` the same submission as the one `mark` records? Yes if it repeats the original
+   * (same base, same op), or if, rebased to just before the original's version, it equals the
+   * op stored there (a client that transformed its in-flight op before resending it).
+   */
+  private isResubmission(s: Submission, mark: LiveMark, older: readonly OpRecord[]): boolean {
+    if (
+      s.baseVersion === mark.baseVersion &&
+      (mark.op !== undefined ? sameOp(mark.op, s.op) : fingerprint(s.baseVersion, s.op) === mark.fingerprint)
+    ) {
+      return true;
+    }
+    const original = this.opAt(mark.version, older);
+    if (original === undefined || s.baseVersion >= mark.version || s.baseVersion < this.trimmedTo) {
+      return false;
+    }
+    try {
+      const rebased = this.rebase(s.op, s.baseVersion, mark.version - 1, older);
+      return JSON.stringify(rebased) === JSON.stringify(original.op);
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Decides and, for a new op, applies one submission. On success the rope, head, recent ops
+   * and marks reflect it (not yet committed). Throws {@link OtterError} with nothing changed.
+   */
+  submit(s: Submission, limits: DocumentLimits, older: readonly OpRecord[]): Outcome {
+    const mark = this.marks.get(s.clientId);
+    const last = mark?.seq ?? 0;
+    if (mark !== undefined && s.seq <= last) {
+      if (s.seq < last) {
+        throw new OtterError(
+          ErrorCode.SeqStale,
+          `seq ${s.seq} is older than client ${JSON.stringify(s.clientId)}'s last applied seq ${last}`,
+        );
+      }
+      if (!this.isResubmission(s, mark, older)) {
+        throw new OtterError(
+          ErrorCode.SeqReused,
+          `seq ${s.seq} of client ${JSON.stringify(s.clientId)} was applied with different content`,
+        );
+      }
+      return { duplicate: true, version: mark.version, op: this.opAt(mark.version, older)?.op };
+    }
+    if (s.seq !== last + 1) {
+      throw new OtterError(ErrorCode.SeqGap, `seq ${s.seq} skips ahead: the next expected is ${last + 1}`);
+    }
+    if (s.baseVersion > this.head) {
+      throw new OtterError(
+        ErrorCode.VersionAhead,
+        `base version ${s.baseVersion} is ahead of the document (version ${this.head})`,
+      );
+    }
+    if (s.baseVersion < this.trimmedTo) {
+      throw new OtterError(
+        ErrorCode.HistoryGone,
+        `base version ${s.baseVersion} is older than the retained history (from ${this.trimmedTo}); resync`,
+      );
+    }
+    const late = s.baseVersion < this.head;
+    const op = late ? this.rebase(s.op, s.baseVersion, this.head, older) : s.op;
+    const { base, target } = late ? checkOperation(op) : s.lengths;
+    if (target > limits.maxDocLength) {
+      throw new OtterError(
+        ErrorCode.TooLarge,
+        `the document would grow to ${target} code units, over the limit of ${limits.maxDocLength}`,
+      );
+    }
+    applyToRope(this.rope, op, base);
+    const version = ++this.head;
+    const record: OpRecord =
+      s.author === undefined
+        ? { version, op, clientId: s.clientId, seq: s.seq }
+        : { version, op, clientId: s.clientId, seq: s.seq, author: s.author };
+    this.recent.push(record);
+    const newMark: LiveMark = {
+      clientId: s.clientId,
+      seq: s.seq,
+      version,
+      baseVersion: s.baseVersion,
+      op: s.op,
+    };
+    this.marks.set(s.clientId, newMark);
+    return { duplicate: false, record, mark: newMark };
+  }
+
+  /** Drops cached ops beyond `keep`, oldest first. */
+  trimRecent(keep: number): void {
+    if (this.recent.length > keep) this.recent.splice(0, this.recent.length - keep);
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * A {@link Store} in process memory: for tests, benchmarks and ephemeral servers.
+ * Nothing survives the process. Records are stored by reference: callers must not mutate them.
+ */
+import {
+  type ClientMark,
+  type LoadedDocument,
+  type OpRecord,
+  type Snapshot,
+  type Store,
+  VersionConflictError,
+} from './store.js';
+
+interface MemoryDocument {
+  /** ops[i] has version trimmedTo + i + 1. */
+  ops: OpRecord[];
+  trimmedTo: number;
+  snapshots: Snapshot[];
+  marks: Map<string, ClientMark>;
+}
+
+const EMPTY: Snapshot = { version: 0, text: '' };
+
+/** See the file comment. */
+export class MemoryStore implements Store {
+  private readonly docs = new Map<string, MemoryDocument>();
+
+  private doc(docId: string): MemoryDocument {
+    let d = this.docs.get(docId);
+    if (d === undefined) {
+      d = { ops: [], trimmedTo: 0, snapshots: [EMPTY], marks: new Map() };
+      this.docs.set(docId, d);
+    }
+    return d;
+  }
+
+  private latestSnapshot(d: MemoryDocument, atOrBefore: number): Snapshot | undefined {
+    for (let i = d.snapshots.length - 1; i >= 0; i--) {
+      const s = d.snapshots[i] as Snapshot;
+      if (s.version <= atOrBefore) return s;
+    }
+    return undefined;
+  }
+
+  /** @inheritdoc */
+  async load(docId: string): Promise<LoadedDocument> {
+    const d = this.doc(docId);
+    const snapshot = this.latestSnapshot(d, Infinity) ?? EMPTY;
+    return {
+      snapshot,
+      ops: d.ops.slice(snapshot.version - d.trimmedTo),
+      trimmedTo: d.trimmedTo,
+      marks: [...d.marks.values()],
+    };
+  }
+
+  /** @inheritdoc */
+  async append(
+    docId: string,
+    expectedHead: number,
+    records: OpRecord[],
+    marks: ClientMark[],
+  ): Promise<void> {
+    const d = this.doc(docId);
+    const head = d.trimmedTo + d.ops.length;
+    if (head !== expectedHead) throw new VersionConflictError(docId, expectedHead, head);
+    records.forEach((r, i) => {
+      if (r.version !== expectedHead + i + 1) {
+        throw new VersionConflictError(docId, r.version - 1, expectedHead + i);
+      }
+    });
+    for (const r of records) d.ops.push(r);
+    for (const m of marks) d.marks.set(m.clientId, m);
+  }
+
+  /** @inheritdoc */
+  async getOps(docId: string, from: number, to: number): Promise<OpRecord[]> {
+    const d = this.doc(docId);
+    const start = Math.max(from, d.trimmedTo) - d.trimmedTo;
+    const end = Math.max(start, to - d.trimmedTo);
+    return d.ops.slice(start, end);
+  }
+
+  /** @inheritdoc */
+  async getSnapshot(docId: string, atOrBefore = Infinity): Promise<Snapshot | undefined> {
+    return this.latestSnapshot(this.doc(docId), atOrBefore);
+  }
+
+  /** @inheritdoc */
+  async putSnapshot(docId: string, snapshot: Snapshot): Promise<void> {
+    const d = this.doc(docId);
+    if (d.snapshots.some((s) => s.version === snapshot.version)) return;
+    d.snapshots.push(snapshot);
+    d.snapshots.sort((a, b) => a.version - b.version);
+  }
+
+  /** @inheritdoc */
+  async trim(docId: string, version: number): Promise<void> {
+    const d = this.doc(docId);
+    if (version <= d.trimmedTo) return;
+    if (!d.snapshots.some((s) => s.version === version)) {
+      throw new Error(`cannot trim ${JSON.stringify(docId)} to ${version}: no snapshot there`);
+    }
+    d.ops.splice(0, version - d.trimmedTo);
+    d.snapshots = d.snapshots.filter((s) => s.version >= version);
+    d.trimmedTo = version;
+  }
+
+  /** @inheritdoc */
+  async ping(): Promise<void> {}
+
+  /** @inheritdoc */
+  async close(): Promise<void> {}
+}

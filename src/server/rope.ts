@@ -1,0 +1,184 @@
+/**
+ * A mutable rope: text held in a shallow B+-tree of string chunks, so an edit costs
+ * O(log n) tree steps plus work on one chunk of at most {@link LEAF_MAX} code units, whatever
+ * the document's size. Positions count UTF-16 code units.
+ *
+ * Why a small rope of our own: the sequencer needs exactly four things — insert, delete,
+ * charCodeAt (to check surrogate boundaries) and toString (for snapshots) — at several million
+ * edits per second. Well-kept rope libraries are either line-oriented editor models
+ * (@codemirror/state's Text, ~1 M edits/s here) or native/WASM. A B+-tree over V8 strings is
+ * ~200 lines and lets V8's own string slicing do the leaf work.
+ *
+ * Invariants: every leaf holds 1..LEAF_MAX code units (the root may be an empty leaf); every
+ * branch holds 1..BRANCH_MAX children and caches the sum of their lengths; all leaves are at
+ * the same depth.
+ */
+
+/** Largest chunk a leaf holds, in code units. */
+const LEAF_MAX = 512;
+/** Most children a branch holds. */
+const BRANCH_MAX = 32;
+
+interface Leaf {
+  leaf: true;
+  length: number;
+  text: string;
+}
+
+interface Branch {
+  leaf: false;
+  length: number;
+  children: Node[];
+}
+
+type Node = Leaf | Branch;
+
+function makeLeaves(text: string): Leaf[] {
+  const leaves: Leaf[] = [];
+  const size = LEAF_MAX >> 1;
+  for (let i = 0; i < text.length; i += size) {
+    const chunk = text.slice(i, i + size);
+    leaves.push({ leaf: true, length: chunk.length, text: chunk });
+  }
+  return leaves;
+}
+
+function makeBranches(nodes: Node[]): Branch[] {
+  const out: Branch[] = [];
+  const size = BRANCH_MAX >> 1;
+  for (let i = 0; i < nodes.length; i += size) {
+    const children = nodes.slice(i, i + size);
+    let length = 0;
+    for (const c of children) length += c.length;
+    out.push({ leaf: false, length, children });
+  }
+  return out;
+}
+
+/** Inserts into `node`; returns the siblings to add after it when it had to split. */
+function insertAt(node: Node, pos: number, text: string): Node[] | undefined {
+  node.length += text.length;
+  if (node.leaf) {
+    const t = node.text;
+    const next = pos === t.length ? t + text : t.slice(0, pos) + text + t.slice(pos);
+    if (next.length <= LEAF_MAX) {
+      node.text = next;
+      return undefined;
+    }
+    const [first, ...rest] = makeLeaves(next);
+    node.text = (first as Leaf).text;
+    node.length = node.text.length;
+    return rest;
+  }
+  const children = node.children;
+  let i = 0;
+  let child = children[0] as Node;
+  while (pos > child.length && i + 1 < children.length) {
+    pos -= child.length;
+    child = children[++i] as Node;
+  }
+  const extra = insertAt(child, pos, text);
+  if (extra === undefined) return undefined;
+  children.splice(i + 1, 0, ...extra);
+  if (children.length <= BRANCH_MAX) return undefined;
+  const [first, ...rest] = makeBranches(children);
+  node.children = (first as Branch).children;
+  node.length = (first as Branch).length;
+  return rest;
+}
+
+/** Deletes `count` code units at `pos` inside `node`, dropping children that become empty. */
+function deleteAt(node: Node, pos: number, count: number): void {
+  node.length -= count;
+  if (node.leaf) {
+    node.text = node.text.slice(0, pos) + node.text.slice(pos + count);
+    return;
+  }
+  const children = node.children;
+  let i = 0;
+  while (count > 0 && i < children.length) {
+    const child = children[i] as Node;
+    if (pos >= child.length) {
+      pos -= child.length;
+      i++;
+      continue;
+    }
+    const n = Math.min(count, child.length - pos);
+    if (n === child.length) {
+      children.splice(i, 1);
+    } else {
+      deleteAt(child, pos, n);
+      i++;
+    }
+    count -= n;
+    pos = 0;
+  }
+}
+
+function collect(node: Node, out: string[]): void {
+  if (node.leaf) out.push(node.text);
+  else for (const c of node.children) collect(c, out);
+}
+
+/** A mutable UTF-16 text with logarithmic-cost edits. Callers validate positions. */
+export class Rope {
+  private root: Node;
+
+  /** Creates a rope holding `text`. */
+  constructor(text = '') {
+    let level: Node[] = makeLeaves(text);
+    while (level.length > 1) level = makeBranches(level);
+    this.root = level[0] ?? { leaf: true, length: 0, text: '' };
+  }
+
+  /** Length in UTF-16 code units. */
+  get length(): number {
+    return this.root.length;
+  }
+
+  /** Inserts `text` at `pos` (0 ≤ pos ≤ length). */
+  insert(pos: number, text: string): void {
+    if (text.length === 0) return;
+    const extra = insertAt(this.root, pos, text);
+    if (extra !== undefined) {
+      let level: Node[] = [this.root, ...extra];
+      while (level.length > 1) level = makeBranches(level);
+      this.root = level[0] as Node;
+    }
+  }
+
+  /** Deletes `count` code units at `pos` (pos + count ≤ length). */
+  delete(pos: number, count: number): void {
+    if (count === 0) return;
+    deleteAt(this.root, pos, count);
+    let root = this.root;
+    while (!root.leaf && root.children.length <= 1) {
+      root = root.children[0] ?? { leaf: true, length: 0, text: '' };
+    }
+    this.root = root;
+  }
+
+  /** The UTF-16 code unit at `pos`, or NaN outside the text (as String#charCodeAt). */
+  charCodeAt(pos: number): number {
+    if (pos < 0 || pos >= this.root.length) return NaN;
+    let node = this.root;
+    while (!node.leaf) {
+      const children = node.children;
+      let i = 0;
+      let child = children[0] as Node;
+      while (pos >= child.length) {
+        pos -= child.length;
+        child = children[++i] as Node;
+      }
+      node = child;
+    }
+    return node.text.charCodeAt(pos);
+  }
+
+  /** The whole text. Linear in its length. */
+  toString(): string {
+    const parts: string[] = [];
+    collect(this.root, parts);
+    return parts.join('');
+  }
+}

@@ -1,0 +1,457 @@
+/**
+ * The authoritative sequencer: one serial queue per document over a pluggable {@link Store}.
+ *
+ * For each document, submissions are taken in arrival order in batches: every submission of a
+ * batch is decided and applied in memory (one at a time, rebased over history one op at a
+ * time), then the whole batch is appended to the store in one transaction (group commit), and
+ * only then are the submitters answered and the applied ops published. A failed append
+ * discards the in-memory state (reloaded from the store) and answers nothing as applied.
+ * Different documents proceed independently.
+ */
+import { type Component, InvalidOperationError, apply, checkOperation } from '../ot/index.js';
+import { ErrorCode, OtterError } from '../protocol/errors.js';
+import { DocumentState, type LiveMark, type Outcome, type Submission, toClientMark } from './document.js';
+import { type ClientMark, type OpRecord, type Snapshot, type Store, VersionConflictError } from './store.js';
+
+/** Tunables of a {@link Sequencer}; every field has a documented default. */
+export interface SequencerOptions {
+  /** Take a snapshot whenever the head passes a multiple of this many versions. Default 1000. */
+  snapshotEvery?: number;
+  /** Ops kept behind the head for late clients and time travel. Default 10,000. */
+  historyWindow?: number;
+  /** Ops per document kept in memory for rebasing late submissions. Default 1000. */
+  memoryHistory?: number;
+  /** Largest op: inserted code units plus components. Default 1 MiB (1,048,576). */
+  maxOpLength?: number;
+  /** Largest document, in code units. Default 16 MiB (16,777,216). */
+  maxDocLength?: number;
+  /** Longest document id, in code units. Default 256. */
+  maxDocIdLength?: number;
+  /** Longest client id, in code units. Default 128. */
+  maxClientIdLength?: number;
+  /** Unload a document idle for this many ms; 0 never unloads. Default 60,000. */
+  idleTimeout?: number;
+  /** Retries of a batch whose append lost a race to another writer. Default 5. */
+  conflictRetries?: number;
+  /** Called with errors that have no caller to go to (a failed snapshot or trim). */
+  onError?: (error: unknown, docId: string) => void;
+}
+
+/** A request to apply `op`, made by `clientId` as its `seq`-th op on `docId` at `baseVersion`. */
+export interface SubmitRequest {
+  readonly docId: string;
+  readonly clientId: string;
+  readonly seq: number;
+  readonly baseVersion: number;
+  readonly op: readonly Component[];
+  /** Authenticated user to attribute the op to (set by the server, never by the client). */
+  readonly author?: string | undefined;
+}
+
+/** The answer to a submit: the version the op produced and the op as applied there. */
+export type SubmitResult =
+  | { readonly duplicate: false; readonly version: number; readonly op: Component[] }
+  /** A resubmission of an applied op: nothing was applied again. `op` is absent if trimmed. */
+  | { readonly duplicate: true; readonly version: number; readonly op: Component[] | undefined };
+
+/** Called once per committed op, in version order per document. */
+export type AppliedListener = (docId: string, record: OpRecord) => void;
+
+interface Pending {
+  readonly submission: Submission;
+  readonly resolve: (r: SubmitResult) => void;
+  readonly reject: (e: unknown) => void;
+  attempts: number;
+}
+
+interface Reader {
+  readonly run: (state: DocumentState) => void;
+  readonly fail: (e: unknown) => void;
+}
+
+interface Entry {
+  state: DocumentState | undefined;
+  pending: Pending[];
+  readers: Reader[];
+  draining: boolean;
+  lastUsed: number;
+}
+
+const DEFAULTS = {
+  snapshotEvery: 1000,
+  historyWindow: 10_000,
+  memoryHistory: 1000,
+  maxOpLength: 1 << 20,
+  maxDocLength: 1 << 24,
+  maxDocIdLength: 256,
+  maxClientIdLength: 128,
+  idleTimeout: 60_000,
+  conflictRetries: 5,
+} as const;
+
+function badRequest(message: string): OtterError {
+  return new OtterError(ErrorCode.BadRequest, message);
+}
+
+function checkId(value: unknown, what: string, max: number): asserts value is string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > max) {
+    throw badRequest(`${what} must be a string of 1 to ${max} code units`);
+  }
+}
+
+function checkVersion(value: unknown, what: string): asserts value is number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw badRequest(`${what} must be a non-negative safe integer, got ${String(value)}`);
+  }
+}
+
+function positiveOption(options: SequencerOptions, key: keyof typeof DEFAULTS, min: number): number {
+  const value = options[key] ?? DEFAULTS[key];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new RangeError(`option ${key} must be an integer ≥ ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** See the file comment. */
+export class Sequencer {
+  private readonly docs = new Map<string, Entry>();
+  private readonly listeners = new Set<AppliedListener>();
+  private readonly limits: Required<Omit<SequencerOptions, 'onError'>>;
+  private readonly onError: (error: unknown, docId: string) => void;
+  private readonly sweeper: ReturnType<typeof setInterval> | undefined;
+  private closed = false;
+  private readonly idle = new Set<() => void>();
+
+  /** Creates a sequencer over `store`; throws RangeError on contradictory options. */
+  constructor(
+    readonly store: Store,
+    options: SequencerOptions = {},
+  ) {
+    this.limits = {
+      snapshotEvery: positiveOption(options, 'snapshotEvery', 1),
+      historyWindow: positiveOption(options, 'historyWindow', 0),
+      memoryHistory: positiveOption(options, 'memoryHistory', 0),
+      maxOpLength: positiveOption(options, 'maxOpLength', 1),
+      maxDocLength: positiveOption(options, 'maxDocLength', 1),
+      maxDocIdLength: positiveOption(options, 'maxDocIdLength', 1),
+      maxClientIdLength: positiveOption(options, 'maxClientIdLength', 1),
+      idleTimeout: positiveOption(options, 'idleTimeout', 0),
+      conflictRetries: positiveOption(options, 'conflictRetries', 0),
+    };
+    this.onError = options.onError ?? (() => {});
+    const every = this.limits.idleTimeout;
+    if (every > 0) {
+      this.sweeper = setInterval(() => this.unloadIdle(Date.now() - every), Math.max(10, every / 2));
+      this.sweeper.unref?.();
+    }
+  }
+
+  /** Registers a listener for committed ops; returns a function that removes it. */
+  onApplied(listener: AppliedListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Number of documents held in memory. */
+  get openDocuments(): number {
+    return this.docs.size;
+  }
+
+  /**
+   * Applies (or recognises as already applied) one op. Resolves after the op is durable in
+   * the store, with the version it produced and the op as applied. Rejects with an
+   * {@link OtterError} and nothing applied on: `bad-request`, `invalid-op`, `too-large`,
+   * `version-ahead`, `history-gone`, `seq-gap`, `seq-reused`, `seq-stale`, `storage-failed`,
+   * `closed`. Exactly once: a resubmitted (clientId, seq) is answered with its original version.
+   */
+  submit(request: SubmitRequest): Promise<SubmitResult> {
+    let submission: Submission;
+    try {
+      submission = this.validate(request);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise((resolve, reject) => {
+      const entry = this.entry(submission.docId);
+      entry.pending.push({ submission, resolve, reject, attempts: 0 });
+      this.kick(submission.docId, entry);
+    });
+  }
+
+  /**
+   * The text at `version` (default: the committed head). Versions older than the head are
+   * rebuilt from the nearest snapshot and the ops after it. Rejects with `version-ahead` past
+   * the head, `history-gone` before the trim point, `bad-request` for malformed arguments.
+   */
+  async getSnapshot(docId: string, version?: number): Promise<Snapshot> {
+    checkId(docId, 'docId', this.limits.maxDocIdLength);
+    if (version !== undefined) checkVersion(version, 'version');
+    const head = await this.read(docId, (s) => ({
+      version: s.committed,
+      text: s.rope.toString(),
+      trimmedTo: s.trimmedTo,
+    }));
+    if (version === undefined || version === head.version) {
+      return { version: head.version, text: head.text };
+    }
+    if (version > head.version) {
+      throw new OtterError(ErrorCode.VersionAhead, `version ${version} is ahead of the head ${head.version}`);
+    }
+    const gone = new OtterError(
+      ErrorCode.HistoryGone,
+      `version ${version} is older than the retained history (from ${head.trimmedTo})`,
+    );
+    if (version < head.trimmedTo) throw gone;
+    const base = await this.store.getSnapshot(docId, version);
+    if (base === undefined) throw gone;
+    const ops = await this.store.getOps(docId, base.version, version);
+    if (ops.length !== version - base.version) throw gone;
+    let text = base.text;
+    for (const r of ops) text = apply(text, r.op);
+    return { version, text };
+  }
+
+  /**
+   * Committed ops with from < version ≤ head (or ≤ `to`), in order: a late client's catch-up.
+   * Rejects with `history-gone` if `from` is before the trim point, `version-ahead` past head.
+   */
+  async getOps(docId: string, from: number, to?: number): Promise<OpRecord[]> {
+    checkId(docId, 'docId', this.limits.maxDocIdLength);
+    checkVersion(from, 'from');
+    if (to !== undefined) checkVersion(to, 'to');
+    type View =
+      | { kind: 'error'; code: ErrorCode; head: number }
+      | { kind: 'memory'; ops: OpRecord[] }
+      | { kind: 'store'; end: number };
+    const view = await this.read(docId, (s): View => {
+      const end = Math.min(to ?? s.committed, s.committed);
+      if (from > s.committed) return { kind: 'error', code: ErrorCode.VersionAhead, head: s.committed };
+      if (from < s.trimmedTo) return { kind: 'error', code: ErrorCode.HistoryGone, head: s.committed };
+      if (from >= s.recentStart) {
+        return { kind: 'memory', ops: s.recent.slice(from - s.recentStart, Math.max(0, end - s.recentStart)) };
+      }
+      return { kind: 'store', end };
+    });
+    if (view.kind === 'error') {
+      throw new OtterError(
+        view.code,
+        view.code === ErrorCode.VersionAhead
+          ? `version ${from} is ahead of the head ${view.head}`
+          : `version ${from} is older than the retained history; resync`,
+      );
+    }
+    if (view.kind === 'memory') return view.ops;
+    const ops = await this.store.getOps(docId, from, view.end);
+    if (ops.length !== Math.max(0, view.end - from)) {
+      throw new OtterError(ErrorCode.HistoryGone, `version ${from} is older than the retained history; resync`);
+    }
+    return ops;
+  }
+
+  /** The last applied submission of `clientId` on `docId`, if any (for resync decisions). */
+  async getClientMark(docId: string, clientId: string): Promise<ClientMark | undefined> {
+    checkId(docId, 'docId', this.limits.maxDocIdLength);
+    return this.read(docId, (s) => {
+      const mark = s.marks.get(clientId);
+      return mark === undefined ? undefined : toClientMark(mark);
+    });
+  }
+
+  /**
+   * Stops taking submissions (later ones reject with `closed`), waits until every queued one
+   * is committed or rejected, and stops the idle sweeper. Does not close the store.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    while ([...this.docs.values()].some((e) => e.draining || e.pending.length > 0)) {
+      await new Promise<void>((resolve) => this.idle.add(resolve));
+    }
+  }
+
+  private validate(request: SubmitRequest): Submission {
+    if (this.closed) throw new OtterError(ErrorCode.Closed, 'the sequencer is closed');
+    if (typeof request !== 'object' || request === null) throw badRequest('a submit request must be an object');
+    const { docId, clientId, seq, baseVersion, op, author } = request;
+    checkId(docId, 'docId', this.limits.maxDocIdLength);
+    checkId(clientId, 'clientId', this.limits.maxClientIdLength);
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) {
+      throw badRequest(`seq must be a positive safe integer, got ${String(seq)}`);
+    }
+    checkVersion(baseVersion, 'baseVersion');
+    if (author !== undefined && typeof author !== 'string') throw badRequest('author must be a string');
+    let lengths;
+    try {
+      lengths = checkOperation(op);
+    } catch (e) {
+      if (e instanceof InvalidOperationError) throw new OtterError(ErrorCode.InvalidOp, e.message);
+      throw e;
+    }
+    let size = op.length;
+    for (const c of op) if (typeof c === 'string') size += c.length;
+    if (size > this.limits.maxOpLength) {
+      throw new OtterError(
+        ErrorCode.TooLarge,
+        `the op has size ${size} (components + inserted code units), over the limit of ${this.limits.maxOpLength}`,
+      );
+    }
+    return { docId, clientId, seq, baseVersion, op: op as Component[], lengths, author };
+  }
+
+  private entry(docId: string): Entry {
+    let e = this.docs.get(docId);
+    if (e === undefined) {
+      e = { state: undefined, pending: [], readers: [], draining: false, lastUsed: Date.now() };
+      this.docs.set(docId, e);
+    }
+    return e;
+  }
+
+  private kick(docId: string, entry: Entry): void {
+    if (entry.draining) return;
+    entry.draining = true;
+    void this.drain(docId, entry);
+  }
+
+  /** Runs `fn` on the document's committed state, between batches. */
+  private read<T>(docId: string, fn: (s: DocumentState) => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const entry = this.entry(docId);
+      const run = (s: DocumentState): void => {
+        try {
+          resolve(fn(s));
+        } catch (e) {
+          reject(e);
+        }
+      };
+      entry.readers.push({ run, fail: reject });
+      this.kick(docId, entry);
+    });
+  }
+
+  private async drain(docId: string, entry: Entry): Promise<void> {
+    try {
+      while (entry.pending.length > 0 || entry.readers.length > 0) {
+        if (entry.state === undefined) {
+          try {
+            entry.state = new DocumentState(docId, await this.store.load(docId));
+          } catch (e) {
+            this.failAll(entry, new OtterError(ErrorCode.StorageFailed, `loading ${JSON.stringify(docId)} failed: ${String(e)}`));
+            continue;
+          }
+        }
+        const state = entry.state;
+        for (const r of entry.readers.splice(0)) r.run(state);
+        if (entry.pending.length > 0) await this.runBatch(docId, entry, state);
+      }
+    } finally {
+      entry.draining = false;
+      entry.lastUsed = Date.now();
+      if (this.idle.size > 0) {
+        const waiting = [...this.idle];
+        this.idle.clear();
+        for (const w of waiting) w();
+      }
+    }
+  }
+
+  private failAll(entry: Entry, error: OtterError): void {
+    for (const p of entry.pending.splice(0)) p.reject(error);
+    for (const r of entry.readers.splice(0)) r.fail(error);
+  }
+
+  private async runBatch(docId: string, entry: Entry, state: DocumentState): Promise<void> {
+    const batch = entry.pending.splice(0);
+    const older = await this.fetchOlder(docId, state, batch);
+    const expectedHead = state.head;
+    const done: Array<{ p: Pending; outcome: Outcome }> = [];
+    const records: OpRecord[] = [];
+    const marks = new Map<string, LiveMark>();
+    for (const p of batch) {
+      try {
+        const outcome = state.submit(p.submission, this.limits, older);
+        done.push({ p, outcome });
+        if (!outcome.duplicate) {
+          records.push(outcome.record);
+          marks.set(outcome.mark.clientId, outcome.mark);
+        }
+      } catch (e) {
+        p.reject(e);
+      }
+    }
+    if (records.length > 0) {
+      try {
+        await this.store.append(docId, expectedHead, records, [...marks.values()].map(toClientMark));
+      } catch (e) {
+        // Nothing of this batch is durable: forget the in-memory state and reload it.
+        entry.state = undefined;
+        const retry: Pending[] = [];
+        for (const { p } of done) {
+          if (e instanceof VersionConflictError && p.attempts < this.limits.conflictRetries) {
+            p.attempts++;
+            retry.push(p);
+          } else {
+            p.reject(new OtterError(ErrorCode.StorageFailed, `the append failed: ${String(e)}; retry`));
+          }
+        }
+        entry.pending.unshift(...retry);
+        return;
+      }
+      state.committed = state.head;
+    }
+    for (const r of records) for (const l of this.listeners) l(docId, r);
+    for (const { p, outcome } of done) {
+      p.resolve(
+        outcome.duplicate
+          ? { duplicate: true, version: outcome.version, op: outcome.op }
+          : { duplicate: false, version: outcome.record.version, op: outcome.record.op },
+      );
+    }
+    state.trimRecent(Math.max(this.limits.memoryHistory, 0));
+    if (records.length > 0) await this.maintain(docId, state, expectedHead);
+  }
+
+  /** Fetches committed ops older than the in-memory history that this batch will need. */
+  private async fetchOlder(docId: string, state: DocumentState, batch: Pending[]): Promise<OpRecord[]> {
+    let need = state.recentStart;
+    for (const p of batch) {
+      need = Math.min(need, p.submission.baseVersion);
+      const mark = state.marks.get(p.submission.clientId);
+      if (mark !== undefined && p.submission.seq === mark.seq) need = Math.min(need, mark.version - 1);
+    }
+    need = Math.max(need, state.trimmedTo);
+    if (need >= state.recentStart) return [];
+    return this.store.getOps(docId, need, state.recentStart);
+  }
+
+  /** Snapshots and trims after a commit that moved the head from `before`. */
+  private async maintain(docId: string, state: DocumentState, before: number): Promise<void> {
+    const every = this.limits.snapshotEvery;
+    if (Math.floor(state.head / every) === Math.floor(before / every)) return;
+    try {
+      const snapshot = { version: state.head, text: state.rope.toString() };
+      await this.store.putSnapshot(docId, snapshot);
+      state.snapshots.push(snapshot.version);
+      const limit = state.head - this.limits.historyWindow;
+      let point = state.trimmedTo;
+      for (const v of state.snapshots) if (v <= limit && v > point) point = v;
+      if (point > state.trimmedTo) {
+        await this.store.trim(docId, point);
+        state.trimmedTo = point;
+        state.snapshots = state.snapshots.filter((v) => v >= point);
+      }
+    } catch (e) {
+      this.onError(e, docId);
+    }
+  }
+
+  /** Unloads documents untouched since `before` that have no queued work. */
+  private unloadIdle(before: number): void {
+    for (const [id, e] of this.docs) {
+      if (!e.draining && e.pending.length === 0 && e.readers.length === 0 && e.lastUsed < before) {
+        this.docs.delete(id);
+      }
+    }
+  }
+}

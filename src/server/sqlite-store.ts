@@ -1,0 +1,271 @@
+/**
+ * The embedded durable {@link Store}: one SQLite file through better-sqlite3, in WAL mode.
+ *
+ * Group commit: appends that arrive in the same turn of the event loop, for any documents,
+ * are written in one transaction (each inside its own savepoint, so one document's conflict
+ * fails only that append); every append's promise resolves only after that transaction has
+ * committed. The (doc_id, version) primary key makes a second writer of a version fail rather
+ * than overwrite it. Only this file imports better-sqlite3.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Component } from '../ot/index.js';
+import {
+  type ClientMark,
+  type LoadedDocument,
+  type OpRecord,
+  type Snapshot,
+  type Store,
+  VersionConflictError,
+} from './store.js';
+
+/** Options of {@link SqliteStore}. */
+export interface SqliteStoreOptions {
+  /**
+   * SQLite `synchronous` level. 'normal' (default) survives a killed process; 'full' also
+   * survives power loss, at the cost of an fsync per commit.
+   */
+  synchronous?: 'normal' | 'full';
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS documents (
+  doc_id TEXT PRIMARY KEY,
+  head INTEGER NOT NULL,
+  trimmed_to INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ops (
+  doc_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  op TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  author TEXT,
+  PRIMARY KEY (doc_id, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots (
+  doc_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  text TEXT NOT NULL,
+  PRIMARY KEY (doc_id, version)
+);
+CREATE TABLE IF NOT EXISTS clients (
+  doc_id TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  base_version INTEGER NOT NULL,
+  fingerprint TEXT NOT NULL,
+  PRIMARY KEY (doc_id, client_id)
+) WITHOUT ROWID;
+`;
+
+interface OpRow {
+  version: number;
+  op: string;
+  client_id: string;
+  seq: number;
+  author: string | null;
+}
+
+interface MarkRow {
+  client_id: string;
+  seq: number;
+  version: number;
+  base_version: number;
+  fingerprint: string;
+}
+
+interface PendingAppend {
+  docId: string;
+  expectedHead: number;
+  records: OpRecord[];
+  marks: ClientMark[];
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+function toRecord(row: OpRow): OpRecord {
+  const op = JSON.parse(row.op) as Component[];
+  return row.author === null
+    ? { version: row.version, op, clientId: row.client_id, seq: row.seq }
+    : { version: row.version, op, clientId: row.client_id, seq: row.seq, author: row.author };
+}
+
+/** See the file comment. */
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private queue: PendingAppend[] = [];
+  private scheduled = false;
+  private closed = false;
+  private readonly stmt;
+  private readonly appendOne: (a: PendingAppend) => void;
+  private readonly appendAll: (batch: PendingAppend[]) => Array<unknown | undefined>;
+
+  /** Opens (creating if needed, with its folder) the database file at `path`. */
+  constructor(
+    readonly path: string,
+    options: SqliteStoreOptions = {},
+  ) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.stmt = {
+      head: db.prepare<[string], { head: number; trimmed_to: number }>(
+        'SELECT head, trimmed_to FROM documents WHERE doc_id = ?',
+      ),
+      setHead: db.prepare<[string, number]>(
+        'INSERT INTO documents (doc_id, head) VALUES (?, ?) ON CONFLICT(doc_id) DO UPDATE SET head = excluded.head',
+      ),
+      insertOp: db.prepare<[string, number, string, string, number, string | null]>(
+        'INSERT INTO ops (doc_id, version, op, client_id, seq, author) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      upsertMark: db.prepare<[string, string, number, number, number, string]>(
+        `INSERT INTO clients (doc_id, client_id, seq, version, base_version, fingerprint) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(doc_id, client_id) DO UPDATE SET seq = excluded.seq, version = excluded.version,
+         base_version = excluded.base_version, fingerprint = excluded.fingerprint`,
+      ),
+      ops: db.prepare<[string, number, number], OpRow>(
+        'SELECT version, op, client_id, seq, author FROM ops WHERE doc_id = ? AND version > ? AND version <= ? ORDER BY version',
+      ),
+      snapshot: db.prepare<[string, number], Snapshot>(
+        'SELECT version, text FROM snapshots WHERE doc_id = ? AND version <= ? ORDER BY version DESC LIMIT 1',
+      ),
+      hasSnapshot: db.prepare<[string, number], { one: number }>(
+        'SELECT 1 AS one FROM snapshots WHERE doc_id = ? AND version = ?',
+      ),
+      putSnapshot: db.prepare<[string, number, string]>(
+        'INSERT OR IGNORE INTO snapshots (doc_id, version, text) VALUES (?, ?, ?)',
+      ),
+      marks: db.prepare<[string], MarkRow>(
+        'SELECT client_id, seq, version, base_version, fingerprint FROM clients WHERE doc_id = ?',
+      ),
+      trimOps: db.prepare<[string, number]>('DELETE FROM ops WHERE doc_id = ? AND version <= ?'),
+      trimSnapshots: db.prepare<[string, number]>('DELETE FROM snapshots WHERE doc_id = ? AND version < ?'),
+      setTrim: db.prepare<[string, number]>(
+        `INSERT INTO documents (doc_id, head, trimmed_to) VALUES (?1, 0, ?2)
+         ON CONFLICT(doc_id) DO UPDATE SET trimmed_to = max(trimmed_to, ?2)`,
+      ),
+    };
+    this.appendOne = db.transaction((a: PendingAppend) => {
+      const head = this.stmt.head.get(a.docId)?.head ?? 0;
+      if (head !== a.expectedHead) throw new VersionConflictError(a.docId, a.expectedHead, head);
+      let expected = a.expectedHead;
+      for (const r of a.records) {
+        if (r.version !== ++expected) throw new VersionConflictError(a.docId, r.version - 1, expected - 1);
+        this.stmt.insertOp.run(a.docId, r.version, JSON.stringify(r.op), r.clientId, r.seq, r.author ?? null);
+      }
+      for (const m of a.marks) {
+        this.stmt.upsertMark.run(a.docId, m.clientId, m.seq, m.version, m.baseVersion, m.fingerprint);
+      }
+      this.stmt.setHead.run(a.docId, expected);
+    });
+    this.appendAll = db.transaction((batch: PendingAppend[]) =>
+      batch.map((a) => {
+        try {
+          this.appendOne(a); // nested: runs in a savepoint
+          return undefined;
+        } catch (e) {
+          return e;
+        }
+      }),
+    );
+  }
+
+  /** @inheritdoc */
+  async load(docId: string): Promise<LoadedDocument> {
+    const snapshot = this.stmt.snapshot.get(docId, Number.MAX_SAFE_INTEGER) ?? { version: 0, text: '' };
+    const ops = this.stmt.ops.all(docId, snapshot.version, Number.MAX_SAFE_INTEGER).map(toRecord);
+    const marks = this.stmt.marks.all(docId).map((m) => ({
+      clientId: m.client_id,
+      seq: m.seq,
+      version: m.version,
+      baseVersion: m.base_version,
+      fingerprint: m.fingerprint,
+    }));
+    return { snapshot, ops, trimmedTo: this.stmt.head.get(docId)?.trimmed_to ?? 0, marks };
+  }
+
+  /** @inheritdoc */
+  append(docId: string, expectedHead: number, records: OpRecord[], marks: ClientMark[]): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the store is closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ docId, expectedHead, records, marks, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Writes every queued append in one transaction, then answers each. */
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    let errors: Array<unknown | undefined>;
+    try {
+      errors = this.appendAll(batch);
+    } catch (e) {
+      for (const a of batch) a.reject(e);
+      return;
+    }
+    batch.forEach((a, i) => {
+      const e = errors[i];
+      if (e === undefined) a.resolve();
+      else a.reject(e);
+    });
+  }
+
+  /** @inheritdoc */
+  async getOps(docId: string, from: number, to: number): Promise<OpRecord[]> {
+    return this.stmt.ops.all(docId, from, to).map(toRecord);
+  }
+
+  /** @inheritdoc */
+  async getSnapshot(docId: string, atOrBefore = Number.MAX_SAFE_INTEGER): Promise<Snapshot | undefined> {
+    const s = this.stmt.snapshot.get(docId, atOrBefore);
+    if (s !== undefined) return s;
+    const trimmed = this.stmt.head.get(docId)?.trimmed_to ?? 0;
+    return trimmed === 0 ? { version: 0, text: '' } : undefined;
+  }
+
+  /** @inheritdoc */
+  async putSnapshot(docId: string, snapshot: Snapshot): Promise<void> {
+    this.stmt.putSnapshot.run(docId, snapshot.version, snapshot.text);
+  }
+
+  /** @inheritdoc */
+  async trim(docId: string, version: number): Promise<void> {
+    const trimmed = this.stmt.head.get(docId)?.trimmed_to ?? 0;
+    if (version <= trimmed) return;
+    if (this.stmt.hasSnapshot.get(docId, version) === undefined) {
+      throw new Error(`cannot trim ${JSON.stringify(docId)} to ${version}: no snapshot there`);
+    }
+    this.db.transaction(() => {
+      this.stmt.trimOps.run(docId, version);
+      this.stmt.trimSnapshots.run(docId, version);
+      this.stmt.setTrim.run(docId, version);
+    })();
+  }
+
+  /** @inheritdoc */
+  async ping(): Promise<void> {
+    this.db.prepare('BEGIN IMMEDIATE').run();
+    this.db.prepare('ROLLBACK').run();
+  }
+
+  /** @inheritdoc */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.flush();
+    this.db.close();
+  }
+}
