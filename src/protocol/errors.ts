@@ -6,8 +6,16 @@
 
 /** Stable reasons a request was refused. */
 export const ErrorCode = {
+  /** A frame is not JSON, not an object, nested too deeply or holds a forbidden key. */
+  BadMessage: 'bad-message',
+  /** A message `type` this protocol version does not know. */
+  UnknownType: 'unknown-type',
   /** A request field is missing, of the wrong type or out of range. */
   BadRequest: 'bad-request',
+  /** The handshake named a protocol version this server does not speak. */
+  UnsupportedProtocol: 'unsupported-protocol',
+  /** A message about a document this connection has not opened. */
+  NotOpen: 'not-open',
   /** The operation is malformed or does not fit the document it claims to be based on. */
   InvalidOp: 'invalid-op',
   /** The base version is newer than the document's head. */

@@ -20,3 +20,5 @@ export {
 export { MemoryStore } from './memory-store.js';
 export { SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 export { Rope } from './rope.js';
+export { type OtterServer, type ServerOptions, createServer } from './ws-server.js';
+export type { OpenResult } from './sequencer.js';

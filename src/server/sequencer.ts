@@ -54,6 +54,11 @@ export type SubmitResult =
   /** A resubmission of an applied op: nothing was applied again. `op` is absent if trimmed. */
   | { readonly duplicate: true; readonly version: number; readonly op: Component[] | undefined };
 
+/** What {@link Sequencer.open} returns: a snapshot (`text`) or catch-up `ops`. */
+export type OpenResult =
+  | { readonly version: number; readonly seq: number; readonly text: string }
+  | { readonly version: number; readonly seq: number; readonly ops: OpRecord[] };
+
 /** Called once per committed op, in version order per document. */
 export type AppliedListener = (docId: string, record: OpRecord) => void;
 
@@ -247,6 +252,33 @@ export class Sequencer {
       throw new OtterError(ErrorCode.HistoryGone, `version ${from} is older than the retained history; resync`);
     }
     return ops;
+  }
+
+  /**
+   * What a client opening `docId` needs, read at one instant between batches: the committed
+   * head `version`, the client's last applied `seq` (0 if none), and either the `ops` from
+   * `from` to the head (catch-up) or, when `from` is absent, outside the retained history or
+   * ahead of the head (the server lost or never had it), the head `text` (snapshot).
+   */
+  async open(docId: string, clientId: string, from?: number): Promise<OpenResult> {
+    checkId(docId, 'docId', this.limits.maxDocIdLength);
+    checkId(clientId, 'clientId', this.limits.maxClientIdLength);
+    if (from !== undefined) checkVersion(from, 'from');
+    type View = OpenResult | { readonly version: number; readonly seq: number; readonly fetchFrom: number };
+    const view = await this.read(docId, (s): View => {
+      const seq = s.marks.get(clientId)?.seq ?? 0;
+      const version = s.committed;
+      if (from === undefined || from > version || from < s.trimmedTo) {
+        return { version, seq, text: s.rope.toString() };
+      }
+      if (from >= s.recentStart) return { version, seq, ops: s.recent.slice(from - s.recentStart) };
+      return { version, seq, fetchFrom: from };
+    });
+    if (!('fetchFrom' in view)) return view;
+    const ops = await this.store.getOps(docId, view.fetchFrom, view.version);
+    // History trimmed between the read and the fetch: fall back to a snapshot.
+    if (ops.length !== view.version - view.fetchFrom) return this.open(docId, clientId);
+    return { version: view.version, seq: view.seq, ops };
   }
 
   /** The last applied submission of `clientId` on `docId`, if any (for resync decisions). */

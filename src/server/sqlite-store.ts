@@ -148,8 +148,8 @@ export class SqliteStore implements Store {
       trimOps: db.prepare<[string, number]>('DELETE FROM ops WHERE doc_id = ? AND version <= ?'),
       trimSnapshots: db.prepare<[string, number]>('DELETE FROM snapshots WHERE doc_id = ? AND version < ?'),
       setTrim: db.prepare<[string, number]>(
-        `INSERT INTO documents (doc_id, head, trimmed_to) VALUES (?1, 0, ?2)
-         ON CONFLICT(doc_id) DO UPDATE SET trimmed_to = max(trimmed_to, ?2)`,
+        `INSERT INTO documents (doc_id, head, trimmed_to) VALUES (?, 0, ?)
+         ON CONFLICT(doc_id) DO UPDATE SET trimmed_to = max(trimmed_to, excluded.trimmed_to)`,
       ),
     };
     this.appendOne = db.transaction((a: PendingAppend) => {

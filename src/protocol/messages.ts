@@ -1,0 +1,193 @@
+/**
+ * Otter's wire protocol, version 1: JSON text frames over one WebSocket, several documents
+ * multiplexed by `doc`. The full description, with a session transcript, is docs/protocol.md.
+ *
+ * A client frame holds exactly one message. A server frame holds one message or a JSON array
+ * of messages (the server batches what it has for a connection within one event-loop turn).
+ *
+ * Versions: `v` is a document version (0 = empty document); an op entry's `v` is the version
+ * that op produced. `seq` numbers a client's submissions on one document: 1, 2, 3, …
+ */
+import type { Component } from '../ot/index.js';
+import type { SelectionRange } from '../ot/index.js';
+import type { ErrorCode } from './errors.js';
+
+/** The protocol version this build speaks. */
+export const PROTOCOL_VERSION = 1;
+
+// ─── client → server ────────────────────────────────────────────────────────────────────────
+
+/** First message of a connection. `clientId` is stable across the client's reconnections. */
+export interface HelloMessage {
+  readonly type: 'hello';
+  readonly protocol: number;
+  readonly clientId?: string;
+}
+
+/** Open (subscribe to) a document; `v` is the version the client holds, for catch-up. */
+export interface OpenMessage {
+  readonly type: 'open';
+  readonly doc: string;
+  readonly v?: number;
+}
+
+/** Submit an op made on version `v`, as this client's `seq`-th op on the document. */
+export interface SubmitMessage {
+  readonly type: 'submit';
+  readonly doc: string;
+  readonly v: number;
+  readonly seq: number;
+  readonly op: Component[];
+}
+
+/** This client's selection on a document at version `v`; `null` hides it. */
+export interface PresenceUpdateMessage {
+  readonly type: 'presence';
+  readonly doc: string;
+  readonly v: number;
+  readonly selection: SelectionRange[] | null;
+}
+
+/** Close (unsubscribe from) a document. */
+export interface CloseMessage {
+  readonly type: 'close';
+  readonly doc: string;
+}
+
+/** Application-level heartbeat; the server answers `pong`. */
+export interface PingMessage {
+  readonly type: 'ping';
+}
+
+/** Every message a client may send. */
+export type ClientMessage =
+  | HelloMessage
+  | OpenMessage
+  | SubmitMessage
+  | PresenceUpdateMessage
+  | CloseMessage
+  | PingMessage;
+
+// ─── server → client ────────────────────────────────────────────────────────────────────────
+
+/** Answer to `hello`. */
+export interface WelcomeMessage {
+  readonly type: 'welcome';
+  readonly protocol: number;
+  /** The server's id for this connection: the key of this client's presence. */
+  readonly connectionId: string;
+  /** The client id the server uses for this connection's submissions. */
+  readonly clientId: string;
+}
+
+/** One committed op as the server sends it. `seq` is present only on the recipient's own ops. */
+export interface OpEntry {
+  readonly v: number;
+  readonly op: Component[];
+  readonly author?: string;
+  readonly seq?: number;
+}
+
+/**
+ * Answer to `open`: the document at version `v`, either as `text` (a snapshot) or as `ops`
+ * taking the client from the version it sent to `v`. `seq` is this client's last applied seq
+ * on the document (0 if none), so a client resyncing from a snapshot knows whether its
+ * in-flight op landed. Live `ops` messages for versions after `v` follow.
+ */
+export interface OpenedMessage {
+  readonly type: 'opened';
+  readonly doc: string;
+  readonly v: number;
+  readonly seq: number;
+  readonly text?: string;
+  readonly ops?: OpEntry[];
+}
+
+/** Ops committed by others, in version order. */
+export interface OpsMessage {
+  readonly type: 'ops';
+  readonly doc: string;
+  readonly ops: OpEntry[];
+}
+
+/** The client's op `seq` was committed as version `v`. */
+export interface AckMessage {
+  readonly type: 'ack';
+  readonly doc: string;
+  readonly seq: number;
+  readonly v: number;
+}
+
+/** Another connection's selection at version `v` (`null`: hidden). */
+export interface PresenceMessage {
+  readonly type: 'presence';
+  readonly doc: string;
+  readonly id: string;
+  readonly user?: string;
+  readonly v: number;
+  readonly selection: SelectionRange[] | null;
+}
+
+/** Another connection left the document (closed it, disconnected or timed out). */
+export interface LeftMessage {
+  readonly type: 'left';
+  readonly doc: string;
+  readonly id: string;
+}
+
+/** Answer to `close`. */
+export interface ClosedMessage {
+  readonly type: 'closed';
+  readonly doc: string;
+}
+
+/** Answer to `ping`. */
+export interface PongMessage {
+  readonly type: 'pong';
+}
+
+/** What an error refers to: the message type and, where known, its document and seq. */
+export interface ErrorRef {
+  readonly type?: string;
+  readonly doc?: string;
+  readonly seq?: number;
+}
+
+/** A request was refused; nothing of it was applied. */
+export interface ErrorMessage {
+  readonly type: 'error';
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly ref?: ErrorRef;
+}
+
+/** Every message a server may send. */
+export type ServerMessage =
+  | WelcomeMessage
+  | OpenedMessage
+  | OpsMessage
+  | AckMessage
+  | PresenceMessage
+  | LeftMessage
+  | ClosedMessage
+  | PongMessage
+  | ErrorMessage;
+
+// ─── close codes ────────────────────────────────────────────────────────────────────────────
+
+/** WebSocket close codes Otter uses; 4xxx are Otter's own. */
+export const CloseCode = {
+  /** The server is shutting down or restarting: reconnect (elsewhere). */
+  GoingAway: 1001,
+  /** A frame over the payload limit. */
+  TooBig: 1009,
+  /** The client speaks a protocol version this server does not. */
+  ProtocolVersion: 4000,
+  /** Too many malformed messages. */
+  TooManyBadMessages: 4400,
+  /** No heartbeat answered in time. */
+  HeartbeatTimeout: 4408,
+} as const;
+
+/** One of the values of {@link CloseCode}. */
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

@@ -1,0 +1,305 @@
+/**
+ * The one validating parser for frames from the network. Every field is checked for type and
+ * range before anything else looks at it: strings where numbers belong, fractions, negatives,
+ * `1e999` (Infinity after JSON.parse), numbers past 2^53, deep nesting and prototype keys
+ * (`__proto__`, `constructor`, `prototype`) are all refused with a {@link ProtocolError}.
+ * Parsed messages are fresh objects holding only known fields.
+ */
+import { type Component, InvalidOperationError, type SelectionRange, checkOperation } from '../ot/index.js';
+import { ErrorCode, OtterError } from './errors.js';
+import type {
+  ClientMessage,
+  ErrorRef,
+  OpEntry,
+  ServerMessage,
+} from './messages.js';
+
+/** Limits the parser enforces; every field has a default. */
+export interface ParseLimits {
+  /** Longest document id, in code units. Default 256. */
+  readonly maxDocIdLength?: number;
+  /** Longest client id, in code units. Default 128. */
+  readonly maxClientIdLength?: number;
+  /** Most ranges in one selection. Default 64. */
+  readonly maxSelectionRanges?: number;
+}
+
+/** A refused frame: `code` is stable, `ref` says which message it was, as far as known. */
+export class ProtocolError extends OtterError {
+  /** @param code stable reason; @param message detail; @param ref what the message was. */
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly ref: ErrorRef = {},
+  ) {
+    super(code, message);
+  }
+}
+
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+/** Deepest nesting of containers in a client message: message → selection → range. */
+const CLIENT_MAX_DEPTH = 3;
+/** Deepest nesting in a server frame: batch → message → ops → entry → op. */
+const SERVER_MAX_DEPTH = 5;
+
+/**
+ * Refuses values nested deeper than `maxDepth` containers or holding a forbidden key.
+ * Iterative, and stops at the first container past the limit, so cost is bounded by the
+ * value's size whatever its shape.
+ */
+function checkShape(root: unknown, maxDepth: number): void {
+  const stack: Array<[unknown, number]> = [[root, 1]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop() as [unknown, number];
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth > maxDepth) {
+      throw new ProtocolError(ErrorCode.BadMessage, `the message is nested deeper than ${maxDepth} levels`);
+    }
+    if (Array.isArray(value)) {
+      for (const item of value) if (typeof item === 'object' && item !== null) stack.push([item, depth + 1]);
+      continue;
+    }
+    for (const key of Object.keys(value)) {
+      if (FORBIDDEN_KEYS.has(key)) {
+        throw new ProtocolError(ErrorCode.BadMessage, `the key ${JSON.stringify(key)} is not allowed`);
+      }
+      stack.push([(value as Record<string, unknown>)[key], depth + 1]);
+    }
+  }
+}
+
+/** Parses JSON text and checks its shape; throws `bad-message`. */
+function parseJson(data: string, maxDepth: number): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    throw new ProtocolError(ErrorCode.BadMessage, 'the frame is not valid JSON');
+  }
+  checkShape(value, maxDepth);
+  return value;
+}
+
+type Fields = Record<string, unknown>;
+
+function field(msg: Fields, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(msg, key) ? msg[key] : undefined;
+}
+
+class Reader {
+  constructor(
+    private readonly msg: Fields,
+    private readonly ref: ErrorRef,
+    private readonly limits: Required<ParseLimits>,
+  ) {}
+
+  private fail(key: string, expected: string): never {
+    const got = field(this.msg, key);
+    const shown = typeof got === 'string' ? 'a string' : typeof got === 'number' ? String(got) : got === null ? 'null' : typeof got;
+    throw new ProtocolError(ErrorCode.BadRequest, `field ${key} must be ${expected}, got ${shown}`, this.ref);
+  }
+
+  string(key: string, max: number): string {
+    const v = field(this.msg, key);
+    if (typeof v !== 'string' || v.length === 0 || v.length > max) this.fail(key, `a string of 1 to ${max} code units`);
+    return v;
+  }
+
+  optionalString(key: string, max: number): string | undefined {
+    return field(this.msg, key) === undefined ? undefined : this.string(key, max);
+  }
+
+  integer(key: string, min: number): number {
+    const v = field(this.msg, key);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) this.fail(key, `a safe integer ≥ ${min}`);
+    return v;
+  }
+
+  optionalInteger(key: string, min: number): number | undefined {
+    return field(this.msg, key) === undefined ? undefined : this.integer(key, min);
+  }
+
+  doc(): string {
+    return this.string('doc', this.limits.maxDocIdLength);
+  }
+
+  op(): Component[] {
+    const v = field(this.msg, 'op');
+    try {
+      checkOperation(v);
+    } catch (e) {
+      if (e instanceof InvalidOperationError) {
+        throw new ProtocolError(ErrorCode.InvalidOp, e.message, this.ref);
+      }
+      throw e;
+    }
+    return (v as Component[]).slice();
+  }
+
+  selection(): SelectionRange[] | null {
+    const v = field(this.msg, 'selection');
+    if (v === null) return null;
+    const max = this.limits.maxSelectionRanges;
+    if (!Array.isArray(v) || v.length > max) this.fail('selection', `null or an array of at most ${max} ranges`);
+    return v.map((r: unknown) => {
+      const range = typeof r === 'object' && r !== null && !Array.isArray(r) ? (r as Fields) : undefined;
+      const anchor = range === undefined ? undefined : field(range, 'anchor');
+      const head = range === undefined ? undefined : field(range, 'head');
+      const ok = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+      if (!ok(anchor) || !ok(head)) this.fail('selection', 'ranges of non-negative safe integers {anchor, head}');
+      return { anchor, head };
+    });
+  }
+}
+
+function limitsOf(limits: ParseLimits): Required<ParseLimits> {
+  return {
+    maxDocIdLength: limits.maxDocIdLength ?? 256,
+    maxClientIdLength: limits.maxClientIdLength ?? 128,
+    maxSelectionRanges: limits.maxSelectionRanges ?? 64,
+  };
+}
+
+function asObject(value: unknown): Fields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ProtocolError(ErrorCode.BadMessage, 'a message must be a JSON object');
+  }
+  return value as Fields;
+}
+
+function refOf(msg: Fields): ErrorRef {
+  const type = field(msg, 'type');
+  const doc = field(msg, 'doc');
+  const seq = field(msg, 'seq');
+  return {
+    ...(typeof type === 'string' && type.length <= 32 ? { type } : {}),
+    ...(typeof doc === 'string' && doc.length <= 256 ? { doc } : {}),
+    ...(typeof seq === 'number' && Number.isSafeInteger(seq) ? { seq } : {}),
+  };
+}
+
+/**
+ * Parses one client frame (a JSON text) into a {@link ClientMessage}, or throws a
+ * {@link ProtocolError} (`bad-message`, `unknown-type`, `bad-request`, `invalid-op`) that
+ * says why and which message it was. Never throws anything else; never returns a message with
+ * an unchecked field.
+ */
+export function parseClientMessage(data: string, limits: ParseLimits = {}): ClientMessage {
+  const msg = asObject(parseJson(data, CLIENT_MAX_DEPTH));
+  const ref = refOf(msg);
+  const r = new Reader(msg, ref, limitsOf(limits));
+  const type = field(msg, 'type');
+  switch (type) {
+    case 'hello': {
+      const clientId = r.optionalString('clientId', limitsOf(limits).maxClientIdLength);
+      return {
+        type,
+        protocol: r.integer('protocol', 0),
+        ...(clientId === undefined ? {} : { clientId }),
+      };
+    }
+    case 'open': {
+      const doc = r.doc();
+      const v = r.optionalInteger('v', 0);
+      return v === undefined ? { type, doc } : { type, doc, v };
+    }
+    case 'submit':
+      return { type, doc: r.doc(), v: r.integer('v', 0), seq: r.integer('seq', 1), op: r.op() };
+    case 'presence':
+      return { type, doc: r.doc(), v: r.integer('v', 0), selection: r.selection() };
+    case 'close':
+      return { type, doc: r.doc() };
+    case 'ping':
+      return { type };
+    default:
+      throw new ProtocolError(
+        ErrorCode.UnknownType,
+        typeof type === 'string' ? `unknown message type ${JSON.stringify(type.slice(0, 32))}` : 'the message has no string type',
+        ref,
+      );
+  }
+}
+
+function opEntries(r: Reader, value: unknown): OpEntry[] {
+  if (!Array.isArray(value)) throw new ProtocolError(ErrorCode.BadMessage, 'ops must be an array');
+  return value.map((e) => {
+    const entry = asObject(e);
+    const er = new Reader(entry, {}, limitsOf({}));
+    const author = er.optionalString('author', 1024);
+    const seq = er.optionalInteger('seq', 1);
+    return {
+      v: er.integer('v', 1),
+      op: er.op(),
+      ...(author === undefined ? {} : { author }),
+      ...(seq === undefined ? {} : { seq }),
+    };
+  });
+}
+
+/**
+ * Parses one server frame into its messages (a frame holds one message or an array of them).
+ * The client uses it defensively: a server is trusted, a proxy or a bug may not be. Throws
+ * {@link ProtocolError} on anything malformed.
+ */
+export function parseServerFrame(data: string): ServerMessage[] {
+  const value = parseJson(data, SERVER_MAX_DEPTH);
+  const items = Array.isArray(value) ? value : [value];
+  return items.map((item): ServerMessage => {
+    const msg = asObject(item);
+    const r = new Reader(msg, refOf(msg), limitsOf({ maxDocIdLength: 1024 }));
+    const type = field(msg, 'type');
+    switch (type) {
+      case 'welcome':
+        return {
+          type,
+          protocol: r.integer('protocol', 0),
+          connectionId: r.string('connectionId', 256),
+          clientId: r.string('clientId', 256),
+        };
+      case 'opened': {
+        const text = field(msg, 'text');
+        if (text !== undefined && typeof text !== 'string') {
+          throw new ProtocolError(ErrorCode.BadMessage, 'opened.text must be a string');
+        }
+        const ops = field(msg, 'ops');
+        return {
+          type,
+          doc: r.doc(),
+          v: r.integer('v', 0),
+          seq: r.integer('seq', 0),
+          ...(text === undefined ? {} : { text }),
+          ...(ops === undefined ? {} : { ops: opEntries(r, ops) }),
+        };
+      }
+      case 'ops':
+        return { type, doc: r.doc(), ops: opEntries(r, field(msg, 'ops')) };
+      case 'ack':
+        return { type, doc: r.doc(), seq: r.integer('seq', 1), v: r.integer('v', 1) };
+      case 'presence': {
+        const user = r.optionalString('user', 1024);
+        return {
+          type,
+          doc: r.doc(),
+          id: r.string('id', 256),
+          v: r.integer('v', 0),
+          selection: r.selection(),
+          ...(user === undefined ? {} : { user }),
+        };
+      }
+      case 'left':
+        return { type, doc: r.doc(), id: r.string('id', 256) };
+      case 'closed':
+        return { type, doc: r.doc() };
+      case 'pong':
+        return { type };
+      case 'error': {
+        const code = r.string('code', 64) as ErrorCode;
+        const message = r.string('message', 65536);
+        const ref = field(msg, 'ref');
+        return { type, code, message, ...(ref === undefined ? {} : { ref: refOf(asObject(ref)) }) };
+      }
+      default:
+        throw new ProtocolError(ErrorCode.UnknownType, `unknown server message type ${JSON.stringify(String(type).slice(0, 32))}`);
+    }
+  });
+}

@@ -1,0 +1,131 @@
+/**
+ * Rooms: which connections have which document open, fan-out of committed ops to them, and
+ * the presence (selections) of each connection per document, kept current through later ops.
+ * Transport-agnostic: members are {@link RoomMember}s.
+ */
+import { type SelectionRange, transformSelection } from '../ot/index.js';
+import type { OpRecord } from './store.js';
+
+/** What a room needs of a connection. */
+export interface RoomMember {
+  /** The server's id of the connection (the presence key). */
+  readonly connectionId: string;
+  /** The authenticated user, if any. */
+  readonly user: string | undefined;
+  /** Receives a committed op of `docId` (the member decides: ack, broadcast or buffer). */
+  deliver(docId: string, record: OpRecord, entryJson: string): void;
+  /** Receives another member's presence (`selection` null: hidden) at version `v`. */
+  deliverPresence(docId: string, id: string, user: string | undefined, v: number, selection: SelectionRange[] | null): void;
+  /** Receives the news that another member left. */
+  deliverLeft(docId: string, id: string): void;
+}
+
+interface Presence {
+  v: number;
+  selection: SelectionRange[] | null;
+}
+
+/** Recent ops kept per room to map a presence made at an older version. */
+const PRESENCE_HISTORY = 256;
+
+class Room {
+  readonly members = new Set<RoomMember>();
+  readonly presence = new Map<RoomMember, Presence>();
+  /** Last version published to this room (or learned from an open). */
+  head = 0;
+  /** The latest ops, versions head - recent.length + 1 … head. */
+  readonly recent: OpRecord[] = [];
+}
+
+/** The JSON of an op entry as every recipient except the author sees it (serialized once). */
+function entryJson(record: OpRecord): string {
+  return JSON.stringify(
+    record.author === undefined ? { v: record.version, op: record.op } : { v: record.version, op: record.op, author: record.author },
+  );
+}
+
+/** All rooms of one server. */
+export class Rooms {
+  private readonly rooms = new Map<string, Room>();
+
+  /** Number of documents with at least one member. */
+  get size(): number {
+    return this.rooms.size;
+  }
+
+  /** Adds `member` to `docId`'s room; from now on it receives every op published there. */
+  join(docId: string, member: RoomMember): void {
+    let room = this.rooms.get(docId);
+    if (room === undefined) {
+      room = new Room();
+      this.rooms.set(docId, room);
+    }
+    room.members.add(member);
+  }
+
+  /** Records that `docId` is known to be at `version` (after an open read the store). */
+  observe(docId: string, version: number): void {
+    const room = this.rooms.get(docId);
+    if (room !== undefined && version > room.head && room.recent.length === 0) room.head = version;
+  }
+
+  /**
+   * Removes `member` from `docId`'s room and tells the others it left. Idempotent.
+   */
+  leave(docId: string, member: RoomMember): void {
+    const room = this.rooms.get(docId);
+    if (room === undefined || !room.members.delete(member)) return;
+    room.presence.delete(member);
+    for (const m of room.members) m.deliverLeft(docId, member.connectionId);
+    if (room.members.size === 0) this.rooms.delete(docId);
+  }
+
+  /** Sends a committed op to every member of its room and maps every presence through it. */
+  publish(docId: string, record: OpRecord): void {
+    const room = this.rooms.get(docId);
+    if (room === undefined) return;
+    room.head = record.version;
+    room.recent.push(record);
+    if (room.recent.length > PRESENCE_HISTORY) room.recent.shift();
+    for (const p of room.presence.values()) {
+      if (p.selection !== null && p.v === record.version - 1) p.selection = transformSelection(p.selection, record.op);
+      p.v = record.version;
+    }
+    const json = entryJson(record);
+    for (const m of room.members) m.deliver(docId, record, json);
+  }
+
+  /**
+   * Sets `member`'s selection, made at version `v`, maps it to the room's head and sends it
+   * to the other members. Returns false (and changes nothing) when `v` is ahead of the room or
+   * too old to map, or a range lies outside the document at `v`.
+   */
+  setPresence(docId: string, member: RoomMember, v: number, selection: SelectionRange[] | null): boolean {
+    const room = this.rooms.get(docId);
+    if (room === undefined || !room.members.has(member) || v > room.head) return false;
+    let mapped = selection;
+    try {
+      for (const r of room.recent) {
+        if (r.version > v && mapped !== null) mapped = transformSelection(mapped, r.op);
+      }
+    } catch {
+      return false; // a range outside the document
+    }
+    const oldest = room.head - room.recent.length;
+    if (v < oldest) return false;
+    room.presence.set(member, { v: room.head, selection: mapped });
+    for (const m of room.members) {
+      if (m !== member) m.deliverPresence(docId, member.connectionId, member.user, room.head, mapped);
+    }
+    return true;
+  }
+
+  /** Sends every other member's current presence in `docId` to `member`. */
+  sendPresences(docId: string, member: RoomMember): void {
+    const room = this.rooms.get(docId);
+    if (room === undefined) return;
+    for (const [m, p] of room.presence) {
+      if (m !== member) member.deliverPresence(docId, m.connectionId, m.user, p.v, p.selection);
+    }
+  }
+}
