@@ -2,13 +2,35 @@
  * Composition: one operation with the effect of two (or many) in sequence.
  */
 import { InvalidOperationError, OperationErrorCode } from './errors.js';
-import { type Component, type Operation, OperationBuilder, checkOperation, normalize } from './operation.js';
+import {
+  type Component,
+  type Operation,
+  OperationBuilder,
+  checkOperation,
+  isHighSurrogate,
+  normalize,
+} from './operation.js';
+
+/**
+ * Throws `split-surrogate` unless the component of `b` that ends at `pos`, inside a surrogate
+ * pair inserted by the first operation, is followed by one of the same kind (the rule `apply`
+ * enforces): otherwise the result would insert a lone surrogate.
+ */
+function checkCut(b: Operation, ib: number, keeps: boolean, pos: number): void {
+  const next = b[ib + 1];
+  if (typeof next === 'number' && next > 0 === keeps) return;
+  throw new InvalidOperationError(
+    OperationErrorCode.SplitSurrogate,
+    `cannot compose: component ${ib} of the second operation ends at position ${pos}, inside a surrogate pair the first operation inserts`,
+  );
+}
 
 /**
  * Returns the operation with the effect of `a` followed by `b`.
  *
  * Contract: both are valid and `b`'s base length equals `a`'s target length, else throws
- * {@link InvalidOperationError} (`length-mismatch`). The result is canonical; its base length
+ * {@link InvalidOperationError} (`length-mismatch`; `split-surrogate` if `b` cuts a surrogate
+ * pair that `a` inserts, as `apply` would). The result is canonical and valid; its base length
  * is `a`'s and its target length is `b`'s. Time: linear in the components of both.
  * Laws: apply(apply(d, a), b) === apply(d, compose(a, b)); compose is associative in effect.
  */
@@ -27,6 +49,7 @@ export function compose(a: Operation, b: Operation): Component[] {
   // ca and cb hold what is left of the current component of a and of b.
   let ca: Component | undefined = a[0];
   let cb: Component | undefined = b[0];
+  let pos = 0; // position in a's target (b's base) document
   for (;;) {
     if (typeof ca === 'number' && ca < 0) {
       // a deletes text b never sees.
@@ -48,17 +71,21 @@ export function compose(a: Operation, b: Operation): Component[] {
         out.pushRetain(n);
         ca -= n;
         cb -= n;
+        pos += n;
       } else {
         const n = ca < -cb ? ca : -cb;
         out.pushDelete(n);
         ca -= n;
         cb += n;
+        pos += n;
       }
       if (ca === 0) ca = a[++ia];
     } else {
       // a inserts; b keeps a prefix of it (cb > 0) or deletes it (cb < 0).
       const len = ca.length;
       const n = cb > 0 ? (len < cb ? len : cb) : len < -cb ? len : -cb;
+      if (n < len && isHighSurrogate(ca.charCodeAt(n - 1))) checkCut(b, ib, cb > 0, pos + n);
+      pos += n;
       if (cb > 0) {
         out.pushInsert(n === len ? ca : ca.slice(0, n));
         cb -= n;
@@ -80,10 +107,10 @@ export function compose(a: Operation, b: Operation): Component[] {
  * Law: apply(d, composeAll(ops)) === ops.reduce(apply, d).
  */
 export function composeAll(ops: readonly Operation[]): Component[] {
-  if (ops.length === 0) {
+  if (!Array.isArray(ops) || ops.length === 0) {
     throw new InvalidOperationError(
       OperationErrorCode.BadArgument,
-      'composeAll needs at least one operation',
+      'composeAll needs an array of at least one operation',
     );
   }
   let level: Operation[] = ops.slice();

@@ -274,6 +274,32 @@ export class OperationBuilder {
 }
 
 /**
+ * True if a valid operation is in canonical form: no two adjacent components of one kind and
+ * no delete directly before an insert. Linear in the number of components.
+ */
+export function isCanonical(op: Operation): boolean {
+  for (let i = 1; i < op.length; i++) {
+    const prev = op[i - 1] as Component;
+    const c = op[i] as Component;
+    if (typeof c === 'string') {
+      if (typeof prev === 'string' || prev < 0) return false;
+    } else if (typeof prev === 'number' && prev > 0 === c > 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * `op` itself if it is canonical, else its canonical form. For algorithms whose result depends
+ * on the form (transform's tie-breaking, position mapping): every valid spelling of an
+ * operation then behaves as its canonical form does. `op` must already be validated.
+ */
+export function canonicalForm(op: Operation): Operation {
+  return isCanonical(op) ? op : normalize(op);
+}
+
+/**
  * Returns the canonical form of a valid operation (see the file header). Validates.
  * Laws: normalize(op) has op's effect on every document; normalize(normalize(op)) equals
  * normalize(op); an operation already canonical comes back equal (as JSON).

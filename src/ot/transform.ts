@@ -11,7 +11,7 @@
  *        transform(a, b, 'left')
  */
 import { InvalidOperationError, OperationErrorCode, describeValue } from './errors.js';
-import { type Component, type Operation, OperationBuilder, checkOperation } from './operation.js';
+import { type Component, type Operation, OperationBuilder, canonicalForm, checkOperation } from './operation.js';
 
 /**
  * Which of two operations' inserts at the same position comes first. The operation
@@ -49,6 +49,9 @@ export function transform(op: Operation, other: Operation, side: Side): Componen
     );
   }
   const left = side === 'left';
+  // Tie-breaking depends on the order of inserts and deletes: read both in canonical form.
+  op = canonicalForm(op);
+  other = canonicalForm(other);
   const out = new OperationBuilder();
   let ia = 0;
   let ib = 0;
@@ -125,7 +128,7 @@ export function transformPosition(pos: number, op: Operation, side: Side = 'righ
   const { base } = checkOperation(op);
   checkSide(side);
   checkPosition(pos, base);
-  return mapPosition(pos, op, side);
+  return mapPosition(pos, canonicalForm(op), side);
 }
 
 /** One selection range as editors keep it: the anchor stays, the head moves with the caret. */
@@ -157,6 +160,7 @@ export function transformSelection(
 ): SelectionRange | SelectionRange[] {
   const { base } = checkOperation(op);
   checkSide(side);
+  const canonical = canonicalForm(op);
   const one = (r: SelectionRange): SelectionRange => {
     if (typeof r !== 'object' || r === null) {
       throw new InvalidOperationError(
@@ -166,7 +170,7 @@ export function transformSelection(
     }
     checkPosition(r.anchor, base);
     checkPosition(r.head, base);
-    return { anchor: mapPosition(r.anchor, op, side), head: mapPosition(r.head, op, side) };
+    return { anchor: mapPosition(r.anchor, canonical, side), head: mapPosition(r.head, canonical, side) };
   };
   return Array.isArray(selection) ? selection.map(one) : one(selection as SelectionRange);
 }

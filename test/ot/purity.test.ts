@@ -1,0 +1,49 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+
+const SRC = new URL('../../src/ot/', import.meta.url);
+const files = readdirSync(SRC)
+  .filter((f) => f.endsWith('.ts'))
+  .sort();
+
+/** Every module specifier in `source`: static imports and re-exports, side-effect imports, import(), require(). */
+function specifiers(source: string): string[] {
+  const patterns = [
+    /\bfrom\s*['"]([^'"]+)['"]/g,
+    /\bimport\s*['"]([^'"]+)['"]/g,
+    /\bimport\s*\(\s*['"`]([^'"`]*)['"`]/g,
+    /\brequire\s*\(\s*['"`]([^'"`]*)['"`]/g,
+  ];
+  const out: string[] = [];
+  for (const re of patterns) for (const m of source.matchAll(re)) out.push(m[1] as string);
+  return out;
+}
+
+describe('src/ot is pure', () => {
+  it('src/ot holds the modules of the OT core', () => {
+    expect(files).toEqual(expect.arrayContaining(['index.ts', 'operation.ts', 'apply.ts', 'transform.ts']));
+  });
+
+  it('the specifier scanner finds bare, node: and relative imports', () => {
+    const sample = [
+      "import fs from 'node:fs';",
+      "import { x } from \"./x.js\";",
+      "export * from '../server/y.js';",
+      "import 'ws';",
+      "const z = await import('ioredis');",
+      "const w = require('path');",
+    ].join('\n');
+    expect(specifiers(sample).sort()).toEqual(['../server/y.js', './x.js', 'ioredis', 'node:fs', 'path', 'ws'].sort());
+  });
+
+  it.each(files)('%s imports only sibling modules through relative ./ paths', (file) => {
+    const source = readFileSync(new URL(file, SRC), 'utf8');
+    expect(source).not.toMatch(/\bimport\s*\(/);
+    expect(source).not.toMatch(/\brequire\s*\(/);
+    for (const spec of specifiers(source)) {
+      expect(spec, `${file} imports ${spec}`).toMatch(/^\.\/[A-Za-z0-9_-]+\.js$/);
+      const target = spec.slice(2).replace(/\.js$/, '.ts');
+      expect(files, `${file} imports ${spec}, which is not in src/ot`).toContain(target);
+    }
+  });
+});
