@@ -16,6 +16,16 @@ export const ErrorCode = {
   UnsupportedProtocol: 'unsupported-protocol',
   /** A message about a document this connection has not opened. */
   NotOpen: 'not-open',
+  /** The user may not read this document (nothing of it is sent). */
+  Forbidden: 'forbidden',
+  /** The user may read but not edit this document. */
+  ReadOnly: 'read-only',
+  /** The connection sends faster than its configured rate, or has too many requests pending. */
+  RateLimited: 'rate-limited',
+  /** The connection has the configured maximum of documents open. */
+  TooManyDocuments: 'too-many-documents',
+  /** The connection's credentials expired, or a refreshed token was refused. */
+  AuthExpired: 'auth-expired',
   /** The operation is malformed or does not fit the document it claims to be based on. */
   InvalidOp: 'invalid-op',
   /** The base version is newer than the document's head. */

@@ -59,6 +59,12 @@ export interface PingMessage {
   readonly type: 'ping';
 }
 
+/** A fresh token for this connection, before the current credentials expire. */
+export interface AuthMessage {
+  readonly type: 'auth';
+  readonly token: string;
+}
+
 /** Every message a client may send. */
 export type ClientMessage =
   | HelloMessage
@@ -66,7 +72,8 @@ export type ClientMessage =
   | SubmitMessage
   | PresenceUpdateMessage
   | CloseMessage
-  | PingMessage;
+  | PingMessage
+  | AuthMessage;
 
 // ─── server → client ────────────────────────────────────────────────────────────────────────
 
@@ -146,6 +153,12 @@ export interface PongMessage {
   readonly type: 'pong';
 }
 
+/** Answer to `auth`: the new credentials are in force until `expiresAt` (ms since the epoch). */
+export interface AuthedMessage {
+  readonly type: 'authed';
+  readonly expiresAt?: number;
+}
+
 /** What an error refers to: the message type and, where known, its document and seq. */
 export interface ErrorRef {
   readonly type?: string;
@@ -171,6 +184,7 @@ export type ServerMessage =
   | LeftMessage
   | ClosedMessage
   | PongMessage
+  | AuthedMessage
   | ErrorMessage;
 
 // ─── close codes ────────────────────────────────────────────────────────────────────────────
@@ -183,10 +197,18 @@ export const CloseCode = {
   TooBig: 1009,
   /** The client speaks a protocol version this server does not. */
   ProtocolVersion: 4000,
+  /** Used by a client that closes a connection whose heartbeat went unanswered. */
+  HeartbeatTimeout: 4002,
   /** Too many malformed messages. */
   TooManyBadMessages: 4400,
-  /** No heartbeat answered in time. */
-  HeartbeatTimeout: 4408,
+  /** The credentials expired and were not refreshed in time. */
+  AuthExpired: 4401,
+  /** The connection did not say hello and open a document before the deadline. */
+  OpenDeadline: 4408,
+  /** The connection kept sending past its rate limit. */
+  RateLimited: 4429,
+  /** The client read too slowly: its unsent backlog passed the server's cap. */
+  SlowConsumer: 4503,
 } as const;
 
 /** One of the values of {@link CloseCode}. */

@@ -211,6 +211,8 @@ export function parseClientMessage(data: string, limits: ParseLimits = {}): Clie
       return { type, doc: r.doc() };
     case 'ping':
       return { type };
+    case 'auth':
+      return { type, token: r.string('token', 8192) };
     default:
       throw new ProtocolError(
         ErrorCode.UnknownType,
@@ -292,6 +294,10 @@ export function parseServerFrame(data: string): ServerMessage[] {
         return { type, doc: r.doc() };
       case 'pong':
         return { type };
+      case 'authed': {
+        const expiresAt = r.optionalInteger('expiresAt', 0);
+        return expiresAt === undefined ? { type } : { type, expiresAt };
+      }
       case 'error': {
         const code = r.string('code', 64) as ErrorCode;
         const message = r.string('message', 65536);

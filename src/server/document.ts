@@ -63,7 +63,7 @@ function sameOp(a: Operation, b: Operation): boolean {
 
 /** What one submission came to. */
 export type Outcome =
-  | { readonly duplicate: false; readonly record: OpRecord; readonly mark: LiveMark }
+  | { readonly duplicate: false; readonly record: OpRecord; readonly mark: LiveMark; readonly depth: number }
   | { readonly duplicate: true; readonly version: number; readonly op: Component[] | undefined };
 
 function isHigh(c: number): boolean {
@@ -264,7 +264,7 @@ export class DocumentState {
       op: s.op,
     };
     this.marks.set(s.clientId, newMark);
-    return { duplicate: false, record, mark: newMark };
+    return { duplicate: false, record, mark: newMark, depth: version - 1 - s.baseVersion };
   }
 
   /** Drops cached ops beyond `keep`, oldest first. */

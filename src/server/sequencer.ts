@@ -8,7 +8,7 @@
  * discards the in-memory state (reloaded from the store) and answers nothing as applied.
  * Different documents proceed independently.
  */
-import { type Component, InvalidOperationError, apply, checkOperation } from '../ot/index.js';
+import { type Component, InvalidOperationError, apply, checkOperation, normalize } from '../ot/index.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
 import { DocumentState, type LiveMark, type Outcome, type Submission, toClientMark } from './document.js';
 import { type ClientMark, type OpRecord, type Snapshot, type Store, VersionConflictError } from './store.js';
@@ -27,7 +27,7 @@ export interface SequencerOptions {
   maxDocLength?: number;
   /** Longest document id, in code units. Default 256. */
   maxDocIdLength?: number;
-  /** Longest client id, in code units. Default 128. */
+  /** Longest client key (the server scopes client ids by user), in code units. Default 512. */
   maxClientIdLength?: number;
   /** Unload a document idle for this many ms; 0 never unloads. Default 60,000. */
   idleTimeout?: number;
@@ -50,7 +50,8 @@ export interface SubmitRequest {
 
 /** The answer to a submit: the version the op produced and the op as applied there. */
 export type SubmitResult =
-  | { readonly duplicate: false; readonly version: number; readonly op: Component[] }
+  /** `depth`: how many history ops the submission was transformed against. */
+  | { readonly duplicate: false; readonly version: number; readonly op: Component[]; readonly depth: number }
   /** A resubmission of an applied op: nothing was applied again. `op` is absent if trimmed. */
   | { readonly duplicate: true; readonly version: number; readonly op: Component[] | undefined };
 
@@ -89,7 +90,7 @@ const DEFAULTS = {
   maxOpLength: 1 << 20,
   maxDocLength: 1 << 24,
   maxDocIdLength: 256,
-  maxClientIdLength: 128,
+  maxClientIdLength: 512,
   idleTimeout: 60_000,
   conflictRetries: 5,
 } as const;
@@ -328,7 +329,8 @@ export class Sequencer {
         `the op has size ${size} (components + inserted code units), over the limit of ${this.limits.maxOpLength}`,
       );
     }
-    return { docId, clientId, seq, baseVersion, op: op as Component[], lengths, author };
+    // Canonical (as OpRecord requires) and a copy: the caller may reuse its array.
+    return { docId, clientId, seq, baseVersion, op: normalize(op), lengths, author };
   }
 
   private entry(docId: string): Entry {
@@ -395,7 +397,15 @@ export class Sequencer {
 
   private async runBatch(docId: string, entry: Entry, state: DocumentState): Promise<void> {
     const batch = entry.pending.splice(0);
-    const older = await this.fetchOlder(docId, state, batch);
+    let older: OpRecord[];
+    try {
+      older = await this.fetchOlder(docId, state, batch);
+    } catch (e) {
+      // Nothing of this batch was applied yet: answer it, or it would wait forever.
+      const error = new OtterError(ErrorCode.StorageFailed, `reading the history failed: ${String(e)}; retry`);
+      for (const p of batch) p.reject(error);
+      return;
+    }
     const expectedHead = state.head;
     const done: Array<{ p: Pending; outcome: Outcome }> = [];
     const records: OpRecord[] = [];
@@ -432,12 +442,21 @@ export class Sequencer {
       }
       state.committed = state.head;
     }
-    for (const r of records) for (const l of this.listeners) l(docId, r);
+    for (const r of records) {
+      for (const l of this.listeners) {
+        // A throwing listener must not keep the submitters from being answered.
+        try {
+          l(docId, r);
+        } catch (e) {
+          this.onError(e, docId);
+        }
+      }
+    }
     for (const { p, outcome } of done) {
       p.resolve(
         outcome.duplicate
           ? { duplicate: true, version: outcome.version, op: outcome.op }
-          : { duplicate: false, version: outcome.record.version, op: outcome.record.op },
+          : { duplicate: false, version: outcome.record.version, op: outcome.record.op, depth: outcome.depth },
       );
     }
     state.trimRecent(Math.max(this.limits.memoryHistory, 0));

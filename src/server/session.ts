@@ -2,25 +2,24 @@
  * One client connection's side of the protocol (docs/protocol.md), independent of the socket:
  * it takes frames through {@link Session.receive} and writes through a {@link Transport}.
  *
- * Outgoing messages are queued and written once per event-loop turn as one frame (a single
- * message, or an array of them), so a burst of ops to a client costs one frame. Messages about
- * a document being opened are held back until its `opened` answer has gone out, and ops the
- * answer already covered are dropped, so every op reaches the client exactly once, in order.
+ * Every frame is rate-checked, then parsed by the one validating parser; nothing reaches the
+ * sequencer unchecked. Messages about a document being opened are held back until its
+ * `opened` answer has gone out, and ops that answer already covered are dropped, so every op
+ * reaches the client exactly once, in order. A client only ever names documents it opened,
+ * and it can only open documents `authorize` lets it read.
  */
 import { randomUUID } from 'node:crypto';
 import type { Component, SelectionRange } from '../ot/index.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
-import {
-  CloseCode,
-  type ClientMessage,
-  type ErrorRef,
-  PROTOCOL_VERSION,
-  type ServerMessage,
-} from '../protocol/messages.js';
+import { CloseCode, type ErrorRef, PROTOCOL_VERSION, type ServerMessage } from '../protocol/messages.js';
 import { ProtocolError, parseClientMessage } from '../protocol/parse.js';
+import type { Identity } from './auth.js';
+import { Outbox } from './outbox.js';
 import type { RoomMember, Rooms } from './rooms.js';
 import type { Sequencer } from './sequencer.js';
 import type { OpRecord } from './store.js';
+import type { Logger, Telemetry } from './telemetry.js';
+import { TokenBucket } from './token-bucket.js';
 
 /** The socket side of a session. */
 export interface Transport {
@@ -30,21 +29,64 @@ export interface Transport {
   close(code: number, reason: string): void;
 }
 
-/** Per-session limits; every field has a default in {@link SESSION_DEFAULTS}. */
+/** What a user may do with a document. */
+export type Access = 'none' | 'read' | 'write';
+
+/** Decides what `user` (undefined without authentication) may do with `docId`. */
+export type Authorize = (user: string | undefined, docId: string) => Access | Promise<Access>;
+
+/** Per-connection limits; defaults in {@link SESSION_DEFAULTS}. */
 export interface SessionOptions {
   /** Malformed messages tolerated before closing with 4400. */
   maxBadMessages: number;
   /** Minimum ms between two presence broadcasts of one connection on one document. */
   presenceInterval: number;
+  /** Messages per second a connection may send (token bucket, burst twice this). */
+  messagesPerSecond: number;
+  /** Bytes per second a connection may send (token bucket, burst twice this or maxPayload). */
+  bytesPerSecond: number;
+  /** Burst of the byte bucket: at least the largest frame the server accepts. */
+  bytesBurst: number;
+  /** Messages refused for rate in a row before closing with 4429. */
+  maxRateStrikes: number;
+  /** Requests (opens, submits) one connection may have waiting for an answer. */
+  maxPendingRequests: number;
+  /** Documents one connection may have open. */
+  maxDocuments: number;
+  /** Ms a new connection has to say hello and open a document; 0 = no deadline. */
+  openDeadline: number;
 }
 
 /** Defaults of {@link SessionOptions}. */
-export const SESSION_DEFAULTS: SessionOptions = { maxBadMessages: 20, presenceInterval: 50 };
+export const SESSION_DEFAULTS: SessionOptions = {
+  maxBadMessages: 20,
+  presenceInterval: 50,
+  messagesPerSecond: 200,
+  bytesPerSecond: 1 << 20,
+  bytesBurst: 2 << 20,
+  maxRateStrikes: 50,
+  maxPendingRequests: 64,
+  maxDocuments: 64,
+  openDeadline: 10_000,
+};
+
+/** What every session of one server shares. */
+export interface SessionContext {
+  readonly sequencer: Sequencer;
+  readonly rooms: Rooms;
+  readonly telemetry: Telemetry;
+  readonly logger: Logger;
+  readonly options: SessionOptions;
+  readonly authorize: Authorize;
+  /** Verifies a refreshed token; undefined when authentication is off. */
+  readonly reauthenticate: ((token: string) => Promise<Identity | undefined>) | undefined;
+}
 
 /** What the session held back for a document while its `opened` answer was being prepared. */
 type Held = { kind: 'record'; record: OpRecord; json: string } | { kind: 'message'; message: ServerMessage };
 
 interface OpenDoc {
+  readonly access: Access;
   /** Undefined once open; the messages held back while opening. */
   held: Held[] | undefined;
   /** Presence throttle: time of the last broadcast and the update waiting for its turn. */
@@ -53,40 +95,78 @@ interface OpenDoc {
   timer: ReturnType<typeof setTimeout> | undefined;
 }
 
-/** Pieces of the next frame: serialized messages. */
-type Piece = { json: string } | { opsDoc: string; entries: string[] };
+/** Longest timer Node accepts. */
+const MAX_TIMER = 2 ** 31 - 1;
 
 /** See the file comment. */
 export class Session implements RoomMember {
   readonly connectionId = randomUUID();
+  readonly user: string | undefined;
+  /** The client id the client chose (or was given), once it said hello. */
   clientId: string | undefined;
+  /** The sequencer's client key: the client id scoped to the user, so no one can reuse another's. */
+  private key: string | undefined;
+  private expiresAt: number | undefined;
   private readonly docs = new Map<string, OpenDoc>();
-  private pieces: Piece[] = [];
-  private flushScheduled = false;
+  private readonly outbox: Outbox;
+  private readonly messages: TokenBucket;
+  private readonly bytes: TokenBucket;
   private badMessages = 0;
+  private rateStrikes = 0;
+  private pending = 0;
   private closed = false;
+  private expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  private deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly options: SessionOptions;
 
   /**
-   * @param transport where frames go; @param sequencer the document authority; @param rooms
-   * fan-out; @param user the authenticated user (undefined without auth); @param options limits.
+   * @param transport where frames go; @param context what all sessions share;
+   * @param identity who authenticated (undefined without authentication).
    */
   constructor(
     private readonly transport: Transport,
-    private readonly sequencer: Sequencer,
-    private readonly rooms: Rooms,
-    readonly user: string | undefined = undefined,
-    private readonly options: SessionOptions = SESSION_DEFAULTS,
-  ) {}
+    private readonly context: SessionContext,
+    identity: Identity | undefined = undefined,
+  ) {
+    this.options = context.options;
+    this.user = identity?.user;
+    this.outbox = new Outbox((frame) => transport.send(frame));
+    const now = Date.now();
+    this.messages = new TokenBucket(this.options.messagesPerSecond, this.options.messagesPerSecond * 2, now);
+    this.bytes = new TokenBucket(this.options.bytesPerSecond, this.options.bytesBurst, now);
+    this.setExpiry(identity?.expiresAt);
+    if (this.options.openDeadline > 0) {
+      this.deadlineTimer = setTimeout(() => {
+        if (this.docs.size === 0) this.end(CloseCode.OpenDeadline, 'no document opened in time');
+      }, this.options.openDeadline);
+      this.deadlineTimer.unref?.();
+    }
+  }
 
   /** Number of documents this connection has open. */
   get openDocuments(): number {
     return this.docs.size;
   }
 
-  /** Handles one incoming text frame. Never throws. */
-  receive(data: string): void {
+  /** Handles one incoming text frame of `bytes` bytes. Never throws. */
+  receive(data: string, bytes = data.length): void {
     if (this.closed) return;
-    let msg: ClientMessage;
+    const now = Date.now();
+    if (!this.messages.take(1, now) || !this.bytes.take(bytes, now)) {
+      this.context.telemetry.opRejected(ErrorCode.RateLimited);
+      if (++this.rateStrikes > this.options.maxRateStrikes) {
+        this.end(CloseCode.RateLimited, 'rate limit exceeded');
+      } else {
+        this.outbox.message({ type: 'error', code: ErrorCode.RateLimited, message: 'slow down: the message was dropped' });
+      }
+      return;
+    }
+    this.rateStrikes = 0;
+    if (this.expiresAt !== undefined && now >= this.expiresAt) {
+      this.end(CloseCode.AuthExpired, 'credentials expired');
+      return;
+    }
+    let msg;
     try {
       msg = parseClientMessage(data);
     } catch (e) {
@@ -94,7 +174,7 @@ export class Session implements RoomMember {
       this.refuse(err.code, err.message, err.ref);
       return;
     }
-    if (msg.type !== 'hello' && this.clientId === undefined) {
+    if (msg.type !== 'hello' && this.key === undefined) {
       this.refuse(ErrorCode.BadRequest, 'send hello first', { type: msg.type });
       return;
     }
@@ -113,65 +193,148 @@ export class Session implements RoomMember {
         return;
       case 'close':
         this.closeDoc(msg.doc);
-        this.queue({ type: 'closed', doc: msg.doc });
+        this.outbox.message({ type: 'closed', doc: msg.doc });
         return;
       case 'ping':
-        this.queue({ type: 'pong' });
+        this.outbox.message({ type: 'pong' });
+        return;
+      case 'auth':
+        void this.refresh(msg.token);
         return;
     }
   }
 
-  /** The connection is gone: leave every room. Idempotent. */
+  /** The connection is gone: leave every room and stop every timer. Idempotent. */
   disconnected(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.expiryTimer);
+    clearTimeout(this.deadlineTimer);
     for (const docId of [...this.docs.keys()]) this.closeDoc(docId);
+    this.outbox.close();
+  }
+
+  /** Writes what is queued now (before a close). */
+  flush(): void {
+    this.outbox.flush();
+  }
+
+  /** Flushes, closes the connection with `code` and forgets it. */
+  private end(code: number, reason: string): void {
+    this.outbox.flush();
+    this.transport.close(code, reason);
+    this.disconnected();
   }
 
   /** Sends an error reply; too many of them close the connection with 4400. */
   private refuse(code: ErrorCode, message: string, ref?: ErrorRef): void {
+    this.context.telemetry.opRejected(code);
     const hasRef = ref !== undefined && Object.keys(ref).length > 0;
-    this.queue({ type: 'error', code, message, ...(hasRef ? { ref } : {}) });
-    if (++this.badMessages > this.options.maxBadMessages) {
-      this.flush();
-      this.transport.close(CloseCode.TooManyBadMessages, 'too many malformed messages');
-      this.disconnected();
-    }
+    this.outbox.message({ type: 'error', code, message, ...(hasRef ? { ref } : {}) });
+    if (++this.badMessages > this.options.maxBadMessages) this.end(CloseCode.TooManyBadMessages, 'too many malformed messages');
+  }
+
+  /** Sends an error reply for a well-formed request that cannot be granted. */
+  private deny(code: ErrorCode, message: string, ref: ErrorRef): void {
+    this.context.telemetry.opRejected(code);
+    this.outbox.message({ type: 'error', code, message, ref });
+  }
+
+  private setExpiry(expiresAt: number | undefined): void {
+    clearTimeout(this.expiryTimer);
+    this.expiresAt = expiresAt;
+    if (expiresAt === undefined) return;
+    this.expiryTimer = setTimeout(
+      () => this.end(CloseCode.AuthExpired, 'credentials expired'),
+      Math.min(MAX_TIMER, Math.max(0, expiresAt - Date.now())),
+    );
+    this.expiryTimer.unref?.();
   }
 
   private hello(protocol: number, clientId: string | undefined): void {
     if (protocol !== PROTOCOL_VERSION) {
-      this.queue({
+      this.outbox.message({
         type: 'error',
         code: ErrorCode.UnsupportedProtocol,
         message: `this server speaks protocol ${PROTOCOL_VERSION}, not ${protocol}`,
         ref: { type: 'hello' },
       });
-      this.flush();
-      this.transport.close(CloseCode.ProtocolVersion, 'unsupported protocol version');
-      this.disconnected();
+      this.end(CloseCode.ProtocolVersion, 'unsupported protocol version');
       return;
     }
-    if (this.clientId !== undefined) {
+    if (this.key !== undefined) {
       this.refuse(ErrorCode.BadRequest, 'hello was already sent', { type: 'hello' });
       return;
     }
     this.clientId = clientId ?? randomUUID();
-    this.queue({ type: 'welcome', protocol: PROTOCOL_VERSION, connectionId: this.connectionId, clientId: this.clientId });
+    this.key = this.user === undefined ? this.clientId : `${this.user}\n${this.clientId}`;
+    this.outbox.message({ type: 'welcome', protocol: PROTOCOL_VERSION, connectionId: this.connectionId, clientId: this.clientId });
+  }
+
+  private async refresh(token: string): Promise<void> {
+    const verify = this.context.reauthenticate;
+    if (verify === undefined) {
+      this.refuse(ErrorCode.BadRequest, 'authentication is not enabled on this server', { type: 'auth' });
+      return;
+    }
+    const identity = await verify(token).catch(() => undefined);
+    if (this.closed) return;
+    if (identity === undefined || identity.user !== this.user) {
+      this.deny(ErrorCode.AuthExpired, 'the new token was refused; the current credentials stay in force', { type: 'auth' });
+      return;
+    }
+    this.setExpiry(identity.expiresAt);
+    this.outbox.message(identity.expiresAt === undefined ? { type: 'authed' } : { type: 'authed', expiresAt: identity.expiresAt });
+  }
+
+  /** Counts a request as pending; false (and a refusal sent) if the connection has too many. */
+  private startRequest(ref: ErrorRef): boolean {
+    if (this.pending >= this.options.maxPendingRequests) {
+      this.deny(ErrorCode.RateLimited, `more than ${this.options.maxPendingRequests} requests waiting`, ref);
+      return false;
+    }
+    this.pending++;
+    return true;
   }
 
   private async open(docId: string, from: number | undefined): Promise<void> {
-    const clientId = this.clientId as string;
-    const doc: OpenDoc = { held: [], lastPresence: 0, waiting: undefined, timer: undefined };
+    const ref: ErrorRef = { type: 'open', doc: docId };
+    if (!this.docs.has(docId) && this.docs.size >= this.options.maxDocuments) {
+      this.deny(ErrorCode.TooManyDocuments, `a connection may have at most ${this.options.maxDocuments} documents open`, ref);
+      return;
+    }
+    if (!this.startRequest(ref)) return;
+    try {
+      const access = await this.context.authorize(this.user, docId);
+      if (this.closed) return;
+      if (access !== 'read' && access !== 'write') {
+        this.closeDoc(docId);
+        this.deny(ErrorCode.Forbidden, `no access to document ${JSON.stringify(docId)}`, ref);
+        return;
+      }
+      await this.openAuthorized(docId, from, access);
+    } catch (e) {
+      this.sendError(e, ref);
+    } finally {
+      this.pending--;
+    }
+  }
+
+  private async openAuthorized(docId: string, from: number | undefined, access: Access): Promise<void> {
+    const key = this.key as string;
+    const doc: OpenDoc = { access, held: [], lastPresence: 0, waiting: undefined, timer: undefined };
     const previous = this.docs.get(docId);
     if (previous?.timer !== undefined) clearTimeout(previous.timer);
     this.docs.set(docId, doc);
-    this.rooms.join(docId, this);
+    clearTimeout(this.deadlineTimer);
+    this.context.rooms.join(docId, this);
     try {
-      const result = await this.sequencer.open(docId, clientId, from);
+      const result = await this.context.sequencer.open(docId, key, from);
       if (this.docs.get(docId) !== doc) return; // closed or re-opened meanwhile
-      this.rooms.observe(docId, result.version);
-      const opened: ServerMessage =
+      this.context.rooms.observe(docId, result.version);
+      if (from !== undefined && 'text' in result) this.context.telemetry.resync();
+      this.context.logger.info({ connectionId: this.connectionId, doc: docId, version: result.version, from }, 'document opened');
+      this.outbox.message(
         'text' in result
           ? { type: 'opened', doc: docId, v: result.version, seq: result.seq, text: result.text }
           : {
@@ -183,43 +346,48 @@ export class Session implements RoomMember {
                 v: r.version,
                 op: r.op,
                 ...(r.author === undefined ? {} : { author: r.author }),
-                ...(r.clientId === clientId ? { seq: r.seq } : {}),
+                ...(r.clientId === key ? { seq: r.seq } : {}),
               })),
-            };
-      this.queue(opened);
+            },
+      );
       const held = doc.held ?? [];
       doc.held = undefined;
       for (const h of held) {
-        if (h.kind === 'message') this.queue(h.message);
+        if (h.kind === 'message') this.outbox.message(h.message);
         else if (h.record.version > result.version) this.deliver(docId, h.record, h.json);
       }
-      this.rooms.sendPresences(docId, this);
+      this.context.rooms.sendPresences(docId, this);
     } catch (e) {
       if (this.docs.get(docId) === doc) this.closeDoc(docId);
-      this.sendError(e, { type: 'open', doc: docId });
+      throw e;
     }
   }
 
   private submit(docId: string, v: number, seq: number, op: Component[]): void {
+    const ref: ErrorRef = { type: 'submit', doc: docId, seq };
     const doc = this.docs.get(docId);
     if (doc === undefined) {
-      this.refuse(ErrorCode.NotOpen, `document ${JSON.stringify(docId)} is not open on this connection`, {
-        type: 'submit',
-        doc: docId,
-        seq,
-      });
+      this.refuse(ErrorCode.NotOpen, `document ${JSON.stringify(docId)} is not open on this connection`, ref);
       return;
     }
-    this.sequencer
-      .submit({ docId, clientId: this.clientId as string, seq, baseVersion: v, op, author: this.user })
+    if (doc.access !== 'write') {
+      this.deny(ErrorCode.ReadOnly, `document ${JSON.stringify(docId)} is read-only for this user`, ref);
+      return;
+    }
+    if (!this.startRequest(ref)) return;
+    const start = performance.now();
+    this.context.sequencer
+      .submit({ docId, clientId: this.key as string, seq, baseVersion: v, op, author: this.user })
       .then(
         (result) => {
           // A fresh op is acknowledged when its commit is delivered; a duplicate is not
           // delivered again, so it is acknowledged here.
           if (result.duplicate) this.toDoc(docId, { type: 'ack', doc: docId, seq, v: result.version });
+          else this.context.telemetry.opApplied(result.depth, (performance.now() - start) / 1000);
         },
-        (e: unknown) => this.sendError(e, { type: 'submit', doc: docId, seq }),
-      );
+        (e: unknown) => this.sendError(e, ref),
+      )
+      .finally(() => this.pending--);
   }
 
   private presence(docId: string, v: number, selection: SelectionRange[] | null): void {
@@ -248,7 +416,7 @@ export class Session implements RoomMember {
     if (w === undefined) return;
     doc.waiting = undefined;
     doc.lastPresence = Date.now();
-    this.rooms.setPresence(docId, this, w.v, w.selection);
+    this.context.rooms.setPresence(docId, this, w.v, w.selection);
   }
 
   private closeDoc(docId: string): void {
@@ -256,32 +424,24 @@ export class Session implements RoomMember {
     if (doc === undefined) return;
     if (doc.timer !== undefined) clearTimeout(doc.timer);
     this.docs.delete(docId);
-    this.rooms.leave(docId, this);
+    this.context.rooms.leave(docId, this);
+    this.context.logger.info({ connectionId: this.connectionId, doc: docId }, 'document closed');
   }
 
   private sendError(e: unknown, ref: ErrorRef): void {
-    if (e instanceof OtterError) {
-      this.queue({ type: 'error', code: e.code, message: e.message, ref });
-    } else {
-      this.queue({ type: 'error', code: ErrorCode.StorageFailed, message: 'internal error; retry', ref });
-    }
+    const known = e instanceof OtterError;
+    const code = known ? e.code : ErrorCode.StorageFailed;
+    if (!known) this.context.logger.error({ connectionId: this.connectionId, err: String(e), ref }, 'request failed');
+    this.deny(code, known ? e.message : 'internal error; retry', ref);
   }
 
   /** @inheritdoc */
   deliver(docId: string, record: OpRecord, json: string): void {
     const doc = this.docs.get(docId);
     if (doc === undefined) return;
-    if (doc.held !== undefined) {
-      doc.held.push({ kind: 'record', record, json });
-      return;
-    }
-    if (record.clientId === this.clientId) {
-      this.queue({ type: 'ack', doc: docId, seq: record.seq, v: record.version });
-      return;
-    }
-    const last = this.pieces[this.pieces.length - 1];
-    if (last !== undefined && 'opsDoc' in last && last.opsDoc === docId) last.entries.push(json);
-    else this.push({ opsDoc: docId, entries: [json] });
+    if (doc.held !== undefined) doc.held.push({ kind: 'record', record, json });
+    else if (record.clientId === this.key) this.outbox.message({ type: 'ack', doc: docId, seq: record.seq, v: record.version });
+    else this.outbox.opEntry(docId, json);
   }
 
   /** @inheritdoc */
@@ -299,31 +459,6 @@ export class Session implements RoomMember {
     const doc = this.docs.get(docId);
     if (doc === undefined) return;
     if (doc.held !== undefined) doc.held.push({ kind: 'message', message });
-    else this.queue(message);
-  }
-
-  private queue(message: ServerMessage): void {
-    this.push({ json: JSON.stringify(message) });
-  }
-
-  private push(piece: Piece): void {
-    if (this.closed) return;
-    this.pieces.push(piece);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
-  }
-
-  /** Writes everything queued as one frame. */
-  flush(): void {
-    this.flushScheduled = false;
-    const pieces = this.pieces;
-    if (pieces.length === 0) return;
-    this.pieces = [];
-    const parts = pieces.map((p) =>
-      'json' in p ? p.json : `{"type":"ops","doc":${JSON.stringify(p.opsDoc)},"ops":[${p.entries.join(',')}]}`,
-    );
-    this.transport.send(parts.length === 1 ? (parts[0] as string) : `[${parts.join(',')}]`);
+    else this.outbox.message(message);
   }
 }

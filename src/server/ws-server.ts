@@ -8,11 +8,23 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { CloseCode } from '../protocol/messages.js';
+import {
+  AmbiguousTokenError,
+  type Authenticate,
+  type Identity,
+  type JwtOptions,
+  OTTER_SUBPROTOCOL,
+  jwtAuthenticator,
+  tokenOf,
+} from './auth.js';
+import { type RouteHandler, createRoutes } from './http.js';
 import { MemoryStore } from './memory-store.js';
+import { Metrics } from './metrics.js';
 import { Rooms } from './rooms.js';
 import { Sequencer, type SequencerOptions } from './sequencer.js';
-import { SESSION_DEFAULTS, Session } from './session.js';
+import { type Authorize, SESSION_DEFAULTS, Session, type SessionContext, type SessionOptions } from './session.js';
 import type { Store } from './store.js';
+import { type Logger, silentLogger } from './telemetry.js';
 
 /** Options of {@link createServer}; every field has a documented default. */
 export interface ServerOptions {
@@ -32,12 +44,39 @@ export interface ServerOptions {
   maxPayload?: number;
   /** Ms between WebSocket pings; a connection that misses one is terminated. Default 30,000. */
   heartbeatInterval?: number;
-  /** Malformed messages tolerated per connection before closing with 4400. Default 20. */
-  maxBadMessages?: number;
-  /** Minimum ms between presence broadcasts of one connection on one document. Default 50. */
-  presenceInterval?: number;
-  /** Handles plain HTTP requests on a server this function creates. Default: 404. */
-  onRequest?: http.RequestListener;
+  /**
+   * Per-connection limits (see SessionOptions for each, with its default): bad messages,
+   * presence interval, messages/s, bytes/s, pending requests, open documents, open deadline.
+   */
+  limits?: Partial<SessionOptions>;
+  /** Connections one authenticated user may hold at once; more get HTTP 429. Default 16. */
+  maxConnectionsPerUser?: number;
+  /**
+   * Decides who a connection is, at the HTTP upgrade (undefined or a throw: HTTP 401).
+   * Default: nobody is authenticated and every connection is anonymous.
+   */
+  authenticate?: Authenticate;
+  /** Verify JWTs with the built-in verifier instead of `authenticate`. */
+  jwt?: JwtOptions;
+  /** What a user may do with a document: 'none', 'read' or 'write'. Default: 'write'. */
+  authorize?: Authorize;
+  /**
+   * Browser origins allowed to connect (exact `scheme://host[:port]`); any other `Origin`,
+   * including `null`, gets HTTP 403. Requests without an `Origin` (non-browser clients) pass.
+   * Default: every origin.
+   */
+  allowOrigins?: readonly string[];
+  /**
+   * A connection whose unsent backlog (ws `bufferedAmount`) passes this many bytes is closed
+   * with 4503 and terminated after `slowConsumerGrace` ms. Default 8 MiB.
+   */
+  maxBufferedAmount?: number;
+  /** Ms a slow consumer gets to close cleanly before it is terminated. Default 5,000. */
+  slowConsumerGrace?: number;
+  /** Serve the demo editor page at `/` (needs `npm run build`). Default false. */
+  demo?: boolean;
+  /** Structured logger (pino fits). Default: silent. */
+  logger?: Logger;
 }
 
 /** A running Otter server. */
@@ -53,6 +92,13 @@ export interface OtterServer {
   readonly connections: number;
   /** Number of documents open on at least one connection. */
   readonly openDocuments: number;
+  /** The server's Prometheus metrics. */
+  readonly metrics: Metrics;
+  /**
+   * Answers `/healthz`, `/readyz`, `/metrics` (and the demo page if enabled); returns false
+   * for other requests. Mount it in an embedding HTTP server's request handler.
+   */
+  readonly handleRequest: RouteHandler;
   /**
    * Graceful shutdown: stops accepting connections, lets every queued submission commit and be
    * acknowledged, closes every connection with 1001 (so clients reconnect elsewhere), closes
@@ -61,62 +107,149 @@ export interface OtterServer {
   close(): Promise<void>;
 }
 
+/** Refuses an upgrade request with a plain HTTP status before any WebSocket state exists. */
+function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
+  const body = `${reason}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n` +
+      `Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+  socket.destroy();
+}
+
 /** Creates and starts an Otter server; resolves once it is listening. */
 export async function createServer(options: ServerOptions = {}): Promise<OtterServer> {
+  if (options.authenticate !== undefined && options.jwt !== undefined) {
+    throw new RangeError('give authenticate or jwt, not both');
+  }
+  const authenticate = options.jwt !== undefined ? await jwtAuthenticator(options.jwt) : options.authenticate;
   const store = options.store ?? new MemoryStore();
   const sequencer = new Sequencer(store, options.sequencer);
   const rooms = new Rooms();
   sequencer.onApplied((docId, record) => rooms.publish(docId, record));
-  const sessionOptions = {
-    maxBadMessages: options.maxBadMessages ?? SESSION_DEFAULTS.maxBadMessages,
-    presenceInterval: options.presenceInterval ?? SESSION_DEFAULTS.presenceInterval,
-  };
-  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayload ?? 1 << 20 });
+  const logger = options.logger ?? silentLogger;
   const sessions = new Map<WebSocket, Session>();
+  const perUser = new Map<string, number>();
+  const maxPerUser = options.maxConnectionsPerUser ?? 16;
+  const metrics = new Metrics({
+    connections: () => sessions.size,
+    openDocuments: () => rooms.size,
+    loadedDocuments: () => sequencer.openDocuments,
+  });
+  const maxPayload = options.maxPayload ?? 1 << 20;
+  const context: SessionContext = {
+    sequencer,
+    rooms,
+    telemetry: metrics,
+    logger,
+    options: {
+      ...SESSION_DEFAULTS,
+      bytesBurst: Math.max(SESSION_DEFAULTS.bytesBurst, 2 * maxPayload),
+      ...options.limits,
+    },
+    authorize: options.authorize ?? (() => 'write'),
+    reauthenticate: authenticate === undefined ? undefined : (token) => authenticate(token),
+  };
+  const maxBuffered = options.maxBufferedAmount ?? 8 << 20;
+  const grace = options.slowConsumerGrace ?? 5000;
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload,
+    handleProtocols: (offered) => (offered.has(OTTER_SUBPROTOCOL) ? OTTER_SUBPROTOCOL : false),
+  });
   const alive = new WeakSet<WebSocket>();
+  const handleRequest = createRoutes({ store, metrics, demo: options.demo ?? false });
   const owned = options.server === undefined;
   const httpServer =
     options.server ??
-    http.createServer(
-      options.onRequest ??
-        ((_req, res) => {
-          res.writeHead(404).end();
-        }),
-    );
+    http.createServer((req, res) => {
+      if (!handleRequest(req, res)) res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    });
+  const allowOrigins = options.allowOrigins === undefined ? undefined : new Set(options.allowOrigins);
+
+  /** Who the request is, or the HTTP status refusing it. */
+  const identify = async (req: http.IncomingMessage): Promise<Identity | undefined | number> => {
+    if (authenticate === undefined) return undefined;
+    try {
+      const identity = await authenticate(tokenOf(req), req);
+      return identity ?? 401;
+    } catch (e) {
+      if (!(e instanceof AmbiguousTokenError)) logger.info({ reason: (e as Error).name }, 'authentication refused');
+      return 401;
+    }
+  };
 
   const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (options.path !== undefined && new URL(req.url ?? '/', 'http://x').pathname !== options.path) {
       if (owned) socket.destroy();
       return; // an embedding server may route other paths itself
     }
-    wss.handleUpgrade(req, socket, head, (ws) => accept(ws));
+    socket.on('error', () => socket.destroy());
+    const origin = req.headers.origin;
+    if (allowOrigins !== undefined && origin !== undefined && !allowOrigins.has(origin)) {
+      refuseUpgrade(socket, 403, 'origin not allowed');
+      return;
+    }
+    void identify(req).then((identity) => {
+      if (typeof identity === 'number') {
+        refuseUpgrade(socket, identity, 'authentication required');
+        return;
+      }
+      if (identity !== undefined && (perUser.get(identity.user) ?? 0) >= maxPerUser) {
+        refuseUpgrade(socket, 429, 'too many connections for this user');
+        return;
+      }
+      if (socket.destroyed) return;
+      wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req, identity));
+    });
   };
 
-  const accept = (ws: WebSocket): void => {
-    const session = new Session(
+  const accept = (ws: WebSocket, req: http.IncomingMessage, identity: Identity | undefined): void => {
+    let dropping = false;
+    const dropSlowConsumer = (): void => {
+      dropping = true;
+      metrics.slowConsumerDropped();
+      logger.warn({ connectionId: session.connectionId, buffered: ws.bufferedAmount }, 'slow consumer dropped');
+      ws.close(CloseCode.SlowConsumer, 'slow consumer');
+      setTimeout(() => ws.terminate(), grace).unref();
+    };
+    const session: Session = new Session(
       {
         send: (frame) => {
-          if (ws.readyState === WebSocket.OPEN) ws.send(frame);
+          if (dropping || ws.readyState !== WebSocket.OPEN) return;
+          ws.send(frame);
+          metrics.frameSent(Buffer.byteLength(frame));
+          if (ws.bufferedAmount > maxBuffered) dropSlowConsumer();
         },
         close: (code, reason) => ws.close(code, reason),
       },
-      sequencer,
-      rooms,
-      undefined,
-      sessionOptions,
+      context,
+      identity,
     );
+    const opened = Date.now();
     sessions.set(ws, session);
+    if (identity !== undefined) perUser.set(identity.user, (perUser.get(identity.user) ?? 0) + 1);
+    metrics.connectionOpened();
+    logger.info({ connectionId: session.connectionId, user: identity?.user, remote: req.socket.remoteAddress }, 'connection opened');
     alive.add(ws);
     ws.on('pong', () => alive.add(ws));
     ws.on('message', (data, isBinary) => {
       alive.add(ws);
-      session.receive(isBinary ? '' : data.toString());
+      const buffer = data as Buffer;
+      session.receive(isBinary ? '' : buffer.toString(), buffer.length);
     });
-    ws.on('close', () => {
+    ws.on('close', (code) => {
       sessions.delete(ws);
+      if (identity !== undefined) {
+        const left = (perUser.get(identity.user) ?? 1) - 1;
+        if (left > 0) perUser.set(identity.user, left);
+        else perUser.delete(identity.user);
+      }
       session.disconnected();
+      logger.info({ connectionId: session.connectionId, code, ms: Date.now() - opened }, 'connection closed');
     });
-    ws.on('error', () => ws.terminate());
+    // ws closes the connection itself after a protocol error (1009 for an oversized frame).
+    ws.on('error', (err) => logger.warn({ connectionId: session.connectionId, err: err.message }, 'connection error'));
   };
 
   const heartbeat = setInterval(() => {
@@ -179,6 +312,8 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
     get openDocuments() {
       return rooms.size;
     },
+    metrics,
+    handleRequest,
     close: () => (closing ??= close()),
   };
 }

@@ -1,0 +1,166 @@
+#!/usr/bin/env node
+/**
+ * `otter`: the command line. The composition root: it reads flags and environment variables,
+ * picks the store, and starts the server with the demo page, health and metrics.
+ *
+ *   otter serve [--port N] [--host H] [--data FILE | --memory] [--log-level L]
+ *   otter export DOC [--version N] [--data FILE]
+ *
+ * Bad flags or values print a message and exit with code 2 before anything starts.
+ */
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { MemoryStore } from './server/memory-store.js';
+import { Sequencer } from './server/sequencer.js';
+import { SqliteStore } from './server/sqlite-store.js';
+import type { Store } from './server/store.js';
+import { createServer } from './server/ws-server.js';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const HELP = `Usage:
+  otter serve [options]        run the collaboration server with the demo page
+  otter export DOC [options]   print a document's text (at the head or --version N)
+
+Options (each also read from the environment variable shown):
+  --port N          port to listen on                  OTTER_PORT       default 8080
+  --host H          address to listen on               OTTER_HOST       default 127.0.0.1
+  --data FILE       SQLite database file               OTTER_DATA       default ./data/otter.db
+  --memory          keep documents in memory only      OTTER_MEMORY=1   default off
+  --log-level L     ${LOG_LEVELS.join(', ')}   OTTER_LOG_LEVEL  default info
+  --version N       (export) the version to print                        default: the head
+  --help            print this help
+`;
+
+/** A bad command line: printed with the help hint, exit code 2. */
+class UsageError extends Error {}
+
+interface ServeConfig {
+  port: number;
+  host: string;
+  data: string | undefined;
+  logLevel: (typeof LOG_LEVELS)[number];
+}
+
+function integer(value: string, name: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new UsageError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}
+
+function parse(argv: string[], env: NodeJS.ProcessEnv) {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        data: { type: 'string' },
+        memory: { type: 'boolean' },
+        'log-level': { type: 'string' },
+        version: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { values, positionals } = parsed;
+  const memory = values.memory ?? ['1', 'true'].includes(env.OTTER_MEMORY ?? '');
+  const dataFlag = values.data ?? env.OTTER_DATA;
+  if (memory && values.data !== undefined) throw new UsageError('--data and --memory exclude each other');
+  const level = values['log-level'] ?? env.OTTER_LOG_LEVEL ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`);
+  }
+  const config: ServeConfig = {
+    port: integer(values.port ?? env.OTTER_PORT ?? '8080', '--port', 0, 65535),
+    host: values.host ?? env.OTTER_HOST ?? '127.0.0.1',
+    data: memory ? undefined : (dataFlag ?? './data/otter.db'),
+    logLevel: level as ServeConfig['logLevel'],
+  };
+  const version = values.version === undefined ? undefined : integer(values.version, '--version', 0, Number.MAX_SAFE_INTEGER);
+  return { help: values.help ?? false, positionals, config, version };
+}
+
+async function serve(config: ServeConfig): Promise<void> {
+  const logger = pino({ level: config.logLevel, base: { service: 'otter' } });
+  const store: Store = config.data === undefined ? new MemoryStore() : new SqliteStore(config.data);
+  const server = await createServer({
+    store,
+    port: config.port,
+    host: config.host,
+    demo: true,
+    logger,
+    sequencer: { onError: (err, doc) => logger.error({ err: String(err), doc }, 'background task failed') },
+  });
+  const where = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`;
+  logger.info({ url: where, store: config.data ?? 'memory' }, 'otter listening');
+  process.stdout.write(`Otter is running: open ${where}/?doc=hello in two windows\n`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err: String(err) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function exportDoc(docId: string, config: ServeConfig, version: number | undefined): Promise<void> {
+  if (config.data === undefined) throw new UsageError('export reads a database: it cannot use --memory');
+  const store = new SqliteStore(config.data);
+  const sequencer = new Sequencer(store, { idleTimeout: 0 });
+  try {
+    const snapshot = await sequencer.getSnapshot(docId, version);
+    process.stdout.write(snapshot.text);
+  } finally {
+    await sequencer.close();
+    await store.close();
+  }
+}
+
+/** Runs the command line; resolves to the exit code for commands that finish. */
+async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number | undefined> {
+  try {
+    const { help, positionals, config, version } = parse(argv, env);
+    const [command, ...rest] = positionals;
+    if (help || command === undefined) {
+      process.stdout.write(HELP);
+      return help ? 0 : 2;
+    }
+    if (command === 'serve') {
+      if (rest.length > 0) throw new UsageError(`serve takes no arguments, got ${rest.join(' ')}`);
+      await serve(config);
+      return undefined;
+    }
+    if (command === 'export') {
+      const [doc, ...extra] = rest;
+      if (doc === undefined || extra.length > 0) throw new UsageError('export takes exactly one document id');
+      await exportDoc(doc, config, version);
+      return 0;
+    }
+    throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`otter: ${e.message}\nRun otter --help for usage.\n`);
+      return 2;
+    }
+    process.stderr.write(`otter: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}
+
+const code = await main(process.argv.slice(2), process.env);
+if (code !== undefined) process.exitCode = code;

@@ -1,0 +1,136 @@
+/**
+ * Prometheus metrics for an Otter server, on prom-client. The only file that imports it.
+ * Each server gets its own registry, so several servers in one process do not collide.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Telemetry } from './telemetry.js';
+
+/** Live values the metrics read when scraped. */
+export interface MetricsSources {
+  /** Open WebSocket connections. */
+  connections(): number;
+  /** Documents open on at least one connection. */
+  openDocuments(): number;
+  /** Documents loaded in the sequencer's memory. */
+  loadedDocuments(): number;
+}
+
+/** A {@link Telemetry} that feeds Prometheus metrics, plus the text exposition. */
+export class Metrics implements Telemetry {
+  /** The registry holding every Otter metric (and Node's default process metrics). */
+  readonly registry = new Registry();
+  private readonly applied: Counter;
+  private readonly rejected: Counter<'code'>;
+  private readonly depth: Histogram;
+  private readonly latency: Histogram;
+  private readonly frames: Counter;
+  private readonly bytes: Counter;
+  private readonly resyncs: Counter;
+  private readonly drops: Counter;
+  private readonly accepted: Counter;
+
+  /** Registers every metric; `sources` are read at scrape time. */
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'otter_connections',
+      help: 'Open WebSocket connections',
+      registers,
+      collect() {
+        this.set(sources.connections());
+      },
+    });
+    new Gauge({
+      name: 'otter_open_documents',
+      help: 'Documents open on at least one connection',
+      registers,
+      collect() {
+        this.set(sources.openDocuments());
+      },
+    });
+    new Gauge({
+      name: 'otter_loaded_documents',
+      help: 'Documents held in the sequencer memory',
+      registers,
+      collect() {
+        this.set(sources.loadedDocuments());
+      },
+    });
+    this.accepted = new Counter({ name: 'otter_connections_total', help: 'WebSocket connections accepted', registers });
+    this.applied = new Counter({ name: 'otter_ops_applied_total', help: 'Operations committed', registers });
+    this.rejected = new Counter({
+      name: 'otter_ops_rejected_total',
+      help: 'Requests refused, by error code',
+      labelNames: ['code'],
+      registers,
+    });
+    this.depth = new Histogram({
+      name: 'otter_transform_depth',
+      help: 'History ops a submitted op was transformed against',
+      buckets: [0, 1, 2, 5, 10, 20, 50, 100, 500, 1000],
+      registers,
+    });
+    this.latency = new Histogram({
+      name: 'otter_submit_ack_seconds',
+      help: 'Time from receiving a submit to acknowledging it',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.frames = new Counter({ name: 'otter_frames_sent_total', help: 'WebSocket frames sent', registers });
+    this.bytes = new Counter({ name: 'otter_bytes_sent_total', help: 'Bytes of WebSocket frames sent', registers });
+    this.resyncs = new Counter({
+      name: 'otter_resyncs_total',
+      help: 'Catch-up requests answered with a snapshot',
+      registers,
+    });
+    this.drops = new Counter({
+      name: 'otter_slow_consumer_drops_total',
+      help: 'Connections closed for reading too slowly',
+      registers,
+    });
+  }
+
+  /** @inheritdoc */
+  connectionOpened(): void {
+    this.accepted.inc();
+  }
+
+  /** @inheritdoc */
+  opApplied(depth: number, seconds: number): void {
+    this.applied.inc();
+    this.depth.observe(depth);
+    this.latency.observe(seconds);
+  }
+
+  /** @inheritdoc */
+  opRejected(code: string): void {
+    this.rejected.inc({ code });
+  }
+
+  /** @inheritdoc */
+  frameSent(bytes: number): void {
+    this.frames.inc();
+    this.bytes.inc(bytes);
+  }
+
+  /** @inheritdoc */
+  resync(): void {
+    this.resyncs.inc();
+  }
+
+  /** @inheritdoc */
+  slowConsumerDropped(): void {
+    this.drops.inc();
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** The Content-Type of {@link text}. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

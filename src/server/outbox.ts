@@ -1,0 +1,58 @@
+/**
+ * A connection's outgoing queue: messages queued within one event-loop turn go out as one
+ * frame (one message, or a JSON array of messages). Consecutive ops for one document share a
+ * single `ops` message, and op entries arrive pre-serialized (serialized once per op for all
+ * recipients), so fan-out costs grow with frames, not with ops.
+ */
+import type { ServerMessage } from '../protocol/messages.js';
+
+type Piece = { json: string } | { opsDoc: string; entries: string[] };
+
+/** See the file comment. */
+export class Outbox {
+  private pieces: Piece[] = [];
+  private scheduled = false;
+  private closed = false;
+
+  /** @param write sends one frame. */
+  constructor(private readonly write: (frame: string) => void) {}
+
+  /** Queues a message. */
+  message(message: ServerMessage): void {
+    this.push({ json: JSON.stringify(message) });
+  }
+
+  /** Queues one op entry (already JSON) for `docId`, joining the previous `ops` message if it can. */
+  opEntry(docId: string, entryJson: string): void {
+    const last = this.pieces[this.pieces.length - 1];
+    if (last !== undefined && 'opsDoc' in last && last.opsDoc === docId) last.entries.push(entryJson);
+    else this.push({ opsDoc: docId, entries: [entryJson] });
+  }
+
+  /** Writes everything queued now, as one frame. */
+  flush(): void {
+    this.scheduled = false;
+    const pieces = this.pieces;
+    if (pieces.length === 0) return;
+    this.pieces = [];
+    const parts = pieces.map((p) =>
+      'json' in p ? p.json : `{"type":"ops","doc":${JSON.stringify(p.opsDoc)},"ops":[${p.entries.join(',')}]}`,
+    );
+    this.write(parts.length === 1 ? (parts[0] as string) : `[${parts.join(',')}]`);
+  }
+
+  /** Drops what is queued and queues nothing more. */
+  close(): void {
+    this.closed = true;
+    this.pieces = [];
+  }
+
+  private push(piece: Piece): void {
+    if (this.closed) return;
+    this.pieces.push(piece);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+}

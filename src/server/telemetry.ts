@@ -1,0 +1,47 @@
+/**
+ * What the server reports about itself: a narrow interface the sessions and the WebSocket
+ * server call, implemented by the Prometheus metrics in `metrics.ts` (or by nothing), and the
+ * minimal logger shape the server writes structured logs to (pino's loggers fit it).
+ */
+
+/** Events the server counts. All methods are cheap and never throw. */
+export interface Telemetry {
+  /** A WebSocket connection was accepted. */
+  connectionOpened(): void;
+  /** An op was committed after being transformed against `depth` ops, `seconds` after it arrived. */
+  opApplied(depth: number, seconds: number): void;
+  /** A request was refused with error `code`. */
+  opRejected(code: string): void;
+  /** A frame of `bytes` bytes was written to a client. */
+  frameSent(bytes: number): void;
+  /** A client that asked for catch-up was sent a snapshot instead (its version was unknown). */
+  resync(): void;
+  /** A slow consumer was disconnected. */
+  slowConsumerDropped(): void;
+}
+
+/** Telemetry that records nothing. */
+export const noTelemetry: Telemetry = {
+  connectionOpened() {},
+  opApplied() {},
+  opRejected() {},
+  frameSent() {},
+  resync() {},
+  slowConsumerDropped() {},
+};
+
+/** Structured log calls: an object of fields, then a message. Never given tokens or text. */
+export interface LogFn {
+  (fields: Record<string, unknown>, message: string): void;
+}
+
+/** The logger shape the server needs (a subset of pino's). */
+export interface Logger {
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+}
+
+/** A logger that writes nothing. */
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
