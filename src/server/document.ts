@@ -179,10 +179,21 @@ export class DocumentState {
     return op;
   }
 
+  /** Does `s`, rebased to just before `record`'s version, equal the op stored there? */
+  private matches(s: Submission, record: OpRecord, older: readonly OpRecord[]): boolean {
+    if (s.baseVersion >= record.version) return false;
+    try {
+      return sameOp(this.rebase(s.op, s.baseVersion, record.version - 1, older), record.op);
+    } catch {
+      return false;
+    }
+  }
+
   /**
    * Is `s` the same submission as the one `mark` records? Yes if it repeats the original
    * (same base, same op), or if, rebased to just before the original's version, it equals the
-   * op stored there (a client that transformed its in-flight op before resending it).
+   * op stored there (a client that transformed its in-flight op before resending it). Throws
+   * `history-gone` when that needs history already trimmed: the client must resync.
    */
   private isResubmission(s: Submission, mark: LiveMark, older: readonly OpRecord[]): boolean {
     if (
@@ -192,15 +203,36 @@ export class DocumentState {
       return true;
     }
     const original = this.opAt(mark.version, older);
-    if (original === undefined || s.baseVersion >= mark.version || s.baseVersion < this.trimmedTo) {
-      return false;
+    if (original === undefined || s.baseVersion < this.trimmedTo) {
+      throw new OtterError(
+        ErrorCode.HistoryGone,
+        `seq ${s.seq} was applied at version ${mark.version}, whose history is gone; resync`,
+      );
     }
-    try {
-      const rebased = this.rebase(s.op, s.baseVersion, mark.version - 1, older);
-      return JSON.stringify(rebased) === JSON.stringify(original.op);
-    } catch {
-      return false;
+    return this.matches(s, original, older);
+  }
+
+  /**
+   * An older op of the same client (a pipelined resubmission): found in the history after the
+   * submission's base version, it is a duplicate if its content matches. Throws `seq-stale`
+   * if it is not there, `seq-reused` if the content differs.
+   */
+  private olderDuplicate(s: Submission, older: readonly OpRecord[]): Outcome {
+    for (let v = Math.max(s.baseVersion, this.trimmedTo) + 1; v <= this.head; v++) {
+      const record = this.opAt(v, older);
+      if (record === undefined || record.clientId !== s.clientId || record.seq !== s.seq) continue;
+      if (!this.matches(s, record, older)) {
+        throw new OtterError(
+          ErrorCode.SeqReused,
+          `seq ${s.seq} of client ${JSON.stringify(s.clientId)} was applied with different content`,
+        );
+      }
+      return { duplicate: true, version: v, op: record.op };
     }
+    throw new OtterError(
+      ErrorCode.SeqStale,
+      `seq ${s.seq} is older than client ${JSON.stringify(s.clientId)}'s last applied seq and not in the history after its base version`,
+    );
   }
 
   /**
@@ -211,12 +243,7 @@ export class DocumentState {
     const mark = this.marks.get(s.clientId);
     const last = mark?.seq ?? 0;
     if (mark !== undefined && s.seq <= last) {
-      if (s.seq < last) {
-        throw new OtterError(
-          ErrorCode.SeqStale,
-          `seq ${s.seq} is older than client ${JSON.stringify(s.clientId)}'s last applied seq ${last}`,
-        );
-      }
+      if (s.seq < last) return this.olderDuplicate(s, older);
       if (!this.isResubmission(s, mark, older)) {
         throw new OtterError(
           ErrorCode.SeqReused,

@@ -1,0 +1,174 @@
+/**
+ * Shared helpers of the server tests: temp directories, store wrappers that fail or block on
+ * demand, and small OT conveniences. Not a test file itself.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { type Component, apply } from '../../src/ot/index.js';
+import { OtterError } from '../../src/protocol/errors.js';
+import type { ErrorCode } from '../../src/protocol/errors.js';
+import type { Sequencer } from '../../src/server/sequencer.js';
+import type { ClientMark, LoadedDocument, OpRecord, Snapshot, Store } from '../../src/server/store.js';
+
+/** A fresh temporary directory; remove it with {@link removeTempDir}. */
+export function makeTempDir(prefix = 'otter-server-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Removes a directory made by {@link makeTempDir}. */
+export function removeTempDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** An op inserting `text` at `pos` of a document of length `len`. */
+export function ins(len: number, pos: number, text: string): Component[] {
+  const op: Component[] = [];
+  if (pos > 0) op.push(pos);
+  op.push(text);
+  if (len - pos > 0) op.push(len - pos);
+  return op;
+}
+
+/** The text of a log replayed from the empty document. */
+export function replay(records: readonly OpRecord[], from = ''): string {
+  let text = from;
+  for (const r of records) text = apply(text, r.op);
+  return text;
+}
+
+/** A promise settled by hand. */
+export interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (error: unknown) => void;
+}
+
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** Resolves `p`, or rejects if it has not settled within `ms` (so a hang fails, not times out). */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Waits for `cond` by polling every `stepMs`, at most `tries` times; false if it never held. */
+export async function pollUntil(cond: () => boolean, tries = 400, stepMs = 10): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  return cond();
+}
+
+/** Lets pending microtasks and one macrotask turn run. */
+export function tick(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}
+
+/**
+ * A {@link Store} that delegates to another and can be told to fail or block calls, and that
+ * records every append and snapshot it forwards.
+ */
+export class ControlledStore implements Store {
+  /**
+   * Appends to fail, once each: the first entry matching an append (by `docId` and `when`,
+   * both optional) is removed and its error thrown instead of appending.
+   */
+  appendFailures: Array<{
+    docId?: string;
+    when?: (docId: string, records: readonly OpRecord[]) => boolean;
+    error: unknown;
+  }> = [];
+  /** If set, appends to this document wait for the gate before going through (or failing). */
+  appendGate: { docId: string; gate: Promise<void> } | undefined;
+  /** Fail every getOps with this error while set. */
+  getOpsError: unknown;
+  /** Fail every load with this error while set. */
+  loadError: unknown;
+  readonly appends: Array<{ docId: string; expectedHead: number; records: OpRecord[]; marks: ClientMark[] }> = [];
+  readonly snapshotsPut: Array<{ docId: string; version: number }> = [];
+
+  constructor(readonly inner: Store) {}
+
+  load(docId: string): Promise<LoadedDocument> {
+    if (this.loadError !== undefined) return Promise.reject(this.loadError);
+    return this.inner.load(docId);
+  }
+
+  async append(docId: string, expectedHead: number, records: OpRecord[], marks: ClientMark[]): Promise<void> {
+    const gate = this.appendGate;
+    if (gate !== undefined && gate.docId === docId) await gate.gate;
+    const i = this.appendFailures.findIndex(
+      (f) => (f.docId === undefined || f.docId === docId) && (f.when === undefined || f.when(docId, records)),
+    );
+    if (i >= 0) {
+      const [failure] = this.appendFailures.splice(i, 1);
+      throw failure?.error;
+    }
+    await this.inner.append(docId, expectedHead, records, marks);
+    this.appends.push({ docId, expectedHead, records, marks });
+  }
+
+  getOps(docId: string, from: number, to: number): Promise<OpRecord[]> {
+    if (this.getOpsError !== undefined) return Promise.reject(this.getOpsError);
+    return this.inner.getOps(docId, from, to);
+  }
+
+  getSnapshot(docId: string, atOrBefore?: number): Promise<Snapshot | undefined> {
+    return this.inner.getSnapshot(docId, atOrBefore);
+  }
+
+  putSnapshot(docId: string, snapshot: Snapshot): Promise<void> {
+    this.snapshotsPut.push({ docId, version: snapshot.version });
+    return this.inner.putSnapshot(docId, snapshot);
+  }
+
+  trim(docId: string, version: number): Promise<void> {
+    return this.inner.trim(docId, version);
+  }
+
+  ping(): Promise<void> {
+    return this.inner.ping();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** Asserts that `p` rejects with an {@link OtterError} of `code`; returns the error. */
+export async function expectOtterError(p: Promise<unknown>, code: ErrorCode): Promise<OtterError> {
+  let error: unknown;
+  try {
+    await p;
+  } catch (e) {
+    error = e;
+  }
+  expect(error, `expected a rejection with ${code}`).toBeInstanceOf(OtterError);
+  expect((error as OtterError).code).toBe(code);
+  return error as OtterError;
+}
+
+/** Records every onApplied event of a sequencer. */
+export function recordApplied(sequencer: Sequencer): Array<{ docId: string; record: OpRecord }> {
+  const events: Array<{ docId: string; record: OpRecord }> = [];
+  sequencer.onApplied((docId, record) => events.push({ docId, record }));
+  return events;
+}

@@ -1,0 +1,416 @@
+/**
+ * The contract every {@link Store} implementation must pass (the pattern of ShareDB's
+ * test/db.js): call `storeContract(name, makeStore, cleanup)` from the implementation's test
+ * file. `makeStore` is called before every test and must return an empty store; after every
+ * test the store is closed and `cleanup` (if given) runs.
+ *
+ * Beyond the interface's doc comments, the contract pins down what the sequencer relies on: a
+ * document never written reads as the empty snapshot at version 0 (from load and getSnapshot),
+ * and a rejected append changes nothing, marks included.
+ *
+ * Example (a future Redis store):
+ *   storeContract('RedisStore', async () => new RedisStore(await freshDb()), () => dropDb());
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type Component, apply } from '../../src/ot/index.js';
+import {
+  type ClientMark,
+  type OpRecord,
+  type Store,
+  VersionConflictError,
+} from '../../src/server/store.js';
+
+/** The texts of the contract's reference document: version v holds TEXTS[v]. */
+const WORDS = ['a', 'bc', 'def', '😀', 'gh', 'ij', 'k', 'lmn', 'o', 'pq', 'r', 'st'];
+
+/** Records of versions from+1 … to of the reference document (each appends one word). */
+function records(from: number, to: number, clientId = 'c1', seqOffset = 0): OpRecord[] {
+  const out: OpRecord[] = [];
+  for (let v = from + 1; v <= to; v++) out.push(recordAt(v, clientId, v + seqOffset));
+  return out;
+}
+
+/** The text of the reference document at `version`. */
+function textAt(version: number): string {
+  return WORDS.slice(0, version).join('');
+}
+
+function recordAt(version: number, clientId = 'c1', seq = version, author?: string): OpRecord {
+  const before = textAt(version - 1).length;
+  const word = WORDS[(version - 1) % WORDS.length] as string;
+  const op: Component[] = before > 0 ? [before, word] : [word];
+  return author === undefined ? { version, op, clientId, seq } : { version, op, clientId, seq, author };
+}
+
+function mark(clientId: string, seq: number, version: number, baseVersion = version - 1): ClientMark {
+  return { clientId, seq, version, baseVersion, fingerprint: `fp-${clientId}-${seq}-${baseVersion}` };
+}
+
+function versions(rs: readonly OpRecord[]): number[] {
+  return rs.map((r) => r.version);
+}
+
+/**
+ * Registers the contract suite for one Store implementation.
+ * @param name shown in the test names
+ * @param makeStore returns a fresh, empty store (called before each test)
+ * @param cleanup called after each test, after the store was closed
+ */
+export function storeContract(
+  name: string,
+  makeStore: () => Promise<Store>,
+  cleanup?: () => Promise<void> | void,
+): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+    let closed = false;
+
+    beforeEach(async () => {
+      store = await makeStore();
+      closed = false;
+    });
+
+    afterEach(async () => {
+      if (!closed) await store.close();
+      await cleanup?.();
+    });
+
+    /** The text rebuilt from what load returns. */
+    async function rebuild(docId: string): Promise<{ version: number; text: string }> {
+      const loaded = await store.load(docId);
+      let text = loaded.snapshot.text;
+      let version = loaded.snapshot.version;
+      for (const r of loaded.ops) {
+        expect(r.version).toBe(version + 1);
+        text = apply(text, r.op);
+        version = r.version;
+      }
+      return { version, text };
+    }
+
+    describe('load', () => {
+      it('loads a new document as version 0, empty, with no ops, no trim and no marks', async () => {
+        const loaded = await store.load('new-doc');
+        expect(loaded.snapshot).toEqual({ version: 0, text: '' });
+        expect(loaded.ops).toEqual([]);
+        expect(loaded.trimmedTo).toBe(0);
+        expect(loaded.marks).toEqual([]);
+      });
+
+      it('returns the appended ops and marks', async () => {
+        const recs = records(0, 3);
+        const marks = [mark('c1', 3, 3)];
+        await store.append('d', 0, recs, marks);
+        const loaded = await store.load('d');
+        expect(loaded.snapshot).toEqual({ version: 0, text: '' });
+        expect(loaded.ops).toEqual(recs);
+        expect(loaded.trimmedTo).toBe(0);
+        expect(loaded.marks).toEqual(marks);
+        expect(await rebuild('d')).toEqual({ version: 3, text: textAt(3) });
+      });
+
+      it('keeps the author of a record, and its absence', async () => {
+        const recs = [recordAt(1, 'c1', 1, 'alice'), recordAt(2, 'c2', 1)];
+        await store.append('d', 0, recs, []);
+        const loaded = await store.load('d');
+        expect(loaded.ops[0]?.author).toBe('alice');
+        expect(loaded.ops[1]?.author).toBeUndefined();
+        expect(loaded.ops.map((r) => [r.clientId, r.seq])).toEqual([
+          ['c1', 1],
+          ['c2', 1],
+        ]);
+      });
+
+      it('appends in several steps continue from the head', async () => {
+        await store.append('d', 0, records(0, 2), [mark('c1', 2, 2)]);
+        await store.append('d', 2, records(2, 5), [mark('c1', 5, 5)]);
+        await store.append('d', 5, records(5, 6), [mark('c1', 6, 6)]);
+        const loaded = await store.load('d');
+        expect(versions(loaded.ops)).toEqual([1, 2, 3, 4, 5, 6]);
+        expect(await rebuild('d')).toEqual({ version: 6, text: textAt(6) });
+      });
+
+      it('keeps documents apart', async () => {
+        await store.append('a', 0, records(0, 2), [mark('x', 2, 2)]);
+        await store.append('b', 0, records(0, 1), [mark('y', 1, 1)]);
+        const a = await store.load('a');
+        const b = await store.load('b');
+        expect(versions(a.ops)).toEqual([1, 2]);
+        expect(versions(b.ops)).toEqual([1]);
+        expect(a.marks.map((m) => m.clientId)).toEqual(['x']);
+        expect(b.marks.map((m) => m.clientId)).toEqual(['y']);
+      });
+    });
+
+    describe('append', () => {
+      it('rejects a wrong expectedHead with VersionConflictError and writes nothing', async () => {
+        await store.append('d', 0, records(0, 2), [mark('c1', 2, 2)]);
+        const before = await store.load('d');
+        // Behind the head.
+        const behind = await store.append('d', 1, [recordAt(2, 'c9', 1)], [mark('c9', 1, 2)]).catch((e: unknown) => e);
+        expect(behind).toBeInstanceOf(VersionConflictError);
+        expect((behind as VersionConflictError).docId).toBe('d');
+        expect((behind as VersionConflictError).expected).toBe(1);
+        expect((behind as VersionConflictError).actual).toBe(2);
+        // Ahead of the head.
+        const ahead = await store.append('d', 5, [recordAt(6, 'c9', 1)], [mark('c9', 1, 6)]).catch((e: unknown) => e);
+        expect(ahead).toBeInstanceOf(VersionConflictError);
+        // On a new document.
+        const fresh = await store.append('other', 1, [recordAt(2)], []).catch((e: unknown) => e);
+        expect(fresh).toBeInstanceOf(VersionConflictError);
+        expect(await store.load('d')).toEqual(before);
+        expect(await store.load('other')).toEqual({
+          snapshot: { version: 0, text: '' },
+          ops: [],
+          trimmedTo: 0,
+          marks: [],
+        });
+      });
+
+      it('never overwrites an existing version', async () => {
+        await store.append('d', 0, records(0, 2), [mark('c1', 2, 2)]);
+        const before = await store.load('d');
+        const intruder: OpRecord = { version: 2, op: [1, 'ZZZ', 1], clientId: 'intruder', seq: 1 };
+        // Claiming the old head, and claiming the current head with a record for an old version.
+        await expect(store.append('d', 1, [intruder], [mark('intruder', 1, 2)])).rejects.toBeDefined();
+        await expect(store.append('d', 2, [intruder], [mark('intruder', 1, 2)])).rejects.toBeDefined();
+        expect(await store.load('d')).toEqual(before);
+        expect(await store.getOps('d', 0, 10)).toEqual(before.ops);
+      });
+
+      it('requires records with consecutive versions from expectedHead + 1, all or nothing', async () => {
+        await store.append('d', 0, records(0, 1), [mark('c1', 1, 1)]);
+        const before = await store.load('d');
+        // A gap inside the batch: version 2 is valid, 4 is not; neither may be written.
+        await expect(store.append('d', 1, [recordAt(2), recordAt(4)], [mark('c1', 4, 4)])).rejects.toBeDefined();
+        // A batch starting past expectedHead + 1.
+        await expect(store.append('d', 1, [recordAt(3)], [mark('c1', 3, 3)])).rejects.toBeDefined();
+        // A repeated version inside the batch.
+        await expect(store.append('d', 1, [recordAt(2), recordAt(2)], [])).rejects.toBeDefined();
+        expect(await store.load('d')).toEqual(before);
+        // The document still takes the right continuation.
+        await store.append('d', 1, records(1, 3), [mark('c1', 3, 3)]);
+        expect(await rebuild('d')).toEqual({ version: 3, text: textAt(3) });
+      });
+
+      it('upserts marks: one per client, the latest wins', async () => {
+        await store.append('d', 0, records(0, 1), [mark('c1', 1, 1)]);
+        await store.append('d', 1, [recordAt(2, 'c2', 1)], [mark('c2', 1, 2)]);
+        await store.append('d', 2, [recordAt(3, 'c1', 2)], [mark('c1', 2, 3, 1)]);
+        await store.append('d', 3, [recordAt(4, 'c1', 3), recordAt(5, 'c3', 1)], [mark('c1', 3, 4), mark('c3', 1, 5)]);
+        const loaded = await store.load('d');
+        const byClient = new Map(loaded.marks.map((m) => [m.clientId, m]));
+        expect(loaded.marks).toHaveLength(3);
+        expect(byClient.get('c1')).toEqual(mark('c1', 3, 4));
+        expect(byClient.get('c2')).toEqual(mark('c2', 1, 2));
+        expect(byClient.get('c3')).toEqual(mark('c3', 1, 5));
+      });
+
+      it('does not upsert the marks of a rejected append', async () => {
+        await store.append('d', 0, records(0, 1), [mark('c1', 1, 1)]);
+        await expect(store.append('d', 0, [recordAt(1, 'c1', 2)], [mark('c1', 2, 1)])).rejects.toBeInstanceOf(
+          VersionConflictError,
+        );
+        expect((await store.load('d')).marks).toEqual([mark('c1', 1, 1)]);
+      });
+
+      it('accepts concurrent appends to different documents in the same tick', async () => {
+        const ids = Array.from({ length: 12 }, (_, i) => `doc-${i}`);
+        const results = await Promise.allSettled(
+          ids.map((id, i) => store.append(id, 0, records(0, 1 + (i % 3), `c-${i}`), [mark(`c-${i}`, 1 + (i % 3), 1 + (i % 3))])),
+        );
+        expect(results.map((r) => r.status)).toEqual(ids.map(() => 'fulfilled'));
+        for (const [i, id] of ids.entries()) {
+          const loaded = await store.load(id);
+          expect(versions(loaded.ops)).toEqual(records(0, 1 + (i % 3)).map((r) => r.version));
+          expect(loaded.marks).toEqual([mark(`c-${i}`, 1 + (i % 3), 1 + (i % 3))]);
+        }
+      });
+
+      it('lets exactly one of concurrent appends with the same expectedHead win', async () => {
+        await store.append('d', 0, records(0, 1), [mark('c1', 1, 1)]);
+        const contenders = Array.from({ length: 6 }, (_, i) => `w${i}`);
+        const results = await Promise.allSettled(
+          contenders.map((w) =>
+            store.append('d', 1, [{ version: 2, op: [1, w], clientId: w, seq: 1 }], [mark(w, 1, 2)]),
+          ),
+        );
+        const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [contenders[i] as string] : []));
+        expect(won).toHaveLength(1);
+        for (const r of results) {
+          if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(VersionConflictError);
+        }
+        const loaded = await store.load('d');
+        expect(versions(loaded.ops)).toEqual([1, 2]);
+        expect(loaded.ops[1]?.clientId).toBe(won[0]);
+        expect(loaded.marks.map((m) => m.clientId).sort()).toEqual(['c1', won[0]].sort());
+      });
+
+      it('lets exactly one of concurrent appends win even across ticks of a chain', async () => {
+        // Two writers each append twice in a row, both starting from head 0.
+        const run = async (w: string): Promise<number> => {
+          let ok = 0;
+          try {
+            await store.append('d', 0, [{ version: 1, op: [w], clientId: w, seq: 1 }], [mark(w, 1, 1)]);
+            ok++;
+            await store.append('d', 1, [{ version: 2, op: [w.length, w], clientId: w, seq: 2 }], [mark(w, 2, 2)]);
+            ok++;
+          } catch (e) {
+            expect(e).toBeInstanceOf(VersionConflictError);
+          }
+          return ok;
+        };
+        const [a, b] = await Promise.all([run('A'), run('B')]);
+        expect([a, b].sort()).toEqual([0, 2]);
+        const loaded = await store.load('d');
+        expect(versions(loaded.ops)).toEqual([1, 2]);
+        expect(new Set(loaded.ops.map((r) => r.clientId)).size).toBe(1);
+      });
+    });
+
+    describe('getOps', () => {
+      beforeEach(async () => {
+        await store.append('d', 0, records(0, 6), [mark('c1', 6, 6)]);
+      });
+
+      it('returns from < version ≤ to, in order', async () => {
+        expect(versions(await store.getOps('d', 0, 6))).toEqual([1, 2, 3, 4, 5, 6]);
+        expect(versions(await store.getOps('d', 2, 4))).toEqual([3, 4]);
+        expect(versions(await store.getOps('d', 3, 4))).toEqual([4]);
+        expect(versions(await store.getOps('d', 5, 100))).toEqual([6]);
+        expect(await store.getOps('d', 0, 6)).toEqual(records(0, 6));
+      });
+
+      it('returns nothing for empty or out-of-range ranges and unknown documents', async () => {
+        expect(await store.getOps('d', 4, 4)).toEqual([]);
+        expect(await store.getOps('d', 6, 10)).toEqual([]);
+        expect(await store.getOps('d', 9, 12)).toEqual([]);
+        expect(await store.getOps('d', 4, 2)).toEqual([]);
+        expect(await store.getOps('nobody', 0, 10)).toEqual([]);
+      });
+    });
+
+    describe('snapshots', () => {
+      beforeEach(async () => {
+        await store.append('d', 0, records(0, 6), [mark('c1', 6, 6)]);
+      });
+
+      it('returns the latest snapshot at or before a version', async () => {
+        await store.putSnapshot('d', { version: 2, text: textAt(2) });
+        await store.putSnapshot('d', { version: 5, text: textAt(5) });
+        expect(await store.getSnapshot('d', 1)).toEqual({ version: 0, text: '' });
+        expect(await store.getSnapshot('d', 2)).toEqual({ version: 2, text: textAt(2) });
+        expect(await store.getSnapshot('d', 4)).toEqual({ version: 2, text: textAt(2) });
+        expect(await store.getSnapshot('d', 5)).toEqual({ version: 5, text: textAt(5) });
+        expect(await store.getSnapshot('d', 6)).toEqual({ version: 5, text: textAt(5) });
+        expect(await store.getSnapshot('d')).toEqual({ version: 5, text: textAt(5) });
+      });
+
+      it('treats a new document as having the empty snapshot at version 0', async () => {
+        expect(await store.getSnapshot('nobody')).toEqual({ version: 0, text: '' });
+        expect(await store.getSnapshot('nobody', 0)).toEqual({ version: 0, text: '' });
+      });
+
+      it('stores a snapshot put out of order', async () => {
+        await store.putSnapshot('d', { version: 5, text: textAt(5) });
+        await store.putSnapshot('d', { version: 3, text: textAt(3) });
+        expect(await store.getSnapshot('d', 4)).toEqual({ version: 3, text: textAt(3) });
+        expect(await store.getSnapshot('d')).toEqual({ version: 5, text: textAt(5) });
+      });
+
+      it('keeps one snapshot when the same version is stored twice', async () => {
+        await store.putSnapshot('d', { version: 3, text: textAt(3) });
+        await store.putSnapshot('d', { version: 3, text: textAt(3) });
+        expect(await store.getSnapshot('d', 3)).toEqual({ version: 3, text: textAt(3) });
+        await store.trim('d', 3);
+        expect(await store.getSnapshot('d', 3)).toEqual({ version: 3, text: textAt(3) });
+        expect(await rebuild('d')).toEqual({ version: 6, text: textAt(6) });
+      });
+
+      it('loads from the latest snapshot and the ops after it', async () => {
+        await store.putSnapshot('d', { version: 4, text: textAt(4) });
+        const loaded = await store.load('d');
+        expect(loaded.snapshot).toEqual({ version: 4, text: textAt(4) });
+        expect(versions(loaded.ops)).toEqual([5, 6]);
+        expect(loaded.trimmedTo).toBe(0);
+        expect(await rebuild('d')).toEqual({ version: 6, text: textAt(6) });
+        // Older ops are still there until trimmed.
+        expect(versions(await store.getOps('d', 0, 6))).toEqual([1, 2, 3, 4, 5, 6]);
+      });
+    });
+
+    describe('trim', () => {
+      beforeEach(async () => {
+        await store.append('d', 0, records(0, 8), [mark('c1', 8, 8), mark('c2', 1, 3, 0)]);
+        await store.putSnapshot('d', { version: 2, text: textAt(2) });
+        await store.putSnapshot('d', { version: 4, text: textAt(4) });
+        await store.putSnapshot('d', { version: 6, text: textAt(6) });
+      });
+
+      it('deletes ops up to the version and older snapshots, and moves the trim point', async () => {
+        await store.trim('d', 4);
+        expect(versions(await store.getOps('d', 0, 8))).toEqual([5, 6, 7, 8]);
+        expect(versions(await store.getOps('d', 4, 8))).toEqual([5, 6, 7, 8]);
+        expect(await store.getSnapshot('d', 3)).toBeUndefined();
+        expect(await store.getSnapshot('d', 0)).toBeUndefined();
+        expect(await store.getSnapshot('d', 4)).toEqual({ version: 4, text: textAt(4) });
+        expect(await store.getSnapshot('d', 5)).toEqual({ version: 4, text: textAt(4) });
+        expect(await store.getSnapshot('d')).toEqual({ version: 6, text: textAt(6) });
+        const loaded = await store.load('d');
+        expect(loaded.trimmedTo).toBe(4);
+        expect(loaded.marks).toHaveLength(2);
+      });
+
+      it('requires a snapshot at the version, and changes nothing otherwise', async () => {
+        const before = await store.load('d');
+        await expect(store.trim('d', 5)).rejects.toBeDefined();
+        expect(await store.load('d')).toEqual(before);
+        expect(versions(await store.getOps('d', 0, 8))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      });
+
+      it('never moves the trim point back', async () => {
+        await store.trim('d', 6);
+        await store.trim('d', 4);
+        await store.trim('d', 2);
+        expect((await store.load('d')).trimmedTo).toBe(6);
+        expect(versions(await store.getOps('d', 0, 8))).toEqual([7, 8]);
+        await store.trim('d', 6);
+        expect((await store.load('d')).trimmedTo).toBe(6);
+      });
+
+      it('still rebuilds the head after trimming, and appends continue', async () => {
+        await store.trim('d', 4);
+        expect(await rebuild('d')).toEqual({ version: 8, text: textAt(8) });
+        await store.trim('d', 6);
+        expect(await rebuild('d')).toEqual({ version: 8, text: textAt(8) });
+        await expect(store.append('d', 6, [recordAt(7, 'late', 1)], [])).rejects.toBeInstanceOf(VersionConflictError);
+        await store.append('d', 8, records(8, 10), [mark('c1', 10, 10)]);
+        expect(await rebuild('d')).toEqual({ version: 10, text: textAt(10) });
+        expect(versions(await store.getOps('d', 6, 10))).toEqual([7, 8, 9, 10]);
+      });
+
+      it('trims to a snapshot at the head', async () => {
+        await store.putSnapshot('d', { version: 8, text: textAt(8) });
+        await store.trim('d', 8);
+        const loaded = await store.load('d');
+        expect(loaded).toMatchObject({ snapshot: { version: 8, text: textAt(8) }, ops: [], trimmedTo: 8 });
+        expect(await store.getOps('d', 0, 8)).toEqual([]);
+        await store.append('d', 8, records(8, 9), []);
+        expect(await rebuild('d')).toEqual({ version: 9, text: textAt(9) });
+      });
+    });
+
+    it('close lets a pending append finish first', async () => {
+      const pending = store.append('d', 0, records(0, 2), [mark('c1', 2, 2)]);
+      closed = true;
+      await store.close();
+      await expect(pending).resolves.toBeUndefined();
+    });
+
+    it('ping resolves', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+      await store.append('d', 0, records(0, 1), []);
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}
