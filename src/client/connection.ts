@@ -1,0 +1,517 @@
+/**
+ * The client's one WebSocket: handshake, reconnection with backoff, heartbeat, and routing of
+ * server messages to the open documents. Runs in browsers and in Node (pass `ws` as the
+ * `WebSocket` option where there is no global one); imports nothing Node-only.
+ */
+import { ErrorCode, OtterError } from '../protocol/errors.js';
+import {
+  type ClientMessage,
+  CloseCode,
+  type ErrorMessage,
+  PROTOCOL_VERSION,
+  type ServerMessage,
+} from '../protocol/messages.js';
+import { ProtocolError, parseServerFrame } from '../protocol/parse.js';
+import { reconnectDelay } from './backoff.js';
+import { CollaborativeDocument, type DocumentOptions, type DocumentTransport } from './document.js';
+import { Emitter } from './emitter.js';
+
+/**
+ * A handler slot of a socket. The socket calls it; its parameter is typed `never` so that
+ * both the DOM `WebSocket` and the `ws` package's class fit {@link WebSocketLike}.
+ */
+export type SocketHandler = ((event: never) => unknown) | null;
+
+/** The part of the WebSocket API the connection uses (the DOM's and `ws`'s both fit). */
+export interface WebSocketLike {
+  /** 0 connecting, 1 open, 2 closing, 3 closed. */
+  readonly readyState: number;
+  /** Called once the connection is open. */
+  onopen: SocketHandler;
+  /** Called with `{ data }` for every frame; text frames carry a string. */
+  onmessage: SocketHandler;
+  /** Called with `{ code }` once the connection is closed. */
+  onclose: SocketHandler;
+  /** Called on a failure; a close follows. */
+  onerror: SocketHandler;
+  /** Sends one text frame; may throw if the socket is not open. */
+  send(data: string): void;
+  /** Starts the closing handshake. */
+  close(code?: number, reason?: string): void;
+}
+
+/** A WebSocket class: `new WebSocket(url)`. */
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/**
+ * Where a connection is: `connecting` (opening, or waiting to reopen), `open` (past the
+ * handshake), or `closed` (for good).
+ */
+export type ConnectionState = 'connecting' | 'open' | 'closed';
+
+/** Events of a {@link Connection}. */
+export interface ConnectionEvents {
+  /** The state changed. */
+  state: ConnectionState;
+  /**
+   * Something went wrong that is not about one document: a server error without a document
+   * (a {@link ProtocolError} with the server's code and ref), an unreadable frame, a failed
+   * `getToken`, an unsupported protocol (then the connection closes for good). Errors about
+   * an open document go to that document's `error` event instead.
+   */
+  error: Error;
+}
+
+/** Options of a {@link Connection}; every field has a default. */
+export interface ConnectionOptions extends DocumentOptions {
+  /** The WebSocket class. Default `globalThis.WebSocket` (in Node < 22, pass `ws`'s). */
+  WebSocket?: WebSocketConstructor;
+  /** A token sent as the `token` query parameter. Not with `getToken`. */
+  token?: string;
+  /** Called (and awaited) before every connection attempt for a fresh token. Not with `token`. */
+  getToken?: () => string | Promise<string>;
+  /** This client's id, stable across reconnections. Default: 128 random bits, hex. */
+  clientId?: string;
+  /** Shortest delay before a reconnection attempt, in ms. Default 500. */
+  minReconnectDelay?: number;
+  /** Longest delay before a reconnection attempt, in ms. Default 30,000. */
+  maxReconnectDelay?: number;
+  /** Time between two `ping` messages, in ms. Default 15,000. */
+  heartbeatInterval?: number;
+  /**
+   * With no frame from the server for this long (in ms), the socket is deemed dead, closed
+   * and reopened. Must exceed `heartbeatInterval`. Default twice `heartbeatInterval`.
+   */
+  heartbeatTimeout?: number;
+}
+
+const OPEN = 1;
+/** The close code of a connection that ended without a close frame. */
+const ABNORMAL_CLOSURE = 1006;
+
+/** A random client id: 128 bits from `crypto.getRandomValues`, as 32 hex digits. */
+function randomId(): string {
+  const crypto = (globalThis as { crypto?: { getRandomValues?: (a: Uint8Array) => Uint8Array } }).crypto;
+  if (crypto?.getRandomValues === undefined) {
+    throw new Error('Otter: globalThis.crypto.getRandomValues is missing; pass a clientId option');
+  }
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function positive(name: string, value: number): number {
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
+    throw new RangeError(`Otter: ${name} must be a positive finite number of ms, got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * A connection to an Otter server, carrying any number of documents.
+ *
+ * It connects at once, says `hello` with its clientId, and re-opens every open document after
+ * each reconnection. It reconnects after any close, with exponential backoff and jitter
+ * (see {@link reconnectDelay}), except: after {@link close}; when the server does not speak
+ * its protocol (close code 4000) or the token expired and there is no `getToken` to renew it
+ * (4401), where it stops and emits `error`; and when the server dropped it for having no
+ * document open (4408), where it reconnects on the next {@link open}. While disconnected,
+ * local edits wait in their documents and go out after the re-open.
+ */
+export class Connection extends Emitter<ConnectionEvents> {
+  /** This client's id, sent in every `hello`; stable for the connection's lifetime. */
+  readonly clientId: string;
+
+  private readonly url: URL;
+  private readonly WebSocket: WebSocketConstructor;
+  private readonly options: ConnectionOptions;
+  private readonly minDelay: number;
+  private readonly maxDelay: number;
+  private readonly heartbeatInterval: number;
+  private readonly heartbeatTimeout: number;
+
+  private current: ConnectionState = 'connecting';
+  private socket: WebSocketLike | undefined;
+  private welcomed = false;
+  private id: string | undefined;
+  private stopped = false;
+  /** The largest submit sent on the current socket: the suspect of a 1009 close. */
+  private largestSubmit: { doc: string; seq: number; size: number } | undefined;
+  /** The server refused this client's protocol version in an error message. */
+  private protocolRefused = false;
+  /** Closed by the server for having no document open: reconnect on the next `open`. */
+  private idle = false;
+  /** Consecutive attempts without a welcome. */
+  private attempt = 0;
+  /** Bumped by each connection attempt, so a stale `getToken` answer is ignored. */
+  private generation = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private pingTimer: ReturnType<typeof setInterval> | undefined;
+  private deadline: ReturnType<typeof setTimeout> | undefined;
+  private readonly docs = new Map<string, CollaborativeDocument>();
+  private readonly transport: DocumentTransport = {
+    send: (message) => this.send(message),
+    detach: (doc) => {
+      if (this.docs.get(doc.id) === doc) this.docs.delete(doc.id);
+    },
+  };
+
+  /**
+   * Starts connecting to `url`: ws: or wss: (http: and https: are taken as ws: and wss:), or
+   * a path relative to the page in a browser. Throws at once on a bad URL, contradictory
+   * options, or no WebSocket class.
+   */
+  constructor(url: string | URL, options: ConnectionOptions = {}) {
+    super();
+    const WebSocketClass =
+      options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (WebSocketClass === undefined) {
+      throw new Error(
+        'Otter: no WebSocket class: this platform has no globalThis.WebSocket; pass one as the WebSocket option (in Node: the `ws` package)',
+      );
+    }
+    if (options.token !== undefined && options.getToken !== undefined) {
+      throw new Error('Otter: pass either token or getToken, not both');
+    }
+    this.WebSocket = WebSocketClass;
+    const base = (globalThis as { location?: { href?: string } }).location?.href;
+    this.url = new URL(url, base);
+    // A URL relative to a page comes out as http(s): the WebSocket scheme is ws(s).
+    if (this.url.protocol === 'http:') this.url.protocol = 'ws:';
+    else if (this.url.protocol === 'https:') this.url.protocol = 'wss:';
+    if (this.url.protocol !== 'ws:' && this.url.protocol !== 'wss:') {
+      throw new TypeError(`Otter: the server URL must be ws:, wss:, http: or https:, got ${this.url.href}`);
+    }
+    this.options = options;
+    this.minDelay = positive('minReconnectDelay', options.minReconnectDelay ?? 500);
+    this.maxDelay = positive('maxReconnectDelay', options.maxReconnectDelay ?? 30_000);
+    if (this.maxDelay < this.minDelay) {
+      throw new RangeError(
+        `Otter: maxReconnectDelay (${this.maxDelay}) is below minReconnectDelay (${this.minDelay})`,
+      );
+    }
+    this.heartbeatInterval = positive('heartbeatInterval', options.heartbeatInterval ?? 15_000);
+    this.heartbeatTimeout = positive('heartbeatTimeout', options.heartbeatTimeout ?? 2 * this.heartbeatInterval);
+    if (this.heartbeatTimeout <= this.heartbeatInterval) {
+      throw new RangeError(
+        `Otter: heartbeatTimeout (${this.heartbeatTimeout}) must exceed heartbeatInterval (${this.heartbeatInterval})`,
+      );
+    }
+    this.clientId = options.clientId ?? randomId();
+    this.connect();
+  }
+
+  /** The current state; `state` events announce changes. */
+  get state(): ConnectionState {
+    return this.current;
+  }
+
+  /** The server's id for the current connection (the key of this client's presence), once welcomed. */
+  get connectionId(): string | undefined {
+    return this.id;
+  }
+
+  /**
+   * Opens document `docId` and returns it; the same instance while it stays open. Its
+   * `ready` promise resolves when the server has sent it. Throws OtterError `closed` after
+   * {@link close}.
+   */
+  open(docId: string): CollaborativeDocument {
+    if (this.stopped) throw new OtterError(ErrorCode.Closed, 'the connection is closed');
+    if (typeof docId !== 'string' || docId.length === 0) {
+      throw new TypeError(`Otter: a document id must be a non-empty string, got ${JSON.stringify(docId)}`);
+    }
+    const open = this.docs.get(docId);
+    if (open !== undefined) return open;
+    const doc = new CollaborativeDocument(docId, this.transport, this.options);
+    this.docs.set(docId, doc);
+    if (this.welcomed) doc.connected();
+    if (this.idle) {
+      this.idle = false;
+      this.connect();
+    }
+    return doc;
+  }
+
+  /**
+   * Closes the connection and every document for good: no reconnection, pending `ready` and
+   * `synced()` promises reject. Closing twice does nothing.
+   */
+  close(): void {
+    this.stop();
+  }
+
+  // ─── connecting ───────────────────────────────────────────────────────────────────────────
+
+  private connect(): void {
+    this.reconnectTimer = undefined;
+    const generation = ++this.generation;
+    this.setState('connecting');
+    const getToken = this.options.getToken;
+    if (getToken === undefined) {
+      this.openSocket(this.options.token);
+      return;
+    }
+    let pending: Promise<string>;
+    try {
+      pending = Promise.resolve(getToken());
+    } catch (e) {
+      pending = Promise.reject(e);
+    }
+    pending.then(
+      (token) => {
+        if (!this.stopped && generation === this.generation) this.openSocket(token);
+      },
+      (error: unknown) => {
+        if (this.stopped || generation !== this.generation) return;
+        this.emit('error', error instanceof Error ? error : new Error(`Otter: getToken failed: ${String(error)}`));
+        this.scheduleReconnect();
+      },
+    );
+  }
+
+  private openSocket(token: string | undefined): void {
+    const url = new URL(this.url);
+    if (token !== undefined) url.searchParams.set('token', token);
+    let socket: WebSocketLike;
+    try {
+      socket = new this.WebSocket(url.href);
+    } catch (e) {
+      this.emit('error', e instanceof Error ? e : new Error(String(e)));
+      this.scheduleReconnect();
+      return;
+    }
+    this.socket = socket;
+    // Handlers stay attached for the socket's life and ignore it once it is replaced: `ws`
+    // throws on an `error` event that has no listener.
+    socket.onopen = () => {
+      if (this.socket !== socket) return;
+      this.armDeadline();
+      this.sendRaw(socket, { type: 'hello', protocol: PROTOCOL_VERSION, clientId: this.clientId });
+      this.pingTimer = setInterval(() => this.send({ type: 'ping' }), this.heartbeatInterval);
+    };
+    socket.onmessage = (event: { data?: unknown }) => {
+      if (this.socket !== socket) return;
+      this.armDeadline();
+      this.onFrame(socket, event.data);
+    };
+    socket.onclose = (event: { code?: number }) => {
+      if (this.socket === socket) this.lost(event.code ?? ABNORMAL_CLOSURE);
+    };
+    socket.onerror = () => {}; // a close event follows
+    this.armDeadline();
+  }
+
+  /** (Re)starts the wait for the next frame; at its end the socket is deemed dead. */
+  private armDeadline(): void {
+    clearTimeout(this.deadline);
+    this.deadline = setTimeout(() => {
+      const socket = this.socket;
+      this.lost(ABNORMAL_CLOSURE);
+      try {
+        socket?.close(1000, 'heartbeat timeout');
+      } catch {
+        // already closing: nothing to do
+      }
+    }, this.heartbeatTimeout);
+  }
+
+  /** The socket is gone (closed, or deemed dead): tell the documents, then reconnect or stop. */
+  private lost(code: number): void {
+    const suspect = this.largestSubmit;
+    this.dropSocket();
+    for (const doc of [...this.docs.values()]) doc.disconnected();
+    if (this.stopped) return;
+    switch (code) {
+      case CloseCode.ProtocolVersion:
+        if (this.protocolRefused) this.stop(); // the server's error said why already
+        else
+          this.fail(
+            new OtterError(
+              ErrorCode.UnsupportedProtocol,
+              `the server does not speak protocol ${PROTOCOL_VERSION} (close code ${code}); not reconnecting`,
+            ),
+          );
+        return;
+      case CloseCode.AuthExpired:
+        if (this.options.getToken === undefined) {
+          this.fail(
+            new OtterError(
+              ErrorCode.AuthExpired,
+              `the server closed the connection because the token expired (close code ${code}); pass getToken to renew it`,
+            ),
+          );
+          return;
+        }
+        break;
+      case CloseCode.TooBig: {
+        // A frame was over the server's payload limit: the largest submit is the culprit, and
+        // resending it after the reconnection would loop. Its document undoes it (as for a
+        // `too-large` refusal; nothing happens if that op is no longer in flight).
+        const culprit = suspect;
+        const doc = culprit === undefined ? undefined : this.docs.get(culprit.doc);
+        if (culprit !== undefined && doc !== undefined) {
+          doc.receive({
+            type: 'error',
+            code: ErrorCode.TooLarge,
+            message: `the server closed the connection (${code}): a submission of ${culprit.size} code units was over its payload limit`,
+            ref: { type: 'submit', doc: culprit.doc, seq: culprit.seq },
+          });
+        }
+        break;
+      }
+      case CloseCode.OpenDeadline:
+        // The server drops connections with no document open; reconnect when one is opened.
+        if (this.docs.size === 0) {
+          this.idle = true;
+          this.setState('connecting');
+          return;
+        }
+        break;
+      default:
+        break;
+    }
+    this.scheduleReconnect();
+  }
+
+  private dropSocket(): void {
+    this.socket = undefined;
+    this.largestSubmit = undefined;
+    this.welcomed = false;
+    this.id = undefined;
+    clearInterval(this.pingTimer);
+    this.pingTimer = undefined;
+    clearTimeout(this.deadline);
+    this.deadline = undefined;
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.reconnectTimer !== undefined) return;
+    this.setState('connecting');
+    const delay = reconnectDelay(this.attempt, this.minDelay, this.maxDelay);
+    this.attempt += 1;
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  /** Stops for good because of `error`. */
+  private fail(error: Error): void {
+    this.stop();
+    this.emit('error', error);
+  }
+
+  private stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    const socket = this.socket;
+    this.dropSocket();
+    try {
+      socket?.close(1000, 'closed by the client');
+    } catch {
+      // already closing
+    }
+    for (const doc of [...this.docs.values()]) doc.close();
+    this.docs.clear();
+    this.setState('closed');
+  }
+
+  private setState(state: ConnectionState): void {
+    if (this.current === state) return;
+    this.current = state;
+    this.emit('state', state);
+  }
+
+  // ─── sending and receiving ────────────────────────────────────────────────────────────────
+
+  /** Sends a message if open and welcomed; false otherwise. */
+  private send(message: ClientMessage): boolean {
+    const socket = this.socket;
+    if (socket === undefined || !this.welcomed || this.stopped) return false;
+    return this.sendRaw(socket, message);
+  }
+
+  private sendRaw(socket: WebSocketLike, message: ClientMessage): boolean {
+    if (socket.readyState !== OPEN) return false;
+    try {
+      const data = JSON.stringify(message);
+      socket.send(data);
+      if (message.type === 'submit' && data.length > (this.largestSubmit?.size ?? 0)) {
+        this.largestSubmit = { doc: message.doc, seq: message.seq, size: data.length };
+      }
+      return true;
+    } catch {
+      return false; // the socket is closing; its close event follows
+    }
+  }
+
+  private onFrame(socket: WebSocketLike, data: unknown): void {
+    if (typeof data !== 'string') {
+      this.emit('error', new ProtocolError(ErrorCode.BadMessage, 'the server sent a binary frame'));
+      return;
+    }
+    let messages: ServerMessage[];
+    try {
+      messages = parseServerFrame(data);
+    } catch (e) {
+      this.emit('error', e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    for (const message of messages) {
+      if (this.stopped || this.socket !== socket) return; // a listener closed it meanwhile
+      this.dispatch(message);
+    }
+  }
+
+  private dispatch(message: ServerMessage): void {
+    switch (message.type) {
+      case 'welcome':
+        if (message.protocol !== PROTOCOL_VERSION) {
+          this.fail(
+            new OtterError(
+              ErrorCode.UnsupportedProtocol,
+              `the server speaks protocol ${message.protocol}, this client ${PROTOCOL_VERSION}`,
+            ),
+          );
+          return;
+        }
+        this.welcomed = true;
+        this.id = message.connectionId;
+        this.attempt = 0;
+        this.setState('open');
+        for (const doc of [...this.docs.values()]) doc.connected();
+        return;
+      case 'pong':
+      case 'authed': // this client does not send `auth`: it reconnects with a fresh token
+        return;
+      case 'error':
+        this.onServerError(message);
+        return;
+      case 'opened':
+      case 'ops':
+      case 'ack':
+      case 'presence':
+      case 'left':
+      case 'closed':
+        this.docs.get(message.doc)?.receive(message);
+        return;
+      default:
+        exhaustive(message);
+    }
+  }
+
+  private onServerError(message: ErrorMessage): void {
+    const docId = message.ref?.doc;
+    const doc = docId === undefined ? undefined : this.docs.get(docId);
+    if (doc !== undefined) {
+      doc.receive(message);
+      return;
+    }
+    // unsupported-protocol is followed by close code 4000, which stops the connection.
+    if (message.code === ErrorCode.UnsupportedProtocol) this.protocolRefused = true;
+    this.emit('error', new ProtocolError(message.code, message.message, message.ref ?? {}));
+  }
+}
+
+function exhaustive(message: never): never {
+  throw new Error(`unhandled server message ${JSON.stringify(message)}`);
+}
