@@ -118,8 +118,9 @@ function mapPosition(pos: number, op: Operation, side: Side): number {
 
 /**
  * Maps a position (a caret, in code units) in `op`'s base document to the corresponding
- * position in its target document. Text inserted exactly at the position lands after it when
- * `side` is 'right' (the default, as a typist's own caret moves) and before it when 'left'.
+ * position in its target document. When `op` inserts text exactly at the position, the caret
+ * moves past that text with `side` 'right' (the default, as a typist's own caret moves) and
+ * stays before it with 'left'.
  * A position inside deleted text moves to where the deletion was.
  * Law: it agrees with transform — inserting a marker at `pos` and transforming that insert
  * against `op` with the same `side` puts the marker at transformPosition(pos, op, side).

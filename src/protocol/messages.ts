@@ -85,6 +85,16 @@ export interface WelcomeMessage {
   readonly connectionId: string;
   /** The client id the server uses for this connection's submissions. */
   readonly clientId: string;
+  /** Limits a well-behaved client stays under (larger edits should be split). */
+  readonly limits: ServerLimits;
+}
+
+/** The server's size limits, announced in `welcome`. */
+export interface ServerLimits {
+  /** Largest frame the server accepts, in bytes (larger ones close the connection with 1009). */
+  readonly maxPayload: number;
+  /** Largest op: its components plus its inserted UTF-16 code units. */
+  readonly maxOpLength: number;
 }
 
 /** One committed op as the server sends it. `seq` is present only on the recipient's own ops. */

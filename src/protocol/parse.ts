@@ -251,13 +251,16 @@ export function parseServerFrame(data: string): ServerMessage[] {
     const r = new Reader(msg, refOf(msg), limitsOf({ maxDocIdLength: 1024 }));
     const type = field(msg, 'type');
     switch (type) {
-      case 'welcome':
+      case 'welcome': {
+        const lr = new Reader(asObject(field(msg, 'limits')), {}, limitsOf({}));
         return {
           type,
           protocol: r.integer('protocol', 0),
           connectionId: r.string('connectionId', 256),
           clientId: r.string('clientId', 256),
+          limits: { maxPayload: lr.integer('maxPayload', 1), maxOpLength: lr.integer('maxOpLength', 1) },
         };
+      }
       case 'opened': {
         const text = field(msg, 'text');
         if (text !== undefined && typeof text !== 'string') {

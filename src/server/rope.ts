@@ -120,9 +120,25 @@ function collect(node: Node, out: string[]): void {
   else for (const c of node.children) collect(c, out);
 }
 
-/** A mutable UTF-16 text with logarithmic-cost edits. Callers validate positions. */
+/**
+ * A mutable UTF-16 text with logarithmic-cost edits. Callers validate positions.
+ *
+ * Edits cluster: a typist inserts at p, p + 1, p + 2, …, and the sequencer reads the code
+ * units around an op's boundaries just before editing there. So the rope remembers the leaf
+ * it last descended to (its start offset and its ancestors): a read or an edit that falls in
+ * that leaf and changes no tree structure (no split, no emptied leaf) skips the descent and
+ * only adds the length change to the ancestors' cached lengths. Every other edit takes the
+ * full path and forgets the remembered leaf, so the cache can never outlive the tree shape it
+ * describes.
+ */
 export class Rope {
   private root: Node;
+  /** The leaf of the last descent, or undefined after any structural change. */
+  private hot: Leaf | undefined = undefined;
+  /** Position of `hot`'s first code unit. */
+  private hotStart = 0;
+  /** The branches from the root down to `hot`'s parent (empty when the root is `hot`). */
+  private readonly hotPath: Branch[] = [];
 
   /** Creates a rope holding `text`. */
   constructor(text = '') {
@@ -136,9 +152,58 @@ export class Rope {
     return this.root.length;
   }
 
+  /**
+   * Finds the leaf holding `pos` and remembers it. `atEnd`: a position on the boundary of two
+   * leaves goes to the end of the left one (for inserts), else to the start of the right one.
+   * `pos` must be in 0..length (0..length-1 unless `atEnd`).
+   */
+  private seek(pos: number, atEnd: boolean): Leaf {
+    const path = this.hotPath;
+    path.length = 0;
+    let node = this.root;
+    let start = 0;
+    while (!node.leaf) {
+      path.push(node);
+      const children = node.children;
+      const last = children.length - 1;
+      let i = 0;
+      let child = children[0] as Node;
+      let rest = pos - start;
+      while (i < last && (atEnd ? rest > child.length : rest >= child.length)) {
+        rest -= child.length;
+        start += child.length;
+        child = children[++i] as Node;
+      }
+      node = child;
+    }
+    this.hot = node;
+    this.hotStart = start;
+    return node;
+  }
+
+  /** Adds `delta` to the cached length of every ancestor of the remembered leaf. */
+  private grow(delta: number): void {
+    const path = this.hotPath;
+    for (let i = 0; i < path.length; i++) (path[i] as Branch).length += delta;
+  }
+
   /** Inserts `text` at `pos` (0 ≤ pos ≤ length). */
   insert(pos: number, text: string): void {
-    if (text.length === 0) return;
+    const n = text.length;
+    if (n === 0) return;
+    let leaf = this.hot;
+    if (leaf === undefined || pos < this.hotStart || pos > this.hotStart + leaf.length) {
+      leaf = this.seek(pos, true);
+    }
+    if (leaf.length + n <= LEAF_MAX) {
+      const t = leaf.text;
+      const at = pos - this.hotStart;
+      leaf.text = at === t.length ? t + text : at === 0 ? text + t : t.slice(0, at) + text + t.slice(at);
+      leaf.length += n;
+      this.grow(n);
+      return;
+    }
+    this.hot = undefined;
     const extra = insertAt(this.root, pos, text);
     if (extra !== undefined) {
       let level: Node[] = [this.root, ...extra];
@@ -150,6 +215,20 @@ export class Rope {
   /** Deletes `count` code units at `pos` (pos + count ≤ length). */
   delete(pos: number, count: number): void {
     if (count === 0) return;
+    let leaf = this.hot;
+    if (leaf === undefined || pos < this.hotStart || pos >= this.hotStart + leaf.length) {
+      leaf = this.seek(pos, false);
+    }
+    const at = pos - this.hotStart;
+    // Inside one leaf that keeps at least one code unit: no child disappears.
+    if (at + count <= leaf.length && count < leaf.length) {
+      const t = leaf.text;
+      leaf.text = at === 0 ? t.slice(count) : at + count === t.length ? t.slice(0, at) : t.slice(0, at) + t.slice(at + count);
+      leaf.length -= count;
+      this.grow(-count);
+      return;
+    }
+    this.hot = undefined;
     deleteAt(this.root, pos, count);
     let root = this.root;
     while (!root.leaf && root.children.length <= 1) {
@@ -161,18 +240,11 @@ export class Rope {
   /** The UTF-16 code unit at `pos`, or NaN outside the text (as String#charCodeAt). */
   charCodeAt(pos: number): number {
     if (pos < 0 || pos >= this.root.length) return NaN;
-    let node = this.root;
-    while (!node.leaf) {
-      const children = node.children;
-      let i = 0;
-      let child = children[0] as Node;
-      while (pos >= child.length) {
-        pos -= child.length;
-        child = children[++i] as Node;
-      }
-      node = child;
+    let leaf = this.hot;
+    if (leaf === undefined || pos < this.hotStart || pos >= this.hotStart + leaf.length) {
+      leaf = this.seek(pos, false);
     }
-    return node.text.charCodeAt(pos);
+    return leaf.text.charCodeAt(pos - this.hotStart);
   }
 
   /** The whole text. Linear in its length. */

@@ -159,6 +159,11 @@ export class Sequencer {
     return () => this.listeners.delete(listener);
   }
 
+  /** Largest op accepted: components plus inserted code units. */
+  get maxOpLength(): number {
+    return this.limits.maxOpLength;
+  }
+
   /** Number of documents held in memory. */
   get openDocuments(): number {
     return this.docs.size;
@@ -375,9 +380,12 @@ export class Sequencer {
             continue;
           }
         }
+        // Submissions first, then reads: a read sees every submission queued before it (an
+        // open after a reconnect sees the ops its previous connection still had queued).
+        if (entry.pending.length > 0) await this.runBatch(docId, entry, entry.state);
         const state = entry.state;
+        if (state === undefined) continue; // the batch failed: reload before reading
         for (const r of entry.readers.splice(0)) r.run(state);
-        if (entry.pending.length > 0) await this.runBatch(docId, entry, state);
       }
     } finally {
       entry.draining = false;

@@ -55,6 +55,8 @@ export interface SessionOptions {
   maxDocuments: number;
   /** Ms a new connection has to say hello and open a document; 0 = no deadline. */
   openDeadline: number;
+  /** Largest frame accepted, in bytes (announced to clients; enforced by the socket layer). */
+  maxPayload: number;
 }
 
 /** Defaults of {@link SessionOptions}. */
@@ -68,6 +70,7 @@ export const SESSION_DEFAULTS: SessionOptions = {
   maxPendingRequests: 64,
   maxDocuments: 64,
   openDeadline: 10_000,
+  maxPayload: 1 << 20,
 };
 
 /** What every session of one server shares. */
@@ -268,7 +271,13 @@ export class Session implements RoomMember {
     }
     this.clientId = clientId ?? randomUUID();
     this.key = this.user === undefined ? this.clientId : `${this.user}\n${this.clientId}`;
-    this.outbox.message({ type: 'welcome', protocol: PROTOCOL_VERSION, connectionId: this.connectionId, clientId: this.clientId });
+    this.outbox.message({
+      type: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      connectionId: this.connectionId,
+      clientId: this.clientId,
+      limits: { maxPayload: this.options.maxPayload, maxOpLength: this.context.sequencer.maxOpLength },
+    });
   }
 
   private async refresh(token: string): Promise<void> {

@@ -146,6 +146,7 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
       ...SESSION_DEFAULTS,
       bytesBurst: Math.max(SESSION_DEFAULTS.bytesBurst, 2 * maxPayload),
       ...options.limits,
+      maxPayload,
     },
     authorize: options.authorize ?? (() => 'write'),
     reauthenticate: authenticate === undefined ? undefined : (token) => authenticate(token),
