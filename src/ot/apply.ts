@@ -8,6 +8,7 @@ import {
   OperationBuilder,
   checkComponent,
   checkOperation,
+  isWellFormed,
   splitsSurrogatePair,
 } from './operation.js';
 
@@ -38,40 +39,44 @@ function checkDocument(doc: unknown): asserts doc is string {
 }
 
 /**
- * Walks `op` over `doc`, validating every component and every boundary against the document,
- * and calls `visit` for each component with the position it starts at.
- * Throws {@link InvalidOperationError} on the first broken rule, before `visit` sees that
- * component; the caller builds only immutable values, so nothing is left half-done.
+ * Validates `op` against `doc` in one left-to-right walk: every component and every boundary.
+ * Throws {@link InvalidOperationError} on the first broken rule, in walk order; returns nothing.
+ * Callers validate first and then build from the (now known valid) operation in a second,
+ * check-free loop, so no per-component callback is needed and nothing is left half-done.
  */
-function walk(
-  doc: string,
-  op: unknown,
-  visit: (c: Component, pos: number) => void,
-): void {
+function validate(doc: string, op: unknown): asserts op is Operation {
   checkDocument(doc);
   if (!Array.isArray(op)) checkOperation(op);
   const ops = op as unknown[];
+  const len = doc.length;
+  const count = ops.length;
   let pos = 0;
-  for (let i = 0; i < ops.length; i++) {
+  let prevInsert = false; // typeof ops[i - 1] === 'string'
+  for (let i = 0; i < count; i++) {
     const c = ops[i];
-    checkComponent(c, i);
     if (typeof c === 'string') {
-      visit(c, pos);
+      // checkComponent, inlined for the valid case; it throws the precise error otherwise.
+      // A one-unit insert (typing) is well-formed exactly when it is not a surrogate.
+      const wellFormed =
+        c.length === 1 ? (c.charCodeAt(0) & 0xf800) !== 0xd800 : c.length > 0 && isWellFormed(c);
+      if (!wellFormed) checkComponent(c, i);
+      prevInsert = true;
       continue;
     }
-    const n = c > 0 ? c : -c;
-    if (n > doc.length - pos) throw lengthMismatch(doc, pos + n, i);
+    if (typeof c !== 'number' || !Number.isSafeInteger(c) || c === 0) checkComponent(c, i);
+    const n = (c as number) > 0 ? (c as number) : -(c as number);
+    if (n > len - pos) throw lengthMismatch(doc, pos + n, i);
     const next = ops[i + 1];
-    const sameKind = typeof next === 'number' && next > 0 === c > 0;
+    const sameKind = typeof next === 'number' && next > 0 === (c as number) > 0;
     if (!sameKind) checkBoundary(doc, pos + n, i);
-    if (typeof ops[i - 1] === 'string') checkBoundary(doc, pos, i);
-    visit(c, pos);
+    if (prevInsert) checkBoundary(doc, pos, i);
+    prevInsert = false;
     pos += n;
   }
-  if (pos !== doc.length) {
+  if (pos !== len) {
     throw new InvalidOperationError(
       OperationErrorCode.LengthMismatch,
-      `operation spans ${pos} code units but the document has ${doc.length}`,
+      `operation spans ${pos} code units but the document has ${len}`,
     );
   }
 }
@@ -85,11 +90,17 @@ function walk(
  * Law: apply(apply(d, a), b) === apply(d, compose(a, b)).
  */
 export function apply(doc: string, op: Operation): string {
+  validate(doc, op);
   let out = '';
-  walk(doc, op, (c, pos) => {
+  let pos = 0;
+  for (let i = 0; i < op.length; i++) {
+    const c = op[i] as Component;
     if (typeof c === 'string') out += c;
-    else if (c > 0) out += doc.slice(pos, pos + c);
-  });
+    else if (c > 0) {
+      out += doc.slice(pos, pos + c);
+      pos += c;
+    } else pos -= c;
+  }
   return out;
 }
 
@@ -99,11 +110,19 @@ export function apply(doc: string, op: Operation): string {
  * Law: apply(apply(d, op), invert(op, d)) === d. The result is canonical.
  */
 export function invert(op: Operation, doc: string): Component[] {
+  validate(doc, op);
   const b = new OperationBuilder();
-  walk(doc, op, (c, pos) => {
+  let pos = 0;
+  for (let i = 0; i < op.length; i++) {
+    const c = op[i] as Component;
     if (typeof c === 'string') b.pushDelete(c.length);
-    else if (c > 0) b.pushRetain(c);
-    else b.pushInsert(doc.slice(pos, pos - c));
-  });
+    else if (c > 0) {
+      b.pushRetain(c);
+      pos += c;
+    } else {
+      b.pushInsert(doc.slice(pos, pos - c));
+      pos -= c;
+    }
+  }
   return b.take();
 }

@@ -44,6 +44,8 @@ export interface OperationLengths {
   readonly base: number;
   /** Length of the document it produces (retains + inserted text). */
   readonly target: number;
+  /** Whether the operation is in canonical form (see the file header). */
+  readonly canonical: boolean;
 }
 
 /** True if `code` is a UTF-16 high (leading) surrogate. */
@@ -113,7 +115,7 @@ export function checkComponent(c: unknown, index: number): asserts c is Componen
 }
 
 /**
- * Validates an operation's shape and returns its lengths.
+ * Validates an operation's shape and returns its lengths and whether it is canonical.
  * Throws {@link InvalidOperationError} (`not-array`, `bad-component`, `lone-surrogate`,
  * `length-mismatch` if a length passes 2^53). Time is linear in the number of components and
  * inserted characters, never in the size of a number.
@@ -127,14 +129,22 @@ export function checkOperation(op: unknown): OperationLengths {
   }
   let base = 0;
   let target = 0;
+  let canonical = true;
+  let prev: Component | undefined;
   for (let i = 0; i < op.length; i++) {
     const c: unknown = op[i];
     checkComponent(c, i);
-    if (typeof c === 'string') target += c.length;
-    else if (c > 0) {
-      base += c;
-      target += c;
-    } else base -= c;
+    if (typeof c === 'string') {
+      target += c.length;
+      if (typeof prev === 'string' || (prev !== undefined && prev < 0)) canonical = false;
+    } else {
+      if (c > 0) {
+        base += c;
+        target += c;
+      } else base -= c;
+      if (typeof prev === 'number' && prev > 0 === c > 0) canonical = false;
+    }
+    prev = c;
   }
   if (!Number.isSafeInteger(base) || !Number.isSafeInteger(target)) {
     throw new InvalidOperationError(
@@ -142,7 +152,7 @@ export function checkOperation(op: unknown): OperationLengths {
       `operation lengths exceed 2^53 (base ${base}, target ${target})`,
     );
   }
-  return { base, target };
+  return { base, target, canonical };
 }
 
 /** Base length of a valid operation: the length of the document it applies to. Validates. */

@@ -11,7 +11,14 @@
  *        transform(a, b, 'left')
  */
 import { InvalidOperationError, OperationErrorCode, describeValue } from './errors.js';
-import { type Component, type Operation, OperationBuilder, canonicalForm, checkOperation } from './operation.js';
+import {
+  type Component,
+  type Operation,
+  OperationBuilder,
+  canonicalForm,
+  checkOperation,
+  normalize,
+} from './operation.js';
 
 /**
  * Which of two operations' inserts at the same position comes first. The operation
@@ -50,13 +57,15 @@ export function transform(op: Operation, other: Operation, side: Side): Componen
   }
   const left = side === 'left';
   // Tie-breaking depends on the order of inserts and deletes: read both in canonical form.
-  op = canonicalForm(op);
-  other = canonicalForm(other);
+  if (!la.canonical) op = normalize(op);
+  if (!lb.canonical) other = normalize(other);
   const out = new OperationBuilder();
   let ia = 0;
   let ib = 0;
   let ca: Component | undefined = op[0];
   let cb: Component | undefined = other[0];
+  const lastA = op.length - 1;
+  let passed = 0; // code units of other's target behind the current position
   for (;;) {
     if (typeof ca === 'string' && (left || typeof cb !== 'string')) {
       out.pushInsert(ca);
@@ -65,11 +74,17 @@ export function transform(op: Operation, other: Operation, side: Side): Componen
     }
     if (typeof cb === 'string') {
       out.pushRetain(cb.length);
+      passed += cb.length;
       cb = other[++ib];
       continue;
     }
     // Inserts are all consumed above; equal base lengths make both operations end together.
     if (typeof ca !== 'number' || cb === undefined) break;
+    if (ca > 0 && ia === lastA) {
+      // op keeps everything that is left: the rest is one retain over the rest of other's target.
+      if (lb.target > passed) out.pushRetain(lb.target - passed);
+      break;
+    }
     const na = ca > 0 ? ca : -ca;
     const nb = cb > 0 ? cb : -cb;
     const n = na < nb ? na : nb;
@@ -79,6 +94,7 @@ export function transform(op: Operation, other: Operation, side: Side): Componen
     } else if (cb > 0) {
       out.pushDelete(n); // op deletes text other kept
     } // else both deleted it
+    if (cb > 0) passed += n;
     ca = na === n ? op[++ia] : ca > 0 ? ca - n : ca + n;
     cb = nb === n ? other[++ib] : cb > 0 ? cb - n : cb + n;
   }
