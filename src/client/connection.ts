@@ -1,7 +1,9 @@
 /**
- * The client's one WebSocket: handshake, reconnection with backoff, heartbeat, and routing of
- * server messages to the open documents. Runs in browsers and in Node (pass `ws` as the
- * `WebSocket` option where there is no global one); imports nothing Node-only.
+ * The client's one WebSocket: handshake (the token as a subprotocol), reconnection with
+ * backoff, heartbeat, token refresh, the server's announced size limits, pauses when the
+ * server drops messages for rate, and routing of server messages to the open documents.
+ * Runs in browsers and in Node (pass `ws` as the `WebSocket` option where there is no global
+ * one); imports nothing Node-only.
  */
 import { ErrorCode, OtterError } from '../protocol/errors.js';
 import {
@@ -9,12 +11,15 @@ import {
   CloseCode,
   type ErrorMessage,
   PROTOCOL_VERSION,
+  type ServerLimits,
   type ServerMessage,
 } from '../protocol/messages.js';
 import { ProtocolError, parseServerFrame } from '../protocol/parse.js';
 import { reconnectDelay } from './backoff.js';
 import { CollaborativeDocument, type DocumentOptions, type DocumentTransport } from './document.js';
 import { Emitter } from './emitter.js';
+import { DEFAULT_LIMITS, checkLimits } from './split.js';
+import { handshake, tokenExpiry } from './token.js';
 
 /**
  * A handler slot of a socket. The socket calls it; its parameter is typed `never` so that
@@ -40,8 +45,11 @@ export interface WebSocketLike {
   close(code?: number, reason?: string): void;
 }
 
-/** A WebSocket class: `new WebSocket(url)`. */
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
+/**
+ * A WebSocket class: `new WebSocket(url, protocols)`. The connection offers the subprotocol
+ * `otter.v1` (and `otter.token.<token>` with a token); the server selects `otter.v1`.
+ */
+export type WebSocketConstructor = new (url: string, protocols?: string[]) => WebSocketLike;
 
 /**
  * Where a connection is: `connecting` (opening, or waiting to reopen), `open` (past the
@@ -66,10 +74,24 @@ export interface ConnectionEvents {
 export interface ConnectionOptions extends DocumentOptions {
   /** The WebSocket class. Default `globalThis.WebSocket` (in Node < 22, pass `ws`'s). */
   WebSocket?: WebSocketConstructor;
-  /** A token sent as the `token` query parameter. Not with `getToken`. */
+  /**
+   * A token for every connection attempt, offered as the WebSocket subprotocol
+   * `otter.token.<token>` (or, if it has characters outside `[A-Za-z0-9._~-]`, sent as the
+   * `token` query parameter). Not with `getToken`.
+   */
   token?: string;
-  /** Called (and awaited) before every connection attempt for a fresh token. Not with `token`. */
+  /**
+   * Called (and awaited) before every connection attempt for a fresh token, carried as
+   * `token` is. Also renews the credentials of an open connection: when the token is a JWT
+   * with `exp`, a fresh one is sent in an `auth` message `refreshMargin` ms before it
+   * expires. Not with `token`.
+   */
   getToken?: () => string | Promise<string>;
+  /**
+   * How long before the credentials expire they are refreshed with `getToken`, in ms; a token
+   * that lives less than twice this is refreshed halfway to its expiry. Default 30,000.
+   */
+  refreshMargin?: number;
   /** This client's id, stable across reconnections. Default: 128 random bits, hex. */
   clientId?: string;
   /** Shortest delay before a reconnection attempt, in ms. Default 500. */
@@ -88,6 +110,15 @@ export interface ConnectionOptions extends DocumentOptions {
 const OPEN = 1;
 /** The close code of a connection that ended without a close frame. */
 const ABNORMAL_CLOSURE = 1006;
+/** Longest delay `setTimeout` takes (about 24.8 days); longer waits are made of several. */
+const MAX_TIMER = 2 ** 31 - 1;
+/** Pause before the one retry of a refused token refresh, in ms (at most half the margin). */
+const AUTH_RETRY_DELAY = 1000;
+
+/** `error` as an Error, for the `error` event. */
+function asError(error: unknown, what: string): Error {
+  return error instanceof Error ? error : new Error(`Otter: ${what}: ${String(error)}`);
+}
 
 /** A random client id: 128 bits from `crypto.getRandomValues`, as 32 hex digits. */
 function randomId(): string {
@@ -116,6 +147,12 @@ function positive(name: string, value: number): number {
  * (4401), where it stops and emits `error`; and when the server dropped it for having no
  * document open (4408), where it reconnects on the next {@link open}. While disconnected,
  * local edits wait in their documents and go out after the re-open.
+ *
+ * Documents cut their edits to the size limits the server announces in `welcome` (before
+ * the first one, to the `limits` option). When the server drops a message without reading it
+ * (a `rate-limited` error without `ref`), the connection pauses — `retryDelay`, doubling on
+ * each further such error until an answer arrives — and sends again whatever still awaits an
+ * answer: every unanswered open, every op in flight and an unanswered `auth`.
  */
 export class Connection extends Emitter<ConnectionEvents> {
   /** This client's id, sent in every `hello`; stable for the connection's lifetime. */
@@ -128,6 +165,10 @@ export class Connection extends Emitter<ConnectionEvents> {
   private readonly maxDelay: number;
   private readonly heartbeatInterval: number;
   private readonly heartbeatTimeout: number;
+  private readonly refreshMargin: number;
+  private readonly retryDelay: number;
+  /** The server's size limits: from the last `welcome`, or the `limits` option before one. */
+  private limits: ServerLimits;
 
   private current: ConnectionState = 'connecting';
   private socket: WebSocketLike | undefined;
@@ -140,6 +181,19 @@ export class Connection extends Emitter<ConnectionEvents> {
   private protocolRefused = false;
   /** Closed by the server for having no document open: reconnect on the next `open`. */
   private idle = false;
+  /** The token the current socket was opened with. */
+  private token: string | undefined;
+  /** The token of an `auth` message sent and not answered yet. */
+  private authPending: string | undefined;
+  /** The one retry of a refused refresh was used (until the next successful one). */
+  private authRetried = false;
+  /** When the current credentials expire (ms since the epoch), if known. */
+  private expiresAt: number | undefined;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The pause after a `rate-limited` error without ref, before sending again. */
+  private resendTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Such pauses since the last answer (ack or opened): each doubles the next. */
+  private resendStrikes = 0;
   /** Consecutive attempts without a welcome. */
   private attempt = 0;
   /** Bumped by each connection attempt, so a stale `getToken` answer is ignored. */
@@ -196,6 +250,9 @@ export class Connection extends Emitter<ConnectionEvents> {
         `Otter: heartbeatTimeout (${this.heartbeatTimeout}) must exceed heartbeatInterval (${this.heartbeatInterval})`,
       );
     }
+    this.refreshMargin = positive('refreshMargin', options.refreshMargin ?? 30_000);
+    this.retryDelay = positive('retryDelay', options.retryDelay ?? 250);
+    this.limits = checkLimits(options.limits ?? DEFAULT_LIMITS);
     this.clientId = options.clientId ?? randomId();
     this.connect();
   }
@@ -222,9 +279,9 @@ export class Connection extends Emitter<ConnectionEvents> {
     }
     const open = this.docs.get(docId);
     if (open !== undefined) return open;
-    const doc = new CollaborativeDocument(docId, this.transport, this.options);
+    const doc = new CollaborativeDocument(docId, this.transport, { ...this.options, limits: this.limits });
     this.docs.set(docId, doc);
-    if (this.welcomed) doc.connected();
+    if (this.welcomed) doc.connected(this.limits);
     if (this.idle) {
       this.idle = false;
       this.connect();
@@ -263,24 +320,24 @@ export class Connection extends Emitter<ConnectionEvents> {
       },
       (error: unknown) => {
         if (this.stopped || generation !== this.generation) return;
-        this.emit('error', error instanceof Error ? error : new Error(`Otter: getToken failed: ${String(error)}`));
+        this.emit('error', asError(error, 'getToken failed'));
         this.scheduleReconnect();
       },
     );
   }
 
   private openSocket(token: string | undefined): void {
-    const url = new URL(this.url);
-    if (token !== undefined) url.searchParams.set('token', token);
+    const { url, protocols } = handshake(this.url, token);
     let socket: WebSocketLike;
     try {
-      socket = new this.WebSocket(url.href);
+      socket = new this.WebSocket(url, protocols);
     } catch (e) {
       this.emit('error', e instanceof Error ? e : new Error(String(e)));
       this.scheduleReconnect();
       return;
     }
     this.socket = socket;
+    this.token = token;
     // Handlers stay attached for the socket's life and ignore it once it is replaced: `ws`
     // throws on an `error` event that has no listener.
     socket.onopen = () => {
@@ -382,6 +439,14 @@ export class Connection extends Emitter<ConnectionEvents> {
     this.pingTimer = undefined;
     clearTimeout(this.deadline);
     this.deadline = undefined;
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+    clearTimeout(this.resendTimer);
+    this.resendTimer = undefined;
+    this.resendStrikes = 0;
+    this.authPending = undefined;
+    this.token = undefined;
+    this.expiresAt = undefined;
   }
 
   private scheduleReconnect(): void {
@@ -477,18 +542,25 @@ export class Connection extends Emitter<ConnectionEvents> {
         this.welcomed = true;
         this.id = message.connectionId;
         this.attempt = 0;
+        this.limits = message.limits;
+        this.scheduleRefresh(this.token === undefined ? undefined : tokenExpiry(this.token));
         this.setState('open');
-        for (const doc of [...this.docs.values()]) doc.connected();
+        for (const doc of [...this.docs.values()]) doc.connected(this.limits);
         return;
       case 'pong':
-      case 'authed': // this client does not send `auth`: it reconnects with a fresh token
+        return;
+      case 'authed':
+        this.onAuthed(message.expiresAt);
         return;
       case 'error':
         this.onServerError(message);
         return;
       case 'opened':
-      case 'ops':
       case 'ack':
+        this.resendStrikes = 0; // an answer: the server reads our messages again
+        this.docs.get(message.doc)?.receive(message);
+        return;
+      case 'ops':
       case 'presence':
       case 'left':
       case 'closed':
@@ -508,7 +580,117 @@ export class Connection extends Emitter<ConnectionEvents> {
     }
     // unsupported-protocol is followed by close code 4000, which stops the connection.
     if (message.code === ErrorCode.UnsupportedProtocol) this.protocolRefused = true;
+    const about = message.ref?.type;
+    if (about === 'auth') this.onAuthRefused(message);
+    // Dropped unread, so the server cannot say which message it was: send again, after a
+    // pause, everything that awaits an answer. Not for `bad-message` without ref: that is a
+    // frame the server could not parse (not JSON, too deep, a forbidden key), which this
+    // client never writes; sending it again would only be refused again, and each refusal
+    // counts toward closing the connection (4400).
+    if (message.code === ErrorCode.RateLimited && about === undefined) this.scheduleResend();
     this.emit('error', new ProtocolError(message.code, message.message, message.ref ?? {}));
+  }
+
+  // ─── rate limits ──────────────────────────────────────────────────────────────────────────
+
+  /** Sends again what awaits an answer, after a pause that doubles with each strike (up to 32×). */
+  private scheduleResend(): void {
+    if (this.resendTimer !== undefined) return; // one pause covers every message dropped meanwhile
+    const delay = this.retryDelay * 2 ** Math.min(this.resendStrikes, 5);
+    this.resendStrikes += 1;
+    this.resendTimer = setTimeout(() => {
+      this.resendTimer = undefined;
+      if (!this.welcomed || this.stopped) return;
+      for (const doc of [...this.docs.values()]) doc.retryUnanswered();
+      if (this.authPending !== undefined) this.send({ type: 'auth', token: this.authPending });
+    }, delay);
+  }
+
+  // ─── token refresh ────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Schedules the renewal of credentials that expire at `expiresAt` (ms since the epoch;
+   * undefined: they do not, or nobody knows when): `refreshMargin` before then, or halfway
+   * there if that is later, so that short-lived tokens are not refreshed in a loop. Only with
+   * `getToken`.
+   */
+  private scheduleRefresh(expiresAt: number | undefined): void {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+    this.authRetried = false;
+    this.expiresAt = expiresAt;
+    if (this.options.getToken === undefined || expiresAt === undefined) return;
+    const left = expiresAt - Date.now();
+    const delay = Math.max(0, left - this.refreshMargin, left / 2);
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined;
+      if (delay > MAX_TIMER) this.scheduleRefresh(expiresAt);
+      else this.refresh();
+    }, Math.min(delay, MAX_TIMER));
+  }
+
+  /** Asks `getToken` for a fresh token and sends it in an `auth` message on this socket. */
+  private refresh(): void {
+    const getToken = this.options.getToken;
+    const socket = this.socket;
+    if (getToken === undefined || socket === undefined || !this.welcomed) return;
+    let pending: Promise<string>;
+    try {
+      pending = Promise.resolve(getToken());
+    } catch (e) {
+      pending = Promise.reject(e);
+    }
+    pending.then(
+      (token) => {
+        if (this.stopped || this.socket !== socket) return;
+        this.authPending = token;
+        this.send({ type: 'auth', token });
+      },
+      (error: unknown) => {
+        if (this.stopped || this.socket !== socket) return;
+        this.emit('error', asError(error, 'getToken failed'));
+        this.retryRefresh();
+      },
+    );
+  }
+
+  /**
+   * A refresh failed: try once more after a short pause. If that fails too, the server
+   * closes the connection with 4401 when the credentials run out, and the reconnection asks
+   * `getToken` again.
+   */
+  private retryRefresh(): void {
+    if (this.authRetried) return;
+    this.authRetried = true;
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined;
+      this.refresh();
+    }, Math.min(AUTH_RETRY_DELAY, this.refreshMargin / 2));
+  }
+
+  /**
+   * The server took a refreshed token valid until `expiresAt`. A token that expires no later
+   * than the one before did not help (a cached token, say): ask once more, then let it run
+   * out, rather than refresh again and again ever closer to the expiry.
+   */
+  private onAuthed(expiresAt: number | undefined): void {
+    this.authPending = undefined;
+    const before = this.expiresAt;
+    if (expiresAt !== undefined && before !== undefined && expiresAt <= before) this.retryRefresh();
+    else this.scheduleRefresh(expiresAt);
+  }
+
+  /** The server refused an `auth`: retry once if it refused the token; stop if it has no authentication. */
+  private onAuthRefused(message: ErrorMessage): void {
+    this.authPending = undefined;
+    if (message.code === ErrorCode.AuthExpired) {
+      this.retryRefresh();
+    } else if (message.code === ErrorCode.BadRequest) {
+      // The server does not authenticate: its connections do not expire.
+      clearTimeout(this.refreshTimer);
+      this.refreshTimer = undefined;
+    }
   }
 }
 

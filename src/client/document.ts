@@ -3,15 +3,18 @@
  * state machine (`sync.ts`) and the protocol rules that make every local edit reach the
  * server exactly once across acknowledgements, reconnections and resyncs.
  *
- * Exactly once: every op goes out as (clientId, seq), one at a time; later edits wait,
- * composed, in the buffer. After a reconnect the document re-opens from its version; its own
+ * Exactly once: every op goes out as (clientId, seq), one at a time; later edits wait in the
+ * buffer, composed while the composition stays under the server's size limits and cut into
+ * several ops where an edit is larger (`split.ts`), so no edit gets the connection closed.
+ * After a reconnect the document re-opens from its version; its own
  * op in the catch-up (the entry with its `seq`) is its acknowledgement, and an op still in
  * flight after the catch-up is resent with the same seq (the server recognises a resubmission
  * and acknowledges it without applying it twice). When the server can only send a snapshot,
  * `opened.seq` says whether the op in flight is in it; the pending edits are rebased onto the
  * snapshot (see `rebaseOnSnapshot`) and sent as a new op. Local edits are never dropped
  * silently: only an op the server refuses for good (`too-large`, `read-only`, `forbidden`) is
- * undone, with a `change` and an `error` event.
+ * undone, with a `change` and an `error` event. (An edit cut into several ops is several
+ * submissions: a refusal undoes only the refused one.)
  *
  * The document talks to the network through a {@link DocumentTransport}, normally its
  * {@link Connection}; it never touches a socket.
@@ -37,9 +40,11 @@ import type {
   OpenedMessage,
   OpsMessage,
   PresenceMessage,
+  ServerLimits,
 } from '../protocol/messages.js';
 import { Emitter } from './emitter.js';
 import { type SelectionInput, localToServer, mapRemoteSelection, serverToLocal, toRanges } from './selection.js';
+import { DEFAULT_LIMITS, type OpBudget, budgetFor, checkLimits } from './split.js';
 import {
   type RebaseResult,
   type SyncState,
@@ -47,6 +52,7 @@ import {
   ack,
   applyLocal,
   applyRemote,
+  fitOutstanding,
   rebaseOnSnapshot,
   rejectOutstanding,
   synchronized,
@@ -73,6 +79,12 @@ export interface DocumentOptions {
    * in ms; it doubles on each further refusal, up to 32 times this. Default 250.
    */
   retryDelay?: number;
+  /**
+   * The server's size limits assumed until a server announces its own in `welcome`: edits
+   * are cut into ops that fit them. Default {@link DEFAULT_LIMITS} (256 KiB frames, ops of
+   * 256 Ki components and code units).
+   */
+  limits?: ServerLimits;
 }
 
 /** Server messages about one document. */
@@ -177,6 +189,8 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   private readonly presenceInterval: number;
   private readonly retryDelay: number;
+  /** The largest op the server takes, from its last `welcome` ({@link DEFAULT_LIMITS} before one). */
+  private budget: OpBudget;
 
   private localText = '';
   /** C: the server text at `serverVersion`. */
@@ -237,6 +251,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
         `presenceInterval must be ≥ 0 and retryDelay > 0, got ${this.presenceInterval} and ${this.retryDelay}`,
       );
     }
+    this.budget = budgetFor(checkLimits(options.limits ?? DEFAULT_LIMITS), id);
     this.ready = new Promise<void>((resolve, reject) => {
       this.settleReady = { resolve, reject };
     });
@@ -307,7 +322,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     const text = apply(this.localText, op);
     if (isNoop(op)) return;
     const canonical = normalize(op);
-    const { state } = applyLocal(this.sync, canonical);
+    const { state } = applyLocal(this.sync, canonical, this.budget);
     this.sync = state;
     this.localText = text;
     this.mapSelections(canonical, true);
@@ -359,10 +374,12 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   /**
    * The transport is connected and past its handshake: (re-)open the document, from its
-   * version if it has one, else for a snapshot. Called by the connection.
+   * version if it has one, else for a snapshot. `limits` are the server's (from `welcome`);
+   * without them the last ones known stay in force. Called by the connection.
    */
-  connected(): void {
+  connected(limits?: ServerLimits): void {
     if (this.isClosed) return;
+    if (limits !== undefined) this.budget = budgetFor(limits, this.id);
     this.isConnected = true;
     this.opensPending = 0;
     this.sendOpen();
@@ -383,6 +400,18 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       this.remote.delete(id);
       this.emit('presence', { id, selection: null });
     }
+  }
+
+  /**
+   * Sends again what still awaits the server's answer: an unanswered open (it replaces the
+   * first) or else the op in flight (same seq). Called by the connection after the server
+   * dropped a message without saying which (`rate-limited` without `ref`); a request that did
+   * arrive is answered twice, harmlessly (a resubmission is acknowledged as a duplicate).
+   */
+  retryUnanswered(): void {
+    if (!this.isConnected || this.isClosed) return;
+    if (this.opensPending > 0) this.retryOpen();
+    else this.resend();
   }
 
   /**
@@ -454,7 +483,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   private onSnapshot(message: OpenedMessage, snapshot: string): void {
     const landed = this.inflightSeq !== undefined && message.seq >= this.inflightSeq;
-    const result: RebaseResult = rebaseOnSnapshot(this.sync, this.confirmed, landed, snapshot);
+    const result: RebaseResult = rebaseOnSnapshot(this.sync, this.confirmed, landed, snapshot, this.budget);
     const text = apply(this.localText, result.apply);
     this.localText = text;
     this.confirmed = snapshot;
@@ -516,7 +545,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     if (this.sync.kind === 'synchronized') throw new SyncStateError('ack', this.sync.kind);
     const op = this.sync.outstanding;
     const confirmed = apply(this.confirmed, op);
-    this.sync = ack(this.sync).state;
+    this.sync = ack(this.sync, this.budget).state;
     this.confirmed = confirmed;
     this.serverVersion = v;
     this.inflightSeq = undefined;
@@ -587,9 +616,10 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     return this.isConnected && this.opensPending === 0 && this.hasOpened;
   }
 
-  /** Sends the outstanding op if it has not been sent yet, under the next seq. */
+  /** Sends the outstanding op if it has not been sent yet, under the next seq, cut to the budget. */
   private flush(): void {
     if (!this.live || this.sync.kind === 'synchronized' || this.inflightSeq !== undefined) return;
+    this.sync = fitOutstanding(this.sync, this.budget);
     this.seq += 1;
     this.inflightSeq = this.seq;
     this.sendSubmit();
@@ -643,7 +673,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   /** The server refused the op in flight for good: undo it locally, send the buffer. */
   private reject(): void {
-    const result = rejectOutstanding(this.sync, this.confirmed);
+    const result = rejectOutstanding(this.sync, this.confirmed, this.budget);
     const text = apply(this.localText, result.apply);
     // The refused seq was not applied: the next op must reuse it.
     this.seq = (this.inflightSeq ?? this.seq + 1) - 1;

@@ -42,10 +42,29 @@ export {
   ack,
   applyLocal,
   applyRemote,
+  fitOutstanding,
   pendingOp,
   rebaseOnSnapshot,
   rejectOutstanding,
   synchronized,
   transformLocalSelection,
 } from './sync.js';
+export {
+  type OpBudget,
+  DEFAULT_LIMITS,
+  UNLIMITED,
+  budgetFor,
+  checkLimits,
+  fits,
+  opBytes,
+  opLength,
+  splitOp,
+} from './split.js';
+export {
+  type Handshake,
+  OTTER_SUBPROTOCOL,
+  TOKEN_SUBPROTOCOL_PREFIX,
+  handshake,
+  tokenExpiry,
+} from './token.js';
 export { reconnectDelay } from './backoff.js';

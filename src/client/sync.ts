@@ -1,19 +1,25 @@
 /**
- * The client's synchronisation state machine, as pure functions of state (the ot.js model).
+ * The client's synchronisation state machine, as pure functions of state (the ot.js model,
+ * with a queue for edits too large to send as one op).
  *
- * A client holds at most one op the server has not acknowledged (`outstanding`) and composes
- * every later local edit into one `buffer`, sent when the outstanding op is acknowledged:
+ * A client holds at most one op the server has not acknowledged (`outstanding`); later local
+ * edits wait behind it in the `buffer`, an ordered queue of ops. A new edit is composed into
+ * the last op of the queue while the composition fits the {@link OpBudget} (the server's size
+ * limits, see `split.ts`); an edit or composition over it is cut into several ops. Ops go out
+ * one at a time, in order, each when its predecessor is acknowledged:
  *
  *   Synchronized ──local──▶ AwaitingConfirm ──local──▶ AwaitingWithBuffer ──local──┐
- *        ▲                        │   ▲                         │          ◀───────┘
- *        └────────────ack─────────┘   └────────────ack──────────┘
+ *        ▲                        │   ▲                      │    ▲   │     ◀───────┘
+ *        └────────────ack─────────┘   └──ack: one op left────┘    └───┘ ack: more left
  *
- * Remote ops change no state name; they transform `outstanding` and `buffer` and come back
+ * An op is cut to the budget at the latest when it becomes outstanding, so every op sent fits
+ * (a large local edit on Synchronized goes straight to AwaitingWithBuffer). Remote ops change
+ * no state name; they transform `outstanding` and every buffered op in turn, and come back
  * transformed for the local text. The server rebases a late submission over history with
  * `transform(op, past, 'right')`, so a committed op wins ties; the client mirrors that here.
  *
  * Invariant, with C the server text at the client's version:
- *   local text = apply(apply(C, outstanding), buffer)   (missing ops are the identity)
+ *   local text = buffer.reduce(apply, apply(C, outstanding))   (missing ops are the identity)
  *
  * Nothing here touches sockets, timers or text: the caller keeps C and the local text, and
  * applies what these functions return.
@@ -24,12 +30,14 @@ import {
   type SelectionRange,
   apply,
   compose,
+  composeAll,
   fromDiff,
   invert,
   isNoop,
   transform,
   transformSelection,
 } from '../ot/index.js';
+import { type OpBudget, UNLIMITED, fits, splitOp } from './split.js';
 
 /** Nothing local awaits the server. */
 export interface Synchronized {
@@ -43,13 +51,16 @@ export interface AwaitingConfirm {
   readonly outstanding: Component[];
 }
 
-/** An op awaits its acknowledgement, and later local edits wait, composed, behind it. */
+/** An op awaits its acknowledgement, and later local edits wait behind it, in order. */
 export interface AwaitingWithBuffer {
   readonly kind: 'awaiting-with-buffer';
   /** The unacknowledged op, on the server text at the client's version. */
   readonly outstanding: Component[];
-  /** Later local edits composed into one op, on the text `outstanding` produces. */
-  readonly buffer: Component[];
+  /**
+   * Later local edits, oldest first, never empty and never holding a no-op: the first applies
+   * to the text `outstanding` produces, each other to the text its predecessor produces.
+   */
+  readonly buffer: readonly Component[][];
 }
 
 /** Every state of the client; switch on `kind`. */
@@ -85,10 +96,10 @@ export interface RemoteResult {
   readonly apply: Component[];
 }
 
-/** What an acknowledgement leads to: the next state and, if the buffer goes out now, the op. */
+/** What an acknowledgement leads to: the next state and, if a buffered op goes out now, the op. */
 export interface AckResult {
   readonly state: SyncState;
-  /** The buffer, to send now as the new outstanding op. */
+  /** The first buffered op (cut to the budget), to send now as the new outstanding op. */
   readonly send?: Component[];
 }
 
@@ -106,27 +117,52 @@ function exhaustive(state: never): never {
 }
 
 /**
- * A local edit `op`, already applied to the local text.
- * Synchronized → AwaitingConfirm(op), send op; AwaitingConfirm(o) → AwaitingWithBuffer(o, op);
- * AwaitingWithBuffer(o, b) → AwaitingWithBuffer(o, compose(b, op)).
+ * The state in which `ops` (oldest first) are pending and none is sent yet: no-ops dropped,
+ * the first cut to `budget` since it goes out now; Synchronized if nothing is left.
+ */
+function queue(ops: readonly Component[][], budget: OpBudget): LocalResult {
+  const left = ops.filter((op) => !isNoop(op));
+  const first = left[0];
+  if (first === undefined) return { state: synchronized };
+  const [outstanding, ...buffer] = fits(first, budget) ? left : [...splitOp(first, budget), ...left.slice(1)];
+  const state: SyncState =
+    buffer.length === 0
+      ? { kind: 'awaiting-confirm', outstanding: outstanding as Component[] }
+      : { kind: 'awaiting-with-buffer', outstanding: outstanding as Component[], buffer };
+  return { state, send: outstanding as Component[] };
+}
+
+/**
+ * A local edit `op`, already applied to the local text. `budget` is the largest op the server
+ * takes (default: no limit).
+ * Synchronized → AwaitingConfirm(op), send op — or, if op is over the budget,
+ *   AwaitingWithBuffer(p1, [p2, …]) with `[p1, p2, …] = splitOp(op, budget)`, send p1;
+ * AwaitingConfirm(o) → AwaitingWithBuffer(o, splitOp(op));
+ * AwaitingWithBuffer(o, [b1, …, bn]) → AwaitingWithBuffer(o, [b1, …, compose(bn, op)]) if the
+ *   composition fits the budget, else AwaitingWithBuffer(o, [b1, …, …splitOp(compose(bn, op))]).
  * Throws InvalidOperationError if `op` does not fit the local text the state implies.
  */
-export function applyLocal(state: SyncState, op: Operation): LocalResult {
+export function applyLocal(state: SyncState, op: Operation, budget: OpBudget = UNLIMITED): LocalResult {
   switch (state.kind) {
     case 'synchronized':
-      return { state: { kind: 'awaiting-confirm', outstanding: op.slice() }, send: op.slice() };
+      return queue(splitOp(op, budget), budget);
     case 'awaiting-confirm':
+      if (isNoop(op)) return { state };
       return {
-        state: { kind: 'awaiting-with-buffer', outstanding: state.outstanding, buffer: op.slice() },
+        state: { kind: 'awaiting-with-buffer', outstanding: state.outstanding, buffer: splitOp(op, budget) },
       };
-    case 'awaiting-with-buffer':
+    case 'awaiting-with-buffer': {
+      const n = state.buffer.length;
+      const composed = compose(state.buffer[n - 1] as Component[], op);
+      const tail = isNoop(composed) ? [] : splitOp(composed, budget);
+      const buffer = [...state.buffer.slice(0, n - 1), ...tail];
       return {
-        state: {
-          kind: 'awaiting-with-buffer',
-          outstanding: state.outstanding,
-          buffer: compose(state.buffer, op),
-        },
+        state:
+          buffer.length === 0
+            ? { kind: 'awaiting-confirm', outstanding: state.outstanding }
+            : { kind: 'awaiting-with-buffer', outstanding: state.outstanding, buffer },
       };
+    }
     default:
       return exhaustive(state);
   }
@@ -134,20 +170,21 @@ export function applyLocal(state: SyncState, op: Operation): LocalResult {
 
 /**
  * A remote op `op` (on the server text at the client's version) arrives. The pending ops are
- * rebased over it and it is rebased over them; the remote op wins ties:
+ * rebased over it one at a time and it is rebased over them; the remote op wins ties:
  *
- *            outstanding         buffer
- *        C ──────────────▶ · ──────────────▶ local
- *        │                 │                   │
- *     op │                 │ op'               │ op''  (returned as `apply`)
- *        ▼                 ▼                   ▼
- *        · ──────────────▶ · ──────────────▶ local'
- *            outstanding'        buffer'
+ *            outstanding          b1                  bn
+ *        C ──────────────▶ · ──────────▶ · ··· · ──────────▶ local
+ *        │                 │             │       │             │
+ *     op │             op0 │         op1 │       │ op(n-1)     │ opn  (returned as `apply`)
+ *        ▼                 ▼             ▼       ▼             ▼
+ *        · ──────────────▶ · ──────────▶ · ··· · ──────────▶ local'
+ *            outstanding'         b1'                 bn'
  *
- *   op'  = transform(op, outstanding, 'left')     outstanding' = transform(outstanding, op, 'right')
- *   op'' = transform(op', buffer, 'left')         buffer'      = transform(buffer, op', 'right')
+ *   op0 = transform(op, outstanding, 'left')     outstanding' = transform(outstanding, op, 'right')
+ *   opk = transform(op(k-1), bk, 'left')         bk'          = transform(bk, op(k-1), 'right')
  *
- * Law: apply(local, op'') === apply(apply(apply(C, op), outstanding'), buffer').
+ * Buffered ops the remote op made no-ops are dropped (AwaitingConfirm if none is left).
+ * Law: apply(local, opn) === buffer'.reduce(apply, apply(apply(C, op), outstanding')).
  * Throws InvalidOperationError if `op` does not fit C.
  */
 export function applyRemote(state: SyncState, op: Operation): RemoteResult {
@@ -161,14 +198,19 @@ export function applyRemote(state: SyncState, op: Operation): RemoteResult {
       };
     case 'awaiting-with-buffer': {
       const outstanding = transform(state.outstanding, op, 'right');
-      const past = transform(op, state.outstanding, 'left');
+      let past = transform(op, state.outstanding, 'left');
+      const buffer: Component[][] = [];
+      for (const b of state.buffer) {
+        const rebased = transform(b, past, 'right');
+        past = transform(past, b, 'left');
+        if (!isNoop(rebased)) buffer.push(rebased);
+      }
       return {
-        state: {
-          kind: 'awaiting-with-buffer',
-          outstanding,
-          buffer: transform(state.buffer, past, 'right'),
-        },
-        apply: transform(past, state.buffer, 'left'),
+        state:
+          buffer.length === 0
+            ? { kind: 'awaiting-confirm', outstanding }
+            : { kind: 'awaiting-with-buffer', outstanding, buffer },
+        apply: past,
       };
     }
     default:
@@ -178,26 +220,43 @@ export function applyRemote(state: SyncState, op: Operation): RemoteResult {
 
 /**
  * The server acknowledged the outstanding op: C becomes apply(C, outstanding).
- * AwaitingConfirm → Synchronized; AwaitingWithBuffer(o, b) → AwaitingConfirm(b), send b.
+ * AwaitingConfirm → Synchronized; AwaitingWithBuffer(o, [b1, …]) → the state with b1 (cut to
+ * `budget`, default no limit) outstanding and the rest buffered; send it.
  * Throws {@link SyncStateError} when synchronized: there is nothing to acknowledge.
  */
-export function ack(state: SyncState): AckResult {
+export function ack(state: SyncState, budget: OpBudget = UNLIMITED): AckResult {
   switch (state.kind) {
     case 'synchronized':
       throw new SyncStateError('ack', state.kind);
     case 'awaiting-confirm':
       return { state: synchronized };
     case 'awaiting-with-buffer':
-      return {
-        state: { kind: 'awaiting-confirm', outstanding: state.buffer },
-        send: state.buffer,
-      };
+      return queue(state.buffer, budget);
     default:
       return exhaustive(state);
   }
 }
 
-/** Every pending local change as one op on C (outstanding then buffer), or undefined. */
+/**
+ * Cuts an outstanding op that has not been sent yet to `budget` (after the budget shrank:
+ * a server announced smaller limits than the edit was queued under); the rest of it goes to
+ * the front of the buffer. The state itself when the op fits. Do not use on an op in flight:
+ * a resubmission must be the same op.
+ */
+export function fitOutstanding(state: SyncState, budget: OpBudget): SyncState {
+  switch (state.kind) {
+    case 'synchronized':
+      return state;
+    case 'awaiting-confirm':
+      return fits(state.outstanding, budget) ? state : queue([state.outstanding], budget).state;
+    case 'awaiting-with-buffer':
+      return fits(state.outstanding, budget) ? state : queue([state.outstanding, ...state.buffer], budget).state;
+    default:
+      return exhaustive(state);
+  }
+}
+
+/** Every pending local change as one op on C (outstanding, then the buffer), or undefined. */
 export function pendingOp(state: SyncState): Component[] | undefined {
   switch (state.kind) {
     case 'synchronized':
@@ -205,7 +264,7 @@ export function pendingOp(state: SyncState): Component[] | undefined {
     case 'awaiting-confirm':
       return state.outstanding;
     case 'awaiting-with-buffer':
-      return compose(state.outstanding, state.buffer);
+      return composeAll([state.outstanding, ...state.buffer]);
     default:
       return exhaustive(state);
   }
@@ -228,34 +287,61 @@ export function transformLocalSelection(
  * The server refused the outstanding op for good (it can never apply, e.g. `too-large`):
  * undo it locally and keep the buffer. `confirmed` is C, the server text at the client's
  * version. `apply` undoes the op on the local text; the rebased buffer, if any, becomes the
- * new outstanding op, to be sent as a new submission.
+ * pending ops, the first (cut to `budget`, default no limit) to be sent as a new submission.
  *
- *     C·o ──────── buffer ────────▶ local
- *      │                              │
- *  inv │                              │ inv'   (returned as `apply`)
- *      ▼                              ▼
- *      C ──────── buffer' ────────▶ local'
+ *     C·o ──────── b1 ────────▶ · ··· · ──────── bn ────────▶ local
+ *      │                        │     │                         │
+ *  inv │                   inv1 │     │ inv(n-1)                │ invn   (returned as `apply`)
+ *      ▼                        ▼     ▼                         ▼
+ *      C ──────── b1' ───────▶ · ··· · ──────── bn' ───────▶ local'
  *
- * inv = invert(outstanding, C); buffer' = transform(buffer, inv, 'right');
- * inv' = transform(inv, buffer, 'left'). Throws {@link SyncStateError} when synchronized.
+ * inv = invert(outstanding, C); bk' = transform(bk, inv(k-1), 'right');
+ * invk = transform(inv(k-1), bk, 'left'). Throws {@link SyncStateError} when synchronized.
  */
-export function rejectOutstanding(state: SyncState, confirmed: string): RebaseResult {
+export function rejectOutstanding(
+  state: SyncState,
+  confirmed: string,
+  budget: OpBudget = UNLIMITED,
+): RebaseResult {
   switch (state.kind) {
     case 'synchronized':
       throw new SyncStateError('reject', state.kind);
     case 'awaiting-confirm':
       return { state: synchronized, apply: invert(state.outstanding, confirmed) };
     case 'awaiting-with-buffer': {
-      const inv = invert(state.outstanding, confirmed);
-      const buffer = transform(state.buffer, inv, 'right');
-      const undo = transform(inv, state.buffer, 'left');
-      return isNoop(buffer)
-        ? { state: synchronized, apply: undo }
-        : { state: { kind: 'awaiting-confirm', outstanding: buffer }, apply: undo, send: buffer };
+      const { ops, change } = rebaseAll(state.buffer, invert(state.outstanding, confirmed));
+      return { ...queue(ops, budget), apply: change };
     }
     default:
       return exhaustive(state);
   }
+}
+
+/**
+ * Rebases the sequence `ops` over a concurrent op `other` on the same text, one op at a time
+ * with `other` winning ties; returns the rebased ops and `other` rebased past all of them.
+ * Law (TP1, step by step): ops'.reduce(apply, apply(d, other)) === apply(ops.reduce(apply, d), change).
+ */
+function rebaseAll(ops: readonly Component[][], other: Component[]): { ops: Component[][]; change: Component[] } {
+  let change = other;
+  const rebased: Component[][] = [];
+  for (const op of ops) {
+    rebased.push(transform(op, change, 'right'));
+    change = transform(change, op, 'left');
+  }
+  return { ops: rebased, change };
+}
+
+/** `ops` with each run of neighbours composed into one op while the composition fits `budget`. */
+function pack(ops: readonly Component[][], budget: OpBudget): Component[][] {
+  const packed: Component[][] = [];
+  for (const op of ops) {
+    const last = packed[packed.length - 1];
+    const composed = last === undefined ? undefined : compose(last, op);
+    if (composed !== undefined && fits(composed, budget)) packed[packed.length - 1] = composed;
+    else packed.push(op);
+  }
+  return packed;
 }
 
 /**
@@ -265,50 +351,47 @@ export function rejectOutstanding(state: SyncState, confirmed: string): RebaseRe
  * `confirmed` is C, the server text at the client's version. `landed` says the snapshot
  * already holds the outstanding op (the server's last applied seq covers it): then C' =
  * apply(C, outstanding) and only the buffer is pending; otherwise C' = C and everything is.
- * The missed history is taken as one replacement, R = fromDiff(C', snapshot), and
+ * Since all of them go out as new submissions, the pending ops are first composed into as few
+ * ops p1 … pn as fit the budget. The missed history is taken as one replacement,
+ * R = fromDiff(C', snapshot), and p1 … pn are rebased over it one at a time (R0 = R):
  *
- *   pending' = transform(pending, R, 'right')      apply = transform(R, pending, 'left')
+ *   pk' = transform(pk, R(k-1), 'right')      Rk = transform(R(k-1), pk, 'left')      apply = Rn
  *
  * Side 'right' is the server's own rule (history first at ties), so where R and a pending
  * insert meet, the result is what the server would have made had it rebased the pending op
  * over the real history; and since an insert anywhere inside R's replaced range lands after
  * R's new text regardless of side, 'right' treats the insert at the range's start the same
- * as those inside it. Law (TP1): apply(local, apply) === apply(snapshot, pending').
+ * as those inside it. Law (TP1): apply(local, apply) === [p1', …, pn'].reduce(apply, snapshot).
  *
- * The result is AwaitingConfirm(pending') with `send` (a new submission), or Synchronized
- * when pending' changes nothing. Throws {@link SyncStateError} if `landed` while
- * synchronized.
+ * The rebased ops become the pending ops, no-ops dropped, the first cut to `budget` (default
+ * no limit) and returned as `send` (a new submission); Synchronized when nothing is left.
+ * Throws {@link SyncStateError} if `landed` while synchronized.
  */
 export function rebaseOnSnapshot(
   state: SyncState,
   confirmed: string,
   landed: boolean,
   snapshot: string,
+  budget: OpBudget = UNLIMITED,
 ): RebaseResult {
   let base = confirmed;
-  let pending: Component[] | undefined;
-  if (landed) {
-    switch (state.kind) {
-      case 'synchronized':
-        throw new SyncStateError('rebase with a landed op', state.kind);
-      case 'awaiting-confirm':
-        base = apply(confirmed, state.outstanding);
-        break;
-      case 'awaiting-with-buffer':
-        base = apply(confirmed, state.outstanding);
-        pending = state.buffer;
-        break;
-      default:
-        return exhaustive(state);
-    }
-  } else {
-    pending = pendingOp(state);
+  let pending: readonly Component[][];
+  switch (state.kind) {
+    case 'synchronized':
+      if (landed) throw new SyncStateError('rebase with a landed op', state.kind);
+      pending = [];
+      break;
+    case 'awaiting-confirm':
+      if (landed) base = apply(confirmed, state.outstanding);
+      pending = landed ? [] : [state.outstanding];
+      break;
+    case 'awaiting-with-buffer':
+      if (landed) base = apply(confirmed, state.outstanding);
+      pending = landed ? state.buffer : [state.outstanding, ...state.buffer];
+      break;
+    default:
+      return exhaustive(state);
   }
-  const missed = fromDiff(base, snapshot);
-  if (pending === undefined) return { state: synchronized, apply: missed };
-  const rebased = transform(pending, missed, 'right');
-  const change = transform(missed, pending, 'left');
-  return isNoop(rebased)
-    ? { state: synchronized, apply: change }
-    : { state: { kind: 'awaiting-confirm', outstanding: rebased }, apply: change, send: rebased };
+  const { ops, change } = rebaseAll(pack(pending, budget), fromDiff(base, snapshot));
+  return { ...queue(ops, budget), apply: change };
 }

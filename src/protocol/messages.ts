@@ -15,6 +15,12 @@ import type { ErrorCode } from './errors.js';
 /** The protocol version this build speaks. */
 export const PROTOCOL_VERSION = 1;
 
+/** The WebSocket subprotocol of protocol version 1: clients offer it, the server selects it. */
+export const OTTER_SUBPROTOCOL = 'otter.v1';
+
+/** Prefix of a subprotocol entry that carries a token (browsers cannot set headers). */
+export const TOKEN_SUBPROTOCOL_PREFIX = 'otter.token.';
+
 // ─── client → server ────────────────────────────────────────────────────────────────────────
 
 /** First message of a connection. `clientId` is stable across the client's reconnections. */

@@ -16,6 +16,7 @@ import {
   importSPKI,
   jwtVerify,
 } from 'jose';
+import { OTTER_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/messages.js';
 
 /** Who a connection belongs to, as an authenticator established it. */
 export interface Identity {
@@ -36,10 +37,7 @@ export type Authenticate = (
   request?: http.IncomingMessage,
 ) => Promise<Identity | undefined>;
 
-/** The WebSocket subprotocol every Otter client offers. */
-export const OTTER_SUBPROTOCOL = 'otter.v1';
-/** Prefix of a subprotocol entry that carries a token. */
-export const TOKEN_SUBPROTOCOL_PREFIX = 'otter.token.';
+export { OTTER_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX };
 
 /** A request that names two different tokens. */
 export class AmbiguousTokenError extends Error {

@@ -117,6 +117,7 @@ export class Session implements RoomMember {
   private badMessages = 0;
   private rateStrikes = 0;
   private pending = 0;
+  private refreshes = 0;
   private closed = false;
   private expiryTimer: ReturnType<typeof setTimeout> | undefined;
   private deadlineTimer: ReturnType<typeof setTimeout> | undefined;
@@ -269,6 +270,12 @@ export class Session implements RoomMember {
       this.refuse(ErrorCode.BadRequest, 'hello was already sent', { type: 'hello' });
       return;
     }
+    // The key below joins user and client id with a line break; a client id holding one could
+    // equal another user's key (user 'a', client 'b\nc' against user 'a\nb', client 'c').
+    if (clientId?.includes('\n')) {
+      this.refuse(ErrorCode.BadRequest, 'field clientId must not contain a line break', { type: 'hello' });
+      return;
+    }
     this.clientId = clientId ?? randomUUID();
     this.key = this.user === undefined ? this.clientId : `${this.user}\n${this.clientId}`;
     this.outbox.message({
@@ -286,8 +293,10 @@ export class Session implements RoomMember {
       this.refuse(ErrorCode.BadRequest, 'authentication is not enabled on this server', { type: 'auth' });
       return;
     }
+    const attempt = ++this.refreshes;
     const identity = await verify(token).catch(() => undefined);
-    if (this.closed) return;
+    // Only the latest refresh counts: an older token verified late must not shorten the expiry.
+    if (this.closed || attempt !== this.refreshes) return;
     if (identity === undefined || identity.user !== this.user) {
       this.deny(ErrorCode.AuthExpired, 'the new token was refused; the current credentials stay in force', { type: 'auth' });
       return;
@@ -319,6 +328,12 @@ export class Session implements RoomMember {
       if (access !== 'read' && access !== 'write') {
         this.closeDoc(docId);
         this.deny(ErrorCode.Forbidden, `no access to document ${JSON.stringify(docId)}`, ref);
+        return;
+      }
+      // Checked again: opens sent together all passed the first check while authorize ran.
+      // openAuthorized registers the document before its first await, so this is exact.
+      if (!this.docs.has(docId) && this.docs.size >= this.options.maxDocuments) {
+        this.deny(ErrorCode.TooManyDocuments, `a connection may have at most ${this.options.maxDocuments} documents open`, ref);
         return;
       }
       await this.openAuthorized(docId, from, access);

@@ -137,17 +137,16 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
     loadedDocuments: () => sequencer.openDocuments,
   });
   const maxPayload = options.maxPayload ?? 1 << 20;
+  const bytesBurst = options.limits?.bytesBurst ?? Math.max(SESSION_DEFAULTS.bytesBurst, 2 * maxPayload);
+  if (bytesBurst < maxPayload) {
+    throw new RangeError(`limits.bytesBurst (${bytesBurst}) must be at least maxPayload (${maxPayload}): larger frames could never pass`);
+  }
   const context: SessionContext = {
     sequencer,
     rooms,
     telemetry: metrics,
     logger,
-    options: {
-      ...SESSION_DEFAULTS,
-      bytesBurst: Math.max(SESSION_DEFAULTS.bytesBurst, 2 * maxPayload),
-      ...options.limits,
-      maxPayload,
-    },
+    options: { ...SESSION_DEFAULTS, ...options.limits, bytesBurst, maxPayload },
     authorize: options.authorize ?? (() => 'write'),
     reauthenticate: authenticate === undefined ? undefined : (token) => authenticate(token),
   };

@@ -4,7 +4,13 @@
  */
 import { CollaborativeDocument, type DocumentOptions, type DocumentTransport } from '../../src/client/document.js';
 import type { WebSocketLike } from '../../src/client/connection.js';
-import type { ClientMessage, ServerMessage } from '../../src/protocol/messages.js';
+import { opLength } from '../../src/client/split.js';
+import { type Component, apply, transform } from '../../src/ot/index.js';
+import type { ErrorCode } from '../../src/protocol/errors.js';
+import type { ClientMessage, ServerLimits, ServerMessage, SubmitMessage } from '../../src/protocol/messages.js';
+
+/** The limits a fake server announces unless told otherwise (the real server's defaults). */
+export const FAKE_LIMITS: ServerLimits = { maxPayload: 1 << 20, maxOpLength: 1 << 20 };
 
 /** A transport that records every message a document sends. */
 export class FakeTransport implements DocumentTransport {
@@ -73,7 +79,10 @@ export class FakeWebSocket implements WebSocketLike {
   readonly sent: string[] = [];
   closedWith: { code?: number | undefined; reason?: string | undefined } | undefined;
 
-  constructor(readonly url: string) {
+  constructor(
+    readonly url: string,
+    readonly protocols?: string[],
+  ) {
     FakeWebSocket.instances.push(this);
   }
 
@@ -106,17 +115,116 @@ export class FakeWebSocket implements WebSocketLike {
     (this.onmessage as ((e: { data: unknown }) => void) | null)?.({ data });
   }
 
-  /** Server side: opens and answers the hello. */
-  welcome(connectionId = 'c1'): void {
+  /** Server side: opens and answers the hello, announcing `limits`. */
+  welcome(connectionId = 'c1', limits: ServerLimits = FAKE_LIMITS): void {
     this.open();
     const hello = this.messages()[0];
     const clientId = hello?.type === 'hello' ? (hello.clientId ?? 'x') : 'x';
-    this.receive({ type: 'welcome', protocol: 1, connectionId, clientId });
+    this.receive({ type: 'welcome', protocol: 1, connectionId, clientId, limits });
   }
 
   /** Server side: the connection closes with `code`. */
   serverClose(code = 1006): void {
     this.readyState = 3;
     (this.onclose as ((e: { code: number; reason: string }) => void) | null)?.({ code, reason: '' });
+  }
+}
+
+/** One frame a {@link FakeServer} read: the message and its size in UTF-8 bytes. */
+export interface ReadFrame {
+  readonly message: ClientMessage;
+  readonly bytes: number;
+}
+
+/**
+ * Plays an Otter server for one client on {@link FakeWebSocket}s: answers `hello` with a
+ * `welcome` announcing `limits`, `open` with a snapshot, `submit` like the sequencer
+ * (idempotent by seq, rebased over later history with side 'right', a resubmitted seq acked
+ * with its original version), `ping`, `auth` and `close`. It records every frame it reads
+ * with its byte size and every broken limit in `violations` (answered with `too-large`).
+ * `intercept` may answer a message itself (an array of replies; [] drops it).
+ */
+export class FakeServer {
+  text = '';
+  history: Component[][] = [];
+  /** Version each applied seq produced. */
+  readonly applied = new Map<number, number>();
+  readonly frames: ReadFrame[] = [];
+  readonly violations: string[] = [];
+  intercept: ((message: ClientMessage, frame: ReadFrame) => ServerMessage[] | undefined) | undefined;
+  private readonly read = new Map<FakeWebSocket, number>();
+
+  constructor(readonly limits: ServerLimits = FAKE_LIMITS) {}
+
+  /** The submits read so far. */
+  get submits(): Array<ReadFrame & { message: SubmitMessage }> {
+    return this.frames.filter((f): f is ReadFrame & { message: SubmitMessage } => f.message.type === 'submit');
+  }
+
+  /** Opens `ws` (the client says hello) and answers until the client is quiet. */
+  accept(ws: FakeWebSocket = FakeWebSocket.last): void {
+    ws.open();
+    this.pump(ws);
+  }
+
+  /** Answers every frame `ws` sent since the last call, and what the client sends in reply, until it is quiet. */
+  pump(ws: FakeWebSocket = FakeWebSocket.last): void {
+    for (;;) {
+      const next = this.read.get(ws) ?? 0;
+      const data = ws.sent[next];
+      if (data === undefined || ws.readyState !== 1) return;
+      this.read.set(ws, next + 1);
+      const frame: ReadFrame = { message: JSON.parse(data) as ClientMessage, bytes: new TextEncoder().encode(data).length };
+      this.frames.push(frame);
+      if (frame.bytes > this.limits.maxPayload) {
+        this.violations.push(`a frame of ${frame.bytes} bytes`);
+        ws.serverClose(1009);
+        return;
+      }
+      const replies = this.intercept?.(frame.message, frame) ?? this.answer(frame.message);
+      for (const reply of replies) ws.receive(reply);
+    }
+  }
+
+  private answer(m: ClientMessage): ServerMessage[] {
+    switch (m.type) {
+      case 'hello':
+        return [{ type: 'welcome', protocol: 1, connectionId: 'c1', clientId: m.clientId ?? 'x', limits: this.limits }];
+      case 'open':
+        return [{ type: 'opened', doc: m.doc, v: this.history.length, seq: this.applied.size, text: this.text }];
+      case 'submit':
+        return [this.submit(m)];
+      case 'ping':
+        return [{ type: 'pong' }];
+      case 'auth':
+        return [{ type: 'authed' }];
+      case 'close':
+        return [{ type: 'closed', doc: m.doc }];
+      case 'presence':
+        return [];
+    }
+  }
+
+  private submit(m: SubmitMessage): ServerMessage {
+    const refuse = (code: ErrorCode, message: string): ServerMessage => ({
+      type: 'error',
+      code,
+      message,
+      ref: { type: 'submit', doc: m.doc, seq: m.seq },
+    });
+    const size = opLength(m.op);
+    if (size > this.limits.maxOpLength) {
+      this.violations.push(`an op of length ${size}`);
+      return refuse('too-large', `op of length ${size}`);
+    }
+    const done = this.applied.get(m.seq);
+    if (done !== undefined) return { type: 'ack', doc: m.doc, seq: m.seq, v: done };
+    if (m.seq !== this.applied.size + 1) return refuse('seq-gap', `seq ${m.seq}`);
+    let op = m.op;
+    for (const past of this.history.slice(m.v)) op = transform(op, past, 'right');
+    this.text = apply(this.text, op);
+    this.history.push(op);
+    this.applied.set(m.seq, this.history.length);
+    return { type: 'ack', doc: m.doc, seq: m.seq, v: this.history.length };
   }
 }

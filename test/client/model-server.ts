@@ -7,6 +7,7 @@
  * whatever was still queued either way.
  */
 import type { CollaborativeDocument, DocumentMessage, DocumentTransport } from '../../src/client/document.js';
+import { opLength } from '../../src/client/split.js';
 import { type Component, apply, transform } from '../../src/ot/index.js';
 import type { ClientMessage, OpEntry } from '../../src/protocol/messages.js';
 
@@ -105,6 +106,8 @@ export class ModelServer {
   pipeline = false;
   /** Every refusal sent, by code. */
   readonly refusals = new Map<string, number>();
+  /** Submissions longer than this (components + inserted code units) are refused `too-large`. */
+  maxOpLength = Infinity;
 
   constructor(
     readonly docId = 'd',
@@ -204,6 +207,7 @@ export class ModelServer {
       this.failNext = undefined;
       return this.refuse(link, code, seq, epoch);
     }
+    if (opLength(submitted) > this.maxOpLength) return this.refuse(link, 'too-large', seq, epoch);
     const mark = this.marks.get(link.clientId);
     const last = mark?.seq ?? 0;
     if (mark !== undefined && seq <= last) {

@@ -1,0 +1,103 @@
+/**
+ * Smoke tests of the client against the real server over real sockets (`ws`): a paste far
+ * over the server's announced limits is cut into ops that each pass them, and a server that
+ * drops frames for rate (`rate-limited` without ref) only slows the client down.
+ */
+import { WebSocket } from 'ws';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Connection, type ConnectionOptions, type ConnectionState } from '../../src/client/index.js';
+import { type OtterServer, type ServerOptions, createServer } from '../../src/server/index.js';
+
+/** A `ws` WebSocket that records the byte size of every frame it sends. */
+function recordingWebSocket(sizes: number[]): ConnectionOptions['WebSocket'] {
+  return class extends WebSocket {
+    constructor(url: string, protocols?: string[]) {
+      super(url, protocols);
+      const send = this.send.bind(this);
+      this.send = ((data: string) => {
+        sizes.push(Buffer.byteLength(data));
+        send(data);
+      }) as typeof this.send;
+    }
+  };
+}
+
+/** About `bytes` bytes of UTF-8 text mixing 1- to 4-byte characters and JSON escapes. */
+function pasteOf(bytes: number): string {
+  const chunk = 'Lorem ipsum "quoted" \\ back\\slash\nnew line\ttab é ü 中文字 😀🎉 end. ';
+  return chunk.repeat(Math.ceil(bytes / Buffer.byteLength(chunk)));
+}
+
+async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+let server: OtterServer | undefined;
+const connections: Connection[] = [];
+
+afterEach(async () => {
+  for (const c of connections.splice(0)) c.close();
+  await server?.close();
+  server = undefined;
+});
+
+async function twoClients(options: ServerOptions, clientOptions: ConnectionOptions = {}) {
+  server = await createServer(options);
+  const sizes: number[] = [];
+  const states: ConnectionState[] = [];
+  const errors: string[] = [];
+  const make = (clientId: string, WebSocketClass: ConnectionOptions['WebSocket']): Connection => {
+    const c = new Connection(server!.url, { WebSocket: WebSocketClass, clientId, ...clientOptions });
+    c.on('state', (s) => states.push(s));
+    c.on('error', (e) => errors.push((e as { code?: string }).code ?? e.message));
+    connections.push(c);
+    return c;
+  };
+  const a = make('paster', recordingWebSocket(sizes));
+  const b = make('typist', WebSocket);
+  const da = a.open('doc');
+  const db = b.open('doc');
+  await Promise.all([da.ready, db.ready]);
+  return { da, db, sizes, states, errors };
+}
+
+describe('client against the real server', () => {
+  it('a 1 MB paste on a server taking ops of 100,000 and frames of 200,000 bytes: cut into submits under both limits, both clients converge, no disconnect', async () => {
+    const { da, db, sizes, states, errors } = await twoClients({ sequencer: { maxOpLength: 100_000 }, maxPayload: 200_000 });
+    const paste = pasteOf(1_000_000);
+    da.insert(0, paste);
+    db.insert(0, 'typed meanwhile: ');
+    await Promise.all([da.synced(), db.synced()]);
+    await until('both clients hold the same version', () => da.version === db.version && da.text === db.text);
+    // The typed text lands where the server ordered it: before the paste or between two of its ops.
+    expect(da.text.length).toBe(paste.length + 'typed meanwhile: '.length);
+    expect(da.text.replace('typed meanwhile: ', '')).toBe(paste);
+    expect(da.version).toBeGreaterThan(10); // at least 1 MB / 100,000 code units
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(200_000);
+    expect(states).toEqual(['open', 'open']); // one welcome each, never 'connecting' again
+    expect(errors).toEqual([]);
+    expect(server!.connections).toBe(2);
+  });
+
+  it('a server dropping frames for rate (rate-limited without ref): the client pauses, resends, and still converges', async () => {
+    const { da, db, states, errors } = await twoClients(
+      {
+        sequencer: { maxOpLength: 100_000 },
+        maxPayload: 200_000,
+        limits: { bytesPerSecond: 400_000, bytesBurst: 400_000 },
+      },
+      { retryDelay: 100 },
+    );
+    const paste = pasteOf(700_000);
+    da.insert(0, paste);
+    await da.synced();
+    await until('the other client has the paste', () => db.text === paste);
+    expect(errors).toContain('rate-limited');
+    expect(new Set(errors)).toEqual(new Set(['rate-limited']));
+    expect(states).toEqual(['open', 'open']);
+  });
+});
