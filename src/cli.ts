@@ -8,6 +8,7 @@
  *
  * Bad flags or values print a message and exit with code 2 before anything starts.
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { MemoryStore } from './server/memory-store.js';
@@ -120,6 +121,8 @@ async function serve(config: ServeConfig): Promise<void> {
 
 async function exportDoc(docId: string, config: ServeConfig, version: number | undefined): Promise<void> {
   if (config.data === undefined) throw new UsageError('export reads a database: it cannot use --memory');
+  // Opening a SqliteStore creates the file: a mistyped path would print nothing and leave an empty database.
+  if (config.data !== ':memory:' && !existsSync(config.data)) throw new Error(`no database at ${config.data}`);
   const store = new SqliteStore(config.data);
   const sequencer = new Sequencer(store, { idleTimeout: 0 });
   try {
@@ -136,12 +139,17 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number | un
   try {
     const { help, positionals, config, version } = parse(argv, env);
     const [command, ...rest] = positionals;
-    if (help || command === undefined) {
+    if (help) {
       process.stdout.write(HELP);
-      return help ? 0 : 2;
+      return 0;
+    }
+    if (command === undefined) {
+      process.stderr.write(HELP);
+      return 2;
     }
     if (command === 'serve') {
       if (rest.length > 0) throw new UsageError(`serve takes no arguments, got ${rest.join(' ')}`);
+      if (version !== undefined) throw new UsageError('--version belongs to export, not serve');
       await serve(config);
       return undefined;
     }

@@ -86,11 +86,22 @@ function sendSelection(): void {
   });
 }
 
+/** Shows the version once the local edits are acknowledged (acks raise no change event). */
+function showVersionWhenSynced(): void {
+  doc.synced().then(
+    () => {
+      version.textContent = String(doc.version);
+    },
+    () => {},
+  );
+}
+
 editor.addEventListener('input', () => {
   const op = fromDiff(doc.text, editor.value);
   doc.submit(op);
   sendSelection();
   renderPresence();
+  showVersionWhenSynced();
 });
 for (const event of ['keyup', 'mouseup', 'select', 'focus']) editor.addEventListener(event, sendSelection);
 document.addEventListener('selectionchange', () => {

@@ -1,0 +1,364 @@
+/**
+ * The demo editor page in a real Chromium (playwright-core, the system browser): two pages on
+ * one document typing at once (also at the same position) converge on the server's text; a
+ * page that keeps typing through a server restart loses no keystroke; other people's cursors
+ * appear in #mirror and go away when they leave; and a screenshot of two editors side by side.
+ *
+ * Needs the built package (`npm run build`) and Chromium at /usr/bin/chromium (or
+ * CHROMIUM_PATH). Without the browser the suite is skipped, except with CI=true, where it fails.
+ * The screenshot goes to docs/two-editors.png with UPDATE_SCREENSHOTS=1, else to a temp file.
+ */
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Browser, type BrowserContext, type Frame, type Page, chromium } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type CliProcess,
+  ROOT,
+  RawClient,
+  type RunningServer,
+  makeTempDir,
+  removeTempDir,
+  requireBuild,
+  runCli,
+  sleep,
+  startServe,
+  waitUntil,
+} from './helpers.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const IN_CI = process.env.CI === 'true';
+const HAVE_CHROMIUM = existsSync(CHROMIUM);
+const SKIP = !HAVE_CHROMIUM && !IN_CI;
+const TITLE = SKIP
+  ? `demo page in Chromium: SKIPPED, the browser is absent (no ${CHROMIUM}; install chromium or set CHROMIUM_PATH)`
+  : 'demo page in Chromium';
+if (SKIP) console.warn(`[browser.test] ${TITLE}`);
+
+const SCREENSHOT = process.env.UPDATE_SCREENSHOTS === '1' ? join(ROOT, 'docs/two-editors.png') : undefined;
+
+/** A bounded wait for a condition evaluated in the page (or one of its frames). */
+const WAIT = { timeout: 15_000, polling: 25 } as const;
+
+describe.skipIf(SKIP)(TITLE, () => {
+  let browser: Browser;
+  let dir: string;
+  let server: RunningServer;
+  const contexts: BrowserContext[] = [];
+  const extraServers: CliProcess[] = [];
+  /** Uncaught exceptions in any page: a test fails if one happened. */
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    if (!HAVE_CHROMIUM) throw new Error(`chromium is required in CI: ${CHROMIUM} does not exist`);
+    requireBuild();
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+      timeout: 30_000,
+    });
+    dir = makeTempDir('otter-browser-');
+    server = await startServe(['--port', '0', '--data', join(dir, 'shared.db')]);
+  });
+
+  afterEach(async () => {
+    for (const c of contexts.splice(0)) await c.close().catch(() => {});
+    for (const s of extraServers.splice(0)) s.kill();
+    const errors = pageErrors.splice(0);
+    expect(errors, 'uncaught errors in the pages').toEqual([]);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.cli.stop().catch(() => server.cli.kill());
+    if (dir !== undefined) removeTempDir(dir);
+  });
+
+  /** A page of the demo on `doc`, in its own browser context, once connected and enabled. */
+  async function openEditor(base: string, doc: string, viewport = { width: 700, height: 600 }): Promise<Page> {
+    const context = await browser.newContext({ viewport });
+    contexts.push(context);
+    const page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(`${doc}: ${e.message}`));
+    await page.goto(`${base}/?doc=${encodeURIComponent(doc)}`, { timeout: 15_000 });
+    await waitReady(page);
+    return page;
+  }
+
+  async function waitReady(page: Page | Frame): Promise<void> {
+    await page.waitForFunction(() => {
+      const state = document.querySelector<HTMLElement>('#state')?.dataset.state;
+      const editor = document.querySelector<HTMLTextAreaElement>('#editor');
+      return state === 'open' && editor !== null && !editor.disabled;
+    }, undefined, WAIT);
+  }
+
+  function valueOf(page: Page | Frame): Promise<string> {
+    return page.$eval('#editor', (e) => (e as HTMLTextAreaElement).value);
+  }
+
+  /** Puts the caret of the page's editor at `at` (the end for -1) and focuses it. */
+  async function caretAt(page: Page, at: number): Promise<void> {
+    await page.click('#editor');
+    await page.$eval(
+      '#editor',
+      (e, pos) => {
+        const editor = e as HTMLTextAreaElement;
+        const p = pos < 0 ? editor.value.length : pos;
+        editor.setSelectionRange(p, p);
+      },
+      at,
+    );
+  }
+
+  /** The document as the server has it, from a fresh protocol connection. */
+  async function serverDoc(ws: string, doc: string): Promise<{ text: string; v: number }> {
+    const c = await RawClient.connect(`${ws}/`);
+    try {
+      await c.hello();
+      const opened = await c.open(doc);
+      return { text: opened.text ?? '', v: opened.v };
+    } finally {
+      c.close();
+    }
+  }
+
+  async function serverText(ws: string, doc: string): Promise<string> {
+    return (await serverDoc(ws, doc)).text;
+  }
+
+  /** Waits until every page shows the server's version in #version. */
+  async function versionsShown(ws: string, doc: string, pages: Array<Page | Frame>): Promise<void> {
+    const { v } = await serverDoc(ws, doc);
+    for (const page of pages) {
+      await page.waitForFunction((want) => document.querySelector('#version')?.textContent === String(want), v, WAIT);
+    }
+  }
+
+  /** Waits until every page and the server hold the same text; returns it. */
+  async function converged(ws: string, doc: string, pages: Array<Page | Frame>, ms = 15_000): Promise<string> {
+    let last: string[] = [];
+    try {
+      await waitUntil(
+        async () => {
+          last = [...(await Promise.all(pages.map(valueOf))), await serverText(ws, doc)];
+          return last.every((t) => t === last[0]);
+        },
+        ms,
+        'convergence',
+      );
+    } catch (e) {
+      throw new Error(`${(e as Error).message}: pages and server hold ${JSON.stringify(last)}`);
+    }
+    return last[0] as string;
+  }
+
+  /** Whether `sub`'s characters appear in `text` in order. */
+  function isSubsequence(sub: string, text: string): boolean {
+    let i = 0;
+    for (const ch of text) if (i < sub.length && ch === sub[i]) i++;
+    return i === sub.length;
+  }
+
+  it('two pages typing at once, also at the same position, end with the same text as the server', async () => {
+    const doc = 'race';
+    const a = await openEditor(server.http, doc);
+    const b = await openEditor(server.http, doc);
+
+    // Both type at position 0 of the empty document at the same time.
+    const a1 = 'Ann types here. ';
+    const b1 = 'Bob too! ';
+    await caretAt(a, 0);
+    await caretAt(b, 0);
+    await Promise.all([a.keyboard.type(a1, { delay: 15 }), b.keyboard.type(b1, { delay: 22 })]);
+    const first = await converged(server.ws, doc, [a, b]);
+    expect(first).toHaveLength(a1.length + b1.length);
+    expect(isSubsequence(a1, first), `${JSON.stringify(a1)} in order in ${JSON.stringify(first)}`).toBe(true);
+    expect(isSubsequence(b1, first), `${JSON.stringify(b1)} in order in ${JSON.stringify(first)}`).toBe(true);
+
+    // Interleaved at both ends, then both at the same middle position.
+    const a2 = '[end by Ann]';
+    const b2 = '[start by Bob]';
+    await caretAt(a, -1);
+    await caretAt(b, 0);
+    await Promise.all([a.keyboard.type(a2, { delay: 12 }), b.keyboard.type(b2, { delay: 17 })]);
+    const second = await converged(server.ws, doc, [a, b]);
+    expect(second.startsWith(b2)).toBe(true);
+    expect(second.endsWith(a2)).toBe(true);
+
+    const middle = Math.floor(second.length / 2);
+    const a3 = 'xyz';
+    const b3 = '123';
+    await caretAt(a, middle);
+    await caretAt(b, middle);
+    await Promise.all([a.keyboard.type(a3, { delay: 20 }), b.keyboard.type(b3, { delay: 20 })]);
+    // And one deletes while the other types.
+    await Promise.all([
+      (async () => {
+        for (let i = 0; i < 4; i++) await a.keyboard.press('Backspace', { delay: 10 });
+      })(),
+      b.keyboard.type('!', { delay: 10 }),
+    ]);
+    const final = await converged(server.ws, doc, [a, b]);
+    expect(final.length).toBe(second.length + a3.length + b3.length + 1 - 4);
+    expect(await a.textContent('#error')).toBe('');
+    expect(await b.textContent('#error')).toBe('');
+    // Both pages show the server's version, the one that typed last too.
+    await versionsShown(server.ws, doc, [a, b]);
+
+    // The durable copy: `otter export` reads the same text from the database file.
+    const exported = await runCli(['export', doc, '--data', join(dir, 'shared.db')]);
+    expect(exported.code).toBe(0);
+    expect(exported.stdout).toBe(final);
+  });
+
+  it('keeps every keystroke typed while the server restarts', async () => {
+    const file = join(dir, 'restart.db');
+    let first: RunningServer | undefined = await startServe(['--port', '0', '--data', file]);
+    extraServers.push(first.cli);
+    const port = first.port;
+    const doc = 'restart';
+    const a = await openEditor(first.http, doc);
+    const b = await openEditor(first.http, doc);
+
+    const before = 'typed before the restart; ';
+    await caretAt(a, 0);
+    await a.keyboard.type(before, { delay: 5 });
+    await converged(first.ws, doc, [a, b]);
+
+    // Keep typing on page A while the server stops and starts again on the same port and file.
+    const during = 'typed-while-the-server-was-down-and-coming-back; ';
+    const typing = a.keyboard.type(during, { delay: 40 });
+    await sleep(150);
+    expect(await first.cli.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    first = undefined;
+    await a.waitForFunction(() => document.querySelector<HTMLElement>('#state')?.dataset.state !== 'open', undefined, WAIT);
+    expect(await a.isEnabled('#editor')).toBe(true);
+    await sleep(600); // typing goes on offline
+    const offlineText = await valueOf(a);
+    const second = await startServe(['--port', String(port), '--data', file]);
+    extraServers.push(second.cli);
+    await typing;
+    const after = 'and after.';
+    await a.keyboard.type(after, { delay: 5 });
+    await waitReady(a);
+    await waitReady(b);
+
+    const expected = before + during + after;
+    expect(offlineText.length, 'some keystrokes were typed while the server was down').toBeGreaterThan(before.length);
+    const final = await converged(second.ws, doc, [a, b]);
+    expect(final).toBe(expected);
+    await versionsShown(second.ws, doc, [a, b]);
+    expect(await second.cli.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    const exported = await runCli(['export', doc, '--data', file]);
+    expect(exported.stdout).toBe(expected);
+  });
+
+  it("shows another person's cursor in #mirror, and removes it when they leave", async () => {
+    const doc = 'presence';
+    const a = await openEditor(server.http, doc);
+    await caretAt(a, 0);
+    await a.keyboard.type('The quick brown fox jumps over the lazy dog.', { delay: 2 });
+    const b = await openEditor(server.http, doc);
+    await converged(server.ws, doc, [a, b]);
+
+    // Page A clicks into its text, somewhere on the first line.
+    const box = await a.locator('#editor').boundingBox();
+    expect(box).not.toBeNull();
+    await a.mouse.click((box?.x ?? 0) + 10 + 9 * 17, (box?.y ?? 0) + 10 + 8);
+    const at = await a.$eval('#editor', (e) => (e as HTMLTextAreaElement).selectionStart);
+    expect(at).toBeGreaterThan(0);
+    expect(at).toBeLessThan(44);
+
+    // Page B draws A's caret at that position: the mirror's text before the caret is A's text up to it.
+    await b.waitForFunction(
+      (pos) => {
+        const mirror = document.querySelector('#mirror');
+        const caret = mirror?.querySelector('.caret');
+        if (mirror === null || mirror === undefined || caret === null || caret === undefined) return false;
+        const range = document.createRange();
+        range.setStart(mirror, 0);
+        range.setEndBefore(caret);
+        return range.toString().length === pos;
+      },
+      at,
+      WAIT,
+    );
+    expect(await b.locator('#mirror .caret').count()).toBe(1);
+    expect(await b.textContent('#people')).toMatch(/^Also here: /);
+    // A sees B's caret too (B focused its editor on load).
+    await a.waitForFunction(() => document.querySelectorAll('#mirror .caret').length === 1, undefined, WAIT);
+
+    // A moves: B follows.
+    await a.keyboard.press('End');
+    await b.waitForFunction(
+      (len) => {
+        const mirror = document.querySelector('#mirror');
+        const caret = mirror?.querySelector('.caret');
+        if (mirror === null || mirror === undefined || caret === null || caret === undefined) return false;
+        const range = document.createRange();
+        range.setStart(mirror, 0);
+        range.setEndBefore(caret);
+        return range.toString().length === len;
+      },
+      44,
+      WAIT,
+    );
+
+    // A leaves: its caret disappears from B.
+    await a.close();
+    await b.waitForFunction(() => document.querySelector('#mirror .caret') === null, undefined, WAIT);
+    expect(await b.textContent('#people')).toBe('Nobody else is here yet.');
+  });
+
+  it('renders two editors side by side with text and remote cursors (screenshot)', async () => {
+    const doc = 'side-by-side';
+    const context = await browser.newContext({ viewport: { width: 1400, height: 700 } });
+    contexts.push(context);
+    const page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(`frame page: ${e.message}`));
+    const src = `${server.http}/?doc=${doc}`;
+    await page.setContent(
+      `<!doctype html><html><body style="margin:0;display:flex;gap:8px;background:#d9dee6;padding:8px;box-sizing:border-box;height:100vh">
+        <iframe id="left" src="${src}" style="flex:1;border:0;border-radius:6px;background:#fff"></iframe>
+        <iframe id="right" src="${src}" style="flex:1;border:0;border-radius:6px;background:#fff"></iframe>
+      </body></html>`,
+    );
+    const frameOf = async (id: string): Promise<Frame> => {
+      const handle = await page.waitForSelector(`#${id}`, { timeout: 15_000 });
+      const frame = await handle.contentFrame();
+      if (frame === null) throw new Error(`no frame in #${id}`);
+      await waitReady(frame);
+      return frame;
+    };
+    const left = await frameOf('left');
+    const right = await frameOf('right');
+
+    await left.click('#editor');
+    await page.keyboard.type('Otter keeps both windows in sync.\nType in either one, ', { delay: 3 });
+    await converged(server.ws, doc, [left, right]);
+    await right.click('#editor');
+    await right.$eval('#editor', (e) => {
+      const editor = e as HTMLTextAreaElement;
+      editor.setSelectionRange(editor.value.length, editor.value.length);
+    });
+    await page.keyboard.type('and the other one follows.\nEveryone sees where the others are.', { delay: 3 });
+    const text = await converged(server.ws, doc, [left, right]);
+    // Left puts its caret after "Otter keeps"; right's stays at the end.
+    await left.click('#editor');
+    await left.$eval('#editor', (e) => (e as HTMLTextAreaElement).setSelectionRange(11, 11));
+    await left.press('#editor', 'ArrowRight');
+    await left.press('#editor', 'ArrowLeft');
+    for (const frame of [left, right]) {
+      await frame.waitForFunction(() => document.querySelectorAll('#mirror .caret').length === 1, undefined, WAIT);
+    }
+    expect(await valueOf(left)).toBe(text);
+    expect(await valueOf(right)).toBe(text);
+    await versionsShown(server.ws, doc, [left, right]);
+
+    const path = SCREENSHOT ?? join(dir, 'two-editors.png');
+    mkdirSync(join(path, '..'), { recursive: true });
+    await page.screenshot({ path, timeout: 15_000 });
+    expect(statSync(path).size).toBeGreaterThan(10_000);
+  });
+});
