@@ -97,7 +97,6 @@ async function serve(config: ServeConfig): Promise<void> {
     host: config.host,
     demo: true,
     logger,
-    sequencer: { onError: (err, doc) => logger.error({ err: String(err), doc }, 'background task failed') },
   });
   const where = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`;
   logger.info({ url: where, store: config.data ?? 'memory' }, 'otter listening');

@@ -3,7 +3,7 @@
  * the presence (selections) of each connection per document, kept current through later ops.
  * Transport-agnostic: members are {@link RoomMember}s.
  */
-import { type SelectionRange, transformSelection } from '../ot/index.js';
+import { type SelectionRange, targetLength, transformSelection } from '../ot/index.js';
 import type { OpRecord } from './store.js';
 
 /** What a room needs of a connection. */
@@ -88,7 +88,15 @@ export class Rooms {
     room.recent.push(record);
     if (room.recent.length > PRESENCE_HISTORY) room.recent.shift();
     for (const p of room.presence.values()) {
-      if (p.selection !== null && p.v === record.version - 1) p.selection = transformSelection(p.selection, record.op);
+      if (p.selection !== null && p.v === record.version - 1) {
+        try {
+          p.selection = transformSelection(p.selection, record.op);
+        } catch {
+          // A range outside the document (sent when its length was unknown here): hide it.
+          // Throwing would skip the delivery below and lose the op for every member.
+          p.selection = null;
+        }
+      }
       p.v = record.version;
     }
     const json = entryJson(record);
@@ -113,6 +121,12 @@ export class Rooms {
     }
     const oldest = room.head - room.recent.length;
     if (v < oldest) return false;
+    // At the head the ranges are checked against the length the last op produced, if known.
+    const last = room.recent[room.recent.length - 1];
+    if (mapped !== null && last !== undefined) {
+      const length = targetLength(last.op);
+      if (mapped.some((r) => r.anchor > length || r.head > length)) return false;
+    }
     room.presence.set(member, { v: room.head, selection: mapped });
     for (const m of room.members) {
       if (m !== member) m.deliverPresence(docId, member.connectionId, member.user, room.head, mapped);

@@ -67,10 +67,14 @@ export interface ServerOptions {
    */
   allowOrigins?: readonly string[];
   /**
-   * A connection whose unsent backlog (ws `bufferedAmount`) passes this many bytes is closed
-   * with 4503 and terminated after `slowConsumerGrace` ms. Default 8 MiB.
+   * Slow consumers: a connection whose unsent backlog (ws `bufferedAmount`) stays above this
+   * many bytes for `slowConsumerTimeout` ms, or ever passes 8 times it, is closed with 4503 and
+   * terminated `slowConsumerGrace` ms later. A prompt reader of one large frame (a big
+   * snapshot) drains it in time and is kept. Default 8 MiB.
    */
   maxBufferedAmount?: number;
+  /** Ms a backlog may stay above `maxBufferedAmount`. Default 2,000. */
+  slowConsumerTimeout?: number;
   /** Ms a slow consumer gets to close cleanly before it is terminated. Default 5,000. */
   slowConsumerGrace?: number;
   /** Serve the demo editor page at `/` (needs `npm run build`). Default false. */
@@ -124,10 +128,13 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
   }
   const authenticate = options.jwt !== undefined ? await jwtAuthenticator(options.jwt) : options.authenticate;
   const store = options.store ?? new MemoryStore();
-  const sequencer = new Sequencer(store, options.sequencer);
+  const logger = options.logger ?? silentLogger;
+  const sequencer = new Sequencer(store, {
+    onError: (err, docId) => logger.error({ err: String(err), doc: docId }, 'background task failed'),
+    ...options.sequencer,
+  });
   const rooms = new Rooms();
   sequencer.onApplied((docId, record) => rooms.publish(docId, record));
-  const logger = options.logger ?? silentLogger;
   const sessions = new Map<WebSocket, Session>();
   const perUser = new Map<string, number>();
   const maxPerUser = options.maxConnectionsPerUser ?? 16;
@@ -152,6 +159,7 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
   };
   const maxBuffered = options.maxBufferedAmount ?? 8 << 20;
   const grace = options.slowConsumerGrace ?? 5000;
+  const slowTimeout = options.slowConsumerTimeout ?? 2000;
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload,
@@ -206,12 +214,35 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
 
   const accept = (ws: WebSocket, req: http.IncomingMessage, identity: Identity | undefined): void => {
     let dropping = false;
+    let overSince: number | undefined;
+    let recheck: ReturnType<typeof setTimeout> | undefined;
     const dropSlowConsumer = (): void => {
       dropping = true;
+      clearTimeout(recheck);
       metrics.slowConsumerDropped();
       logger.warn({ connectionId: session.connectionId, buffered: ws.bufferedAmount }, 'slow consumer dropped');
       ws.close(CloseCode.SlowConsumer, 'slow consumer');
       setTimeout(() => ws.terminate(), grace).unref();
+    };
+    /** Drops the connection if its backlog is far over the cap, or over it for too long. */
+    const checkBacklog = (): void => {
+      if (dropping || ws.readyState !== WebSocket.OPEN) return;
+      const backlog = ws.bufferedAmount;
+      if (backlog > 8 * maxBuffered) return dropSlowConsumer();
+      if (backlog <= maxBuffered) {
+        overSince = undefined;
+        return;
+      }
+      const now = Date.now();
+      overSince ??= now;
+      if (now - overSince >= slowTimeout) return dropSlowConsumer();
+      if (recheck === undefined) {
+        recheck = setTimeout(() => {
+          recheck = undefined;
+          checkBacklog();
+        }, slowTimeout - (now - overSince));
+        recheck.unref();
+      }
     };
     const session: Session = new Session(
       {
@@ -219,7 +250,7 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
           if (dropping || ws.readyState !== WebSocket.OPEN) return;
           ws.send(frame);
           metrics.frameSent(Buffer.byteLength(frame));
-          if (ws.bufferedAmount > maxBuffered) dropSlowConsumer();
+          checkBacklog();
         },
         close: (code, reason) => ws.close(code, reason),
       },
@@ -239,6 +270,7 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
       session.receive(isBinary ? '' : buffer.toString(), buffer.length);
     });
     ws.on('close', (code) => {
+      clearTimeout(recheck);
       sessions.delete(ws);
       if (identity !== undefined) {
         const left = (perUser.get(identity.user) ?? 1) - 1;
