@@ -31,7 +31,7 @@ import {
   apply,
   compose,
   composeAll,
-  fromDiff,
+  fromTextDiff,
   invert,
   isNoop,
   transform,
@@ -352,16 +352,15 @@ function pack(ops: readonly Component[][], budget: OpBudget): Component[][] {
  * already holds the outstanding op (the server's last applied seq covers it): then C' =
  * apply(C, outstanding) and only the buffer is pending; otherwise C' = C and everything is.
  * Since all of them go out as new submissions, the pending ops are first composed into as few
- * ops p1 … pn as fit the budget. The missed history is taken as one replacement,
- * R = fromDiff(C', snapshot), and p1 … pn are rebased over it one at a time (R0 = R):
+ * ops p1 … pn as fit the budget. The missed history is reconstructed as a shortest edit
+ * script, R = fromTextDiff(C', snapshot) (hunk by hunk, so a pending edit outside every hunk
+ * keeps its place), and p1 … pn are rebased over it one at a time (R0 = R):
  *
  *   pk' = transform(pk, R(k-1), 'right')      Rk = transform(R(k-1), pk, 'left')      apply = Rn
  *
  * Side 'right' is the server's own rule (history first at ties), so where R and a pending
  * insert meet, the result is what the server would have made had it rebased the pending op
- * over the real history; and since an insert anywhere inside R's replaced range lands after
- * R's new text regardless of side, 'right' treats the insert at the range's start the same
- * as those inside it. Law (TP1): apply(local, apply) === [p1', …, pn'].reduce(apply, snapshot).
+ * over the real history. Law (TP1): apply(local, apply) === [p1', …, pn'].reduce(apply, snapshot).
  *
  * The rebased ops become the pending ops, no-ops dropped, the first cut to `budget` (default
  * no limit) and returned as `send` (a new submission); Synchronized when nothing is left.
@@ -392,6 +391,6 @@ export function rebaseOnSnapshot(
     default:
       return exhaustive(state);
   }
-  const { ops, change } = rebaseAll(pack(pending, budget), fromDiff(base, snapshot));
+  const { ops, change } = rebaseAll(pack(pending, budget), fromTextDiff(base, snapshot));
   return { ...queue(ops, budget), apply: change };
 }

@@ -26,5 +26,5 @@ export {
   transformPosition,
   transformSelection,
 } from './transform.js';
-export { fromDiff, fromPatch } from './diff.js';
+export { fromDiff, fromPatch, fromTextDiff } from './diff.js';
 export { type } from './type.js';
