@@ -13,6 +13,7 @@ const modules: readonly (readonly [string, () => Promise<BenchModule>])[] = [
   ['apply-trace', () => import('./apply-trace.js')],
   ['compose-trace', () => import('./compose-trace.js')],
   ['rebase', () => import('./rebase.js')],
+  ['sequencer', () => import('./sequencer.js')],
 ];
 
 const only = process.argv.slice(2);

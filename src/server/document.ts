@@ -44,6 +44,25 @@ export interface LiveMark {
   readonly fingerprint?: string;
 }
 
+/**
+ * A mark made by this document state. The state owns it alone (everything outside sees
+ * {@link toClientMark} copies), so a client's next op updates it in place instead of
+ * allocating a new one; the state is discarded wholesale if a batch fails to commit.
+ */
+class OwnMark implements LiveMark {
+  /** Changed since the last {@link DocumentState.takeChangedMarks}. */
+  changed = true;
+  readonly fingerprint = undefined;
+
+  constructor(
+    readonly clientId: string,
+    public seq: number,
+    public version: number,
+    public baseVersion: number,
+    public op: Component[],
+  ) {}
+}
+
 /** The storable form of a mark (computes the fingerprint if it is not known yet). */
 export function toClientMark(m: LiveMark): ClientMark {
   return {
@@ -61,10 +80,23 @@ function sameOp(a: Operation, b: Operation): boolean {
   return true;
 }
 
-/** What one submission came to. */
-export type Outcome =
-  | { readonly duplicate: false; readonly record: OpRecord; readonly mark: LiveMark; readonly depth: number }
-  | { readonly duplicate: true; readonly version: number; readonly op: Component[] | undefined };
+/** A resubmission of an applied op: the version it produced and the op applied there, if kept. */
+export interface Duplicate {
+  readonly duplicate: true;
+  readonly version: number;
+  readonly op: Component[] | undefined;
+}
+
+/**
+ * What one submission came to: the record of the new op it applied (its client's mark is
+ * updated and listed by {@link DocumentState.takeChangedMarks}), or a {@link Duplicate}.
+ */
+export type Outcome = OpRecord | Duplicate;
+
+/** Narrows an {@link Outcome}. */
+export function isDuplicate(o: Outcome): o is Duplicate {
+  return (o as Partial<Duplicate>).duplicate === true;
+}
 
 function isHigh(c: number): boolean {
   return c >= 0xd800 && c <= 0xdbff;
@@ -131,6 +163,8 @@ export class DocumentState {
   /** Versions of snapshots known in the store, ascending. */
   snapshots: number[];
   readonly marks: Map<string, LiveMark>;
+  /** Marks changed by ops not yet handed to the store, in the order first changed. */
+  private changedMarks: OwnMark[] = [];
 
   /** Builds the state from what the store holds. */
   constructor(readonly id: string, loaded: LoadedDocument) {
@@ -217,7 +251,7 @@ export class DocumentState {
    * submission's base version, it is a duplicate if its content matches. Throws `seq-stale`
    * if it is not there, `seq-reused` if the content differs.
    */
-  private olderDuplicate(s: Submission, older: readonly OpRecord[]): Outcome {
+  private olderDuplicate(s: Submission, older: readonly OpRecord[]): Duplicate {
     for (let v = Math.max(s.baseVersion, this.trimmedTo) + 1; v <= this.head; v++) {
       const record = this.opAt(v, older);
       if (record === undefined || record.clientId !== s.clientId || record.seq !== s.seq) continue;
@@ -283,15 +317,37 @@ export class DocumentState {
         ? { version, op, clientId: s.clientId, seq: s.seq }
         : { version, op, clientId: s.clientId, seq: s.seq, author: s.author };
     this.recent.push(record);
-    const newMark: LiveMark = {
-      clientId: s.clientId,
-      seq: s.seq,
-      version,
-      baseVersion: s.baseVersion,
-      op: s.op,
-    };
-    this.marks.set(s.clientId, newMark);
-    return { duplicate: false, record, mark: newMark, depth: version - 1 - s.baseVersion };
+    if (mark instanceof OwnMark) {
+      mark.seq = s.seq;
+      mark.version = version;
+      mark.baseVersion = s.baseVersion;
+      mark.op = s.op;
+      if (!mark.changed) {
+        mark.changed = true;
+        this.changedMarks.push(mark);
+      }
+    } else {
+      const own = new OwnMark(s.clientId, s.seq, version, s.baseVersion, s.op);
+      this.marks.set(s.clientId, own);
+      this.changedMarks.push(own);
+    }
+    return record;
+  }
+
+  /**
+   * The storable marks of every client whose mark changed since the last call (for the batch
+   * being committed), in the order they first changed.
+   */
+  takeChangedMarks(): ClientMark[] {
+    const changed = this.changedMarks;
+    this.changedMarks = [];
+    const out = new Array<ClientMark>(changed.length);
+    for (let i = 0; i < changed.length; i++) {
+      const m = changed[i] as OwnMark;
+      m.changed = false;
+      out[i] = toClientMark(m);
+    }
+    return out;
   }
 
   /** Drops cached ops beyond `keep`, oldest first. */

@@ -12,6 +12,12 @@
  * Invariants: every leaf holds 1..LEAF_MAX code units (the root may be an empty leaf); every
  * branch holds 1..BRANCH_MAX children and caches the sum of their lengths; all leaves are at
  * the same depth.
+ *
+ * Each leaf is a small gap buffer: its text is `head + tail`, split where it was last edited.
+ * V8 strings are immutable, and `t.slice(0, p) + s + t.slice(p)` copies the whole chunk on
+ * the next edit (the concatenation is a cons string that must be flattened before it can be
+ * sliced or read). Typing at the gap only appends to `head` (a cons string, no copy) and
+ * reading next to the gap reads `tail`; the chunk is copied only when the gap moves.
  */
 
 /** Largest chunk a leaf holds, in code units. */
@@ -19,10 +25,38 @@ const LEAF_MAX = 512;
 /** Most children a branch holds. */
 const BRANCH_MAX = 32;
 
-interface Leaf {
-  leaf: true;
-  length: number;
-  text: string;
+class Leaf {
+  readonly leaf = true;
+  /** The text before the gap. */
+  head: string;
+  /** The text after the gap. */
+  tail = '';
+
+  constructor(
+    public length: number,
+    text: string,
+  ) {
+    this.head = text;
+  }
+
+  /** The whole chunk. */
+  get text(): string {
+    return this.tail.length === 0 ? this.head : this.head + this.tail;
+  }
+
+  set text(value: string) {
+    this.head = value;
+    this.tail = '';
+  }
+
+  /** Moves the gap to `at` (0 ≤ at ≤ length). */
+  gap(at: number): void {
+    const head = this.head;
+    if (at === head.length) return;
+    const all = this.tail.length === 0 ? head : head + this.tail;
+    this.head = all.slice(0, at);
+    this.tail = all.slice(at);
+  }
 }
 
 interface Branch {
@@ -38,7 +72,7 @@ function makeLeaves(text: string): Leaf[] {
   const size = LEAF_MAX >> 1;
   for (let i = 0; i < text.length; i += size) {
     const chunk = text.slice(i, i + size);
-    leaves.push({ leaf: true, length: chunk.length, text: chunk });
+    leaves.push(new Leaf(chunk.length, chunk));
   }
   return leaves;
 }
@@ -115,9 +149,14 @@ function deleteAt(node: Node, pos: number, count: number): void {
   }
 }
 
+/** Pushes the text of every leaf under `node`, in order (each leaf's two halves, unjoined). */
 function collect(node: Node, out: string[]): void {
-  if (node.leaf) out.push(node.text);
-  else for (const c of node.children) collect(c, out);
+  if (node.leaf) {
+    out.push(node.head);
+    if (node.tail.length > 0) out.push(node.tail);
+  } else {
+    for (const c of node.children) collect(c, out);
+  }
 }
 
 /**
@@ -137,14 +176,15 @@ export class Rope {
   private hot: Leaf | undefined = undefined;
   /** Position of `hot`'s first code unit. */
   private hotStart = 0;
-  /** The branches from the root down to `hot`'s parent (empty when the root is `hot`). */
+  /** hotPath[0 … hotDepth - 1]: the branches from the root down to `hot`'s parent. */
   private readonly hotPath: Branch[] = [];
+  private hotDepth = 0;
 
   /** Creates a rope holding `text`. */
   constructor(text = '') {
     let level: Node[] = makeLeaves(text);
     while (level.length > 1) level = makeBranches(level);
-    this.root = level[0] ?? { leaf: true, length: 0, text: '' };
+    this.root = level[0] ?? new Leaf(0, '');
   }
 
   /** Length in UTF-16 code units. */
@@ -158,12 +198,13 @@ export class Rope {
    * `pos` must be in 0..length (0..length-1 unless `atEnd`).
    */
   private seek(pos: number, atEnd: boolean): Leaf {
+    // Overwritten in place, never truncated: setting an array's length to 0 frees its storage.
     const path = this.hotPath;
-    path.length = 0;
+    let depth = 0;
     let node = this.root;
     let start = 0;
     while (!node.leaf) {
-      path.push(node);
+      path[depth++] = node;
       const children = node.children;
       const last = children.length - 1;
       let i = 0;
@@ -178,13 +219,14 @@ export class Rope {
     }
     this.hot = node;
     this.hotStart = start;
+    this.hotDepth = depth;
     return node;
   }
 
   /** Adds `delta` to the cached length of every ancestor of the remembered leaf. */
   private grow(delta: number): void {
     const path = this.hotPath;
-    for (let i = 0; i < path.length; i++) (path[i] as Branch).length += delta;
+    for (let i = 0; i < this.hotDepth; i++) (path[i] as Branch).length += delta;
   }
 
   /** Inserts `text` at `pos` (0 ≤ pos ≤ length). */
@@ -196,9 +238,8 @@ export class Rope {
       leaf = this.seek(pos, true);
     }
     if (leaf.length + n <= LEAF_MAX) {
-      const t = leaf.text;
-      const at = pos - this.hotStart;
-      leaf.text = at === t.length ? t + text : at === 0 ? text + t : t.slice(0, at) + text + t.slice(at);
+      leaf.gap(pos - this.hotStart);
+      leaf.head += text;
       leaf.length += n;
       this.grow(n);
       return;
@@ -222,8 +263,13 @@ export class Rope {
     const at = pos - this.hotStart;
     // Inside one leaf that keeps at least one code unit: no child disappears.
     if (at + count <= leaf.length && count < leaf.length) {
-      const t = leaf.text;
-      leaf.text = at === 0 ? t.slice(count) : at + count === t.length ? t.slice(0, at) : t.slice(0, at) + t.slice(at + count);
+      const head = leaf.head;
+      if (at + count === head.length) {
+        leaf.head = head.slice(0, at); // backspace at the gap
+      } else {
+        leaf.gap(at);
+        leaf.tail = leaf.tail.slice(count); // forward delete at the gap
+      }
       leaf.length -= count;
       this.grow(-count);
       return;
@@ -232,7 +278,7 @@ export class Rope {
     deleteAt(this.root, pos, count);
     let root = this.root;
     while (!root.leaf && root.children.length <= 1) {
-      root = root.children[0] ?? { leaf: true, length: 0, text: '' };
+      root = root.children[0] ?? new Leaf(0, '');
     }
     this.root = root;
   }
@@ -244,7 +290,9 @@ export class Rope {
     if (leaf === undefined || pos < this.hotStart || pos >= this.hotStart + leaf.length) {
       leaf = this.seek(pos, false);
     }
-    return leaf.text.charCodeAt(pos - this.hotStart);
+    const at = pos - this.hotStart;
+    const head = leaf.head;
+    return at < head.length ? head.charCodeAt(at) : leaf.tail.charCodeAt(at - head.length);
   }
 
   /** The whole text. Linear in its length. */

@@ -8,9 +8,17 @@
  * discards the in-memory state (reloaded from the store) and answers nothing as applied.
  * Different documents proceed independently.
  */
-import { type Component, InvalidOperationError, apply, checkOperation, normalize } from '../ot/index.js';
+import {
+  type Component,
+  InvalidOperationError,
+  type OperationLengths,
+  apply,
+  checkOperation,
+  isCanonical,
+  normalize,
+} from '../ot/index.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
-import { DocumentState, type LiveMark, type Outcome, type Submission, toClientMark } from './document.js';
+import { DocumentState, type Outcome, type Submission, isDuplicate, toClientMark } from './document.js';
 import { type ClientMark, type OpRecord, type Snapshot, type Store, VersionConflictError } from './store.js';
 
 /** Tunables of a {@link Sequencer}; every field has a documented default. */
@@ -63,11 +71,43 @@ export type OpenResult =
 /** Called once per committed op, in version order per document. */
 export type AppliedListener = (docId: string, record: OpRecord) => void;
 
-interface Pending {
-  readonly submission: Submission;
-  readonly resolve: (r: SubmitResult) => void;
-  readonly reject: (e: unknown) => void;
-  attempts: number;
+function unsettled(): void {
+  throw new Error('a pending submission was settled before its promise existed');
+}
+
+/**
+ * A queued submission: the validated request (it is the {@link Submission} the document
+ * decides on) together with its promise's settlers and what its batch made of it. One object
+ * per submit, since this is the sequencer's hot path.
+ */
+class Pending implements Submission {
+  resolve: (r: SubmitResult) => void = unsettled;
+  reject: (e: unknown) => void = unsettled;
+  attempts = 0;
+  /** What the current batch decided for it, until it is answered. */
+  outcome: Outcome | undefined = undefined;
+
+  constructor(
+    readonly docId: string,
+    readonly clientId: string,
+    readonly seq: number,
+    readonly baseVersion: number,
+    readonly op: Component[],
+    readonly lengths: OperationLengths,
+    readonly author: string | undefined,
+  ) {}
+}
+
+/**
+ * The Pending whose promise is being constructed. Promise executors run synchronously, so one
+ * shared executor can hand the settlers over without allocating a closure per submit.
+ */
+let settling: Pending | undefined;
+function captureSettlers(resolve: (r: SubmitResult) => void, reject: (e: unknown) => void): void {
+  const p = settling as Pending;
+  settling = undefined;
+  p.resolve = resolve;
+  p.reject = reject;
 }
 
 interface Reader {
@@ -118,6 +158,8 @@ function positiveOption(options: SequencerOptions, key: keyof typeof DEFAULTS, m
   }
   return value;
 }
+
+const NO_OPS: readonly OpRecord[] = Object.freeze([]);
 
 /** See the file comment. */
 export class Sequencer {
@@ -177,17 +219,18 @@ export class Sequencer {
    * `closed`. Exactly once: a resubmitted (clientId, seq) is answered with its original version.
    */
   submit(request: SubmitRequest): Promise<SubmitResult> {
-    let submission: Submission;
+    let pending: Pending;
     try {
-      submission = this.validate(request);
+      pending = this.validate(request);
     } catch (e) {
       return Promise.reject(e);
     }
-    return new Promise((resolve, reject) => {
-      const entry = this.entry(submission.docId);
-      entry.pending.push({ submission, resolve, reject, attempts: 0 });
-      this.kick(submission.docId, entry);
-    });
+    settling = pending;
+    const promise = new Promise<SubmitResult>(captureSettlers);
+    const entry = this.entry(pending.docId);
+    entry.pending.push(pending);
+    this.kick(pending.docId, entry);
+    return promise;
   }
 
   /**
@@ -308,7 +351,7 @@ export class Sequencer {
     }
   }
 
-  private validate(request: SubmitRequest): Submission {
+  private validate(request: SubmitRequest): Pending {
     if (this.closed) throw new OtterError(ErrorCode.Closed, 'the sequencer is closed');
     if (typeof request !== 'object' || request === null) throw badRequest('a submit request must be an object');
     const { docId, clientId, seq, baseVersion, op, author } = request;
@@ -334,8 +377,10 @@ export class Sequencer {
         `the op has size ${size} (components + inserted code units), over the limit of ${this.limits.maxOpLength}`,
       );
     }
-    // Canonical (as OpRecord requires) and a copy: the caller may reuse its array.
-    return { docId, clientId, seq, baseVersion, op: normalize(op), lengths, author };
+    // Canonical (as OpRecord requires) and a copy: the caller may reuse its array. Ops from
+    // well-behaved clients are canonical already, and then a plain copy is that form.
+    const canonical = isCanonical(op) ? op.slice() : normalize(op);
+    return new Pending(docId, clientId, seq, baseVersion, canonical, lengths, author);
   }
 
   private entry(docId: string): Entry {
@@ -404,40 +449,43 @@ export class Sequencer {
   }
 
   private async runBatch(docId: string, entry: Entry, state: DocumentState): Promise<void> {
-    const batch = entry.pending.splice(0);
-    let older: OpRecord[];
-    try {
-      older = await this.fetchOlder(docId, state, batch);
-    } catch (e) {
-      // Nothing of this batch was applied yet: answer it, or it would wait forever.
-      const error = new OtterError(ErrorCode.StorageFailed, `reading the history failed: ${String(e)}; retry`);
-      for (const p of batch) p.reject(error);
-      return;
+    const batch = entry.pending;
+    entry.pending = [];
+    let older: readonly OpRecord[] = NO_OPS;
+    const need = this.olderNeeded(state, batch);
+    // Only late or resubmitted ops reach back past the in-memory history: others need no read.
+    if (need < state.recentStart) {
+      try {
+        older = await this.store.getOps(docId, need, state.recentStart);
+      } catch (e) {
+        // Nothing of this batch was applied yet: answer it, or it would wait forever.
+        const error = new OtterError(ErrorCode.StorageFailed, `reading the history failed: ${String(e)}; retry`);
+        for (const p of batch) p.reject(error);
+        return;
+      }
     }
     const expectedHead = state.head;
-    const done: Array<{ p: Pending; outcome: Outcome }> = [];
     const records: OpRecord[] = [];
-    const marks = new Map<string, LiveMark>();
+    // A submission that threw is answered at once and keeps `outcome` undefined.
     for (const p of batch) {
       try {
-        const outcome = state.submit(p.submission, this.limits, older);
-        done.push({ p, outcome });
-        if (!outcome.duplicate) {
-          records.push(outcome.record);
-          marks.set(outcome.mark.clientId, outcome.mark);
-        }
+        const outcome = state.submit(p, this.limits, older);
+        p.outcome = outcome;
+        if (!isDuplicate(outcome)) records.push(outcome);
       } catch (e) {
         p.reject(e);
       }
     }
     if (records.length > 0) {
       try {
-        await this.store.append(docId, expectedHead, records, [...marks.values()].map(toClientMark));
+        await this.store.append(docId, expectedHead, records, state.takeChangedMarks());
       } catch (e) {
         // Nothing of this batch is durable: forget the in-memory state and reload it.
         entry.state = undefined;
         const retry: Pending[] = [];
-        for (const { p } of done) {
+        for (const p of batch) {
+          if (p.outcome === undefined) continue;
+          p.outcome = undefined;
           if (e instanceof VersionConflictError && p.attempts < this.limits.conflictRetries) {
             p.attempts++;
             retry.push(p);
@@ -445,12 +493,14 @@ export class Sequencer {
             p.reject(new OtterError(ErrorCode.StorageFailed, `the append failed: ${String(e)}; retry`));
           }
         }
-        entry.pending.unshift(...retry);
+        // Not unshift(...retry): a batch can hold more submissions than a call has arguments.
+        entry.pending = retry.concat(entry.pending);
         return;
       }
       state.committed = state.head;
     }
-    for (const r of records) {
+    for (let i = 0; i < records.length && this.listeners.size > 0; i++) {
+      const r = records[i] as OpRecord;
       for (const l of this.listeners) {
         // A throwing listener must not keep the submitters from being answered.
         try {
@@ -460,34 +510,44 @@ export class Sequencer {
         }
       }
     }
-    for (const { p, outcome } of done) {
+    for (const p of batch) {
+      const outcome = p.outcome;
+      if (outcome === undefined) continue;
+      p.outcome = undefined;
       p.resolve(
-        outcome.duplicate
-          ? { duplicate: true, version: outcome.version, op: outcome.op }
-          : { duplicate: false, version: outcome.record.version, op: outcome.record.op, depth: outcome.depth },
+        isDuplicate(outcome)
+          ? outcome
+          : { duplicate: false, version: outcome.version, op: outcome.op, depth: outcome.version - 1 - p.baseVersion },
       );
     }
     state.trimRecent(Math.max(this.limits.memoryHistory, 0));
-    if (records.length > 0) await this.maintain(docId, state, expectedHead);
+    if (records.length > 0 && this.snapshotDue(state.head, expectedHead)) {
+      await this.maintain(docId, state);
+    }
   }
 
-  /** Fetches committed ops older than the in-memory history that this batch will need. */
-  private async fetchOlder(docId: string, state: DocumentState, batch: Pending[]): Promise<OpRecord[]> {
+  /**
+   * The oldest version whose following ops this batch may need (to rebase a late op or to
+   * recognise a resubmission); below state.recentStart they must be read from the store.
+   */
+  private olderNeeded(state: DocumentState, batch: readonly Pending[]): number {
     let need = state.recentStart;
     for (const p of batch) {
-      need = Math.min(need, p.submission.baseVersion);
-      const mark = state.marks.get(p.submission.clientId);
-      if (mark !== undefined && p.submission.seq === mark.seq) need = Math.min(need, mark.version - 1);
+      need = Math.min(need, p.baseVersion);
+      const mark = state.marks.get(p.clientId);
+      if (mark !== undefined && p.seq === mark.seq) need = Math.min(need, mark.version - 1);
     }
-    need = Math.max(need, state.trimmedTo);
-    if (need >= state.recentStart) return [];
-    return this.store.getOps(docId, need, state.recentStart);
+    return Math.max(need, state.trimmedTo);
   }
 
-  /** Snapshots and trims after a commit that moved the head from `before`. */
-  private async maintain(docId: string, state: DocumentState, before: number): Promise<void> {
+  /** Did a commit moving the head from `before` to `head` pass a multiple of snapshotEvery? */
+  private snapshotDue(head: number, before: number): boolean {
     const every = this.limits.snapshotEvery;
-    if (Math.floor(state.head / every) === Math.floor(before / every)) return;
+    return Math.floor(head / every) !== Math.floor(before / every);
+  }
+
+  /** Snapshots at the head and trims the history (after a commit for which snapshotDue). */
+  private async maintain(docId: string, state: DocumentState): Promise<void> {
     try {
       const snapshot = { version: state.head, text: state.rope.toString() };
       await this.store.putSnapshot(docId, snapshot);
