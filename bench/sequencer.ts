@@ -345,7 +345,7 @@ export async function run(): Promise<SequencerBenchResult> {
   // marking it triggers) slows these short loops by up to 2×. Printed last, as table 4.
   const patches = trace.patches;
   const cmInserts = patches.map(([, , ins]) => Text.of(ins.split('\n')));
-  const limits = { maxDocLength: 1 << 24 };
+  const limits = { maxDocLength: 1 << 24, maxOpLength: 1 << 20 };
   // The sequencer's own validation (private): the submissions it builds are what
   // DocumentState.submit sees in production, so the core is measured on the same shapes.
   const validator = new Sequencer(new MemoryStore(), { idleTimeout: 0 }) as unknown as {

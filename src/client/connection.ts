@@ -137,6 +137,15 @@ function positive(name: string, value: number): number {
   return value;
 }
 
+/** Calls `getToken`, turning a synchronous throw into a rejection. */
+function askToken(getToken: () => string | Promise<string>): Promise<string> {
+  try {
+    return Promise.resolve(getToken());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
 /**
  * A connection to an Otter server, carrying any number of documents.
  *
@@ -308,13 +317,7 @@ export class Connection extends Emitter<ConnectionEvents> {
       this.openSocket(this.options.token);
       return;
     }
-    let pending: Promise<string>;
-    try {
-      pending = Promise.resolve(getToken());
-    } catch (e) {
-      pending = Promise.reject(e);
-    }
-    pending.then(
+    askToken(getToken).then(
       (token) => {
         if (!this.stopped && generation === this.generation) this.openSocket(token);
       },
@@ -634,13 +637,7 @@ export class Connection extends Emitter<ConnectionEvents> {
     const getToken = this.options.getToken;
     const socket = this.socket;
     if (getToken === undefined || socket === undefined || !this.welcomed) return;
-    let pending: Promise<string>;
-    try {
-      pending = Promise.resolve(getToken());
-    } catch (e) {
-      pending = Promise.reject(e);
-    }
-    pending.then(
+    askToken(getToken).then(
       (token) => {
         if (this.stopped || this.socket !== socket) return;
         this.authPending = token;

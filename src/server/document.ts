@@ -28,6 +28,8 @@ export interface Submission {
   readonly op: Component[];
   /** The op's lengths, from validation. */
   readonly lengths: OperationLengths;
+  /** The op's size as limited by `maxOpLength`: components plus inserted code units. */
+  readonly size: number;
   readonly author?: string | undefined;
 }
 
@@ -147,6 +149,8 @@ export function applyToRope(rope: Rope, op: Operation, base = checkOperation(op)
 export interface DocumentLimits {
   /** Largest document, in UTF-16 code units. */
   readonly maxDocLength: number;
+  /** Largest new op: components plus inserted code units. */
+  readonly maxOpLength: number;
 }
 
 /** One open document. */
@@ -288,6 +292,14 @@ export class DocumentState {
     }
     if (s.seq !== last + 1) {
       throw new OtterError(ErrorCode.SeqGap, `seq ${s.seq} skips ahead: the next expected is ${last + 1}`);
+    }
+    // Checked after duplicate detection: a resent op that grew in the client's transforms is
+    // still recognised as the op already applied.
+    if (s.size > limits.maxOpLength) {
+      throw new OtterError(
+        ErrorCode.TooLarge,
+        `the op has size ${s.size} (components + inserted code units), over the limit of ${limits.maxOpLength}`,
+      );
     }
     if (s.baseVersion > this.head) {
       throw new OtterError(

@@ -14,7 +14,6 @@ import {
   type OperationLengths,
   apply,
   checkOperation,
-  isCanonical,
   normalize,
 } from '../ot/index.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
@@ -94,6 +93,7 @@ class Pending implements Submission {
     readonly baseVersion: number,
     readonly op: Component[],
     readonly lengths: OperationLengths,
+    readonly size: number,
     readonly author: string | undefined,
   ) {}
 }
@@ -371,16 +371,10 @@ export class Sequencer {
     }
     let size = op.length;
     for (const c of op) if (typeof c === 'string') size += c.length;
-    if (size > this.limits.maxOpLength) {
-      throw new OtterError(
-        ErrorCode.TooLarge,
-        `the op has size ${size} (components + inserted code units), over the limit of ${this.limits.maxOpLength}`,
-      );
-    }
     // Canonical (as OpRecord requires) and a copy: the caller may reuse its array. Ops from
     // well-behaved clients are canonical already, and then a plain copy is that form.
-    const canonical = isCanonical(op) ? op.slice() : normalize(op);
-    return new Pending(docId, clientId, seq, baseVersion, canonical, lengths, author);
+    const canonical = lengths.canonical ? op.slice() : normalize(op);
+    return new Pending(docId, clientId, seq, baseVersion, canonical, lengths, size, author);
   }
 
   private entry(docId: string): Entry {

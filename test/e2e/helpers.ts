@@ -26,6 +26,7 @@ import {
 import type { CollaborativeDocument } from '../../src/client/document.js';
 import type { ServerMessage } from '../../src/protocol/messages.js';
 import { type OtterServer, type ServerOptions, createServer } from '../../src/server/index.js';
+import { within } from '../support/within.js';
 
 // ─── waiting ────────────────────────────────────────────────────────────────────────────────
 
@@ -62,18 +63,7 @@ export async function waitFor(
   }
 }
 
-/** Resolves `p`, or rejects if it has not settled within `ms`. */
-export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { within };
 
 // ─── cleanup ────────────────────────────────────────────────────────────────────────────────
 

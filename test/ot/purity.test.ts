@@ -1,23 +1,8 @@
-import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { sourceFiles, specifiers } from '../support/imports.js';
 
-const SRC = new URL('../../src/ot/', import.meta.url);
-const files = readdirSync(SRC)
-  .filter((f) => f.endsWith('.ts'))
-  .sort();
-
-/** Every module specifier in `source`: static imports and re-exports, side-effect imports, import(), require(). */
-function specifiers(source: string): string[] {
-  const patterns = [
-    /\bfrom\s*['"]([^'"]+)['"]/g,
-    /\bimport\s*['"]([^'"]+)['"]/g,
-    /\bimport\s*\(\s*['"`]([^'"`]*)['"`]/g,
-    /\brequire\s*\(\s*['"`]([^'"`]*)['"`]/g,
-  ];
-  const out: string[] = [];
-  for (const re of patterns) for (const m of source.matchAll(re)) out.push(m[1] as string);
-  return out;
-}
+const sources = sourceFiles(new URL('../../src/ot/', import.meta.url));
+const files = sources.map((s) => s.file);
 
 describe('src/ot is pure', () => {
   it('src/ot holds the modules of the OT core', () => {
@@ -36,8 +21,7 @@ describe('src/ot is pure', () => {
     expect(specifiers(sample).sort()).toEqual(['../server/y.js', './x.js', 'ioredis', 'node:fs', 'path', 'ws'].sort());
   });
 
-  it.each(files)('%s imports only sibling modules through relative ./ paths', (file) => {
-    const source = readFileSync(new URL(file, SRC), 'utf8');
+  it.each(sources)('$file imports only sibling modules through relative ./ paths', ({ file, source }) => {
     expect(source).not.toMatch(/\bimport\s*\(/);
     expect(source).not.toMatch(/\brequire\s*\(/);
     for (const spec of specifiers(source)) {

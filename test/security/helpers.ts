@@ -12,6 +12,7 @@ import { type Component, apply } from '../../src/ot/index.js';
 import { OTTER_SUBPROTOCOL } from '../../src/server/auth.js';
 import type { Logger } from '../../src/server/telemetry.js';
 import { type OtterServer, type ServerOptions, createServer } from '../../src/server/ws-server.js';
+import { within } from '../support/within.js';
 
 /** Default bound of every wait, in ms. */
 export const WAIT = 5000;
@@ -73,18 +74,7 @@ export async function closeAll(): Promise<void> {
   await Promise.all(servers.map((s) => within(s.close(), 10_000, 'server.close')));
 }
 
-/** Resolves `p`, or rejects if it has not settled within `ms`. */
-export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { within };
 
 /** Polls `cond` every 5 ms until it holds; rejects after `ms`. */
 export async function until(cond: () => boolean, what: string, ms = WAIT): Promise<void> {

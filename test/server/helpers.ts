@@ -11,6 +11,7 @@ import { OtterError } from '../../src/protocol/errors.js';
 import type { ErrorCode } from '../../src/protocol/errors.js';
 import type { Sequencer } from '../../src/server/sequencer.js';
 import type { ClientMark, LoadedDocument, OpRecord, Snapshot, Store } from '../../src/server/store.js';
+import { within } from '../support/within.js';
 
 /** A fresh temporary directory; remove it with {@link removeTempDir}. */
 export function makeTempDir(prefix = 'otter-server-'): string {
@@ -55,18 +56,7 @@ export function deferred<T = void>(): Deferred<T> {
   return { promise, resolve, reject };
 }
 
-/** Resolves `p`, or rejects if it has not settled within `ms` (so a hang fails, not times out). */
-export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { within };
 
 /** Waits for `cond` by polling every `stepMs`, at most `tries` times; false if it never held. */
 export async function pollUntil(cond: () => boolean, tries = 400, stepMs = 10): Promise<boolean> {

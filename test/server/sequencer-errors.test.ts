@@ -219,6 +219,20 @@ describe('too-large', () => {
     ).resolves.toMatchObject({ version: 2 });
   });
 
+  it('answers a resubmission that grew past maxOpLength in the client as the duplicate it is', async () => {
+    const h = harness({ maxOpLength: 4 });
+    await h.sequencer.submit(req({ clientId: 'b', baseVersion: 0, op: ['Q'] }));
+    // a's op (size 4) lands after b's at version 2, as [1, 'abc'] (size 5).
+    await expect(h.sequencer.submit(req({ clientId: 'a', baseVersion: 0, op: ['abc'] }))).resolves.toMatchObject({ version: 2 });
+    // The ack is lost; a's client rebased its op over b's and resends it: bigger, but the same op.
+    await expect(h.sequencer.submit(req({ clientId: 'a', baseVersion: 1, op: [1, 'abc'] }))).resolves.toEqual({
+      duplicate: true,
+      version: 2,
+      op: [1, 'abc'],
+    });
+    expect((await h.sequencer.getSnapshot(DOC)).text).toBe('Qabc');
+  });
+
   it('rejects an op that would grow the document over maxDocLength', async () => {
     const maxDocLength = 20;
     const h = harness({ maxDocLength });
