@@ -185,10 +185,21 @@ function sqliteKind(options: SqliteStoreOptions = {}): StoreKind {
  * Submits `requests` in windows of `window` outstanding promises (awaiting each window with
  * Promise.all before the next), checks every answer is a fresh op, and returns the elapsed ms.
  */
-async function submitAll(seq: Sequencer, requests: readonly SubmitRequest[], window: number): Promise<number> {
+async function submitAll(
+  seq: Sequencer,
+  requests: readonly SubmitRequest[],
+  window: number,
+  many = false,
+): Promise<number> {
   const t0 = performance.now();
   for (let start = 0; start < requests.length; start += window) {
     const end = Math.min(requests.length, start + window);
+    if (many) {
+      // One submitMany call per window: one promise for the window instead of one per op.
+      const answers = await seq.submitMany(requests.slice(start, end));
+      for (const a of answers) if (a instanceof Error || a.duplicate) throw new Error(`unexpected answer ${String(a)}`);
+      continue;
+    }
     const promises = new Array<Promise<unknown>>(end - start);
     for (let i = start; i < end; i++) promises[i - start] = seq.submit(requests[i] as SubmitRequest);
     const results = (await Promise.all(promises)) as { duplicate: boolean }[];
@@ -220,6 +231,7 @@ async function measureSequencer(
   window: number,
   check: (seq: Sequencer, store: Store) => Promise<void>,
   options: SequencerOptions = {},
+  many = false,
 ): Promise<Rate> {
   const samples: number[] = [];
   for (let r = 0; r <= kind.runs; r++) {
@@ -227,7 +239,7 @@ async function measureSequencer(
     try {
       const seq = new Sequencer(store, { idleTimeout: 0, ...options });
       collectGarbage();
-      const elapsed = await submitAll(seq, requests, window);
+      const elapsed = await submitAll(seq, requests, window, many);
       await check(seq, store);
       await seq.close();
       if (r > 0) samples.push(elapsed);
@@ -416,15 +428,21 @@ export async function run(): Promise<SequencerBenchResult> {
   const checkHead = (seq: Sequencer) => expectText(seq, 'doc', trace.endContent, 'head scenario');
   const headRates = new Map<string, Rate>();
   const headRows: string[][] = [];
-  for (const [kind, window] of [
-    [memoryKind, WINDOW],
-    [memoryKind, n],
-    [sqliteKind(), WINDOW],
-    [sqliteKind(), n],
-    [sqliteKind({ synchronous: 'full' }), WINDOW],
+  for (const [kind, window, many] of [
+    [memoryKind, WINDOW, false],
+    [memoryKind, WINDOW, true],
+    [memoryKind, n, false],
+    [sqliteKind(), WINDOW, false],
+    [sqliteKind(), WINDOW, true],
+    [sqliteKind(), n, false],
+    [sqliteKind({ synchronous: 'full' }), WINDOW, false],
   ] as const) {
-    const label = window === n ? 'head, all at once' : `head, window ${count(window)}`;
-    const r = await measureSequencer(kind, head, window, checkHead);
+    const label = many
+      ? `head, submitMany of ${count(window)}`
+      : window === n
+        ? 'head, all at once'
+        : `head, window ${count(window)}`;
+    const r = await measureSequencer(kind, head, window, checkHead, {}, many);
     headRates.set(`${kind.name} | ${label}`, r);
     headRows.push(rateRow(label, kind.name, r));
   }

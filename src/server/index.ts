@@ -7,6 +7,7 @@ export {
   Sequencer,
   type SequencerOptions,
   type SubmitRequest,
+  type SubmitAnswer,
   type SubmitResult,
 } from './sequencer.js';
 export {

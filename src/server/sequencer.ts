@@ -82,6 +82,9 @@ function unsettled(): void {
 class Pending implements Submission {
   resolve: (r: SubmitResult) => void = unsettled;
   reject: (e: unknown) => void = unsettled;
+  /** Set for a submission of a {@link Sequencer.submitMany} call: answered into its slot. */
+  group: Answers | undefined = undefined;
+  index = 0;
   attempts = 0;
   /** What the current batch decided for it, until it is answered. */
   outcome: Outcome | undefined = undefined;
@@ -96,6 +99,41 @@ class Pending implements Submission {
     readonly size: number,
     readonly author: string | undefined,
   ) {}
+}
+
+/** What one {@link Sequencer.submitMany} call is answered with: one entry per request. */
+export type SubmitAnswer = SubmitResult | OtterError;
+
+/** Collects the answers of one submitMany call and resolves its promise with the last one. */
+class Answers {
+  readonly results: SubmitAnswer[];
+  private remaining: number;
+
+  constructor(
+    count: number,
+    private readonly done: (answers: SubmitAnswer[]) => void,
+  ) {
+    this.results = new Array<SubmitAnswer>(count);
+    this.remaining = count;
+    if (count === 0) done(this.results);
+  }
+
+  settle(index: number, answer: SubmitAnswer): void {
+    this.results[index] = answer;
+    if (--this.remaining === 0) this.done(this.results);
+  }
+}
+
+/** Answers a submission with its result. */
+function answer(p: Pending, result: SubmitResult): void {
+  if (p.group === undefined) p.resolve(result);
+  else p.group.settle(p.index, result);
+}
+
+/** Answers a submission with a refusal (anything but an OtterError becomes storage-failed). */
+function refuse(p: Pending, e: unknown): void {
+  if (p.group === undefined) p.reject(e);
+  else p.group.settle(p.index, e instanceof OtterError ? e : new OtterError(ErrorCode.StorageFailed, String(e)));
 }
 
 /**
@@ -231,6 +269,38 @@ export class Sequencer {
     entry.pending.push(pending);
     this.kick(pending.docId, entry);
     return promise;
+  }
+
+  /**
+   * Submits many requests in one call — an import, a replay, a server relaying a burst — with
+   * one promise for all of them instead of one each. Every request is decided exactly as
+   * {@link submit} would decide it, in array order (per document); the promise resolves once
+   * every one is answered (each after its commit), with one entry per request, in order: its
+   * {@link SubmitResult}, or the {@link OtterError} that refused it. Never rejects.
+   */
+  submitMany(requests: readonly SubmitRequest[]): Promise<SubmitAnswer[]> {
+    return new Promise((resolve) => {
+      const answers = new Answers(requests.length, resolve);
+      let last: Entry | undefined;
+      let lastDoc = '';
+      for (let i = 0; i < requests.length; i++) {
+        let pending: Pending;
+        try {
+          pending = this.validate(requests[i] as SubmitRequest);
+        } catch (e) {
+          answers.settle(i, e instanceof OtterError ? e : new OtterError(ErrorCode.BadRequest, String(e)));
+          continue;
+        }
+        pending.group = answers;
+        pending.index = i;
+        if (last === undefined || lastDoc !== pending.docId) {
+          last = this.entry(pending.docId);
+          lastDoc = pending.docId;
+        }
+        last.pending.push(pending);
+        this.kick(pending.docId, last);
+      }
+    });
   }
 
   /**
@@ -438,7 +508,7 @@ export class Sequencer {
   }
 
   private failAll(entry: Entry, error: OtterError): void {
-    for (const p of entry.pending.splice(0)) p.reject(error);
+    for (const p of entry.pending.splice(0)) refuse(p, error);
     for (const r of entry.readers.splice(0)) r.fail(error);
   }
 
@@ -454,7 +524,7 @@ export class Sequencer {
       } catch (e) {
         // Nothing of this batch was applied yet: answer it, or it would wait forever.
         const error = new OtterError(ErrorCode.StorageFailed, `reading the history failed: ${String(e)}; retry`);
-        for (const p of batch) p.reject(error);
+        for (const p of batch) refuse(p, error);
         return;
       }
     }
@@ -467,7 +537,7 @@ export class Sequencer {
         p.outcome = outcome;
         if (!isDuplicate(outcome)) records.push(outcome);
       } catch (e) {
-        p.reject(e);
+        refuse(p, e);
       }
     }
     if (records.length > 0) {
@@ -484,7 +554,7 @@ export class Sequencer {
             p.attempts++;
             retry.push(p);
           } else {
-            p.reject(new OtterError(ErrorCode.StorageFailed, `the append failed: ${String(e)}; retry`));
+            refuse(p, new OtterError(ErrorCode.StorageFailed, `the append failed: ${String(e)}; retry`));
           }
         }
         // Not unshift(...retry): a batch can hold more submissions than a call has arguments.
@@ -508,7 +578,8 @@ export class Sequencer {
       const outcome = p.outcome;
       if (outcome === undefined) continue;
       p.outcome = undefined;
-      p.resolve(
+      answer(
+        p,
         isDuplicate(outcome)
           ? outcome
           : { duplicate: false, version: outcome.version, op: outcome.op, depth: outcome.version - 1 - p.baseVersion },

@@ -211,6 +211,37 @@ describe('ordering', () => {
   });
 });
 
+describe('submitMany', () => {
+  it('decides every request as submit would, answering each in order with its result or its refusal', async () => {
+    const many = sequencer(new MemoryStore(), { idleTimeout: 0 });
+    const one = sequencer(new MemoryStore(), { idleTimeout: 0 });
+    const requests: SubmitRequest[] = [
+      { docId: DOC, clientId: 'a', seq: 1, baseVersion: 0, op: ['hello'] },
+      { docId: DOC, clientId: 'b', seq: 1, baseVersion: 0, op: ['>'] }, // late: rebased over a's
+      { docId: DOC, clientId: 'a', seq: 3, baseVersion: 1, op: [5, '!'] }, // seq-gap
+      { docId: 'other', clientId: 'a', seq: 1, baseVersion: 0, op: ['x'] },
+      { docId: DOC, clientId: 'a', seq: 1, baseVersion: 0, op: ['hello'] }, // a duplicate
+      { docId: DOC, clientId: 'c', seq: 0, baseVersion: 0, op: ['?'] }, // bad-request
+    ];
+    const answers = await many.submitMany(requests);
+    const expected = await Promise.all(requests.map((r) => one.submit(r).catch((e: unknown) => e)));
+    expect(answers).toHaveLength(requests.length);
+    answers.forEach((answer, i) => {
+      const want = expected[i];
+      if (want instanceof OtterError) {
+        expect(answer).toBeInstanceOf(OtterError);
+        expect((answer as OtterError).code).toBe(want.code);
+      } else {
+        expect(answer).toEqual(want);
+      }
+    });
+    expect((answers[2] as OtterError).code).toBe(ErrorCode.SeqGap);
+    expect((answers[5] as OtterError).code).toBe(ErrorCode.BadRequest);
+    expect(await many.getSnapshot(DOC)).toEqual(await one.getSnapshot(DOC));
+    expect(await many.submitMany([])).toEqual([]);
+  });
+});
+
 describe('exactly once', () => {
   it('answers an identical resubmission with the original version and applies nothing', async () => {
     const s = sequencer(new MemoryStore());
