@@ -42,6 +42,9 @@ export interface SqliteStoreOptions {
   checkpointPages?: number;
 }
 
+/** How long a write waits for another process's lock before failing (appends only; pings never wait). */
+const BUSY_TIMEOUT_MS = 5000;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS documents (
   doc_id TEXT PRIMARY KEY,
@@ -137,7 +140,7 @@ export class SqliteStore implements Store {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.db.pragma(`wal_autocheckpoint = ${checkpointPages}`);
     this.db.exec(SCHEMA);
     const db = this.db;
@@ -323,8 +326,15 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async ping(): Promise<void> {
-    this.db.prepare('BEGIN IMMEDIATE').run();
-    this.db.prepare('ROLLBACK').run();
+    // Probe the write lock without waiting for it: better-sqlite3 is synchronous, so a wait here
+    // would stall the whole server while another process holds the lock.
+    this.db.pragma('busy_timeout = 0');
+    try {
+      this.db.prepare('BEGIN IMMEDIATE').run();
+      this.db.prepare('ROLLBACK').run();
+    } finally {
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
   }
 
   /** @inheritdoc */

@@ -96,4 +96,20 @@ describe('SqliteStore specifics', () => {
       raw.close();
     }
   });
+
+  it('ping fails at once, without waiting for the lock, while another process holds the write lock', async () => {
+    const file = fresh();
+    const s = new SqliteStore(file);
+    open.push(s);
+    await s.ping();
+    const other = new Database(file);
+    try {
+      other.prepare('BEGIN IMMEDIATE').run();
+      await expect(s.ping()).rejects.toThrow(/locked|busy/i);
+      other.prepare('ROLLBACK').run();
+    } finally {
+      other.close();
+    }
+    await s.ping();
+  });
 });
