@@ -1,9 +1,11 @@
 /**
- * `otter/server`: the authoritative side of Otter — the per-document sequencer and its stores.
+ * `otter/server`: the authoritative side of Otter — the WebSocket server, the per-document
+ * sequencer, its stores, and the authentication and authorization hooks.
  */
 export { ErrorCode, OtterError } from '../protocol/errors.js';
 export {
   type AppliedListener,
+  type OpenResult,
   Sequencer,
   type SequencerOptions,
   type SubmitRequest,
@@ -22,4 +24,7 @@ export { MemoryStore } from './memory-store.js';
 export { SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 export { Rope } from './rope.js';
 export { type OtterServer, type ServerOptions, createServer } from './ws-server.js';
-export type { OpenResult } from './sequencer.js';
+export { type Access, type Authorize, SESSION_DEFAULTS, type SessionOptions } from './session.js';
+export { type Authenticate, type Identity, type JwtOptions, jwtAuthenticator, tokenOf } from './auth.js';
+export { type Logger, type LogFn, type Telemetry } from './telemetry.js';
+export { Metrics } from './metrics.js';
