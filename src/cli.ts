@@ -8,9 +8,10 @@
  *
  * Bad flags or values print a message and exit with code 2 before anything starts.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
+import { type JwtOptions, jwtAuthenticator } from './server/auth.js';
 import { MemoryStore } from './server/memory-store.js';
 import { Sequencer } from './server/sequencer.js';
 import { SqliteStore } from './server/sqlite-store.js';
@@ -29,8 +30,16 @@ Options (each also read from the environment variable shown):
   --data FILE       SQLite database file               OTTER_DATA       default ./data/otter.db
   --memory          keep documents in memory only      OTTER_MEMORY=1   default off
   --log-level L     ${LOG_LEVELS.join(', ')}   OTTER_LOG_LEVEL  default info
+  --jwt-secret S    require HS256 JWTs signed with S   OTTER_JWT_SECRET      (16+ characters)
+  --jwt-public-key F  require RS256/ES256 JWTs (PEM file) OTTER_JWT_PUBLIC_KEY
+  --jwks-url U      require JWTs from this key set     OTTER_JWKS_URL
+  --jwt-audience A  required aud claim                 OTTER_JWT_AUDIENCE
+  --jwt-issuer I    required iss claim                 OTTER_JWT_ISSUER
+  --allow-origin O  browser origin allowed to connect  OTTER_ALLOW_ORIGIN    (repeat, or comma-separate)
   --version N       (export) the version to print                        default: the head
   --help            print this help
+
+Without a JWT option every connection is anonymous and may edit every document.
 `;
 
 /** A bad command line: printed with the help hint, exit code 2. */
@@ -41,6 +50,8 @@ interface ServeConfig {
   host: string;
   data: string | undefined;
   logLevel: (typeof LOG_LEVELS)[number];
+  jwt: JwtOptions | undefined;
+  allowOrigins: string[] | undefined;
 }
 
 function integer(value: string, name: string, min: number, max: number): number {
@@ -48,6 +59,67 @@ function integer(value: string, name: string, min: number, max: number): number 
     throw new UsageError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
   }
   return Number(value);
+}
+
+/** The JWT verifier's options from the flags, or undefined without any; throws UsageError. */
+function jwtOptions(flags: {
+  secret: string | undefined;
+  publicKeyFile: string | undefined;
+  jwksUrl: string | undefined;
+  audience: string | undefined;
+  issuer: string | undefined;
+}): JwtOptions | undefined {
+  const keys = [flags.secret, flags.publicKeyFile, flags.jwksUrl].filter((k) => k !== undefined && k !== '');
+  if (keys.length === 0) {
+    if (flags.audience !== undefined || flags.issuer !== undefined) {
+      throw new UsageError('--jwt-audience and --jwt-issuer need --jwt-secret, --jwt-public-key or --jwks-url');
+    }
+    return undefined;
+  }
+  if (keys.length > 1) throw new UsageError('give only one of --jwt-secret, --jwt-public-key and --jwks-url');
+  const claims = {
+    ...(flags.audience === undefined ? {} : { audience: flags.audience }),
+    ...(flags.issuer === undefined ? {} : { issuer: flags.issuer }),
+  };
+  if (flags.secret) {
+    if (flags.secret.length < 16) throw new UsageError('--jwt-secret must be at least 16 characters');
+    return { secret: flags.secret, ...claims };
+  }
+  if (flags.publicKeyFile) {
+    let pem: string;
+    try {
+      pem = readFileSync(flags.publicKeyFile, 'utf8');
+    } catch {
+      throw new UsageError(`--jwt-public-key: cannot read ${flags.publicKeyFile}`);
+    }
+    return { publicKey: pem, ...claims };
+  }
+  let url: URL;
+  try {
+    url = new URL(flags.jwksUrl as string);
+  } catch {
+    throw new UsageError(`--jwks-url must be an http(s) URL, got ${JSON.stringify(flags.jwksUrl)}`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new UsageError(`--jwks-url must be an http(s) URL, got ${JSON.stringify(flags.jwksUrl)}`);
+  }
+  return { jwksUrl: url.href, ...claims };
+}
+
+/** Browser origins from the flags, each exactly `scheme://host[:port]`; throws UsageError. */
+function origins(list: string[] | undefined): string[] | undefined {
+  if (list === undefined) return undefined;
+  const out = list.map((o) => o.trim()).filter((o) => o !== '');
+  for (const o of out) {
+    let origin: string | undefined;
+    try {
+      origin = new URL(o).origin;
+    } catch {
+      origin = undefined;
+    }
+    if (origin !== o) throw new UsageError(`--allow-origin takes origins like https://app.example.com, got ${JSON.stringify(o)}`);
+  }
+  return out;
 }
 
 function parse(argv: string[], env: NodeJS.ProcessEnv) {
@@ -63,6 +135,12 @@ function parse(argv: string[], env: NodeJS.ProcessEnv) {
         data: { type: 'string' },
         memory: { type: 'boolean' },
         'log-level': { type: 'string' },
+        'jwt-secret': { type: 'string' },
+        'jwt-public-key': { type: 'string' },
+        'jwks-url': { type: 'string' },
+        'jwt-audience': { type: 'string' },
+        'jwt-issuer': { type: 'string' },
+        'allow-origin': { type: 'string', multiple: true },
         version: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -83,12 +161,27 @@ function parse(argv: string[], env: NodeJS.ProcessEnv) {
     host: values.host ?? env.OTTER_HOST ?? '127.0.0.1',
     data: memory ? undefined : (dataFlag ?? './data/otter.db'),
     logLevel: level as ServeConfig['logLevel'],
+    jwt: jwtOptions({
+      secret: values['jwt-secret'] ?? env.OTTER_JWT_SECRET,
+      publicKeyFile: values['jwt-public-key'] ?? env.OTTER_JWT_PUBLIC_KEY,
+      jwksUrl: values['jwks-url'] ?? env.OTTER_JWKS_URL,
+      audience: values['jwt-audience'] ?? env.OTTER_JWT_AUDIENCE,
+      issuer: values['jwt-issuer'] ?? env.OTTER_JWT_ISSUER,
+    }),
+    allowOrigins: origins(values['allow-origin'] ?? env.OTTER_ALLOW_ORIGIN?.split(',')),
   };
   const version = values.version === undefined ? undefined : integer(values.version, '--version', 0, Number.MAX_SAFE_INTEGER);
   return { help: values.help ?? false, positionals, config, version };
 }
 
 async function serve(config: ServeConfig): Promise<void> {
+  // The key is checked before anything starts: a bad PEM is a bad flag.
+  const authenticate =
+    config.jwt === undefined
+      ? undefined
+      : await jwtAuthenticator(config.jwt).catch((e: unknown) => {
+          throw new UsageError(`the JWT key was refused: ${e instanceof Error ? e.message : String(e)}`);
+        });
   const logger = pino({ level: config.logLevel, base: { service: 'otter' } });
   const store: Store = config.data === undefined ? new MemoryStore() : new SqliteStore(config.data);
   const server = await createServer({
@@ -97,9 +190,14 @@ async function serve(config: ServeConfig): Promise<void> {
     host: config.host,
     demo: true,
     logger,
+    ...(authenticate === undefined ? {} : { authenticate }),
+    ...(config.allowOrigins === undefined ? {} : { allowOrigins: config.allowOrigins }),
   });
   const where = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`;
-  logger.info({ url: where, store: config.data ?? 'memory' }, 'otter listening');
+  logger.info(
+    { url: where, store: config.data ?? 'memory', auth: authenticate === undefined ? 'none' : 'jwt', origins: config.allowOrigins },
+    'otter listening',
+  );
   process.stdout.write(`Otter is running: open ${where}/?doc=hello in two windows\n`);
   let stopping = false;
   const stop = (signal: string): void => {

@@ -6,9 +6,11 @@
  * across a restart (checked with `otter export`), and the JSON logs (one line per connection
  * opened and closed; never document text or tokens).
  */
+import { createHmac } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { type Component, apply } from '../../src/ot/index.js';
 import {
   type CliProcess,
@@ -108,6 +110,13 @@ describe('otter --help and usage errors', () => {
     { name: 'export without a document', args: (d) => ['export', '--data', d], message: /export takes exactly one document id/ },
     { name: 'export --memory', args: () => ['export', 'doc', '--memory'], message: /export .*cannot use --memory/ },
     { name: 'export --version x1', args: (d) => ['export', 'doc', '--data', d, '--version', 'x1'], message: /--version must be an integer/ },
+    { name: '--jwt-secret too short', args: (d) => ['serve', '--data', d, '--jwt-secret', 'short'], message: /--jwt-secret must be at least 16 characters/ },
+    { name: 'two JWT keys', args: (d) => ['serve', '--data', d, '--jwt-secret', 'a'.repeat(20), '--jwks-url', 'https://id.example/jwks'], message: /only one of --jwt-secret, --jwt-public-key and --jwks-url/ },
+    { name: '--jwt-public-key unreadable', args: (d) => ['serve', '--data', d, '--jwt-public-key', join(d, 'missing.pem')], message: /cannot read/ },
+    { name: '--jwks-url not a URL', args: (d) => ['serve', '--data', d, '--jwks-url', 'nope'], message: /--jwks-url must be an http\(s\) URL/ },
+    { name: '--jwt-audience without a key', args: (d) => ['serve', '--data', d, '--jwt-audience', 'editor'], message: /need --jwt-secret/ },
+    { name: '--allow-origin with a path', args: (d) => ['serve', '--data', d, '--allow-origin', 'https://app.example/x'], message: /--allow-origin takes origins/ },
+    { name: 'OTTER_JWT_SECRET too short', args: (d) => ['serve', '--data', d], env: { OTTER_JWT_SECRET: 'short' }, message: /--jwt-secret must be at least 16/ },
   ];
 
   it.each(BAD)('$name: a clear message on stderr, exit 2, nothing started', async ({ args, env, message }) => {
@@ -218,6 +227,45 @@ describe('otter serve', () => {
       expect(server.cli.stderr).toBe('');
     });
   }
+});
+
+describe('otter serve with authentication and an origin allow-list', () => {
+  /** An HS256 JWT for `sub`, signed with `secret`, valid for an hour. */
+  function hs256(secret: string, sub: string): string {
+    const b64 = (value: object | Buffer): string =>
+      (Buffer.isBuffer(value) ? value : Buffer.from(JSON.stringify(value))).toString('base64url');
+    const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
+    return `${body}.${b64(createHmac('sha256', secret).update(body).digest())}`;
+  }
+
+  /** The HTTP status of an upgrade attempt, or 101 when it became a WebSocket. */
+  function upgrade(url: string, headers: Record<string, string>): Promise<number> {
+    return within(
+      new Promise<number>((resolve) => {
+        const ws = new WebSocket(url, { headers });
+        ws.on('open', () => {
+          ws.close();
+          resolve(101);
+        });
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on('error', () => {});
+      }),
+      10_000,
+      'the upgrade answer',
+    );
+  }
+
+  it('--jwt-secret: no token gets 401, a valid token connects; --allow-origin: other origins get 403', async () => {
+    dir = makeTempDir();
+    const secret = 'a-long-enough-test-secret';
+    const server = await serve(['--port', '0', '--memory', '--jwt-secret', secret, '--allow-origin', 'https://app.example']);
+    expect(await upgrade(server.ws, {})).toBe(401);
+    expect(await upgrade(server.ws, { authorization: `Bearer ${hs256('another-secret-of-length', 'ann')}` })).toBe(401);
+    expect(await upgrade(server.ws, { authorization: `Bearer ${hs256(secret, 'ann')}` })).toBe(101);
+    expect(await upgrade(server.ws, { authorization: `Bearer ${hs256(secret, 'ann')}`, origin: 'https://evil.example' })).toBe(403);
+    expect(await upgrade(server.ws, { authorization: `Bearer ${hs256(secret, 'ann')}`, origin: 'https://app.example' })).toBe(101);
+    expect(server.cli.stdout).not.toContain(secret);
+  });
 });
 
 describe('durability across a SIGTERM restart (--data)', () => {
