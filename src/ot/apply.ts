@@ -56,10 +56,7 @@ function validate(doc: string, op: unknown): asserts op is Operation {
     const c = ops[i];
     if (typeof c === 'string') {
       // checkComponent, inlined for the valid case; it throws the precise error otherwise.
-      // A one-unit insert (typing) is well-formed exactly when it is not a surrogate.
-      const wellFormed =
-        c.length === 1 ? (c.charCodeAt(0) & 0xf800) !== 0xd800 : c.length > 0 && isWellFormed(c);
-      if (!wellFormed) checkComponent(c, i);
+      if (c.length === 0 || !isWellFormed(c)) checkComponent(c, i);
       prevInsert = true;
       continue;
     }

@@ -10,7 +10,6 @@ export {
   type OperationLengths,
   OperationBuilder,
   baseLength,
-  canonicalForm,
   checkOperation,
   isCanonical,
   isNoop,

@@ -62,6 +62,8 @@ type WellFormedString = string & { isWellFormed?: () => boolean };
 
 /** True if `text` holds no lone surrogate. Linear in the text's length. */
 export function isWellFormed(text: string): boolean {
+  // One code unit (a typed character) is well-formed exactly when it is not a surrogate.
+  if (text.length === 1) return (text.charCodeAt(0) & 0xf800) !== 0xd800;
   const native = (text as WellFormedString).isWellFormed;
   if (native !== undefined) return native.call(text);
   for (let i = 0; i < text.length; i++) {
@@ -284,29 +286,11 @@ export class OperationBuilder {
 }
 
 /**
- * True if a valid operation is in canonical form: no two adjacent components of one kind and
- * no delete directly before an insert. Linear in the number of components.
+ * True if `op` is in canonical form (see the file header): no two adjacent components of one
+ * kind and no delete directly before an insert. Validates. Linear in the number of components.
  */
 export function isCanonical(op: Operation): boolean {
-  for (let i = 1; i < op.length; i++) {
-    const prev = op[i - 1] as Component;
-    const c = op[i] as Component;
-    if (typeof c === 'string') {
-      if (typeof prev === 'string' || prev < 0) return false;
-    } else if (typeof prev === 'number' && prev > 0 === c > 0) {
-      return false;
-    }
-  }
-  return true;
-}
-
-/**
- * `op` itself if it is canonical, else its canonical form. For algorithms whose result depends
- * on the form (transform's tie-breaking, position mapping): every valid spelling of an
- * operation then behaves as its canonical form does. `op` must already be validated.
- */
-export function canonicalForm(op: Operation): Operation {
-  return isCanonical(op) ? op : normalize(op);
+  return checkOperation(op).canonical;
 }
 
 /**

@@ -15,7 +15,6 @@ import {
   type Component,
   type Operation,
   OperationBuilder,
-  canonicalForm,
   checkOperation,
   normalize,
 } from './operation.js';
@@ -142,10 +141,10 @@ function mapPosition(pos: number, op: Operation, side: Side): number {
  * against `op` with the same `side` puts the marker at transformPosition(pos, op, side).
  */
 export function transformPosition(pos: number, op: Operation, side: Side = 'right'): number {
-  const { base } = checkOperation(op);
+  const { base, canonical } = checkOperation(op);
   checkSide(side);
   checkPosition(pos, base);
-  return mapPosition(pos, canonicalForm(op), side);
+  return mapPosition(pos, canonical ? op : normalize(op), side);
 }
 
 /** One selection range as editors keep it: the anchor stays, the head moves with the caret. */
@@ -175,9 +174,10 @@ export function transformSelection(
   op: Operation,
   side: Side = 'right',
 ): SelectionRange | SelectionRange[] {
-  const { base } = checkOperation(op);
+  const lengths = checkOperation(op);
   checkSide(side);
-  const canonical = canonicalForm(op);
+  const canonical = lengths.canonical ? op : normalize(op);
+  const base = lengths.base;
   const one = (r: SelectionRange): SelectionRange => {
     if (typeof r !== 'object' || r === null) {
       throw new InvalidOperationError(
