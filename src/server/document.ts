@@ -14,6 +14,7 @@ import {
   checkOperation,
   transform,
 } from '../ot/index.js';
+import { isHighSurrogate, isLowSurrogate } from '../ot/operation.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
 import { fingerprint } from './fingerprint.js';
 import { Rope } from './rope.js';
@@ -100,14 +101,6 @@ export function isDuplicate(o: Outcome): o is Duplicate {
   return (o as Partial<Duplicate>).duplicate === true;
 }
 
-function isHigh(c: number): boolean {
-  return c >= 0xd800 && c <= 0xdbff;
-}
-
-function isLow(c: number): boolean {
-  return c >= 0xdc00 && c <= 0xdfff;
-}
-
 function invalid(message: string): OtterError {
   return new OtterError(ErrorCode.InvalidOp, message);
 }
@@ -127,7 +120,7 @@ export function applyToRope(rope: Rope, op: Operation, base = checkOperation(op)
     if (typeof c === 'string') continue;
     const end = pos + (c > 0 ? c : -c);
     // A boundary splits a pair when a low surrogate follows a high one across it.
-    if (end < base && isLow(rope.charCodeAt(end)) && isHigh(rope.charCodeAt(end - 1))) {
+    if (end < base && isLowSurrogate(rope.charCodeAt(end)) && isHighSurrogate(rope.charCodeAt(end - 1))) {
       throw invalid(`component ${i} ends at ${end}, inside a surrogate pair`);
     }
     pos = end;

@@ -7,7 +7,7 @@
  * charCodeAt (to check surrogate boundaries) and toString (for snapshots) — at several million
  * edits per second. Well-kept rope libraries are either line-oriented editor models
  * (@codemirror/state's Text, ~1 M edits/s here) or native/WASM. A B+-tree over V8 strings is
- * ~200 lines and lets V8's own string slicing do the leaf work.
+ * small and lets V8's own string slicing do the leaf work.
  *
  * Invariants: every leaf holds 1..LEAF_MAX code units (the root may be an empty leaf); every
  * branch holds 1..BRANCH_MAX children and caches the sum of their lengths; all leaves are at

@@ -123,7 +123,6 @@ export class SqliteStore implements Store {
   private scheduled = false;
   private closed = false;
   private readonly stmt;
-  private readonly appendOne: (a: PendingAppend) => void;
   private readonly appendAll: (batch: PendingAppend[]) => Array<unknown | undefined>;
   private readonly appendChecked: (batch: PendingAppend[]) => Array<unknown | undefined>;
 
@@ -181,62 +180,56 @@ export class SqliteStore implements Store {
          ON CONFLICT(doc_id) DO UPDATE SET trimmed_to = max(trimmed_to, excluded.trimmed_to)`,
       ),
     };
-    this.appendOne = db.transaction((a: PendingAppend) => {
-      const head = this.stmt.head.get(a.docId)?.head ?? 0;
-      if (head !== a.expectedHead) throw new VersionConflictError(a.docId, a.expectedHead, head);
-      let expected = a.expectedHead;
-      for (const r of a.records) {
-        if (r.version !== ++expected) throw new VersionConflictError(a.docId, r.version - 1, expected - 1);
-        this.stmt.insertOp.run(a.docId, r.version, JSON.stringify(r.op), r.clientId, r.seq, r.author ?? null);
-      }
-      for (const m of a.marks) {
-        this.stmt.upsertMark.run(a.docId, m.clientId, m.seq, m.version, m.baseVersion, m.fingerprint);
-      }
-      this.stmt.setHead.run(a.docId, expected);
-    });
+    // The savepoint path: each append in its own savepoint, so a failing statement fails only it.
+    const writeInSavepoint = db.transaction((a: PendingAppend) => this.write(a)); // nested: a savepoint
     this.appendAll = db.transaction((batch: PendingAppend[]) =>
       batch.map((a) => {
+        const conflict = this.conflictOf(a);
+        if (conflict !== undefined) return conflict;
         try {
-          this.appendOne(a); // nested: runs in a savepoint
+          writeInSavepoint(a);
           return undefined;
         } catch (e) {
           return e;
         }
       }),
     );
-    // The same outcome as appendAll when no statement fails: appendOne's checks, made before
-    // anything is written. A statement that throws aborts the whole transaction (see flush).
-    this.appendChecked = db.transaction((batch: PendingAppend[]) => {
-      const errors = new Array<unknown | undefined>(batch.length);
-      for (let i = 0; i < batch.length; i++) {
-        const a = batch[i] as PendingAppend;
+    // The fast path: every check is made before an append writes, so no savepoints are needed;
+    // a statement that throws aborts the whole transaction, which flush then redoes as above.
+    this.appendChecked = db.transaction((batch: PendingAppend[]) =>
+      batch.map((a) => {
+        const conflict = this.conflictOf(a);
+        if (conflict !== undefined) return conflict;
         try {
-          const head = this.stmt.head.get(a.docId)?.head ?? 0;
-          if (head !== a.expectedHead) {
-            errors[i] = new VersionConflictError(a.docId, a.expectedHead, head);
-            continue;
-          }
-          let expected = a.expectedHead;
-          for (const r of a.records) {
-            if (r.version !== ++expected) {
-              errors[i] = new VersionConflictError(a.docId, r.version - 1, expected - 1);
-              break;
-            }
-          }
-          if (errors[i] !== undefined) continue;
-          for (const r of a.records) {
-            this.stmt.insertOp.run(a.docId, r.version, JSON.stringify(r.op), r.clientId, r.seq, r.author ?? null);
-          }
-          for (const m of a.marks) {
-            this.stmt.upsertMark.run(a.docId, m.clientId, m.seq, m.version, m.baseVersion, m.fingerprint);
-          }
-          this.stmt.setHead.run(a.docId, expected);
+          this.write(a);
         } catch (e) {
           throw new StatementFailed(e);
         }
-      }
-      return errors;
-    });
+        return undefined;
+      }),
+    );
+  }
+
+  /** Why `a` may not be appended (its head moved, or its versions are not consecutive), if so. */
+  private conflictOf(a: PendingAppend): VersionConflictError | undefined {
+    const head = this.stmt.head.get(a.docId)?.head ?? 0;
+    if (head !== a.expectedHead) return new VersionConflictError(a.docId, a.expectedHead, head);
+    let expected = a.expectedHead;
+    for (const r of a.records) {
+      if (r.version !== ++expected) return new VersionConflictError(a.docId, r.version - 1, expected - 1);
+    }
+    return undefined;
+  }
+
+  /** Writes a checked append's ops, marks and new head (inside the caller's transaction). */
+  private write(a: PendingAppend): void {
+    for (const r of a.records) {
+      this.stmt.insertOp.run(a.docId, r.version, JSON.stringify(r.op), r.clientId, r.seq, r.author ?? null);
+    }
+    for (const m of a.marks) {
+      this.stmt.upsertMark.run(a.docId, m.clientId, m.seq, m.version, m.baseVersion, m.fingerprint);
+    }
+    this.stmt.setHead.run(a.docId, a.expectedHead + a.records.length);
   }
 
   /** @inheritdoc */
