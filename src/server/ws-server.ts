@@ -248,8 +248,10 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
       {
         send: (frame) => {
           if (dropping || ws.readyState !== WebSocket.OPEN) return;
-          ws.send(frame);
-          metrics.frameSent(Buffer.byteLength(frame));
+          // Encoded once: the byte count for the metrics and the payload ws would encode anyway.
+          const data = Buffer.from(frame);
+          ws.send(data, { binary: false });
+          metrics.frameSent(data.length);
           checkBacklog();
         },
         close: (code, reason) => ws.close(code, reason),
