@@ -313,12 +313,11 @@ export class Sequencer {
     if (version !== undefined) checkVersion(version, 'version');
     const head = await this.read(docId, (s) => ({
       version: s.committed,
-      text: s.rope.toString(),
+      // The whole text only when it is the answer.
+      text: version === undefined || version === s.committed ? s.rope.toString() : undefined,
       trimmedTo: s.trimmedTo,
     }));
-    if (version === undefined || version === head.version) {
-      return { version: head.version, text: head.text };
-    }
+    if (head.text !== undefined || version === undefined) return { version: head.version, text: head.text ?? '' };
     if (version > head.version) {
       throw new OtterError(ErrorCode.VersionAhead, `version ${version} is ahead of the head ${head.version}`);
     }

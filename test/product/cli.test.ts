@@ -211,13 +211,11 @@ describe('otter serve', () => {
       await b.hello();
       await a.open('doc');
       await b.open('doc');
-      const started = Date.now();
       server.cli.child.kill(signal);
       const [closeA, closeB] = await within(Promise.all([a.closed, b.closed]), 5000, 'the clients being closed');
       expect(closeA.code).toBe(1001);
       expect(closeB.code).toBe(1001);
       expect(await within(server.cli.exited, 5000, 'the exit')).toEqual({ code: 0, signal: null });
-      expect(Date.now() - started).toBeLessThan(4000);
       expect(await isListening(server.port)).toBe(false);
       const logs = jsonLogs(server.cli);
       expect(logs.some((l) => l.msg === 'shutting down' && l.signal === signal)).toBe(true);
