@@ -222,7 +222,8 @@ export function parseClientMessage(data: string, limits: ParseLimits = {}): Clie
   }
 }
 
-function opEntries(r: Reader, value: unknown): OpEntry[] {
+/** Parses a list of op entries ({v, op, author?, seq?}) of a server frame. */
+function opEntries(value: unknown): OpEntry[] {
   if (!Array.isArray(value)) throw new ProtocolError(ErrorCode.BadMessage, 'ops must be an array');
   return value.map((e) => {
     const entry = asObject(e);
@@ -273,11 +274,11 @@ export function parseServerFrame(data: string): ServerMessage[] {
           v: r.integer('v', 0),
           seq: r.integer('seq', 0),
           ...(text === undefined ? {} : { text }),
-          ...(ops === undefined ? {} : { ops: opEntries(r, ops) }),
+          ...(ops === undefined ? {} : { ops: opEntries(ops) }),
         };
       }
       case 'ops':
-        return { type, doc: r.doc(), ops: opEntries(r, field(msg, 'ops')) };
+        return { type, doc: r.doc(), ops: opEntries(field(msg, 'ops')) };
       case 'ack':
         return { type, doc: r.doc(), seq: r.integer('seq', 1), v: r.integer('v', 1) };
       case 'presence': {

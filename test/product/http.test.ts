@@ -19,7 +19,6 @@ import {
   type CliProcess,
   DEMO_DIR,
   RawClient,
-  ins,
   makeTempDir,
   parseMetrics,
   removeTempDir,
