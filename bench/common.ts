@@ -11,8 +11,8 @@ import { gunzipSync } from 'node:zlib';
 /** The repository root (bench/ lives directly under it). */
 export const REPO_ROOT = new URL('../', import.meta.url);
 
-/** Editing traces live outside the repository, next to it; they are never copied in. */
-export const TRACE_DIR = new URL('../shared/traces/sequential/', REPO_ROOT);
+/** The editing traces kept in the repository (traces/README.md names their sources and licences). */
+export const TRACE_DIR = new URL('traces/sequential/', REPO_ROOT);
 
 /** One editor patch: delete `deleteCount` UTF-16 code units at `pos`, then insert `text` there. */
 export type Patch = readonly [pos: number, deleteCount: number, text: string];
@@ -31,7 +31,7 @@ interface RawTrace {
   txns: { patches: [number, number, string][] }[];
 }
 
-/** Loads `<name>.json.gz` from the shared trace directory and flattens its transactions. */
+/** Loads `<name>.json.gz` from traces/sequential and flattens its transactions. */
 export function loadTrace(name: string): Trace {
   const url = new URL(`${name}.json.gz`, TRACE_DIR);
   if (!existsSync(url)) {

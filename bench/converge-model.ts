@@ -30,7 +30,7 @@ export interface ConcurrentTxn {
   readonly time?: string;
 }
 
-/** A concurrent trace as stored in ../shared/traces/concurrent/*.json.gz. */
+/** A concurrent trace as stored in traces/concurrent/*.json.gz. */
 export interface ConcurrentTrace {
   readonly kind?: string;
   readonly endContent: string;

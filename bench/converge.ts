@@ -43,7 +43,7 @@ import { MemoryStore, type OtterServer, createServer } from '../src/server/index
 import { type ConcurrentTrace, type Model, type Patch, View, buildModel } from './converge-model.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
-const CONCURRENT_DIR = resolve(REPO_ROOT, '../shared/traces/concurrent');
+const CONCURRENT_DIR = resolve(REPO_ROOT, 'traces/concurrent');
 const DOC_ID = 'converge';
 
 // ─── arguments ───────────────────────────────────────────────────────────────────────────────
@@ -86,7 +86,7 @@ function parseArgs(argv: readonly string[]): Options {
   return { tracePath: resolveTrace(trace), name: traceName(trace), timeoutMs, defaultLimits };
 }
 
-/** A path (relative to where npm was started) or a bare name in ../shared/traces/concurrent. */
+/** A path (relative to where npm was started) or a bare name in traces/concurrent. */
 function resolveTrace(arg: string): string {
   const cwd = process.env.INIT_CWD ?? process.cwd();
   const asPath = isAbsolute(arg) ? arg : resolve(cwd, arg);

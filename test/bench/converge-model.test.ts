@@ -13,7 +13,7 @@ import {
   sequentialAsConcurrent,
 } from '../../bench/converge-model.js';
 
-const TRACES = new URL('../../../shared/traces/', import.meta.url);
+const TRACES = new URL('../../traces/', import.meta.url);
 const CONCURRENT = ['friendsforever', 'clownschool'];
 const FLAT = existsSync(new URL('sequential/', TRACES))
   ? readdirSync(new URL('sequential/', TRACES))

@@ -4,7 +4,7 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { apply, fromPatch } from '../../src/ot/index.js';
 
-const DIR = new URL('../../../shared/traces/sequential/', import.meta.url);
+const DIR = new URL('../../traces/sequential/', import.meta.url);
 
 type Patch = [pos: number, del: number, ins: string];
 
