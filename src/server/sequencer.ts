@@ -88,6 +88,8 @@ class Pending implements Submission {
   attempts = 0;
   /** What the current batch decided for it, until it is answered. */
   outcome: Outcome | undefined = undefined;
+  /** Its place in the document's queue, shared with reads (see {@link Entry.tickets}). */
+  ticket = 0;
 
   constructor(
     readonly docId: string,
@@ -151,12 +153,20 @@ function captureSettlers(resolve: (r: SubmitResult) => void, reject: (e: unknown
 interface Reader {
   readonly run: (state: DocumentState) => void;
   readonly fail: (e: unknown) => void;
+  readonly ticket: number;
 }
 
+/**
+ * A document's queue. Submissions and reads take tickets from one counter in arrival order,
+ * and a read runs only once every submission with a smaller ticket is decided (committed or
+ * refused): the ordering law of opens (an open sees every earlier submit of its client).
+ * Both lists stay in ticket order: a batch retried after a conflict goes back to the front.
+ */
 interface Entry {
   state: DocumentState | undefined;
   pending: Pending[];
   readers: Reader[];
+  tickets: number;
   draining: boolean;
   lastUsed: number;
 }
@@ -266,6 +276,7 @@ export class Sequencer {
     settling = pending;
     const promise = new Promise<SubmitResult>(captureSettlers);
     const entry = this.entry(pending.docId);
+    pending.ticket = entry.tickets++;
     entry.pending.push(pending);
     this.kick(pending.docId, entry);
     return promise;
@@ -297,6 +308,7 @@ export class Sequencer {
           last = this.entry(pending.docId);
           lastDoc = pending.docId;
         }
+        pending.ticket = last.tickets++;
         last.pending.push(pending);
         this.kick(pending.docId, last);
       }
@@ -449,7 +461,7 @@ export class Sequencer {
   private entry(docId: string): Entry {
     let e = this.docs.get(docId);
     if (e === undefined) {
-      e = { state: undefined, pending: [], readers: [], draining: false, lastUsed: Date.now() };
+      e = { state: undefined, pending: [], readers: [], tickets: 0, draining: false, lastUsed: Date.now() };
       this.docs.set(docId, e);
     }
     return e;
@@ -472,7 +484,7 @@ export class Sequencer {
           reject(e);
         }
       };
-      entry.readers.push({ run, fail: reject });
+      entry.readers.push({ run, fail: reject, ticket: entry.tickets++ });
       this.kick(docId, entry);
     });
   }
@@ -488,12 +500,19 @@ export class Sequencer {
             continue;
           }
         }
-        // Submissions first, then reads: a read sees every submission queued before it (an
-        // open after a reconnect sees the ops its previous connection still had queued).
-        if (entry.pending.length > 0) await this.runBatch(docId, entry, entry.state);
+        // In ticket order: the submissions queued before the first read are decided first
+        // (an open after a reconnect sees the ops its previous connection still had queued);
+        // then the reads queued before the next submission run, between batches.
+        const firstRead = entry.readers[0]?.ticket ?? Infinity;
+        if (entry.pending.length > 0 && (entry.pending[0] as Pending).ticket < firstRead) {
+          await this.runBatch(docId, entry, entry.state, firstRead);
+          continue; // a failed batch left no state: reload first
+        }
+        const nextSubmit = entry.pending[0]?.ticket ?? Infinity;
         const state = entry.state;
-        if (state === undefined) continue; // the batch failed: reload before reading
-        for (const r of entry.readers.splice(0)) r.run(state);
+        while (entry.readers.length > 0 && (entry.readers[0] as Reader).ticket < nextSubmit) {
+          (entry.readers.shift() as Reader).run(state);
+        }
       }
     } finally {
       entry.draining = false;
@@ -511,9 +530,16 @@ export class Sequencer {
     for (const r of entry.readers.splice(0)) r.fail(error);
   }
 
-  private async runBatch(docId: string, entry: Entry, state: DocumentState): Promise<void> {
-    const batch = entry.pending;
-    entry.pending = [];
+  /** Decides, commits and answers the queued submissions with tickets below `before`. */
+  private async runBatch(docId: string, entry: Entry, state: DocumentState, before: number): Promise<void> {
+    let batch = entry.pending;
+    if ((batch[batch.length - 1] as Pending).ticket < before) {
+      entry.pending = [];
+    } else {
+      const end = batch.findIndex((p) => p.ticket >= before);
+      batch = batch.slice(0, end);
+      entry.pending = entry.pending.slice(end);
+    }
     let older: readonly OpRecord[] = NO_OPS;
     const need = this.olderNeeded(state, batch);
     // Only late or resubmitted ops reach back past the in-memory history: others need no read.
