@@ -5,11 +5,15 @@
 import { InvalidOperationError, OperationErrorCode, describeValue } from './errors.js';
 import {
   type Component,
+  type Operation,
   OperationBuilder,
+  baseLength,
   checkCount,
   isHighSurrogate,
   isLowSurrogate,
+  normalize,
 } from './operation.js';
+import { transform } from './transform.js';
 
 /**
  * The operation that, on a document of length `docLength`, deletes `deleteCount` code units at
@@ -132,19 +136,31 @@ function walkBack(trace: Int32Array[], d: number, n: number, m: number): Array<[
   return runs.reverse();
 }
 
+/** How {@link fromTextDiff} tidies a shortest edit script. */
+export type DiffCleanup = 'none' | 'semantic';
+
 /**
  * A smallest change turning `before` into `after`, hunk by hunk: the operation of a shortest
  * edit script over code points (Myers' diff, so surrogate pairs stay whole). Where the
  * texts differ by more than `maxEdits` inserted plus deleted code points it returns
  * {@link fromDiff}'s single-range change instead (bounded time and memory: O(n·maxEdits) and
  * O(maxEdits²)). Use it to rebase edits onto a text whose history is unknown: an edit outside
- * every hunk keeps its place. Canonical.
- * Laws: apply(before, fromTextDiff(before, after)) === after; within `maxEdits`, the op's
- * inserted plus deleted code points are as few as any op's can be.
+ * every hunk keeps its place.
+ *
+ * With `cleanup: 'semantic'`, an unchanged run no longer than the changes on both sides of
+ * it is folded into them (as diff-match-patch's semantic cleanup does), repeatedly: a
+ * shortest script often aligns scattered letters two unrelated texts share, and a rebase over
+ * such hunks tears edits apart; the cleaned change replaces whole runs instead. Canonical.
+ * Laws: apply(before, fromTextDiff(before, after, m, c)) === after for every m and c; with
+ * cleanup 'none' and within `maxEdits`, the op's inserted plus deleted code points are as few
+ * as any op's can be.
  */
-export function fromTextDiff(before: string, after: string, maxEdits = 1000): Component[] {
+export function fromTextDiff(before: string, after: string, maxEdits = 1000, cleanup: DiffCleanup = 'none'): Component[] {
   const single = fromDiff(before, after);
   checkCount(maxEdits, 'maxEdits');
+  if (cleanup !== 'none' && cleanup !== 'semantic') {
+    throw new InvalidOperationError(OperationErrorCode.BadArgument, `cleanup must be 'none' or 'semantic', got ${describeValue(cleanup)}`);
+  }
   // fromDiff already kept the longest common prefix and suffix; diff only the middle.
   const prefix = typeof single[0] === 'number' && single[0] > 0 ? single[0] : 0;
   const last = single[single.length - 1];
@@ -153,23 +169,202 @@ export function fromTextDiff(before: string, after: string, maxEdits = 1000): Co
   const b = Array.from(after.slice(prefix, after.length - suffix));
   const script = shortestEditScript(a, b, maxEdits);
   if (script === undefined) return single;
+  const hunks = toHunks(script);
+  if (cleanup === 'semantic') foldShortEqualities(hunks);
   const out = new OperationBuilder().retain(prefix);
   let ia = 0;
   let ib = 0;
-  for (const [kind, count] of script) {
-    if (kind === 2) {
-      out.insert(b.slice(ib, ib + count).join(''));
-      ib += count;
+  for (const h of hunks) {
+    if (h.keep > 0) {
+      out.retain(a.slice(ia, ia + h.keep).join('').length);
+      ia += h.keep;
+      ib += h.keep;
       continue;
     }
-    const length = a.slice(ia, ia + count).join('').length;
-    ia += count;
-    if (kind === 0) {
-      out.retain(length);
-      ib += count;
-    } else {
-      out.delete(length);
-    }
+    out.insert(b.slice(ib, ib + h.insert).join(''));
+    out.delete(a.slice(ia, ia + h.remove).join('').length);
+    ia += h.remove;
+    ib += h.insert;
   }
   return out.retain(suffix).build();
+}
+
+/** A run of an edit script: `keep` code points kept, or `remove` deleted and `insert` inserted. */
+interface Hunk {
+  keep: number;
+  remove: number;
+  insert: number;
+}
+
+/** Groups an edit script into alternating kept runs and changes. */
+function toHunks(script: ReadonlyArray<readonly [0 | 1 | 2, number]>): Hunk[] {
+  const hunks: Hunk[] = [];
+  for (const [kind, count] of script) {
+    const lastHunk = hunks[hunks.length - 1];
+    if (kind === 0) {
+      hunks.push({ keep: count, remove: 0, insert: 0 });
+    } else {
+      const h = lastHunk !== undefined && lastHunk.keep === 0 ? lastHunk : { keep: 0, remove: 0, insert: 0 };
+      if (h !== lastHunk) hunks.push(h);
+      if (kind === 1) h.remove += count;
+      else h.insert += count;
+    }
+  }
+  return hunks;
+}
+
+/**
+ * Folds each kept run with changes on both sides that is no longer than the larger side of
+ * either change into one change, until none is left (diff-match-patch's semantic cleanup).
+ */
+function foldShortEqualities(hunks: Hunk[]): void {
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (let i = 1; i + 1 < hunks.length; i++) {
+      const left = hunks[i - 1] as Hunk;
+      const mid = hunks[i] as Hunk;
+      const right = hunks[i + 1] as Hunk;
+      if (mid.keep === 0 || left.keep > 0 || right.keep > 0) continue;
+      if (mid.keep > Math.max(left.remove, left.insert) || mid.keep > Math.max(right.remove, right.insert)) continue;
+      left.remove += mid.keep + right.remove;
+      left.insert += mid.keep + right.insert;
+      hunks.splice(i, 2);
+      changed = true;
+      i -= 1;
+    }
+  }
+}
+
+/**
+ * Three-way text merge as an operation: the op on `theirs` that brings in the changes `mine`
+ * made to `base`, where `theirs` is another descendant of `base`. Both changes are
+ * reconstructed as semantic {@link fromTextDiff}s and combined as `transform` would (text
+ * both deleted is deleted once; text one side deleted is deleted; where both insert at one
+ * place, `theirs`'s text comes first), except that an insert of `mine` that the change of
+ * `theirs` at the same place already holds (`theirs` inserts a text containing it there, or
+ * replaces a run around that place with such a text) is made once: a change made on both
+ * sides — the same text restored from two copies — is not doubled.
+ *
+ * `made`, if given, is a descendant of `base` whose changes are known to be in `theirs`
+ * already (edits merged earlier, whose fate in `mine` is unknown): the changes are then
+ * taken from `made` instead of `base`, and what `made` inserted is never deleted for being
+ * absent from `mine`. Nothing else either side inserted is lost; inserts are never interleaved.
+ * Laws: apply(theirs, mergeText(base, mine, theirs)) === mine when theirs === base;
+ * === theirs when mine === base or mine === theirs. Canonical.
+ * Time: that of the diffs (see {@link fromTextDiff}), plus linear.
+ */
+export function mergeText(base: string, mine: string, theirs: string, made: string = base): Component[] {
+  if (typeof base !== 'string' || typeof mine !== 'string' || typeof theirs !== 'string' || typeof made !== 'string') {
+    throw new InvalidOperationError(
+      OperationErrorCode.BadArgument,
+      `mergeText takes strings, got ${describeValue(base)}, ${describeValue(mine)}, ${describeValue(theirs)} and ${describeValue(made)}`,
+    );
+  }
+  const other = fromTextDiff(made, theirs, 1000, 'semantic');
+  let ours = fromTextDiff(made, mine, 1000, 'semantic');
+  if (made !== base) ours = keeping(ours, insertedRanges(fromTextDiff(base, made, 1000, 'semantic')));
+  return transform(withoutInsertsHeldBy(ours, other), other, 'right');
+}
+
+/** The ranges of an op's target that its inserts made, in order. */
+function insertedRanges(op: readonly Component[]): Array<[number, number]> {
+  const ranges: Array<[number, number]> = [];
+  let pos = 0;
+  for (const c of op) {
+    if (typeof c === 'string') {
+      ranges.push([pos, pos + c.length]);
+      pos += c.length;
+    } else if (c > 0) pos += c;
+  }
+  return ranges;
+}
+
+/** `op` with its deletes of the given ranges of its base turned into retains. */
+function keeping(op: readonly Component[], ranges: ReadonlyArray<readonly [number, number]>): Component[] {
+  const out = new OperationBuilder();
+  let pos = 0;
+  let k = 0;
+  for (const c of op) {
+    if (typeof c === 'string') {
+      out.insert(c);
+      continue;
+    }
+    const end = pos + Math.abs(c);
+    if (c > 0) {
+      out.retain(c);
+      pos = end;
+      continue;
+    }
+    // A delete of [pos, end): keep the parts inside protected ranges.
+    while (pos < end) {
+      while (k < ranges.length && (ranges[k] as [number, number])[1] <= pos) k++;
+      const r = ranges[k];
+      if (r === undefined || r[0] >= end) {
+        out.delete(end - pos);
+        pos = end;
+      } else if (r[0] > pos) {
+        out.delete(r[0] - pos);
+        pos = r[0];
+      } else {
+        const stop = Math.min(end, r[1]);
+        out.retain(stop - pos);
+        pos = stop;
+      }
+    }
+  }
+  return out.build();
+}
+
+/**
+ * Whether `target`, a text descended from `base`, already holds what `op` (an op on `base`)
+ * inserts, each insert at its place: as for {@link mergeText}, a change of `base` into
+ * `target` inserts there a text containing it (or replaces a run around that place with one).
+ * True for an op that inserts nothing. Use it to tell whether an edit whose fate is unknown
+ * (sent, never acknowledged) is in a later copy of the text.
+ */
+export function holdsInserts(base: string, op: Operation, target: string): boolean {
+  const normal = normalize(op);
+  if (baseLength(normal) !== base.length) {
+    throw new InvalidOperationError(
+      OperationErrorCode.LengthMismatch,
+      `holdsInserts: the op spans ${baseLength(normal)} code units but the base has ${base.length}`,
+    );
+  }
+  return withoutInsertsHeldBy(normal, fromTextDiff(base, target, 1000, 'semantic')).every((c) => typeof c !== 'string');
+}
+
+/**
+ * `op` without the inserts that `other` (a change of the same base) already holds at their
+ * place: an insert at base position p is dropped when `other` inserts at some a ≤ p a text
+ * containing it and deletes from a at least up to p (a pure insert when a = p).
+ */
+function withoutInsertsHeldBy(op: readonly Component[], other: readonly Component[]): Component[] {
+  const hunks: Array<{ from: number; to: number; text: string }> = [];
+  let pos = 0;
+  for (const c of other) {
+    if (typeof c === 'string') hunks.push({ from: pos, to: pos, text: c });
+    else if (c < 0) {
+      const h = hunks[hunks.length - 1];
+      if (h !== undefined && h.to === pos) h.to = pos - c;
+      pos -= c;
+    } else pos += c;
+  }
+  const out = new OperationBuilder();
+  pos = 0;
+  let k = 0;
+  for (const c of op) {
+    if (typeof c === 'string') {
+      while (k < hunks.length && (hunks[k] as { to: number }).to < pos) k++;
+      const h = hunks[k];
+      const held = h !== undefined && h.from <= pos && pos <= h.to && h.text.includes(c);
+      if (!held) out.insert(c);
+    } else if (c > 0) {
+      out.retain(c);
+      pos += c;
+    } else {
+      out.delete(-c);
+      pos -= c;
+    }
+  }
+  return out.build();
 }

@@ -25,5 +25,6 @@ export {
   transformPosition,
   transformSelection,
 } from './transform.js';
-export { fromDiff, fromPatch, fromTextDiff } from './diff.js';
+export { type DiffCleanup, fromDiff, fromPatch, fromTextDiff, holdsInserts, mergeText } from './diff.js';
+export { OpTree } from './op-tree.js';
 export { type } from './type.js';
