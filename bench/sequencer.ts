@@ -30,7 +30,7 @@ import { MemoryStore } from '../src/server/memory-store.js';
 import { Rope } from '../src/server/rope.js';
 import { Sequencer, type SequencerOptions, type SubmitRequest } from '../src/server/sequencer.js';
 import { SqliteStore, type SqliteStoreOptions } from '../src/server/sqlite-store.js';
-import type { Store } from '../src/server/store.js';
+import { EMPTY_SNAPSHOT, type Store } from '../src/server/store.js';
 import {
   type Trace,
   collectGarbage,
@@ -409,7 +409,8 @@ export async function run(): Promise<SequencerBenchResult> {
       {
         name: 'sequencer sync core: validate + DocumentState.submit (no promise, no store)',
         fn: () => {
-          const state = new DocumentState('doc', { snapshot: { version: 0, text: '' }, ops: [], trimmedTo: 0, marks: [] });
+          const loaded = { epoch: 'e', snapshot: EMPTY_SNAPSHOT, ops: [], trimmedTo: 0, marks: [], recoveries: [] };
+          const state = new DocumentState('doc', loaded);
           for (let i = 0; i < head.length; i++) {
             state.submit(validator.validate(head[i] as SubmitRequest), limits, []);
             if ((i & 1023) === 1023) state.trimRecent(1000);

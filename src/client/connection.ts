@@ -559,6 +559,7 @@ export class Connection extends Emitter<ConnectionEvents> {
         this.onServerError(message);
         return;
       case 'opened':
+      case 'restored':
       case 'ack':
         this.resendStrikes = 0; // an answer: the server reads our messages again
         this.docs.get(message.doc)?.receive(message);
@@ -603,7 +604,13 @@ export class Connection extends Emitter<ConnectionEvents> {
     this.resendStrikes += 1;
     this.resendTimer = setTimeout(() => {
       this.resendTimer = undefined;
-      if (!this.welcomed || this.stopped) return;
+      const socket = this.socket;
+      if (this.stopped || socket === undefined) return;
+      if (!this.welcomed) {
+        // The hello itself was dropped: say it again.
+        this.sendRaw(socket, { type: 'hello', protocol: PROTOCOL_VERSION, clientId: this.clientId });
+        return;
+      }
       for (const doc of [...this.docs.values()]) doc.retryUnanswered();
       if (this.authPending !== undefined) this.send({ type: 'auth', token: this.authPending });
     }, delay);

@@ -1,20 +1,32 @@
 /**
- * One open document on the client: the local text, the server text it rests on, the sync
- * state machine (`sync.ts`) and the protocol rules that make every local edit reach the
- * server exactly once across acknowledgements, reconnections and resyncs.
+ * One open document on the client: the local text, the server text it rests on (with that
+ * text's epoch, version and checksum), the sync state machine (`sync.ts`), the document's
+ * lifecycle (`lifecycle.ts`) and the protocol rules that make every local edit reach the
+ * server exactly once across acknowledgements, reconnections, resyncs and server data loss.
  *
  * Exactly once: every op goes out as (clientId, seq), one at a time; later edits wait in the
  * buffer, composed while the composition stays under the server's size limits and cut into
- * several ops where an edit is larger (`split.ts`), so no edit gets the connection closed.
- * After a reconnect the document re-opens from its version; its own
- * op in the catch-up (the entry with its `seq`) is its acknowledgement, and an op still in
- * flight after the catch-up is resent with the same seq (the server recognises a resubmission
- * and acknowledges it without applying it twice). When the server can only send a snapshot,
- * `opened.seq` says whether the op in flight is in it; the pending edits are rebased onto the
- * snapshot (see `rebaseOnSnapshot`) and sent as a new op. Local edits are never dropped
- * silently: only an op the server refuses for good (`too-large`, `read-only`, `forbidden`) is
- * undone, with a `change` and an `error` event. (An edit cut into several ops is several
- * submissions: a refusal undoes only the refused one.)
+ * several ops where an edit is larger (`split.ts`). After a reconnect the document re-opens
+ * from its version, naming the epoch and checksum it holds there; its own op in the catch-up
+ * (the entry with its `seq`) is its acknowledgement, and an op still in flight after the
+ * catch-up is resent with the same seq (the server recognises a resubmission). When the
+ * server can only send a snapshot, `opened.seq` says whether the op in flight is in it; the
+ * pending edits are rebased onto the snapshot (`rebaseOnSnapshot`) and sent as a new op.
+ *
+ * Never believing it is in sync when it is not:
+ * - every open and restore carries a new request id, and answers to any other are dropped;
+ * - every op entry and ack carries the server's checksum at its version; the document chains
+ *   its own (`protocol/checksum.ts`) and, on a mismatch, emits `diverged`, tells the server,
+ *   and heals from a snapshot with its pending edits rebased onto it;
+ * - an error about a seq it sent that is no longer in flight, which only a wrong premise can
+ *   explain (`seq-reused`, `seq-gap`, `invalid-op`, `version-ahead`), heals the same way;
+ * - when the server does not have the state the document holds (another epoch, a version
+ *   past its head, another checksum: it lost data), the document never adopts the server's
+ *   text silently: it restores its own text into the server's document (or takes the
+ *   server's, when another client restored as much already or the `onLost` option says so),
+ *   then emits `reset` with both texts.
+ * Local edits are never dropped silently: only an op the server refuses for good
+ * (`too-large`, `read-only`, `forbidden`) is undone, with a `change` and an `error` event.
  *
  * The document talks to the network through a {@link DocumentTransport}, normally its
  * {@link Connection}; it never touches a socket.
@@ -29,6 +41,7 @@ import {
   isNoop,
   normalize,
 } from '../ot/index.js';
+import { EMPTY_CHECKSUM, chainChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
 import type {
   AckMessage,
@@ -40,11 +53,13 @@ import type {
   OpenedMessage,
   OpsMessage,
   PresenceMessage,
+  RestoredMessage,
   ServerLimits,
 } from '../protocol/messages.js';
 import { Emitter } from './emitter.js';
+import * as life from './lifecycle.js';
 import { type SelectionInput, localToServer, mapRemoteSelection, serverToLocal, toRanges } from './selection.js';
-import { DEFAULT_LIMITS, type OpBudget, budgetFor, checkLimits } from './split.js';
+import { DEFAULT_LIMITS, type OpBudget, budgetFor, checkLimits, splitText } from './split.js';
 import {
   type RebaseResult,
   type SyncState,
@@ -85,11 +100,21 @@ export interface DocumentOptions {
    * 256 Ki components and code units).
    */
   limits?: ServerLimits;
+  /**
+   * What to do when the server turns out to have lost the state of the document this client
+   * holds (a server restarted without its data, a database restored from an older backup):
+   * `'restore'` (default) puts this client's text back into the server's document as an
+   * ordinary edit, unless another client already restored as much; `'accept'` takes the
+   * server's text as it is. Either way the unsent local edits are kept (rebased onto the
+   * result) and a `reset` event says what happened.
+   */
+  onLost?: 'restore' | 'accept';
 }
 
 /** Server messages about one document. */
 export type DocumentMessage =
   | OpenedMessage
+  | RestoredMessage
   | OpsMessage
   | AckMessage
   | PresenceMessage
@@ -127,6 +152,47 @@ export interface Presence {
   readonly user?: string;
 }
 
+/**
+ * The server had lost the state of the document this client held, and the document has been
+ * brought back in line with the server.
+ */
+export interface ResetEvent {
+  /**
+   * `restored`: this client's text was merged into the server's document (all of it, or what
+   * it held beyond what another client had restored); `adopted`: another client had restored
+   * as much already, and this client took the server's text; `accepted`: the `onLost` option
+   * (or a server that refused the restore) made this client take the server's text as it was.
+   */
+  readonly action: 'restored' | 'adopted' | 'accepted';
+  /** The state the server had lost: its epoch and this client's version there. */
+  readonly lost: { readonly epoch: string; readonly version: number };
+  /** The local text before the reset. */
+  readonly local: string;
+  /** The server's text the document now rests on (the local text adds the unsent edits). */
+  readonly server: string;
+}
+
+/**
+ * The document's copy of the server text was found wrong: its checksum at `version` differs
+ * from the server's (`reason: 'checksum'`, with both), or the server refused with `code` a
+ * request this client sent on a premise the server contradicts (`reason: 'refusal'`).
+ */
+export type DivergedEvent =
+  | { readonly reason: 'checksum'; readonly version: number; readonly expected: number; readonly actual: number }
+  | { readonly reason: 'refusal'; readonly version: number; readonly code: ErrorCode };
+
+/**
+ * Unsent local edits were rebased onto a server text whose history since the client's
+ * version was not available (history removed, a heal, a reset): over a character diff of the
+ * two texts, which keeps every edit but may place one differently than the history would have.
+ */
+export interface MergedEvent {
+  /** The server version the edits now rest on. */
+  readonly version: number;
+  /** How many pending ops were rebased. */
+  readonly edits: number;
+}
+
 /** Events of a {@link CollaborativeDocument}. */
 export interface DocumentEvents {
   /** The local text changed. */
@@ -135,10 +201,20 @@ export interface DocumentEvents {
   presence: PresenceEvent;
   /** The server refused a request about this document (already acted on as far as possible). */
   error: ErrorMessage;
+  /** The server had lost this client's state; it was restored or given up (see {@link ResetEvent}). */
+  reset: ResetEvent;
+  /** The local copy diverged from the server's; the document heals from a snapshot. */
+  diverged: DivergedEvent;
+  /** Unsent edits were rebased over a text diff instead of the server's history. */
+  merged: MergedEvent;
 }
 
 /** Server ops kept to map presences a few versions old. */
 const PRESENCE_HISTORY = 32;
+/** Versions and checksums kept to show the server where a lost state forked (see `samples`). */
+const MAX_SAMPLES = 64;
+/** Bytes of a `restore` frame besides its text: keys, rid, lost state, 64 samples. */
+const RESTORE_ENVELOPE_BYTES = 4096;
 
 /** Codes of a refused in-flight op that call for a resync from a snapshot. */
 const RESYNC_CODES: ReadonlySet<string> = new Set<string>([
@@ -147,6 +223,19 @@ const RESYNC_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.SeqGap,
   ErrorCode.SeqReused,
   ErrorCode.SeqStale,
+  ErrorCode.VersionAhead,
+]);
+
+/**
+ * Codes about a seq this client sent and no longer holds in flight that only a wrong premise
+ * explains: the server applied that seq with other content, expects an older seq, or does not
+ * know the base version. (A late `seq-stale`, `history-gone` or `storage-failed` about an old
+ * seq is harmless: that op is acknowledged.)
+ */
+const CONTRADICTION_CODES: ReadonlySet<string> = new Set<string>([
+  ErrorCode.SeqReused,
+  ErrorCode.SeqGap,
+  ErrorCode.InvalidOp,
   ErrorCode.VersionAhead,
 ]);
 
@@ -173,6 +262,22 @@ function closedError(id: string): OtterError {
   return new OtterError(ErrorCode.Closed, `document ${JSON.stringify(id)} is closed`);
 }
 
+/** Request ids, unique among all the documents of this runtime. */
+let lastRequestId = 0;
+
+/** A lost state being settled: what the document held, and what became of it. */
+interface LostState {
+  readonly epoch: string;
+  readonly version: number;
+  readonly checksum: number;
+  /** The server text this client held at `version` (its confirmed text then). */
+  readonly text: string;
+  /** What this client did about it, once decided. */
+  action: ResetEvent['action'] | undefined;
+  /** The server took the op in flight with the restore: it is in the server's text now. */
+  inflightTaken: boolean;
+}
+
 /**
  * A collaboratively edited plain-text document. Get one from `Connection.open(id)`.
  *
@@ -189,33 +294,29 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   private readonly presenceInterval: number;
   private readonly retryDelay: number;
+  private readonly lostPolicy: 'restore' | 'accept';
   /** The largest op the server takes, from its last `welcome` ({@link DEFAULT_LIMITS} before one). */
   private budget: OpBudget;
 
   private localText = '';
-  /** C: the server text at `serverVersion`. */
+  /** C: the server text at `serverVersion` of incarnation `serverEpoch`. */
   private confirmed = '';
   private serverVersion = 0;
+  /** The document's incarnation id, from the last `opened`; undefined before the first. */
+  private serverEpoch: string | undefined;
+  /** The document checksum of C. */
+  private checksum = EMPTY_CHECKSUM;
+  /** Earlier versions of this epoch and their checksums, oldest first, thinned to MAX_SAMPLES. */
+  private samples: Array<[number, number]> = [];
   private sync: SyncState = synchronized;
-  /** Last seq given to an op (or, after a snapshot, the server's last applied one). */
-  private seq = 0;
-  /** The seq of the outstanding op, once it has been sent; undefined before that. */
-  private inflightSeq: number | undefined;
-
-  /** The server has sent the document at least once: re-opens can ask for a catch-up. */
+  private life: life.Lifecycle = life.initial;
+  /** Set while a state the server lost is being settled (restore, then a reset open). */
+  private lost: LostState | undefined;
+  /** The document has been opened at least once (`ready` resolved). */
   private hasOpened = false;
-  /** The next open must ask for a snapshot. */
-  private wantSnapshot = false;
-  /** The transport is connected (between `connected()` and `disconnected()`). */
-  private isConnected = false;
-  /** Opens sent and not answered yet; nothing is submitted while any is pending. */
-  private opensPending = 0;
-  /** Whether the last open sent asked for a snapshot. */
-  private snapshotPending = false;
-  private isClosed = false;
 
   /** Recent server ops (on C), for presences a few versions old. */
-  private history: OpEntry[] = [];
+  private history: Array<{ readonly v: number; readonly op: Component[] }> = [];
 
   private localSelection: SelectionRange[] | null = null;
   private readonly remote = new Map<string, Presence>();
@@ -246,10 +347,14 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     super();
     this.presenceInterval = options.presenceInterval ?? 50;
     this.retryDelay = options.retryDelay ?? 250;
+    this.lostPolicy = options.onLost ?? 'restore';
     if (!(this.presenceInterval >= 0) || !(this.retryDelay > 0)) {
       throw new RangeError(
         `presenceInterval must be ≥ 0 and retryDelay > 0, got ${this.presenceInterval} and ${this.retryDelay}`,
       );
+    }
+    if (this.lostPolicy !== 'restore' && this.lostPolicy !== 'accept') {
+      throw new RangeError(`onLost must be 'restore' or 'accept', got ${String(this.lostPolicy)}`);
     }
     this.budget = budgetFor(checkLimits(options.limits ?? DEFAULT_LIMITS), id);
     this.ready = new Promise<void>((resolve, reject) => {
@@ -271,9 +376,22 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     return this.serverVersion;
   }
 
+  /** The incarnation id of the document the local edits rest on; undefined before it opened. */
+  get epoch(): string | undefined {
+    return this.serverEpoch;
+  }
+
   /** The sync state (for inspection): whether an op is in flight and what waits behind it. */
   get syncState(): SyncState {
     return this.sync;
+  }
+
+  /**
+   * Where the document is in its life (for inspection): `offline`, `opening`, `restoring`,
+   * `live` or `closed`, with its seq counters (see `lifecycle.ts`).
+   */
+  get lifecycle(): life.Lifecycle {
+    return this.life;
   }
 
   /** The local selection, kept on the local text through every change; null if none. */
@@ -288,7 +406,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   /** True once {@link close} was called (or its connection closed for good). */
   get closed(): boolean {
-    return this.isClosed;
+    return this.life.phase === 'closed';
   }
 
   // ─── editing ──────────────────────────────────────────────────────────────────────────────
@@ -318,7 +436,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    * Throws OtterError `closed` after close().
    */
   submit(op: Operation): void {
-    if (this.isClosed) throw closedError(this.id);
+    if (this.closed) throw closedError(this.id);
     const text = apply(this.localText, op);
     if (isNoop(op)) return;
     const canonical = normalize(op);
@@ -335,7 +453,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    * does. Rejects with OtterError `closed` if the document is closed first.
    */
   synced(): Promise<void> {
-    if (this.isClosed) return Promise.reject(closedError(this.id));
+    if (this.closed) return Promise.reject(closedError(this.id));
     if (this.sync.kind === 'synchronized') return Promise.resolve();
     return new Promise((resolve, reject) => this.syncedWaiters.push({ resolve, reject }));
   }
@@ -346,7 +464,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    * wins). Throws InvalidOperationError (nothing changes) if a position is outside the text.
    */
   setSelection(selection: SelectionInput): void {
-    if (this.isClosed) throw closedError(this.id);
+    if (this.closed) throw closedError(this.id);
     this.localSelection = toRanges(selection, this.localText.length);
     this.presenceDirty = true;
     this.schedulePresence();
@@ -358,10 +476,9 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    * `synced()` first). The text stays readable; edits throw. Closing twice does nothing.
    */
   close(): void {
-    if (this.isClosed) return;
-    this.isClosed = true;
-    if (this.isConnected) this.transport.send({ type: 'close', doc: this.id });
-    this.isConnected = false;
+    if (this.closed) return;
+    if (this.life.phase !== 'offline') this.transport.send({ type: 'close', doc: this.id });
+    this.life = life.closed;
     this.clearTimers();
     this.transport.detach(this);
     const error = closedError(this.id);
@@ -378,11 +495,11 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    * without them the last ones known stay in force. Called by the connection.
    */
   connected(limits?: ServerLimits): void {
-    if (this.isClosed) return;
+    if (this.closed) return;
     if (limits !== undefined) this.budget = budgetFor(limits, this.id);
-    this.isConnected = true;
-    this.opensPending = 0;
-    this.sendOpen();
+    // A connection that was replaced without a disconnect first: start over all the same.
+    this.life = life.disconnect(this.life);
+    this.transition(life.connect(this.life, ++lastRequestId));
   }
 
   /**
@@ -391,9 +508,8 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    * ones on the next open). Called by the connection.
    */
   disconnected(): void {
-    if (this.isClosed) return;
-    this.isConnected = false;
-    this.opensPending = 0;
+    if (this.closed) return;
+    this.life = life.disconnect(this.life);
     this.clearTimers();
     if (this.localSelection !== null) this.presenceDirty = true;
     for (const [id] of [...this.remote]) {
@@ -403,15 +519,27 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   }
 
   /**
-   * Sends again what still awaits the server's answer: an unanswered open (it replaces the
-   * first) or else the op in flight (same seq). Called by the connection after the server
-   * dropped a message without saying which (`rate-limited` without `ref`); a request that did
-   * arrive is answered twice, harmlessly (a resubmission is acknowledged as a duplicate).
+   * Sends again what still awaits the server's answer: an unanswered open or restore, under
+   * a new request id (an answer to the earlier attempt is then ignored), or else the op in
+   * flight (same seq). Called by the connection after the server dropped a message without
+   * saying which (`rate-limited` without `ref`); a resubmission that did arrive twice is
+   * acknowledged as a duplicate.
    */
   retryUnanswered(): void {
-    if (!this.isConnected || this.isClosed) return;
-    if (this.opensPending > 0) this.retryOpen();
-    else this.resend();
+    switch (this.life.phase) {
+      case 'opening':
+        this.transition(life.retryOpen(this.life, ++lastRequestId));
+        return;
+      case 'restoring':
+        this.life = life.retryRestore(this.life, ++lastRequestId);
+        this.sendRestore();
+        return;
+      case 'live':
+        this.resend();
+        return;
+      default:
+        return;
+    }
   }
 
   /**
@@ -420,22 +548,24 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    * document resyncs from a snapshot rather than fail.
    */
   receive(message: DocumentMessage): void {
-    if (this.isClosed) return;
-    // Before the first `opened` there is no base to apply anything to.
-    if (!this.hasOpened && message.type !== 'opened' && message.type !== 'error') return;
+    if (this.closed) return;
     try {
       switch (message.type) {
         case 'opened':
-          this.onOpened(message);
+          if (life.isCurrent(this.life, message.rid) && this.life.phase === 'opening') this.onOpened(message);
+          break;
+        case 'restored':
+          if (life.isCurrent(this.life, message.rid) && this.life.phase === 'restoring') this.onRestored(message);
           break;
         case 'ops':
-          if (this.applyEntries(message.ops)) this.flush();
+          // Before its answer, an open's catch-up or snapshot covers every op sent meanwhile.
+          if (this.life.phase === 'live' && this.applyEntries(message.ops)) this.flush();
           break;
         case 'ack':
-          this.onAck(message);
+          if (this.life.phase === 'live') this.onAck(message);
           break;
         case 'presence':
-          this.onPresence(message);
+          if (this.life.phase === 'live') this.onPresence(message);
           break;
         case 'left':
           if (this.remote.delete(message.id)) this.emit('presence', { id: message.id, selection: null });
@@ -454,55 +584,191 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     }
   }
 
-  // ─── server messages ──────────────────────────────────────────────────────────────────────
+  // ─── opening ──────────────────────────────────────────────────────────────────────────────
+
+  /** Applies a lifecycle transition and sends the open it asks for. */
+  private transition(t: life.Transition): void {
+    this.life = t.state;
+    if (t.open !== undefined) this.sendOpen(t.open);
+  }
+
+  private sendOpen({ kind, rid }: life.OpenRequest): void {
+    const epoch = this.serverEpoch;
+    const claim = kind === 'catch-up' && this.hasOpened && epoch !== undefined;
+    this.transport.send(
+      claim
+        ? { type: 'open', doc: this.id, rid, v: this.serverVersion, epoch, sum: this.checksum }
+        : { type: 'open', doc: this.id, rid },
+    );
+  }
+
+  /**
+   * Re-opens the document with at least `kind`: a catch-up from the current version, or a
+   * snapshot. While disconnected only the wish is noted.
+   */
+  private resync(kind: 'catch-up' | 'snapshot'): void {
+    this.transition(life.resync(this.life, kind, ++lastRequestId));
+  }
 
   private onOpened(message: OpenedMessage): void {
-    this.opensPending = Math.max(0, this.opensPending - 1);
+    const opening = this.life as life.Opening;
+    if (message.lost === true) return this.onLostState(message);
     if (message.text !== undefined) {
-      this.onSnapshot(message, message.text);
+      if (opening.kind === 'reset') this.finishReset(message, message.text);
+      else this.onSnapshot(message, message.text);
     } else {
-      if (!this.hasOpened) return this.resync('snapshot'); // asked for a snapshot, got ops
+      // A catch-up answers only an open that named this epoch and version.
+      if (opening.kind !== 'catch-up' || message.epoch !== this.serverEpoch) return this.resync('snapshot');
       if (!this.applyEntries(message.ops ?? [])) return;
-      if (this.serverVersion !== message.v) return this.resync('snapshot');
-      this.seq = Math.max(this.seq, message.seq);
-      if (this.inflightSeq !== undefined && message.seq >= this.inflightSeq) {
-        // The server has applied our op but the catch-up did not carry it: start over.
+      if (this.serverVersion !== message.v || this.checksum !== message.sum) {
+        return this.heal({ reason: 'checksum', version: message.v, expected: message.sum, actual: this.checksum });
+      }
+      this.life = life.opened(this.life, message.seq, false);
+      const inflight = this.life.inflight;
+      if (inflight !== undefined && message.seq >= inflight) {
+        // The server applied our op but the catch-up did not carry it: start over.
         return this.resync('snapshot');
       }
-      if (this.opensPending === 0 && this.inflightSeq !== undefined) this.sendSubmit();
+      if (inflight !== undefined) this.sendSubmit();
     }
+    this.becameLive();
+  }
+
+  /** Now live: resolve `ready`, send what waits, share the selection again. */
+  private becameLive(): void {
     this.hasOpened = true;
     this.settleReady?.resolve();
     this.settleReady = undefined;
-    if (this.opensPending === 0) {
-      this.flush();
-      if (this.localSelection !== null) this.presenceDirty = true;
-      this.schedulePresence();
-    }
+    this.flush();
+    if (this.localSelection !== null) this.presenceDirty = true;
+    this.schedulePresence();
   }
 
   private onSnapshot(message: OpenedMessage, snapshot: string): void {
-    const landed = this.inflightSeq !== undefined && message.seq >= this.inflightSeq;
-    const result: RebaseResult = rebaseOnSnapshot(this.sync, this.confirmed, landed, snapshot, this.budget);
+    const inflight = this.life.phase === 'closed' ? undefined : this.life.inflight;
+    const landed = inflight !== undefined && message.seq >= inflight;
+    this.rebaseOnto(message, snapshot, this.confirmed, landed);
+  }
+
+  /**
+   * Takes the snapshot of `message` as the server text, with the pending edits (on `base`,
+   * whose in-flight op is in the snapshot if `landed`) rebased onto it.
+   */
+  private rebaseOnto(message: OpenedMessage, snapshot: string, base: string, landed: boolean): void {
+    const sync = this.sync;
+    const unsent = sync.kind === 'synchronized' ? 0 : (landed ? 0 : 1) + (sync.kind === 'awaiting-with-buffer' ? sync.buffer.length : 0);
+    const merged = unsent > 0 && (landed && sync.kind !== 'synchronized' ? apply(base, sync.outstanding) : base) !== snapshot;
+    const result: RebaseResult = rebaseOnSnapshot(sync, base, landed, snapshot, this.budget);
     const text = apply(this.localText, result.apply);
     this.localText = text;
     this.confirmed = snapshot;
     this.serverVersion = message.v;
+    this.serverEpoch = message.epoch;
+    this.checksum = message.sum;
+    this.samples = [[message.v, message.sum]];
     this.sync = result.state;
     this.history = [];
-    this.wantSnapshot = false;
     // The server's last applied seq is authoritative: the next op must be exactly one more.
-    this.seq = message.seq;
-    this.inflightSeq = undefined;
+    this.life = life.opened(this.life, message.seq, true);
     this.mapSelections(result.apply, false);
     if (!isNoop(result.apply)) this.emit('change', { op: result.apply, local: false });
+    if (merged) this.emit('merged', { version: message.v, edits: unsent });
     this.settleSynced();
   }
+
+  // ─── a state the server lost ──────────────────────────────────────────────────────────────
+
+  /**
+   * The server does not have the state this document holds. Unless told to accept the
+   * server's text, or another client restored as much of the lost epoch already, restore it.
+   */
+  private onLostState(message: OpenedMessage): void {
+    const epoch = this.serverEpoch as string;
+    this.lost ??= {
+      epoch,
+      version: this.serverVersion,
+      checksum: this.checksum,
+      text: this.confirmed,
+      action: undefined,
+      inflightTaken: false,
+    };
+    const recovered = message.recovered;
+    const covered =
+      recovered !== undefined &&
+      (recovered.v > this.serverVersion || (recovered.v === this.serverVersion && recovered.sum === this.checksum));
+    // An op in flight may have landed in the lost state: it goes with the restore, where the
+    // server keeps it once, even when another client restored the lost state already.
+    const inflight = this.life.phase === 'opening' && this.life.inflight !== undefined;
+    if (this.lostPolicy === 'accept' || (covered && !inflight) || (this.serverVersion === 0 && !inflight)) {
+      this.lost.action = this.lostPolicy === 'accept' ? 'accepted' : 'adopted';
+      this.transition(life.reset(this.life, ++lastRequestId));
+      return;
+    }
+    this.life = life.restoring(this.life, ++lastRequestId);
+    this.sendRestore();
+  }
+
+  /**
+   * Sends the lost text in pieces that fit the server's frames, and the op in flight (on that
+   * text) in a last piece of its own, under the current rid.
+   */
+  private sendRestore(): void {
+    const lost = this.lost;
+    if (this.life.phase !== 'restoring' || lost === undefined) return;
+    const rid = this.life.rid;
+    const pieces = splitText(lost.text, Math.max(1, this.budget.maxBytes - RESTORE_ENVELOPE_BYTES));
+    const op = this.life.inflight !== undefined && this.sync.kind !== 'synchronized' ? this.sync.outstanding : undefined;
+    const parts = pieces.length + (op === undefined ? 0 : 1);
+    const samples = this.samples.slice().reverse();
+    const state = { epoch: lost.epoch, v: lost.version, sum: lost.checksum };
+    pieces.forEach((text, part) => {
+      this.transport.send({ type: 'restore', doc: this.id, rid, lost: state, samples, part, parts, text });
+    });
+    if (op !== undefined) {
+      this.transport.send({ type: 'restore', doc: this.id, rid, lost: state, samples, part: parts - 1, parts, text: '', op });
+    }
+  }
+
+  private onRestored(message: RestoredMessage): void {
+    const lost = this.lost;
+    if (lost !== undefined) {
+      lost.action = message.applied ? 'restored' : 'adopted';
+      lost.inflightTaken = this.life.phase === 'restoring' && this.life.inflight !== undefined;
+    }
+    this.transition(life.reset(this.life, ++lastRequestId));
+  }
+
+  /**
+   * The snapshot after a lost state was settled: rebase the pending edits (made on the lost
+   * text) onto it, and say what happened.
+   */
+  private finishReset(message: OpenedMessage, snapshot: string): void {
+    const lost = this.lost;
+    const before = this.localText;
+    const inflight = this.life.phase === 'closed' ? undefined : this.life.inflight;
+    // The op in flight is in the server's text if the restore took it, or, in the epoch that
+    // kept this client's marks, if the server counts its seq.
+    const landed =
+      inflight !== undefined && (lost?.inflightTaken === true || (message.epoch === lost?.epoch && message.seq >= inflight));
+    this.rebaseOnto(message, snapshot, lost?.text ?? this.confirmed, landed);
+    this.lost = undefined;
+    // Version 0 holds nothing: a document that had only opened an empty incarnation lost nothing.
+    if (lost !== undefined && (lost.version > 0 || lost.inflightTaken)) {
+      this.emit('reset', {
+        action: lost.action ?? 'accepted',
+        lost: { epoch: lost.epoch, version: lost.version },
+        local: before,
+        server: snapshot,
+      });
+    }
+  }
+
+  // ─── live messages ────────────────────────────────────────────────────────────────────────
 
   /**
    * Applies catch-up or live entries in order: skips those already applied, takes our
    * in-flight op's entry as its ack, applies the others as remote ops. On a gap, asks for a
-   * catch-up and returns false.
+   * catch-up; on a checksum mismatch, heals. Returns false in both cases.
    */
   private applyEntries(entries: readonly OpEntry[]): boolean {
     for (const entry of entries) {
@@ -511,49 +777,88 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
         this.resync('catch-up');
         return false;
       }
-      if (entry.seq !== undefined && entry.seq === this.inflightSeq) this.confirm(entry.v);
-      else this.applyRemoteEntry(entry);
+      const inflight = this.life.phase === 'closed' ? undefined : this.life.inflight;
+      const ok = entry.seq !== undefined && entry.seq === inflight ? this.confirm(entry.v, entry.sum) : this.applyRemoteEntry(entry);
+      if (!ok) return false;
     }
     return true;
   }
 
-  private applyRemoteEntry(entry: OpEntry): void {
+  /** Applies a remote op; false (and a heal) if the server's checksum disagrees. */
+  private applyRemoteEntry(entry: OpEntry): boolean {
+    const checksum = chainChecksum(this.checksum, entry.op);
+    if (checksum !== entry.sum) {
+      this.heal({ reason: 'checksum', version: entry.v, expected: entry.sum, actual: checksum });
+      return false;
+    }
     const confirmed = apply(this.confirmed, entry.op);
     const result = applyRemote(this.sync, entry.op);
     const text = apply(this.localText, result.apply);
     this.confirmed = confirmed;
     this.sync = result.state;
     this.localText = text;
-    this.serverVersion = entry.v;
-    this.remember({ v: entry.v, op: entry.op });
+    this.advance(entry.v, checksum, entry.op);
     this.mapSelections(result.apply, false);
     this.emit('change', { op: result.apply, local: false });
+    return true;
   }
 
   private onAck(message: AckMessage): void {
-    if (message.seq !== this.inflightSeq) return; // a repeated ack of an op already confirmed
+    if (this.life.phase !== 'live' || message.seq !== this.life.inflight) return; // a repeated ack
     if (message.v !== this.serverVersion + 1) {
       // Ops are missing before it: the catch-up carries our op as its ack.
       return this.resync('catch-up');
     }
-    this.confirm(message.v);
-    this.flush();
+    if (this.confirm(message.v, message.sum)) this.flush();
   }
 
-  /** The outstanding op was committed as version `v`. */
-  private confirm(v: number): void {
+  /**
+   * The outstanding op was committed as version `v`, where the server's checksum is `sum`
+   * (if it says). False (and a heal) if the checksums disagree: the server applied other
+   * content under our seq.
+   */
+  private confirm(v: number, sum: number | undefined): boolean {
     if (this.sync.kind === 'synchronized') throw new SyncStateError('ack', this.sync.kind);
     const op = this.sync.outstanding;
+    const checksum = chainChecksum(this.checksum, op);
+    if (sum !== undefined && checksum !== sum) {
+      this.heal({ reason: 'checksum', version: v, expected: sum, actual: checksum });
+      return false;
+    }
     const confirmed = apply(this.confirmed, op);
     this.sync = ack(this.sync, this.budget).state;
     this.confirmed = confirmed;
-    this.serverVersion = v;
-    this.inflightSeq = undefined;
+    this.life = life.acknowledged(this.life);
     this.retries = 0;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    this.remember({ v, op });
+    this.advance(v, checksum, op);
     this.settleSynced();
+    return true;
+  }
+
+  /** C moved to version `v` (checksum `checksum`) by `op`. */
+  private advance(v: number, checksum: number, op: Component[]): void {
+    this.serverVersion = v;
+    this.checksum = checksum;
+    this.history.push({ v, op });
+    if (this.history.length > PRESENCE_HISTORY) this.history.shift();
+    this.samples.push([v, checksum]);
+    if (this.samples.length > MAX_SAMPLES) {
+      // Keep the newest half whole and every other one of the older half: a log-like spread.
+      const half = MAX_SAMPLES / 2;
+      this.samples = [...this.samples.slice(0, half + 1).filter((_, i) => i % 2 === 0), ...this.samples.slice(half + 1)];
+    }
+  }
+
+  /**
+   * The local copy of the server text disagrees with the server's: report it, and heal from
+   * a snapshot with the pending edits rebased onto it.
+   */
+  private heal(event: DivergedEvent): void {
+    this.emit('diverged', event);
+    this.transport.send({ type: 'diverged', doc: this.id, v: event.version });
+    this.resync('snapshot');
   }
 
   private onPresence(message: PresenceMessage): void {
@@ -590,94 +895,82 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   private onError(message: ErrorMessage): void {
     const ref = message.ref ?? {};
-    if (ref.type === 'submit' && ref.seq !== undefined && ref.seq === this.inflightSeq) {
-      if (RETRY_CODES.has(message.code)) this.scheduleRetry(() => this.resend());
-      else if (REFUSED_CODES.has(message.code)) this.reject();
-      else if (message.code === ErrorCode.NotOpen) this.resync('catch-up');
-      else if (RESYNC_CODES.has(message.code)) this.resync('snapshot');
-    } else if (ref.type === 'open') {
-      // The open was answered. One retried later still counts as pending, so nothing is
-      // submitted meanwhile (the server no longer has the document open for us).
-      if (RETRY_CODES.has(message.code)) this.scheduleRetry(() => this.retryOpen());
-      else this.opensPending = Math.max(0, this.opensPending - 1);
-      if (message.code === ErrorCode.HistoryGone) this.resync('snapshot');
-      else if (FATAL_OPEN_CODES.has(message.code) && !this.hasOpened) {
-        this.settleReady?.reject(new OtterError(message.code, message.message));
-        this.settleReady = undefined;
+    const state = this.life;
+    if (state.phase === 'closed') return;
+    if (ref.type === 'submit' && ref.seq !== undefined) {
+      if (ref.seq === state.inflight) {
+        if (RETRY_CODES.has(message.code)) this.scheduleRetry(() => this.resend());
+        else if (REFUSED_CODES.has(message.code)) this.reject();
+        else if (message.code === ErrorCode.NotOpen) this.resync('catch-up');
+        else if (RESYNC_CODES.has(message.code)) this.resync('snapshot');
+      } else if (ref.seq <= state.seq && CONTRADICTION_CODES.has(message.code)) {
+        // About a seq we sent and no longer hold in flight: a premise of ours was wrong.
+        this.heal({ reason: 'refusal', version: this.serverVersion, code: message.code });
       }
+    } else if (ref.type === 'open' || ref.type === 'restore') {
+      if (!life.isCurrent(state, ref.rid)) return; // about an attempt already superseded
+      if (ref.type === 'open') this.onOpenRefused(message);
+      else this.onRestoreRefused(message);
     }
     this.emit('error', message);
   }
 
-  // ─── sending ──────────────────────────────────────────────────────────────────────────────
-
-  /** Sending is allowed: connected and no open awaiting its answer. */
-  private get live(): boolean {
-    return this.isConnected && this.opensPending === 0 && this.hasOpened;
+  private onOpenRefused(message: ErrorMessage): void {
+    if (RETRY_CODES.has(message.code)) {
+      this.scheduleRetry(() => this.transition(life.retryOpen(this.life, ++lastRequestId)));
+    } else if (message.code === ErrorCode.HistoryGone) {
+      this.resync('snapshot');
+    } else if (FATAL_OPEN_CODES.has(message.code) && !this.hasOpened) {
+      this.settleReady?.reject(new OtterError(message.code, message.message));
+      this.settleReady = undefined;
+    }
   }
+
+  /** A restore the server refused: retry it, or (refused for good) take the server's text. */
+  private onRestoreRefused(message: ErrorMessage): void {
+    if (RETRY_CODES.has(message.code)) {
+      this.scheduleRetry(() => {
+        this.life = life.retryRestore(this.life, ++lastRequestId);
+        this.sendRestore();
+      });
+      return;
+    }
+    if (this.lost !== undefined) this.lost.action = 'accepted';
+    this.transition(life.reset(this.life, ++lastRequestId));
+  }
+
+  // ─── sending ──────────────────────────────────────────────────────────────────────────────
 
   /** Sends the outstanding op if it has not been sent yet, under the next seq, cut to the budget. */
   private flush(): void {
-    if (!this.live || this.sync.kind === 'synchronized' || this.inflightSeq !== undefined) return;
+    if (this.life.phase !== 'live' || this.sync.kind === 'synchronized' || this.life.inflight !== undefined) return;
     this.sync = fitOutstanding(this.sync, this.budget);
-    this.seq += 1;
-    this.inflightSeq = this.seq;
+    this.life = life.send(this.life);
     this.sendSubmit();
   }
 
   /** Sends the op in flight again (same seq, current version), if live. */
   private resend(): void {
-    if (this.live && this.inflightSeq !== undefined) this.sendSubmit();
+    if (this.life.phase === 'live' && this.life.inflight !== undefined) this.sendSubmit();
   }
 
   private sendSubmit(): void {
-    if (this.sync.kind === 'synchronized' || this.inflightSeq === undefined) return;
+    if (this.sync.kind === 'synchronized' || this.life.phase === 'closed' || this.life.inflight === undefined) return;
     this.transport.send({
       type: 'submit',
       doc: this.id,
       v: this.serverVersion,
-      seq: this.inflightSeq,
+      seq: this.life.inflight,
       op: this.sync.outstanding,
     });
-  }
-
-  private sendOpen(): void {
-    const snapshot = !this.hasOpened || this.wantSnapshot;
-    const sent = this.transport.send(
-      snapshot ? { type: 'open', doc: this.id } : { type: 'open', doc: this.id, v: this.serverVersion },
-    );
-    if (sent) {
-      this.opensPending += 1;
-      this.snapshotPending = snapshot;
-    }
-  }
-
-  /**
-   * Re-opens the document: `catch-up` from the current version, or from a `snapshot`. Does
-   * nothing more than note the wish while disconnected or while an equivalent open is
-   * pending.
-   */
-  private resync(kind: 'catch-up' | 'snapshot'): void {
-    if (kind === 'snapshot') this.wantSnapshot = true;
-    if (!this.isConnected || this.isClosed) return;
-    if (this.opensPending > 0 && (this.snapshotPending || kind === 'catch-up')) return;
-    this.sendOpen();
-  }
-
-  /** Sends again an open the server could not serve; it replaces the refused one. */
-  private retryOpen(): void {
-    if (!this.isConnected || this.isClosed) return;
-    this.opensPending = Math.max(0, this.opensPending - 1);
-    this.sendOpen();
   }
 
   /** The server refused the op in flight for good: undo it locally, send the buffer. */
   private reject(): void {
     const result = rejectOutstanding(this.sync, this.confirmed, this.budget);
     const text = apply(this.localText, result.apply);
-    // The refused seq was not applied: the next op must reuse it.
-    this.seq = (this.inflightSeq ?? this.seq + 1) - 1;
-    this.inflightSeq = undefined;
+    // The refused seq was not applied: the next op reuses it.
+    this.life = life.refused(this.life);
     this.sync = result.state;
     this.localText = text;
     this.mapSelections(result.apply, false);
@@ -699,7 +992,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   // ─── presence ─────────────────────────────────────────────────────────────────────────────
 
   private schedulePresence(): void {
-    if (!this.presenceDirty || !this.live || this.presenceTimer !== undefined) return;
+    if (!this.presenceDirty || this.life.phase !== 'live' || this.presenceTimer !== undefined) return;
     const wait = this.lastPresenceAt + this.presenceInterval - Date.now();
     if (wait <= 0) {
       this.sendPresence();
@@ -712,7 +1005,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   }
 
   private sendPresence(): void {
-    if (!this.presenceDirty || !this.live) return;
+    if (!this.presenceDirty || this.life.phase !== 'live') return;
     const local = this.localSelection;
     const selection = local === null ? null : localToServer(local, this.sync, this.confirmed);
     this.transport.send({ type: 'presence', doc: this.id, v: this.serverVersion, selection });
@@ -732,11 +1025,6 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       if (presence.selection === null) continue;
       this.remote.set(id, { ...presence, selection: mapRemoteSelection(presence.selection, change, local) });
     }
-  }
-
-  private remember(entry: OpEntry): void {
-    this.history.push(entry);
-    if (this.history.length > PRESENCE_HISTORY) this.history.shift();
   }
 
   /** Resolves `synced()` waiters if synchronized; re-sends an approximate presence. */

@@ -218,3 +218,28 @@ export function splitOp(op: Operation, budget: OpBudget): Component[][] {
 function isHigh(code: number): boolean {
   return code >= 0xd800 && code <= 0xdbff;
 }
+
+/**
+ * Cuts `text` into pieces whose JSON string bytes (without quotes, UTF-8) are at most
+ * `maxBytes` each, never inside a surrogate pair; at least one code point per piece. The
+ * pieces joined are `text`; an empty text is one empty piece. Linear in the text.
+ */
+export function splitText(text: string, maxBytes: number): string[] {
+  const pieces: string[] = [];
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    const pair = c >= 0xd800 && c <= 0xdbff && i + 1 < text.length;
+    const cost = unitBytes(c) + (pair ? unitBytes(text.charCodeAt(i + 1)) : 0);
+    if (bytes + cost > maxBytes && i > start) {
+      pieces.push(text.slice(start, i));
+      start = i;
+      bytes = 0;
+    }
+    bytes += cost;
+    if (pair) i++;
+  }
+  pieces.push(text.slice(start));
+  return pieces;
+}

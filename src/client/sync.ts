@@ -391,6 +391,6 @@ export function rebaseOnSnapshot(
     default:
       return exhaustive(state);
   }
-  const { ops, change } = rebaseAll(pack(pending, budget), fromTextDiff(base, snapshot));
+  const { ops, change } = rebaseAll(pack(pending, budget), fromTextDiff(base, snapshot, 1000, 'semantic'));
   return { ...queue(ops, budget), apply: change };
 }

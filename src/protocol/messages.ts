@@ -30,11 +30,52 @@ export interface HelloMessage {
   readonly clientId?: string;
 }
 
-/** Open (subscribe to) a document; `v` is the version the client holds, for catch-up. */
+/**
+ * Open (subscribe to) a document. `rid` names this attempt: the answer (`opened` or an
+ * error's `ref`) carries it, and a client drops answers to any other attempt. For a
+ * catch-up, `v` is the version the client holds, `epoch` the document incarnation it holds it
+ * of and `sum` its checksum at `v` (all three, or none: then the answer is a snapshot).
+ */
 export interface OpenMessage {
   readonly type: 'open';
   readonly doc: string;
+  readonly rid?: number;
   readonly v?: number;
+  readonly epoch?: string;
+  readonly sum?: number;
+}
+
+/** A lost state: the incarnation `epoch` a client held, its version `v` there and checksum. */
+export interface LostState {
+  readonly epoch: string;
+  readonly v: number;
+  readonly sum: number;
+}
+
+/**
+ * Restore a state the server lost (after `opened` said `lost`): the client's text at the lost
+ * version, in `parts` pieces numbered from 0 (each fits a frame), all with the same `rid`,
+ * `lost` and `samples` (other versions of the lost epoch the client passed, newest first, as
+ * [v, sum]); one piece may carry `op`, the op the client had in flight on that text. The
+ * server answers `restored` once the last piece is in.
+ */
+export interface RestoreMessage {
+  readonly type: 'restore';
+  readonly doc: string;
+  readonly rid: number;
+  readonly lost: LostState;
+  readonly samples: ReadonlyArray<readonly [number, number]>;
+  readonly part: number;
+  readonly parts: number;
+  readonly text: string;
+  readonly op?: Component[];
+}
+
+/** The client found its copy of the document at `v` differs from the server's (it resyncs). */
+export interface DivergedMessage {
+  readonly type: 'diverged';
+  readonly doc: string;
+  readonly v: number;
 }
 
 /** Submit an op made on version `v`, as this client's `seq`-th op on the document. */
@@ -79,7 +120,9 @@ export type ClientMessage =
   | PresenceUpdateMessage
   | CloseMessage
   | PingMessage
-  | AuthMessage;
+  | AuthMessage
+  | RestoreMessage
+  | DivergedMessage;
 
 // ─── server → client ────────────────────────────────────────────────────────────────────────
 
@@ -103,27 +146,48 @@ export interface ServerLimits {
   readonly maxOpLength: number;
 }
 
-/** One committed op as the server sends it. `seq` is present only on the recipient's own ops. */
+/**
+ * One committed op as the server sends it, with the document checksum `sum` at `v`. `seq` is
+ * present only on the recipient's own ops.
+ */
 export interface OpEntry {
   readonly v: number;
   readonly op: Component[];
+  readonly sum: number;
   readonly author?: string;
   readonly seq?: number;
 }
 
 /**
- * Answer to `open`: the document at version `v`, either as `text` (a snapshot) or as `ops`
- * taking the client from the version it sent to `v`. `seq` is this client's last applied seq
- * on the document (0 if none), so a client resyncing from a snapshot knows whether its
- * in-flight op landed. Live `ops` messages for versions after `v` follow.
+ * Answer to `open` attempt `rid`: the document (incarnation `epoch`) at version `v`, whose
+ * checksum is `sum`, either as `text` (a snapshot) or as `ops` taking the client from the
+ * version it sent to `v`; or, with `lost: true` and neither, the news that the state the
+ * client claimed is not this document's (the server lost data the client holds) —
+ * `recovered` then says what some client already restored of that lost epoch. `seq` is this
+ * client's last applied seq on the document (0 if none), counting every submit the server
+ * received before the open. Live `ops` messages for versions after `v` follow.
  */
 export interface OpenedMessage {
   readonly type: 'opened';
   readonly doc: string;
+  readonly rid?: number;
+  readonly epoch: string;
   readonly v: number;
+  readonly sum: number;
   readonly seq: number;
   readonly text?: string;
   readonly ops?: OpEntry[];
+  readonly lost?: true;
+  readonly recovered?: { readonly v: number; readonly sum: number };
+}
+
+/** Answer to `restore` `rid`: the head `v` after it, and whether the text was merged in. */
+export interface RestoredMessage {
+  readonly type: 'restored';
+  readonly doc: string;
+  readonly rid: number;
+  readonly v: number;
+  readonly applied: boolean;
 }
 
 /** Ops committed by others, in version order. */
@@ -133,12 +197,16 @@ export interface OpsMessage {
   readonly ops: OpEntry[];
 }
 
-/** The client's op `seq` was committed as version `v`. */
+/**
+ * The client's op `seq` was committed as version `v`, where the document checksum is `sum`
+ * (absent only when a resubmission is acknowledged after that version left the history).
+ */
 export interface AckMessage {
   readonly type: 'ack';
   readonly doc: string;
   readonly seq: number;
   readonly v: number;
+  readonly sum?: number;
 }
 
 /** Another connection's selection at version `v` (`null`: hidden). */
@@ -175,11 +243,12 @@ export interface AuthedMessage {
   readonly expiresAt?: number;
 }
 
-/** What an error refers to: the message type and, where known, its document and seq. */
+/** What an error refers to: the message type and, where known, its document, seq and rid. */
 export interface ErrorRef {
   readonly type?: string;
   readonly doc?: string;
   readonly seq?: number;
+  readonly rid?: number;
 }
 
 /** A request was refused; nothing of it was applied. */
@@ -194,6 +263,7 @@ export interface ErrorMessage {
 export type ServerMessage =
   | WelcomeMessage
   | OpenedMessage
+  | RestoredMessage
   | OpsMessage
   | AckMessage
   | PresenceMessage

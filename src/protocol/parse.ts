@@ -6,10 +6,12 @@
  * Parsed messages are fresh objects holding only known fields.
  */
 import { type Component, InvalidOperationError, type SelectionRange, checkOperation } from '../ot/index.js';
+import { isChecksum } from './checksum.js';
 import { ErrorCode, OtterError } from './errors.js';
 import type {
   ClientMessage,
   ErrorRef,
+  LostState,
   OpEntry,
   ServerMessage,
 } from './messages.js';
@@ -23,6 +25,13 @@ export interface ParseLimits {
   /** Most ranges in one selection. Default 64. */
   readonly maxSelectionRanges?: number;
 }
+
+/** Longest piece of text in one `restore` message (frames are limited anyway). */
+const MAX_RESTORE_TEXT = 1 << 24;
+/** Most samples in one `restore` message. */
+export const MAX_RESTORE_SAMPLES = 64;
+/** Longest epoch id, in code units. */
+const MAX_EPOCH_LENGTH = 64;
 
 /** A refused frame: `code` is stable, `ref` says which message it was, as far as known. */
 export class ProtocolError extends OtterError {
@@ -119,6 +128,58 @@ class Reader {
     return field(this.msg, key) === undefined ? undefined : this.integer(key, min);
   }
 
+  checksum(key: string): number {
+    const v = field(this.msg, key);
+    if (!isChecksum(v)) this.fail(key, 'a checksum (a safe integer ≥ 0)');
+    return v;
+  }
+
+  optionalChecksum(key: string): number | undefined {
+    return field(this.msg, key) === undefined ? undefined : this.checksum(key);
+  }
+
+  boolean(key: string): boolean {
+    const v = field(this.msg, key);
+    if (typeof v !== 'boolean') this.fail(key, 'true or false');
+    return v;
+  }
+
+  /** A string field of at most `max` code units, possibly empty. */
+  text(key: string, max: number): string {
+    const v = field(this.msg, key);
+    if (typeof v !== 'string' || v.length > max) this.fail(key, `a string of at most ${max} code units`);
+    return v;
+  }
+
+  /** A nested object field, read by a reader of its own (errors keep this message's ref). */
+  object(key: string): Reader {
+    const v = field(this.msg, key);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(key, 'an object');
+    return new Reader(v as Fields, this.ref, this.limits);
+  }
+
+  lostState(key: string): LostState {
+    const r = this.object(key);
+    return { epoch: r.string('epoch', MAX_EPOCH_LENGTH), v: r.integer('v', 0), sum: r.checksum('sum') };
+  }
+
+  samples(key: string): Array<[number, number]> {
+    const v = field(this.msg, key);
+    if (!Array.isArray(v) || v.length > MAX_RESTORE_SAMPLES) {
+      this.fail(key, `an array of at most ${MAX_RESTORE_SAMPLES} [version, checksum] pairs`);
+    }
+    return v.map((pair: unknown) => {
+      const ok =
+        Array.isArray(pair) &&
+        pair.length === 2 &&
+        Number.isSafeInteger(pair[0]) &&
+        (pair[0] as number) >= 0 &&
+        isChecksum(pair[1]);
+      if (!ok) this.fail(key, `an array of at most ${MAX_RESTORE_SAMPLES} [version, checksum] pairs`);
+      return [pair[0] as number, pair[1] as number];
+    });
+  }
+
   doc(): string {
     return this.string('doc', this.limits.maxDocIdLength);
   }
@@ -171,10 +232,12 @@ function refOf(msg: Fields): ErrorRef {
   const type = field(msg, 'type');
   const doc = field(msg, 'doc');
   const seq = field(msg, 'seq');
+  const rid = field(msg, 'rid');
   return {
     ...(typeof type === 'string' && type.length <= 32 ? { type } : {}),
     ...(typeof doc === 'string' && doc.length <= 256 ? { doc } : {}),
     ...(typeof seq === 'number' && Number.isSafeInteger(seq) ? { seq } : {}),
+    ...(typeof rid === 'number' && Number.isSafeInteger(rid) ? { rid } : {}),
   };
 }
 
@@ -200,9 +263,40 @@ export function parseClientMessage(data: string, limits: ParseLimits = {}): Clie
     }
     case 'open': {
       const doc = r.doc();
+      const rid = r.optionalInteger('rid', 1);
       const v = r.optionalInteger('v', 0);
-      return v === undefined ? { type, doc } : { type, doc, v };
+      const epoch = r.optionalString('epoch', MAX_EPOCH_LENGTH);
+      const sum = r.optionalChecksum('sum');
+      if ((epoch === undefined) !== (sum === undefined) || (epoch !== undefined && v === undefined)) {
+        throw new ProtocolError(ErrorCode.BadRequest, 'fields epoch and sum come together, and with v', ref);
+      }
+      return {
+        type,
+        doc,
+        ...(rid === undefined ? {} : { rid }),
+        ...(v === undefined ? {} : { v }),
+        ...(epoch === undefined || sum === undefined ? {} : { epoch, sum }),
+      };
     }
+    case 'restore': {
+      const parts = r.integer('parts', 1);
+      const part = r.integer('part', 0);
+      if (part >= parts) throw new ProtocolError(ErrorCode.BadRequest, `field part must be below parts (${parts}), got ${part}`, ref);
+      const op = field(msg, 'op') === undefined ? undefined : r.op();
+      return {
+        type,
+        doc: r.doc(),
+        rid: r.integer('rid', 1),
+        lost: r.lostState('lost'),
+        samples: r.samples('samples'),
+        part,
+        parts,
+        text: r.text('text', MAX_RESTORE_TEXT),
+        ...(op === undefined ? {} : { op }),
+      };
+    }
+    case 'diverged':
+      return { type, doc: r.doc(), v: r.integer('v', 0) };
     case 'submit':
       return { type, doc: r.doc(), v: r.integer('v', 0), seq: r.integer('seq', 1), op: r.op() };
     case 'presence':
@@ -233,6 +327,7 @@ function opEntries(value: unknown): OpEntry[] {
     return {
       v: er.integer('v', 1),
       op: er.op(),
+      sum: er.checksum('sum'),
       ...(author === undefined ? {} : { author }),
       ...(seq === undefined ? {} : { seq }),
     };
@@ -268,19 +363,32 @@ export function parseServerFrame(data: string): ServerMessage[] {
           throw new ProtocolError(ErrorCode.BadMessage, 'opened.text must be a string');
         }
         const ops = field(msg, 'ops');
+        const rid = r.optionalInteger('rid', 1);
+        const lost = field(msg, 'lost');
+        if (lost !== undefined && lost !== true) throw new ProtocolError(ErrorCode.BadMessage, 'opened.lost must be true');
+        const recovered = field(msg, 'recovered') === undefined ? undefined : r.object('recovered');
         return {
           type,
           doc: r.doc(),
+          ...(rid === undefined ? {} : { rid }),
+          epoch: r.string('epoch', MAX_EPOCH_LENGTH),
           v: r.integer('v', 0),
+          sum: r.checksum('sum'),
           seq: r.integer('seq', 0),
           ...(text === undefined ? {} : { text }),
           ...(ops === undefined ? {} : { ops: opEntries(ops) }),
+          ...(lost === undefined ? {} : { lost }),
+          ...(recovered === undefined ? {} : { recovered: { v: recovered.integer('v', 0), sum: recovered.checksum('sum') } }),
         };
       }
+      case 'restored':
+        return { type, doc: r.doc(), rid: r.integer('rid', 1), v: r.integer('v', 0), applied: r.boolean('applied') };
       case 'ops':
         return { type, doc: r.doc(), ops: opEntries(field(msg, 'ops')) };
-      case 'ack':
-        return { type, doc: r.doc(), seq: r.integer('seq', 1), v: r.integer('v', 1) };
+      case 'ack': {
+        const sum = r.optionalChecksum('sum');
+        return { type, doc: r.doc(), seq: r.integer('seq', 1), v: r.integer('v', 1), ...(sum === undefined ? {} : { sum }) };
+      }
       case 'presence': {
         const user = r.optionalString('user', 1024);
         return {

@@ -15,10 +15,11 @@ import {
   transform,
 } from '../ot/index.js';
 import { isHighSurrogate, isLowSurrogate } from '../ot/operation.js';
+import { chainChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
 import { fingerprint } from './fingerprint.js';
 import { Rope } from './rope.js';
-import type { ClientMark, LoadedDocument, OpRecord } from './store.js';
+import type { ClientMark, LoadedDocument, OpRecord, Recovery } from './store.js';
 
 /** A validated submission. */
 export interface Submission {
@@ -83,11 +84,15 @@ function sameOp(a: Operation, b: Operation): boolean {
   return true;
 }
 
-/** A resubmission of an applied op: the version it produced and the op applied there, if kept. */
+/**
+ * A resubmission of an applied op: the version it produced, and the op applied there and the
+ * document checksum there, if still kept.
+ */
 export interface Duplicate {
   readonly duplicate: true;
   readonly version: number;
   readonly op: Component[] | undefined;
+  readonly checksum: number | undefined;
 }
 
 /**
@@ -149,17 +154,25 @@ export interface DocumentLimits {
 /** One open document. */
 export class DocumentState {
   readonly rope: Rope;
+  /** The document's incarnation id, as the store gives it (see `Store`). */
+  readonly epoch: string;
   /** Version of the rope's content (includes a batch being committed). */
   head: number;
+  /** The document checksum at `head`. */
+  checksum: number;
   /** Last version known durable. */
   committed: number;
   /** Oldest version still rebuildable from the store. */
   trimmedTo: number;
   /** Recent ops, versions head - recent.length + 1 … head. */
   recent: OpRecord[];
+  /** The document checksum at `recentStart`. */
+  private recentStartChecksum: number;
   /** Versions of snapshots known in the store, ascending. */
   snapshots: number[];
   readonly marks: Map<string, LiveMark>;
+  /** Recoveries of lost incarnations, by lost epoch. */
+  readonly recoveries: Map<string, Recovery>;
   /** Marks changed by ops not yet handed to the store, in the order first changed. */
   private changedMarks: OwnMark[] = [];
 
@@ -167,17 +180,44 @@ export class DocumentState {
   constructor(readonly id: string, loaded: LoadedDocument) {
     this.rope = new Rope(loaded.snapshot.text);
     for (const r of loaded.ops) applyToRope(this.rope, r.op);
+    this.epoch = loaded.epoch;
     this.head = loaded.snapshot.version + loaded.ops.length;
+    this.checksum = loaded.ops[loaded.ops.length - 1]?.checksum ?? loaded.snapshot.checksum;
     this.committed = this.head;
     this.trimmedTo = loaded.trimmedTo;
     this.recent = loaded.ops.slice();
+    this.recentStartChecksum = loaded.snapshot.checksum;
     this.snapshots = [loaded.snapshot.version];
     this.marks = new Map(loaded.marks.map((m) => [m.clientId, m]));
+    this.recoveries = new Map(loaded.recoveries.map((r) => [r.lostEpoch, r]));
   }
 
   /** First version held in `recent` minus one. */
   get recentStart(): number {
     return this.head - this.recent.length;
+  }
+
+  /** The document checksum at `version` if it is held in memory (recentStart ≤ version ≤ head). */
+  checksumAt(version: number): number | undefined {
+    const start = this.recentStart;
+    if (version === start) return this.recentStartChecksum;
+    return version > start && version <= this.head ? this.recent[version - start - 1]?.checksum : undefined;
+  }
+
+  /**
+   * Appends a committed-to-be op that no submission made (a recovery's merge), as version
+   * head + 1 attributed to `clientId` with seq 0. `op` must fit the rope (throws `invalid-op`).
+   */
+  applyMerge(op: Component[], clientId: string, author: string | undefined): OpRecord {
+    applyToRope(this.rope, op);
+    const version = ++this.head;
+    this.checksum = chainChecksum(this.checksum, op);
+    const record: OpRecord =
+      author === undefined
+        ? { version, op, clientId, seq: 0, checksum: this.checksum }
+        : { version, op, clientId, seq: 0, author, checksum: this.checksum };
+    this.recent.push(record);
+    return record;
   }
 
   /**
@@ -258,7 +298,7 @@ export class DocumentState {
           `seq ${s.seq} of client ${JSON.stringify(s.clientId)} was applied with different content`,
         );
       }
-      return { duplicate: true, version: v, op: record.op };
+      return { duplicate: true, version: v, op: record.op, checksum: record.checksum };
     }
     throw new OtterError(
       ErrorCode.SeqStale,
@@ -281,7 +321,8 @@ export class DocumentState {
           `seq ${s.seq} of client ${JSON.stringify(s.clientId)} was applied with different content`,
         );
       }
-      return { duplicate: true, version: mark.version, op: this.opAt(mark.version, older)?.op };
+      const original = this.opAt(mark.version, older);
+      return { duplicate: true, version: mark.version, op: original?.op, checksum: original?.checksum };
     }
     if (s.seq !== last + 1) {
       throw new OtterError(ErrorCode.SeqGap, `seq ${s.seq} skips ahead: the next expected is ${last + 1}`);
@@ -317,10 +358,11 @@ export class DocumentState {
     }
     applyToRope(this.rope, op, base);
     const version = ++this.head;
+    const checksum = (this.checksum = chainChecksum(this.checksum, op));
     const record: OpRecord =
       s.author === undefined
-        ? { version, op, clientId: s.clientId, seq: s.seq }
-        : { version, op, clientId: s.clientId, seq: s.seq, author: s.author };
+        ? { version, op, clientId: s.clientId, seq: s.seq, checksum }
+        : { version, op, clientId: s.clientId, seq: s.seq, author: s.author, checksum };
     this.recent.push(record);
     if (mark instanceof OwnMark) {
       mark.seq = s.seq;
@@ -357,6 +399,9 @@ export class DocumentState {
 
   /** Drops cached ops beyond `keep`, oldest first. */
   trimRecent(keep: number): void {
-    if (this.recent.length > keep) this.recent.splice(0, this.recent.length - keep);
+    const drop = this.recent.length - keep;
+    if (drop <= 0) return;
+    this.recentStartChecksum = (this.recent[drop - 1] as OpRecord).checksum;
+    this.recent.splice(0, drop);
   }
 }

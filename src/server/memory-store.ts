@@ -1,34 +1,41 @@
 /**
  * A {@link Store} in process memory: for tests, benchmarks and ephemeral servers.
- * Nothing survives the process. Records are stored by reference: callers must not mutate them.
+ * Nothing survives the process, so every MemoryStore gives its new documents an epoch of its
+ * own. Records are stored by reference: callers must not mutate them.
  */
+import { randomUUID } from 'node:crypto';
 import {
+  type AppendContext,
   type ClientMark,
+  EMPTY_SNAPSHOT,
   type LoadedDocument,
   type OpRecord,
+  type Recovery,
   type Snapshot,
   type Store,
   VersionConflictError,
 } from './store.js';
 
 interface MemoryDocument {
+  epoch: string | undefined;
   /** ops[i] has version trimmedTo + i + 1. */
   ops: OpRecord[];
   trimmedTo: number;
   snapshots: Snapshot[];
   marks: Map<string, ClientMark>;
+  recoveries: Map<string, Recovery>;
 }
-
-const EMPTY: Snapshot = { version: 0, text: '' };
 
 /** See the file comment. */
 export class MemoryStore implements Store {
   private readonly docs = new Map<string, MemoryDocument>();
+  /** The epoch of documents this store has never written. */
+  private readonly newEpoch = randomUUID();
 
   private doc(docId: string): MemoryDocument {
     let d = this.docs.get(docId);
     if (d === undefined) {
-      d = { ops: [], trimmedTo: 0, snapshots: [EMPTY], marks: new Map() };
+      d = { epoch: undefined, ops: [], trimmedTo: 0, snapshots: [EMPTY_SNAPSHOT], marks: new Map(), recoveries: new Map() };
       this.docs.set(docId, d);
     }
     return d;
@@ -45,12 +52,14 @@ export class MemoryStore implements Store {
   /** @inheritdoc */
   async load(docId: string): Promise<LoadedDocument> {
     const d = this.doc(docId);
-    const snapshot = this.latestSnapshot(d, Infinity) ?? EMPTY;
+    const snapshot = this.latestSnapshot(d, Infinity) ?? EMPTY_SNAPSHOT;
     return {
+      epoch: d.epoch ?? this.newEpoch,
       snapshot,
       ops: d.ops.slice(snapshot.version - d.trimmedTo),
       trimmedTo: d.trimmedTo,
       marks: [...d.marks.values()],
+      recoveries: [...d.recoveries.values()],
     };
   }
 
@@ -60,17 +69,22 @@ export class MemoryStore implements Store {
     expectedHead: number,
     records: OpRecord[],
     marks: ClientMark[],
+    context: AppendContext,
   ): Promise<void> {
     const d = this.doc(docId);
     const head = d.trimmedTo + d.ops.length;
-    if (head !== expectedHead) throw new VersionConflictError(docId, expectedHead, head);
+    if (head !== expectedHead || (d.epoch !== undefined && d.epoch !== context.epoch)) {
+      throw new VersionConflictError(docId, expectedHead, head);
+    }
     records.forEach((r, i) => {
       if (r.version !== expectedHead + i + 1) {
         throw new VersionConflictError(docId, r.version - 1, expectedHead + i);
       }
     });
+    d.epoch = context.epoch;
     for (const r of records) d.ops.push(r);
     for (const m of marks) d.marks.set(m.clientId, m);
+    if (context.recovery !== undefined) d.recoveries.set(context.recovery.lostEpoch, context.recovery);
   }
 
   /** @inheritdoc */

@@ -26,6 +26,8 @@ export class Metrics implements Telemetry {
   private readonly frames: Counter;
   private readonly bytes: Counter;
   private readonly resyncs: Counter;
+  private readonly lost: Counter;
+  private readonly divergences: Counter;
   private readonly drops: Counter;
   private readonly accepted: Counter;
 
@@ -84,6 +86,16 @@ export class Metrics implements Telemetry {
       help: 'Catch-up requests answered with a snapshot',
       registers,
     });
+    this.lost = new Counter({
+      name: 'otter_lost_states_total',
+      help: 'Opens whose client held a state of the document the store lost (different epoch, version past the head, or checksum)',
+      registers,
+    });
+    this.divergences = new Counter({
+      name: 'otter_divergences_total',
+      help: 'Clients that reported their copy of a document diverged from the server checksum (they resync)',
+      registers,
+    });
     this.drops = new Counter({
       name: 'otter_slow_consumer_drops_total',
       help: 'Connections closed for reading too slowly',
@@ -117,6 +129,16 @@ export class Metrics implements Telemetry {
   /** @inheritdoc */
   resync(): void {
     this.resyncs.inc();
+  }
+
+  /** @inheritdoc */
+  lostState(): void {
+    this.lost.inc();
+  }
+
+  /** @inheritdoc */
+  diverged(): void {
+    this.divergences.inc();
   }
 
   /** @inheritdoc */

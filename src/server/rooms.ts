@@ -39,9 +39,8 @@ class Room {
 
 /** The JSON of an op entry as every recipient except the author sees it (serialized once). */
 function entryJson(record: OpRecord): string {
-  return JSON.stringify(
-    record.author === undefined ? { v: record.version, op: record.op } : { v: record.version, op: record.op, author: record.author },
-  );
+  const { version: v, op, checksum: sum, author } = record;
+  return JSON.stringify(author === undefined ? { v, op, sum } : { v, op, sum, author });
 }
 
 /** All rooms of one server. */

@@ -14,11 +14,22 @@ import {
   type OperationLengths,
   apply,
   checkOperation,
+  holdsInserts,
+  isNoop,
+  mergeText,
   normalize,
 } from '../ot/index.js';
+import { chainChecksum, isChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
 import { DocumentState, type Outcome, type Submission, isDuplicate, toClientMark } from './document.js';
-import { type ClientMark, type OpRecord, type Snapshot, type Store, VersionConflictError } from './store.js';
+import {
+  type ClientMark,
+  type OpRecord,
+  type Recovery,
+  type Snapshot,
+  type Store,
+  VersionConflictError,
+} from './store.js';
 
 /** Tunables of a {@link Sequencer}; every field has a documented default. */
 export interface SequencerOptions {
@@ -57,15 +68,90 @@ export interface SubmitRequest {
 
 /** The answer to a submit: the version the op produced and the op as applied there. */
 export type SubmitResult =
-  /** `depth`: how many history ops the submission was transformed against. */
-  | { readonly duplicate: false; readonly version: number; readonly op: Component[]; readonly depth: number }
-  /** A resubmission of an applied op: nothing was applied again. `op` is absent if trimmed. */
-  | { readonly duplicate: true; readonly version: number; readonly op: Component[] | undefined };
+  /**
+   * A new op, applied as `op` to produce `version`, where the document checksum is now
+   * `checksum`; `depth`: how many history ops the submission was transformed against.
+   */
+  | {
+      readonly duplicate: false;
+      readonly version: number;
+      readonly op: Component[];
+      readonly checksum: number;
+      readonly depth: number;
+    }
+  /**
+   * A resubmission of an applied op: nothing was applied again. `op` and `checksum` (the
+   * document checksum at `version`) are absent if that version left the history.
+   */
+  | {
+      readonly duplicate: true;
+      readonly version: number;
+      readonly op: Component[] | undefined;
+      readonly checksum: number | undefined;
+    };
 
-/** What {@link Sequencer.open} returns: a snapshot (`text`) or catch-up `ops`. */
+/**
+ * What a client opening a document says it holds: the document's `epoch` and its checksum at
+ * the version it opens from. The sequencer checks both before it sends a catch-up.
+ */
+export interface OpenClaim {
+  readonly epoch: string;
+  readonly checksum: number;
+}
+
+/** What every {@link OpenResult} says: where the document is and where the client stands. */
+interface OpenHead {
+  /** The document's incarnation id. */
+  readonly epoch: string;
+  /** The committed head. */
+  readonly version: number;
+  /** The document checksum at `version`. */
+  readonly checksum: number;
+  /** The client's last applied seq on this document (0 if none). */
+  readonly seq: number;
+}
+
+/**
+ * What {@link Sequencer.open} returns: a `snapshot` (the head's text), the catch-up `ops`, or
+ * `lost`: the state the client claims is not this document's — another epoch, a version past
+ * the head, or another checksum at that version — so the store lost data the client holds;
+ * `recovered` tells what a client already restored of that lost epoch, if anything.
+ */
 export type OpenResult =
-  | { readonly version: number; readonly seq: number; readonly text: string }
-  | { readonly version: number; readonly seq: number; readonly ops: OpRecord[] };
+  | (OpenHead & { readonly kind: 'snapshot'; readonly text: string })
+  | (OpenHead & { readonly kind: 'ops'; readonly ops: OpRecord[] })
+  | (OpenHead & {
+      readonly kind: 'lost';
+      readonly recovered: { readonly version: number; readonly checksum: number } | undefined;
+    });
+
+/** A client's request to restore a state the document lost (see {@link Sequencer.restore}). */
+export interface RestoreRequest {
+  readonly docId: string;
+  readonly clientId: string;
+  /** The lost state: the epoch the client knew, its version there and its checksum. */
+  readonly lost: { readonly epoch: string; readonly version: number; readonly checksum: number };
+  /**
+   * Other versions of the lost epoch the client passed through, with their checksums, newest
+   * first: where one matches this document's history, the two diverged after it.
+   */
+  readonly samples: ReadonlyArray<readonly [version: number, checksum: number]>;
+  /** The client's text at the lost version. */
+  readonly text: string;
+  /**
+   * The op the client had in flight on `text`, which may or may not have landed in the lost
+   * state: merged with the text, and kept once where the document already holds it.
+   */
+  readonly op?: readonly Component[] | undefined;
+  readonly author?: string | undefined;
+}
+
+/** What a restore did: merged the text as the op that produced `version`, or nothing. */
+export interface RestoreResult {
+  readonly applied: boolean;
+  /** The head after the restore. */
+  readonly version: number;
+}
 
 /** Called once per committed op, in version order per document. */
 export type AppliedListener = (docId: string, record: OpRecord) => void;
@@ -150,8 +236,9 @@ function captureSettlers(resolve: (r: SubmitResult) => void, reject: (e: unknown
   p.reject = reject;
 }
 
+/** Work that runs on the committed state between batches: a read, or a restore (async). */
 interface Reader {
-  readonly run: (state: DocumentState) => void;
+  readonly run: (state: DocumentState) => void | Promise<void>;
   readonly fail: (e: unknown) => void;
   readonly ticket: number;
 }
@@ -209,6 +296,35 @@ function positiveOption(options: SequencerOptions, key: keyof typeof DEFAULTS, m
 
 const NO_OPS: readonly OpRecord[] = Object.freeze([]);
 
+/** Most samples of a lost epoch a recovery keeps. */
+const RECOVERY_SAMPLES = 64;
+
+/** Samples of a lost epoch, newest first, without duplicates, at most RECOVERY_SAMPLES. */
+function mergeSamples(
+  a: ReadonlyArray<readonly [number, number]>,
+  b: ReadonlyArray<readonly [number, number]>,
+): Array<[number, number]> {
+  const byVersion = new Map<number, number>();
+  for (const [v, sum] of [...a, ...b]) byVersion.set(v, sum);
+  return [...byVersion].sort((x, y) => y[0] - x[0]).slice(0, RECOVERY_SAMPLES);
+}
+
+/**
+ * Whether an op sent on version `lost.version` of a lost epoch is known to have landed as the
+ * next version there: a restoring client passed that version with the checksum the op makes.
+ */
+function landed(lost: RestoreRequest['lost'], op: readonly Component[], known: Recovery): boolean {
+  const next = chainChecksum(lost.checksum, normalize(op));
+  return known.samples.some(([v, sum]) => v === lost.version + 1 && sum === next);
+}
+
+
+
+/** What a recovery says to a client that held the same lost epoch. */
+function recoveredOf(r: Recovery | undefined): { version: number; checksum: number } | undefined {
+  return r === undefined ? undefined : { version: r.version, checksum: r.checksum };
+}
+
 /** See the file comment. */
 export class Sequencer {
   private readonly docs = new Map<string, Entry>();
@@ -252,6 +368,11 @@ export class Sequencer {
   /** Largest op accepted: components plus inserted code units. */
   get maxOpLength(): number {
     return this.limits.maxOpLength;
+  }
+
+  /** Largest document, in code units. */
+  get maxDocLength(): number {
+    return this.limits.maxDocLength;
   }
 
   /** Number of documents held in memory. */
@@ -325,11 +446,14 @@ export class Sequencer {
     if (version !== undefined) checkVersion(version, 'version');
     const head = await this.read(docId, (s) => ({
       version: s.committed,
+      checksum: s.checksum,
       // The whole text only when it is the answer.
       text: version === undefined || version === s.committed ? s.rope.toString() : undefined,
       trimmedTo: s.trimmedTo,
     }));
-    if (head.text !== undefined || version === undefined) return { version: head.version, text: head.text ?? '' };
+    if (head.text !== undefined || version === undefined) {
+      return { version: head.version, text: head.text ?? '', checksum: head.checksum };
+    }
     if (version > head.version) {
       throw new OtterError(ErrorCode.VersionAhead, `version ${version} is ahead of the head ${head.version}`);
     }
@@ -338,13 +462,32 @@ export class Sequencer {
       `version ${version} is older than the retained history (from ${head.trimmedTo})`,
     );
     if (version < head.trimmedTo) throw gone;
+    const snapshot = await this.textAt(docId, version);
+    if (snapshot === undefined) throw gone;
+    return snapshot;
+  }
+
+  /** The stored text at `version` (from the nearest snapshot and the ops after it), if kept. */
+  private async textAt(docId: string, version: number): Promise<Snapshot | undefined> {
     const base = await this.store.getSnapshot(docId, version);
-    if (base === undefined) throw gone;
+    if (base === undefined) return undefined;
     const ops = await this.store.getOps(docId, base.version, version);
-    if (ops.length !== version - base.version) throw gone;
+    if (ops.length !== version - base.version) return undefined;
     let text = base.text;
     for (const r of ops) text = apply(text, r.op);
-    return { version, text };
+    return { version, text, checksum: ops[ops.length - 1]?.checksum ?? base.checksum };
+  }
+
+  /**
+   * The stored checksum at `version`, if that version is still kept: from the op that
+   * produced it, or from a snapshot there.
+   */
+  private async checksumAt(docId: string, version: number): Promise<number | undefined> {
+    if (version === 0) return 0;
+    const [record] = await this.store.getOps(docId, version - 1, version);
+    if (record !== undefined) return record.checksum;
+    const snapshot = await this.store.getSnapshot(docId, version);
+    return snapshot?.version === version ? snapshot.checksum : undefined;
   }
 
   /**
@@ -385,30 +528,167 @@ export class Sequencer {
   }
 
   /**
-   * What a client opening `docId` needs, read at one instant between batches: the committed
-   * head `version`, the client's last applied `seq` (0 if none), and either the `ops` from
-   * `from` to the head (catch-up) or, when `from` is absent, outside the retained history or
-   * ahead of the head (the server lost or never had it), the head `text` (snapshot).
+   * What a client opening `docId` needs, read at one instant between batches (after every
+   * submission queued before this call is decided): the document's epoch, committed head and
+   * checksum there, the client's last applied `seq`, and
+   * - `kind: 'ops'`, the ops from `from` to the head, when the client holds version `from` of
+   *   this document: `claim` names this epoch and this document's checksum at `from`, and
+   *   `from` is within the retained history (a catch-up);
+   * - `kind: 'lost'` when `claim` contradicts the document: another epoch, `from` past the
+   *   head, or another checksum at `from` (the store lost data the client holds, if only an
+   *   op the client had in flight on version 0 of a lost epoch);
+   * - `kind: 'snapshot'`, the head's text, otherwise: no `from`, or `from` older than the
+   *   retained history (so it cannot be checked either).
+   * Without `claim` (a trusted caller) `from` is taken as this document's.
    */
-  async open(docId: string, clientId: string, from?: number): Promise<OpenResult> {
+  async open(docId: string, clientId: string, from?: number, claim?: OpenClaim): Promise<OpenResult> {
     checkId(docId, 'docId', this.limits.maxDocIdLength);
     checkId(clientId, 'clientId', this.limits.maxClientIdLength);
     if (from !== undefined) checkVersion(from, 'from');
-    type View = OpenResult | { readonly version: number; readonly seq: number; readonly fetchFrom: number };
+    if (claim !== undefined) {
+      checkId(claim.epoch, 'epoch', this.limits.maxDocIdLength);
+      if (!isChecksum(claim.checksum)) throw badRequest(`checksum must be a non-negative safe integer`);
+    }
+    type View =
+      | OpenResult
+      | (OpenHead & { readonly kind: 'verify'; readonly from: number })
+      | (OpenHead & { readonly kind: 'fetch'; readonly from: number });
     const view = await this.read(docId, (s): View => {
-      const seq = s.marks.get(clientId)?.seq ?? 0;
-      const version = s.committed;
-      if (from === undefined || from > version || from < s.trimmedTo) {
-        return { version, seq, text: s.rope.toString() };
+      const head: OpenHead = {
+        epoch: s.epoch,
+        version: s.committed,
+        checksum: s.checksum,
+        seq: s.marks.get(clientId)?.seq ?? 0,
+      };
+      if (from !== undefined && claim !== undefined) {
+        const held = s.checksumAt(from);
+        if (claim.epoch !== s.epoch || from > s.committed || (held !== undefined && held !== claim.checksum)) {
+          return { ...head, kind: 'lost', recovered: recoveredOf(s.recoveries.get(claim.epoch)) };
+        }
+        if (held === undefined && from >= s.trimmedTo) return { ...head, kind: 'verify', from };
       }
-      if (from >= s.recentStart) return { version, seq, ops: s.recent.slice(from - s.recentStart) };
-      return { version, seq, fetchFrom: from };
+      if (from === undefined || from > s.committed || from < s.trimmedTo) {
+        return { ...head, kind: 'snapshot', text: s.rope.toString() };
+      }
+      if (from >= s.recentStart) return { ...head, kind: 'ops', ops: s.recent.slice(from - s.recentStart) };
+      return { ...head, kind: 'fetch', from };
     });
-    if (!('fetchFrom' in view)) return view;
-    const ops = await this.store.getOps(docId, view.fetchFrom, view.version);
+    if (view.kind !== 'verify' && view.kind !== 'fetch') return view;
+    if (view.kind === 'verify') {
+      const held = await this.checksumAt(docId, view.from);
+      if (held !== undefined && held !== claim?.checksum) {
+        const recovered = await this.read(docId, (s) => recoveredOf(s.recoveries.get(claim?.epoch ?? '')));
+        return { ...view, kind: 'lost', recovered };
+      }
+    }
+    const ops = await this.store.getOps(docId, view.from, view.version);
     // History trimmed between the read and the fetch: fall back to a snapshot.
-    if (ops.length !== view.version - view.fetchFrom) return this.open(docId, clientId);
-    return { version: view.version, seq: view.seq, ops };
+    if (ops.length !== view.version - view.from) return this.open(docId, clientId);
+    const { kind: _, from: __, ...head } = view;
+    return { ...head, kind: 'ops', ops };
+  }
+
+  /**
+   * Restores a state the document lost, as a client that holds it asks (after an open
+   * answered `lost`). Decided in order with the document's submissions, one at a time, so
+   * exactly one client restores each lost state — a compare-and-set on what the document has
+   * recovered of `lost.epoch` so far:
+   * - nothing yet: the client's text is merged into the document ({@link mergeText}) against
+   *   their common ancestor: the empty text for another epoch; for this epoch (a store rolled
+   *   back), the text at the newest sample whose checksum matches this document's, or the head;
+   * - an older version of that epoch: what the client holds beyond the recovered text is
+   *   merged in (a client that saw more than the first restorer brings in the difference);
+   * - that version or a newer one: only the client's op in flight, if any, is merged in
+   *   against the client's text (the document holds that text already).
+   * The client's op in flight is merged together with its text, but the recovery records the
+   * text alone: a later client whose lost state holds that op too brings it in a second time
+   * only where {@link mergeText} does not find it already made.
+   * The merge is one op (any size up to maxDocLength), attributed to the client with seq 0,
+   * committed with the new {@link Recovery} in one append and published like any op.
+   * Rejects with `bad-request`, `too-large` or `storage-failed` (nothing applied).
+   */
+  restore(request: RestoreRequest): Promise<RestoreResult> {
+    const { docId, clientId, lost, samples, text, author } = request;
+    let mine = text;
+    try {
+      checkId(docId, 'docId', this.limits.maxDocIdLength);
+      checkId(clientId, 'clientId', this.limits.maxClientIdLength);
+      checkId(lost.epoch, 'epoch', this.limits.maxDocIdLength);
+      checkVersion(lost.version, 'version');
+      if (!isChecksum(lost.checksum)) throw badRequest('checksum must be a non-negative safe integer');
+      if (typeof text !== 'string') throw badRequest('text must be a string');
+      if (request.op !== undefined) {
+        try {
+          mine = apply(text, request.op);
+        } catch (e) {
+          throw badRequest(`the op in flight does not fit the restored text: ${String(e)}`);
+        }
+      }
+      const longest = Math.max(text.length, mine.length);
+      if (longest > this.limits.maxDocLength) {
+        throw new OtterError(ErrorCode.TooLarge, `the restored text has ${longest} code units, over the limit of ${this.limits.maxDocLength}`);
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.task(docId, async (s) => {
+      const known = s.recoveries.get(lost.epoch);
+      const covered =
+        known !== undefined && (known.version > lost.version || (known.version === lost.version && known.checksum === lost.checksum));
+      // Covered, the op in flight is merged only if the lost state restored (a later version of
+      // the line the client held) does not hold it: then it had not landed there.
+      if (
+        covered &&
+        (request.op === undefined ||
+          isNoop(request.op) ||
+          landed(lost, request.op, known) ||
+          holdsInserts(text, request.op, known.text) ||
+          holdsInserts(text, request.op, known.guess))
+      ) {
+        return { applied: false, version: s.committed };
+      }
+      // The common ancestor: the client's own text (covered: only its op in flight is new), the
+      // lost state restored so far, or where this document and the lost line parted — when
+      // that is not known, the head, whose text the merge then never deletes.
+      const fork =
+        covered || known !== undefined || lost.epoch !== s.epoch
+          ? undefined
+          : await this.forkText(docId, s, [[lost.version, lost.checksum], ...samples]);
+      const base = covered ? text : known !== undefined ? known.text : (fork?.text ?? '');
+      const theirs = s.rope.toString();
+      let op: Component[];
+      try {
+        // What restores merged of ops in flight (the guess) is not brought in a second time.
+        op = mergeText(base, mine, theirs, known !== undefined && !covered ? known.guess : base);
+        if (fork !== undefined && !fork.found) op = op.map((c) => (typeof c === 'number' && c < 0 ? -c : c));
+        op = normalize(op);
+      } catch (e) {
+        throw new OtterError(ErrorCode.BadRequest, `the restored text cannot be merged: ${String(e)}`);
+      }
+      const expectedHead = s.head;
+      const records: OpRecord[] = [];
+      if (!isNoop(op)) {
+        const target = theirs.length + op.reduce<number>((n, c) => n + (typeof c === 'string' ? c.length : c < 0 ? c : 0), 0);
+        if (target > this.limits.maxDocLength) {
+          throw new OtterError(ErrorCode.TooLarge, `the document would grow to ${target} code units, over the limit of ${this.limits.maxDocLength}`);
+        }
+        records.push(s.applyMerge(op, clientId, author));
+      }
+      const seen = mergeSamples(known?.samples ?? [], [[lost.version, lost.checksum], ...samples]);
+      const recovery: Recovery =
+        known !== undefined && covered
+          ? { ...known, guess: apply(known.guess, mergeText(text, mine, known.guess)), samples: seen }
+          : {
+              lostEpoch: lost.epoch,
+              version: lost.version,
+              checksum: lost.checksum,
+              text,
+              guess: known === undefined ? mine : apply(mine, mergeText(known.text, known.guess, mine)),
+              samples: seen,
+              at: s.head,
+            };
+      return this.commitTask(docId, s, expectedHead, records, recovery);
+    });
   }
 
   /** The last applied submission of `clientId` on `docId`, if any (for resync decisions). */
@@ -489,6 +769,89 @@ export class Sequencer {
     });
   }
 
+  /**
+   * Runs `fn` on the document's committed state between batches, like {@link read}, and
+   * waits for it before anything queued after it. `fn` may change the state and commit
+   * through {@link commitTask}; if it fails with the state changed but not committed, the
+   * state is discarded and reloaded.
+   */
+  private task<T>(docId: string, fn: (s: DocumentState) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const entry = this.entry(docId);
+      const run = async (s: DocumentState): Promise<void> => {
+        try {
+          resolve(await fn(s));
+        } catch (e) {
+          if (s.head !== s.committed && entry.state === s) entry.state = undefined;
+          reject(e);
+        }
+      };
+      entry.readers.push({ run, fail: reject, ticket: entry.tickets++ });
+      this.kick(docId, entry);
+    });
+  }
+
+  /**
+   * Commits what a task applied to `s` since `expectedHead` (possibly no op) together with
+   * `recovery`, then publishes the ops. Throws `storage-failed` if the append fails (the
+   * caller's {@link task} then reloads the state).
+   */
+  private async commitTask(
+    docId: string,
+    s: DocumentState,
+    expectedHead: number,
+    records: OpRecord[],
+    recovery: Recovery,
+  ): Promise<RestoreResult> {
+    try {
+      await this.store.append(docId, expectedHead, records, s.takeChangedMarks(), { epoch: s.epoch, recovery });
+    } catch (e) {
+      throw new OtterError(ErrorCode.StorageFailed, `the append failed: ${String(e)}; retry`);
+    }
+    s.committed = s.head;
+    s.recoveries.set(recovery.lostEpoch, recovery);
+    this.publish(docId, records);
+    s.trimRecent(Math.max(this.limits.memoryHistory, 0));
+    if (records.length > 0 && this.snapshotDue(s.head, expectedHead)) await this.maintain(docId, s);
+    return { applied: records.length > 0, version: s.committed };
+  }
+
+  /**
+   * The text the lost line of this document's own epoch shares with it: at the newest of
+   * `samples` (lost versions and their checksums) that this document still holds with the
+   * same checksum (`found`), else the head's (a store rolled back to an earlier state of the
+   * line, perhaps written since: not `found`).
+   */
+  private async forkText(
+    docId: string,
+    s: DocumentState,
+    samples: ReadonlyArray<readonly [number, number]>,
+  ): Promise<{ text: string; found: boolean }> {
+    const candidates = samples.filter(([v]) => v <= s.committed && v >= s.trimmedTo).sort((a, b) => b[0] - a[0]);
+    for (const [version, checksum] of candidates) {
+      const held = s.checksumAt(version) ?? (await this.checksumAt(docId, version));
+      if (held !== checksum) continue;
+      if (version === s.committed) return { text: s.rope.toString(), found: true };
+      const snapshot = await this.textAt(docId, version);
+      if (snapshot !== undefined) return { text: snapshot.text, found: true };
+    }
+    return { text: s.rope.toString(), found: false };
+  }
+
+  /** Hands committed ops to the listeners, in order; a throwing listener is reported, not fatal. */
+  private publish(docId: string, records: readonly OpRecord[]): void {
+    for (let i = 0; i < records.length && this.listeners.size > 0; i++) {
+      const r = records[i] as OpRecord;
+      for (const l of this.listeners) {
+        try {
+          l(docId, r);
+        } catch (e) {
+          this.onError(e, docId);
+        }
+      }
+    }
+  }
+
   private async drain(docId: string, entry: Entry): Promise<void> {
     try {
       while (entry.pending.length > 0 || entry.readers.length > 0) {
@@ -509,9 +872,11 @@ export class Sequencer {
           continue; // a failed batch left no state: reload first
         }
         const nextSubmit = entry.pending[0]?.ticket ?? Infinity;
-        const state = entry.state;
         while (entry.readers.length > 0 && (entry.readers[0] as Reader).ticket < nextSubmit) {
-          (entry.readers.shift() as Reader).run(state);
+          const state = entry.state;
+          if (state === undefined) break; // a task failed and discarded it: reload first
+          const ran = (entry.readers.shift() as Reader).run(state);
+          if (ran !== undefined) await ran;
         }
       }
     } finally {
@@ -567,7 +932,7 @@ export class Sequencer {
     }
     if (records.length > 0) {
       try {
-        await this.store.append(docId, expectedHead, records, state.takeChangedMarks());
+        await this.store.append(docId, expectedHead, records, state.takeChangedMarks(), { epoch: state.epoch });
       } catch (e) {
         // Nothing of this batch is durable: forget the in-memory state and reload it.
         entry.state = undefined;
@@ -588,17 +953,8 @@ export class Sequencer {
       }
       state.committed = state.head;
     }
-    for (let i = 0; i < records.length && this.listeners.size > 0; i++) {
-      const r = records[i] as OpRecord;
-      for (const l of this.listeners) {
-        // A throwing listener must not keep the submitters from being answered.
-        try {
-          l(docId, r);
-        } catch (e) {
-          this.onError(e, docId);
-        }
-      }
-    }
+    // A throwing listener must not keep the submitters from being answered.
+    this.publish(docId, records);
     for (const p of batch) {
       const outcome = p.outcome;
       if (outcome === undefined) continue;
@@ -607,7 +963,13 @@ export class Sequencer {
         p,
         isDuplicate(outcome)
           ? outcome
-          : { duplicate: false, version: outcome.version, op: outcome.op, depth: outcome.version - 1 - p.baseVersion },
+          : {
+              duplicate: false,
+              version: outcome.version,
+              op: outcome.op,
+              checksum: outcome.checksum,
+              depth: outcome.version - 1 - p.baseVersion,
+            },
       );
     }
     state.trimRecent(Math.max(this.limits.memoryHistory, 0));
@@ -639,7 +1001,7 @@ export class Sequencer {
   /** Snapshots at the head and trims the history (after a commit for which snapshotDue). */
   private async maintain(docId: string, state: DocumentState): Promise<void> {
     try {
-      const snapshot = { version: state.head, text: state.rope.toString() };
+      const snapshot = { version: state.head, text: state.rope.toString(), checksum: state.checksum };
       await this.store.putSnapshot(docId, snapshot);
       state.snapshots.push(snapshot.version);
       const limit = state.head - this.limits.historyWindow;

@@ -11,12 +11,20 @@
 import { randomUUID } from 'node:crypto';
 import type { Component, SelectionRange } from '../ot/index.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
-import { CloseCode, type ErrorRef, PROTOCOL_VERSION, type ServerMessage } from '../protocol/messages.js';
+import {
+  CloseCode,
+  type ErrorRef,
+  type OpEntry,
+  type OpenedMessage,
+  PROTOCOL_VERSION,
+  type RestoreMessage,
+  type ServerMessage,
+} from '../protocol/messages.js';
 import { ProtocolError, parseClientMessage } from '../protocol/parse.js';
 import type { Identity } from './auth.js';
 import { Outbox } from './outbox.js';
 import type { RoomMember, Rooms } from './rooms.js';
-import type { Sequencer } from './sequencer.js';
+import type { OpenClaim, OpenResult, Sequencer } from './sequencer.js';
 import type { OpRecord } from './store.js';
 import type { Logger, Telemetry } from './telemetry.js';
 import { TokenBucket } from './token-bucket.js';
@@ -88,10 +96,20 @@ export interface SessionContext {
 /** What the session held back for a document while its `opened` answer was being prepared. */
 type Held = { kind: 'record'; record: OpRecord; json: string } | { kind: 'message'; message: ServerMessage };
 
+/** A `restore` being received piece by piece. */
+interface Upload {
+  readonly first: RestoreMessage;
+  readonly pieces: string[];
+  size: number;
+  op: Component[] | undefined;
+}
+
 interface OpenDoc {
   readonly access: Access;
   /** Undefined once open; the messages held back while opening. */
   held: Held[] | undefined;
+  /** A restore whose pieces are arriving, if any. */
+  upload: Upload | undefined;
   /** Presence throttle: time of the last broadcast and the update waiting for its turn. */
   lastPresence: number;
   waiting: { v: number; selection: SelectionRange[] | null } | undefined;
@@ -100,6 +118,43 @@ interface OpenDoc {
 
 /** Longest timer Node accepts. */
 const MAX_TIMER = 2 ** 31 - 1;
+
+/**
+ * The `opened` answer to open attempt `rid` of the client `key`: its own ops in a catch-up
+ * carry their seq (an op a restore merged has none).
+ */
+function openedMessage(docId: string, rid: number | undefined, result: OpenResult, key: string): OpenedMessage {
+  const head = {
+    type: 'opened' as const,
+    doc: docId,
+    ...(rid === undefined ? {} : { rid }),
+    epoch: result.epoch,
+    v: result.version,
+    sum: result.checksum,
+    seq: result.seq,
+  };
+  switch (result.kind) {
+    case 'snapshot':
+      return { ...head, text: result.text };
+    case 'lost': {
+      const r = result.recovered;
+      return { ...head, lost: true, ...(r === undefined ? {} : { recovered: { v: r.version, sum: r.checksum } }) };
+    }
+    case 'ops':
+      return {
+        ...head,
+        ops: result.ops.map(
+          (r): OpEntry => ({
+            v: r.version,
+            op: r.op,
+            sum: r.checksum,
+            ...(r.author === undefined ? {} : { author: r.author }),
+            ...(r.clientId === key && r.seq > 0 ? { seq: r.seq } : {}),
+          }),
+        ),
+      };
+  }
+}
 
 /** See the file comment. */
 export class Session implements RoomMember {
@@ -186,8 +241,17 @@ export class Session implements RoomMember {
       case 'hello':
         this.hello(msg.protocol, msg.clientId);
         return;
-      case 'open':
-        void this.open(msg.doc, msg.v);
+      case 'open': {
+        const claim = msg.epoch !== undefined && msg.sum !== undefined ? { epoch: msg.epoch, checksum: msg.sum } : undefined;
+        void this.open(msg.doc, msg.rid, msg.v, claim);
+        return;
+      }
+      case 'restore':
+        this.restore(msg);
+        return;
+      case 'diverged':
+        this.context.telemetry.diverged();
+        this.context.logger.warn({ connectionId: this.connectionId, doc: msg.doc, version: msg.v }, 'client diverged and resyncs');
         return;
       case 'submit':
         this.submit(msg.doc, msg.v, msg.seq, msg.op);
@@ -315,8 +379,8 @@ export class Session implements RoomMember {
     return true;
   }
 
-  private async open(docId: string, from: number | undefined): Promise<void> {
-    const ref: ErrorRef = { type: 'open', doc: docId };
+  private async open(docId: string, rid: number | undefined, from: number | undefined, claim: OpenClaim | undefined): Promise<void> {
+    const ref: ErrorRef = rid === undefined ? { type: 'open', doc: docId } : { type: 'open', doc: docId, rid };
     if (!this.docs.has(docId) && this.docs.size >= this.options.maxDocuments) {
       this.deny(ErrorCode.TooManyDocuments, `a connection may have at most ${this.options.maxDocuments} documents open`, ref);
       return;
@@ -336,7 +400,7 @@ export class Session implements RoomMember {
         this.deny(ErrorCode.TooManyDocuments, `a connection may have at most ${this.options.maxDocuments} documents open`, ref);
         return;
       }
-      await this.openAuthorized(docId, from, access);
+      await this.openAuthorized(docId, rid, from, claim, access);
     } catch (e) {
       this.sendError(e, ref);
     } finally {
@@ -344,36 +408,34 @@ export class Session implements RoomMember {
     }
   }
 
-  private async openAuthorized(docId: string, from: number | undefined, access: Access): Promise<void> {
+  private async openAuthorized(
+    docId: string,
+    rid: number | undefined,
+    from: number | undefined,
+    claim: OpenClaim | undefined,
+    access: Access,
+  ): Promise<void> {
     const key = this.key as string;
-    const doc: OpenDoc = { access, held: [], lastPresence: 0, waiting: undefined, timer: undefined };
+    const doc: OpenDoc = { access, held: [], upload: undefined, lastPresence: 0, waiting: undefined, timer: undefined };
     const previous = this.docs.get(docId);
     if (previous?.timer !== undefined) clearTimeout(previous.timer);
     this.docs.set(docId, doc);
     clearTimeout(this.deadlineTimer);
     this.context.rooms.join(docId, this);
     try {
-      const result = await this.context.sequencer.open(docId, key, from);
+      const result = await this.context.sequencer.open(docId, key, from, claim);
       if (this.docs.get(docId) !== doc) return; // closed or re-opened meanwhile
       this.context.rooms.observe(docId, result.version);
-      if (from !== undefined && 'text' in result) this.context.telemetry.resync();
+      if (from !== undefined && result.kind === 'snapshot') this.context.telemetry.resync();
+      if (result.kind === 'lost') {
+        this.context.telemetry.lostState();
+        this.context.logger.warn(
+          { connectionId: this.connectionId, doc: docId, version: result.version, from, claimedEpoch: claim?.epoch, epoch: result.epoch },
+          'a client holds a state of the document that the store lost',
+        );
+      }
       this.context.logger.info({ connectionId: this.connectionId, doc: docId, version: result.version, from }, 'document opened');
-      this.outbox.message(
-        'text' in result
-          ? { type: 'opened', doc: docId, v: result.version, seq: result.seq, text: result.text }
-          : {
-              type: 'opened',
-              doc: docId,
-              v: result.version,
-              seq: result.seq,
-              ops: result.ops.map((r) => ({
-                v: r.version,
-                op: r.op,
-                ...(r.author === undefined ? {} : { author: r.author }),
-                ...(r.clientId === key ? { seq: r.seq } : {}),
-              })),
-            },
-      );
+      this.outbox.message(openedMessage(docId, rid, result, key));
       const held = doc.held ?? [];
       doc.held = undefined;
       for (const h of held) {
@@ -406,8 +468,63 @@ export class Session implements RoomMember {
         (result) => {
           // A fresh op is acknowledged when its commit is delivered; a duplicate is not
           // delivered again, so it is acknowledged here.
-          if (result.duplicate) this.toDoc(docId, { type: 'ack', doc: docId, seq, v: result.version });
-          else this.context.telemetry.opApplied(result.depth, (performance.now() - start) / 1000);
+          if (!result.duplicate) this.context.telemetry.opApplied(result.depth, (performance.now() - start) / 1000);
+          else if (result.checksum === undefined) this.toDoc(docId, { type: 'ack', doc: docId, seq, v: result.version });
+          else this.toDoc(docId, { type: 'ack', doc: docId, seq, v: result.version, sum: result.checksum });
+        },
+        (e: unknown) => this.sendError(e, ref),
+      )
+      .finally(() => this.pending--);
+  }
+
+  /**
+   * Takes one piece of a `restore`; once all are in (in order, one rid at a time, within the
+   * document size limit), asks the sequencer to restore the text and answers `restored`.
+   */
+  private restore(msg: RestoreMessage): void {
+    const ref: ErrorRef = { type: 'restore', doc: msg.doc, rid: msg.rid };
+    const doc = this.docs.get(msg.doc);
+    if (doc === undefined || doc.held !== undefined) {
+      this.refuse(ErrorCode.NotOpen, `document ${JSON.stringify(msg.doc)} is not open on this connection`, ref);
+      return;
+    }
+    if (doc.access !== 'write') {
+      this.deny(ErrorCode.ReadOnly, `document ${JSON.stringify(msg.doc)} is read-only for this user`, ref);
+      return;
+    }
+    if (msg.part === 0) doc.upload = { first: msg, pieces: [], size: 0, op: undefined };
+    const upload = doc.upload;
+    if (upload === undefined || upload.first.rid !== msg.rid || upload.first.parts !== msg.parts || upload.pieces.length !== msg.part) {
+      doc.upload = undefined;
+      this.refuse(ErrorCode.BadRequest, `restore piece ${msg.part} of ${msg.parts} arrived out of order`, ref);
+      return;
+    }
+    upload.pieces.push(msg.text);
+    upload.size += msg.text.length;
+    if (msg.op !== undefined) upload.op = msg.op;
+    if (upload.size > this.context.sequencer.maxDocLength) {
+      doc.upload = undefined;
+      this.deny(ErrorCode.TooLarge, `the restored text is over the document limit of ${this.context.sequencer.maxDocLength}`, ref);
+      return;
+    }
+    if (upload.pieces.length < msg.parts) return;
+    doc.upload = undefined;
+    if (!this.startRequest(ref)) return;
+    const { lost, samples } = upload.first;
+    this.context.sequencer
+      .restore({
+        docId: msg.doc,
+        clientId: this.key as string,
+        lost: { epoch: lost.epoch, version: lost.v, checksum: lost.sum },
+        samples,
+        text: upload.pieces.join(''),
+        op: upload.op,
+        author: this.user,
+      })
+      .then(
+        (result) => {
+          this.context.logger.warn({ connectionId: this.connectionId, doc: msg.doc, version: result.version, applied: result.applied }, 'lost state restored');
+          this.toDoc(msg.doc, { type: 'restored', doc: msg.doc, rid: msg.rid, v: result.version, applied: result.applied });
         },
         (e: unknown) => this.sendError(e, ref),
       )
@@ -464,8 +581,9 @@ export class Session implements RoomMember {
     const doc = this.docs.get(docId);
     if (doc === undefined) return;
     if (doc.held !== undefined) doc.held.push({ kind: 'record', record, json });
-    else if (record.clientId === this.key) this.outbox.message({ type: 'ack', doc: docId, seq: record.seq, v: record.version });
-    else this.outbox.opEntry(docId, json);
+    else if (record.clientId === this.key && record.seq > 0) {
+      this.outbox.message({ type: 'ack', doc: docId, seq: record.seq, v: record.version, sum: record.checksum });
+    } else this.outbox.opEntry(docId, json);
   }
 
   /** @inheritdoc */

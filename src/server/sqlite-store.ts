@@ -10,14 +10,19 @@
  * isolates exactly the failing one. The (doc_id, version) primary key makes a second writer of
  * a version fail rather than overwrite it. Only this file imports better-sqlite3.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Component } from '../ot/index.js';
+import { EMPTY_CHECKSUM, chainChecksum } from '../protocol/checksum.js';
 import {
+  type AppendContext,
   type ClientMark,
+  EMPTY_SNAPSHOT,
   type LoadedDocument,
   type OpRecord,
+  type Recovery,
   type Snapshot,
   type Store,
   VersionConflictError,
@@ -45,11 +50,19 @@ export interface SqliteStoreOptions {
 /** How long a write waits for another process's lock before failing (appends only; pings never wait). */
 const BUSY_TIMEOUT_MS = 5000;
 
+/** The layout written by this version; older layouts are migrated when opened. */
+const SCHEMA_VERSION = 2;
+
 const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS documents (
   doc_id TEXT PRIMARY KEY,
   head INTEGER NOT NULL,
-  trimmed_to INTEGER NOT NULL DEFAULT 0
+  trimmed_to INTEGER NOT NULL DEFAULT 0,
+  epoch TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ops (
   doc_id TEXT NOT NULL,
@@ -58,13 +71,26 @@ CREATE TABLE IF NOT EXISTS ops (
   client_id TEXT NOT NULL,
   seq INTEGER NOT NULL,
   author TEXT,
+  checksum INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (doc_id, version)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS snapshots (
   doc_id TEXT NOT NULL,
   version INTEGER NOT NULL,
   text TEXT NOT NULL,
+  checksum INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (doc_id, version)
+);
+CREATE TABLE IF NOT EXISTS recoveries (
+  doc_id TEXT NOT NULL,
+  lost_epoch TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  checksum INTEGER NOT NULL,
+  text TEXT NOT NULL,
+  guess TEXT NOT NULL,
+  samples TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (doc_id, lost_epoch)
 );
 CREATE TABLE IF NOT EXISTS clients (
   doc_id TEXT NOT NULL,
@@ -83,6 +109,17 @@ interface OpRow {
   client_id: string;
   seq: number;
   author: string | null;
+  checksum: number;
+}
+
+interface RecoveryRow {
+  lost_epoch: string;
+  version: number;
+  checksum: number;
+  text: string;
+  guess: string;
+  samples: string;
+  at: number;
 }
 
 interface MarkRow {
@@ -105,15 +142,69 @@ interface PendingAppend {
   expectedHead: number;
   records: OpRecord[];
   marks: ClientMark[];
+  context: AppendContext;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
 
 function toRecord(row: OpRow): OpRecord {
   const op = JSON.parse(row.op) as Component[];
+  const { version, checksum } = row;
   return row.author === null
-    ? { version: row.version, op, clientId: row.client_id, seq: row.seq }
-    : { version: row.version, op, clientId: row.client_id, seq: row.seq, author: row.author };
+    ? { version, op, clientId: row.client_id, seq: row.seq, checksum }
+    : { version, op, clientId: row.client_id, seq: row.seq, author: row.author, checksum };
+}
+
+function toRecovery(row: RecoveryRow): Recovery {
+  const { version, checksum, text, guess, at } = row;
+  const samples = JSON.parse(row.samples) as Array<[number, number]>;
+  return { lostEpoch: row.lost_epoch, version, checksum, text, guess, samples, at };
+}
+
+/**
+ * Brings a database of an older layout to {@link SCHEMA_VERSION} in one transaction.
+ * Layout 1 (no `meta` table) had no epochs, checksums or recoveries: each document gets a new
+ * epoch, and checksums are chained through its retained ops from its oldest snapshot, whose
+ * checksum is taken as that of one insert of its whole text (the history before it is gone).
+ */
+function migrate(db: Database.Database): void {
+  const columns = (table: string): string[] =>
+    (db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).map((c) => c.name);
+  db.transaction(() => {
+    if (!columns('documents').includes('epoch')) db.exec('ALTER TABLE documents ADD COLUMN epoch TEXT');
+    if (!columns('ops').includes('checksum')) {
+      db.exec('ALTER TABLE ops ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0');
+      db.exec('ALTER TABLE snapshots ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0');
+      const docs = db.prepare('SELECT doc_id FROM documents').all() as Array<{ doc_id: string }>;
+      const snapshots = db.prepare<[string], { version: number; text: string }>(
+        'SELECT version, text FROM snapshots WHERE doc_id = ? ORDER BY version',
+      );
+      const ops = db.prepare<[string], { version: number; op: string }>(
+        'SELECT version, op FROM ops WHERE doc_id = ? ORDER BY version',
+      );
+      const setOp = db.prepare('UPDATE ops SET checksum = ? WHERE doc_id = ? AND version = ?');
+      const setSnapshot = db.prepare('UPDATE snapshots SET checksum = ? WHERE doc_id = ? AND version = ?');
+      for (const { doc_id: doc } of docs) {
+        const snaps = snapshots.all(doc);
+        const first = snaps[0];
+        let sum = first === undefined || first.text === '' ? EMPTY_CHECKSUM : chainChecksum(EMPTY_CHECKSUM, [first.text]);
+        const at = new Map<number, number>([[first?.version ?? 0, sum]]);
+        for (const row of ops.all(doc)) {
+          if (row.version <= (first?.version ?? 0)) continue;
+          sum = chainChecksum(sum, JSON.parse(row.op) as Component[]);
+          setOp.run(sum, doc, row.version);
+          at.set(row.version, sum);
+        }
+        for (const snap of snaps) setSnapshot.run(at.get(snap.version) ?? EMPTY_CHECKSUM, doc, snap.version);
+      }
+    }
+    const unset = db.prepare('SELECT doc_id FROM documents WHERE epoch IS NULL').all() as Array<{ doc_id: string }>;
+    const setEpoch = db.prepare('UPDATE documents SET epoch = ? WHERE doc_id = ?');
+    for (const { doc_id: doc } of unset) setEpoch.run(randomUUID(), doc);
+    db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(
+      String(SCHEMA_VERSION),
+    );
+  })();
 }
 
 /** See the file comment. */
@@ -125,6 +216,8 @@ export class SqliteStore implements Store {
   private readonly stmt;
   private readonly appendAll: (batch: PendingAppend[]) => Array<unknown | undefined>;
   private readonly appendChecked: (batch: PendingAppend[]) => Array<unknown | undefined>;
+  /** The epoch of documents this database has never written: made once, with the database. */
+  private readonly newEpoch: string;
 
   /** Opens (creating if needed, with its folder) the database file at `path`. */
   constructor(
@@ -141,17 +234,25 @@ export class SqliteStore implements Store {
     this.db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.db.pragma(`wal_autocheckpoint = ${checkpointPages}`);
+    const table = (name: string): boolean =>
+      this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
+    const older = !table('meta') && table('documents');
     this.db.exec(SCHEMA);
+    if (older) migrate(this.db);
+    else this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
+    this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)").run(randomUUID());
+    this.newEpoch = (this.db.prepare("SELECT value FROM meta WHERE key = 'epoch'").get() as { value: string }).value;
     const db = this.db;
     this.stmt = {
-      head: db.prepare<[string], { head: number; trimmed_to: number }>(
-        'SELECT head, trimmed_to FROM documents WHERE doc_id = ?',
+      head: db.prepare<[string], { head: number; trimmed_to: number; epoch: string | null }>(
+        'SELECT head, trimmed_to, epoch FROM documents WHERE doc_id = ?',
       ),
-      setHead: db.prepare<[string, number]>(
-        'INSERT INTO documents (doc_id, head) VALUES (?, ?) ON CONFLICT(doc_id) DO UPDATE SET head = excluded.head',
+      setHead: db.prepare<[string, number, string]>(
+        `INSERT INTO documents (doc_id, head, epoch) VALUES (?, ?, ?)
+         ON CONFLICT(doc_id) DO UPDATE SET head = excluded.head, epoch = coalesce(documents.epoch, excluded.epoch)`,
       ),
-      insertOp: db.prepare<[string, number, string, string, number, string | null]>(
-        'INSERT INTO ops (doc_id, version, op, client_id, seq, author) VALUES (?, ?, ?, ?, ?, ?)',
+      insertOp: db.prepare<[string, number, string, string, number, string | null, number]>(
+        'INSERT INTO ops (doc_id, version, op, client_id, seq, author, checksum) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
       upsertMark: db.prepare<[string, string, number, number, number, string]>(
         `INSERT INTO clients (doc_id, client_id, seq, version, base_version, fingerprint) VALUES (?, ?, ?, ?, ?, ?)
@@ -159,16 +260,24 @@ export class SqliteStore implements Store {
          base_version = excluded.base_version, fingerprint = excluded.fingerprint`,
       ),
       ops: db.prepare<[string, number, number], OpRow>(
-        'SELECT version, op, client_id, seq, author FROM ops WHERE doc_id = ? AND version > ? AND version <= ? ORDER BY version',
+        'SELECT version, op, client_id, seq, author, checksum FROM ops WHERE doc_id = ? AND version > ? AND version <= ? ORDER BY version',
       ),
       snapshot: db.prepare<[string, number], Snapshot>(
-        'SELECT version, text FROM snapshots WHERE doc_id = ? AND version <= ? ORDER BY version DESC LIMIT 1',
+        'SELECT version, text, checksum FROM snapshots WHERE doc_id = ? AND version <= ? ORDER BY version DESC LIMIT 1',
       ),
       hasSnapshot: db.prepare<[string, number], { one: number }>(
         'SELECT 1 AS one FROM snapshots WHERE doc_id = ? AND version = ?',
       ),
-      putSnapshot: db.prepare<[string, number, string]>(
-        'INSERT OR IGNORE INTO snapshots (doc_id, version, text) VALUES (?, ?, ?)',
+      putSnapshot: db.prepare<[string, number, string, number]>(
+        'INSERT OR IGNORE INTO snapshots (doc_id, version, text, checksum) VALUES (?, ?, ?, ?)',
+      ),
+      recoveries: db.prepare<[string], RecoveryRow>(
+        'SELECT lost_epoch, version, checksum, text, guess, samples, at FROM recoveries WHERE doc_id = ?',
+      ),
+      putRecovery: db.prepare<[string, string, number, number, string, string, string, number]>(
+        `INSERT INTO recoveries (doc_id, lost_epoch, version, checksum, text, guess, samples, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(doc_id, lost_epoch) DO UPDATE SET version = excluded.version, checksum = excluded.checksum,
+         text = excluded.text, guess = excluded.guess, samples = excluded.samples, at = excluded.at`,
       ),
       marks: db.prepare<[string], MarkRow>(
         'SELECT client_id, seq, version, base_version, fingerprint FROM clients WHERE doc_id = ?',
@@ -210,10 +319,16 @@ export class SqliteStore implements Store {
     );
   }
 
-  /** Why `a` may not be appended (its head moved, or its versions are not consecutive), if so. */
+  /**
+   * Why `a` may not be appended (its head moved, the document has another epoch, or its
+   * versions are not consecutive), if so.
+   */
   private conflictOf(a: PendingAppend): VersionConflictError | undefined {
-    const head = this.stmt.head.get(a.docId)?.head ?? 0;
-    if (head !== a.expectedHead) return new VersionConflictError(a.docId, a.expectedHead, head);
+    const row = this.stmt.head.get(a.docId);
+    const head = row?.head ?? 0;
+    if (head !== a.expectedHead || (row?.epoch != null && row.epoch !== a.context.epoch)) {
+      return new VersionConflictError(a.docId, a.expectedHead, head);
+    }
     let expected = a.expectedHead;
     for (const r of a.records) {
       if (r.version !== ++expected) return new VersionConflictError(a.docId, r.version - 1, expected - 1);
@@ -221,20 +336,25 @@ export class SqliteStore implements Store {
     return undefined;
   }
 
-  /** Writes a checked append's ops, marks and new head (inside the caller's transaction). */
+  /** Writes a checked append's ops, marks, recovery and new head (inside the caller's transaction). */
   private write(a: PendingAppend): void {
     for (const r of a.records) {
-      this.stmt.insertOp.run(a.docId, r.version, JSON.stringify(r.op), r.clientId, r.seq, r.author ?? null);
+      this.stmt.insertOp.run(a.docId, r.version, JSON.stringify(r.op), r.clientId, r.seq, r.author ?? null, r.checksum);
     }
     for (const m of a.marks) {
       this.stmt.upsertMark.run(a.docId, m.clientId, m.seq, m.version, m.baseVersion, m.fingerprint);
     }
-    this.stmt.setHead.run(a.docId, a.expectedHead + a.records.length);
+    const recovery = a.context.recovery;
+    if (recovery !== undefined) {
+      const { lostEpoch, version, checksum, text, guess, samples, at } = recovery;
+      this.stmt.putRecovery.run(a.docId, lostEpoch, version, checksum, text, guess, JSON.stringify(samples), at);
+    }
+    this.stmt.setHead.run(a.docId, a.expectedHead + a.records.length, a.context.epoch);
   }
 
   /** @inheritdoc */
   async load(docId: string): Promise<LoadedDocument> {
-    const snapshot = this.stmt.snapshot.get(docId, Number.MAX_SAFE_INTEGER) ?? { version: 0, text: '' };
+    const snapshot = this.stmt.snapshot.get(docId, Number.MAX_SAFE_INTEGER) ?? EMPTY_SNAPSHOT;
     const ops = this.stmt.ops.all(docId, snapshot.version, Number.MAX_SAFE_INTEGER).map(toRecord);
     const marks = this.stmt.marks.all(docId).map((m) => ({
       clientId: m.client_id,
@@ -243,14 +363,28 @@ export class SqliteStore implements Store {
       baseVersion: m.base_version,
       fingerprint: m.fingerprint,
     }));
-    return { snapshot, ops, trimmedTo: this.stmt.head.get(docId)?.trimmed_to ?? 0, marks };
+    const row = this.stmt.head.get(docId);
+    return {
+      epoch: row?.epoch ?? this.newEpoch,
+      snapshot,
+      ops,
+      trimmedTo: row?.trimmed_to ?? 0,
+      marks,
+      recoveries: this.stmt.recoveries.all(docId).map(toRecovery),
+    };
   }
 
   /** @inheritdoc */
-  append(docId: string, expectedHead: number, records: OpRecord[], marks: ClientMark[]): Promise<void> {
+  append(
+    docId: string,
+    expectedHead: number,
+    records: OpRecord[],
+    marks: ClientMark[],
+    context: AppendContext,
+  ): Promise<void> {
     if (this.closed) return Promise.reject(new Error('the store is closed'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ docId, expectedHead, records, marks, resolve, reject });
+      this.queue.push({ docId, expectedHead, records, marks, context, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -295,12 +429,12 @@ export class SqliteStore implements Store {
     const s = this.stmt.snapshot.get(docId, atOrBefore);
     if (s !== undefined) return s;
     const trimmed = this.stmt.head.get(docId)?.trimmed_to ?? 0;
-    return trimmed === 0 ? { version: 0, text: '' } : undefined;
+    return trimmed === 0 ? EMPTY_SNAPSHOT : undefined;
   }
 
   /** @inheritdoc */
   async putSnapshot(docId: string, snapshot: Snapshot): Promise<void> {
-    this.stmt.putSnapshot.run(docId, snapshot.version, snapshot.text);
+    this.stmt.putSnapshot.run(docId, snapshot.version, snapshot.text, snapshot.checksum);
   }
 
   /** @inheritdoc */

@@ -8,7 +8,14 @@
  * - snapshots: the full text at some versions;
  * - client marks: for each client, the last sequence number applied and where;
  * - a trim point T: ops with version ≤ T and snapshots older than T have been discarded, and a
- *   snapshot at T exists (or T = 0). Every version in [T, head] can be rebuilt.
+ *   snapshot at T exists (or T = 0). Every version in [T, head] can be rebuilt;
+ * - an epoch: the document's incarnation id, stored by its first append and never changed, so
+ *   that a store that lost the document (and made it anew) is told apart from the original.
+ *   A document never written has the epoch the store gives new documents: an id the store
+ *   makes once for its data (a new store, or an emptied one, has a new one);
+ * - recoveries: what clients restored into the document after it lost data (see
+ *   {@link Recovery}), one per lost epoch.
+ * Every op and snapshot carries the document checksum at its version (`protocol/checksum.ts`).
  */
 import type { Component } from '../ot/index.js';
 
@@ -23,12 +30,51 @@ export interface OpRecord {
   readonly seq: number;
   /** The authenticated user the server attributes the op to, if any. */
   readonly author?: string | undefined;
+  /** The document checksum at `version`: chained from the previous version's with `op`. */
+  readonly checksum: number;
 }
 
-/** The full text of a document at one version. */
+/** The full text of a document at one version, with the document checksum there. */
 export interface Snapshot {
   readonly version: number;
   readonly text: string;
+  readonly checksum: number;
+}
+
+/** The empty document: every document's version 0. */
+export const EMPTY_SNAPSHOT: Snapshot = Object.freeze({ version: 0, text: '', checksum: 0 });
+
+/**
+ * A lost state some client restored into the document: the text that client held at
+ * `version` of the incarnation `lostEpoch` (whose checksum there was `checksum`), merged into
+ * this document as the op that produced version `at`. Later clients that held the same lost
+ * incarnation compare their version with `version`: older ones take the document as it is,
+ * newer ones bring in what they have beyond `text`. `guess` is `text` with the ops that
+ * restoring clients had in flight when the data was lost (merged too): where a later
+ * client's lost state is closer to it, those ops had landed there, and are not brought in
+ * twice. `samples` are versions of the lost epoch with their checksums, as restoring clients
+ * passed them (at most 64, newest first): an op in flight on version v landed as v + 1 if
+ * its checksum there is the one it makes.
+ */
+export interface Recovery {
+  readonly lostEpoch: string;
+  readonly version: number;
+  readonly checksum: number;
+  readonly text: string;
+  readonly guess: string;
+  readonly samples: ReadonlyArray<readonly [number, number]>;
+  readonly at: number;
+}
+
+/** What an append records besides ops and marks. */
+export interface AppendContext {
+  /**
+   * The document's epoch. The first append stores it; later ones must name the stored one,
+   * else the append fails with {@link VersionConflictError} (another writer made the document).
+   */
+  readonly epoch: string;
+  /** A recovery to record with the ops (replacing the one for the same lost epoch). */
+  readonly recovery?: Recovery | undefined;
 }
 
 /**
@@ -48,7 +94,9 @@ export interface ClientMark {
 
 /** Everything the sequencer needs to open a document. */
 export interface LoadedDocument {
-  /** Latest snapshot (version 0, empty text, for a new document). */
+  /** The epoch stored by the first append, or the store's epoch for new documents. */
+  readonly epoch: string;
+  /** Latest snapshot ({@link EMPTY_SNAPSHOT} for a new document). */
   readonly snapshot: Snapshot;
   /** Every op after the snapshot, in version order. */
   readonly ops: OpRecord[];
@@ -56,6 +104,8 @@ export interface LoadedDocument {
   readonly trimmedTo: number;
   /** Every client mark of the document. */
   readonly marks: ClientMark[];
+  /** Every recovery recorded in the document. */
+  readonly recoveries: Recovery[];
 }
 
 /** Thrown by `append` when the document's head is not the expected one (another writer won). */
@@ -74,15 +124,23 @@ export class VersionConflictError extends Error {
 
 /** Durable (or not) home of documents; all methods are safe to call concurrently. */
 export interface Store {
-  /** Loads the latest snapshot, the ops after it, the trim point and the client marks. */
+  /** Loads the epoch, latest snapshot, ops after it, trim point, client marks and recoveries. */
   load(docId: string): Promise<LoadedDocument>;
 
   /**
-   * Appends `records` (consecutive versions from expectedHead + 1) and upserts `marks`, all
-   * or nothing, in one transaction. Rejects with {@link VersionConflictError} if the head is
-   * not `expectedHead`; an existing version is never overwritten. Resolves only once durable.
+   * Appends `records` (consecutive versions from expectedHead + 1), upserts `marks` and the
+   * recovery in `context`, all or nothing, in one transaction; the first append of a document
+   * stores its epoch. Rejects with {@link VersionConflictError} if the head is not
+   * `expectedHead` or the document has another epoch; an existing version is never
+   * overwritten. Resolves only once durable.
    */
-  append(docId: string, expectedHead: number, records: OpRecord[], marks: ClientMark[]): Promise<void>;
+  append(
+    docId: string,
+    expectedHead: number,
+    records: OpRecord[],
+    marks: ClientMark[],
+    context: AppendContext,
+  ): Promise<void>;
 
   /** Ops with from < version ≤ to, in order; fewer (a suffix) if some were trimmed. */
   getOps(docId: string, from: number, to: number): Promise<OpRecord[]>;

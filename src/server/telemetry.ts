@@ -16,6 +16,10 @@ export interface Telemetry {
   frameSent(bytes: number): void;
   /** A client that asked for catch-up was sent a snapshot instead (its version was unknown). */
   resync(): void;
+  /** A client opened a document claiming a state the store lost (it will restore it). */
+  lostState(): void;
+  /** A client reported that its copy of a document diverged from the server's (it resyncs). */
+  diverged(): void;
   /** A slow consumer was disconnected. */
   slowConsumerDropped(): void;
 }
@@ -27,6 +31,8 @@ export const noTelemetry: Telemetry = {
   opRejected() {},
   frameSent() {},
   resync() {},
+  lostState() {},
+  diverged() {},
   slowConsumerDropped() {},
 };
 

@@ -2,11 +2,9 @@ import { WebSocket as NodeWebSocket } from 'ws';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { reconnectDelay } from '../../src/client/backoff.js';
 import { Connection, type ConnectionOptions, type WebSocketConstructor } from '../../src/client/connection.js';
-import { DEFAULT_LIMITS, budgetFor, fits, opLength } from '../../src/client/split.js';
 import { handshake, tokenExpiry } from '../../src/client/token.js';
-import type { ServerMessage } from '../../src/protocol/messages.js';
 import { ProtocolError } from '../../src/protocol/parse.js';
-import { FAKE_LIMITS, FakeServer, FakeWebSocket } from './fakes.js';
+import { EPOCH, FAKE_LIMITS, FakeWebSocket } from './fakes.js';
 
 const base: ConnectionOptions = {
   WebSocket: FakeWebSocket,
@@ -206,13 +204,14 @@ describe('Connection: documents', () => {
     const ws = FakeWebSocket.last;
     ws.welcome();
     expect(ws.messages().slice(1)).toEqual([
-      { type: 'open', doc: 'a' },
-      { type: 'open', doc: 'b' },
+      { type: 'open', doc: 'a', rid: expect.any(Number) },
+      { type: 'open', doc: 'b', rid: expect.any(Number) },
     ]);
+    const rids = ws.messages().slice(1).map((m) => (m as { rid: number }).rid);
     // One frame, two messages.
     ws.receive([
-      { type: 'opened', doc: 'a', v: 3, seq: 0, text: 'abc' },
-      { type: 'opened', doc: 'b', v: 0, seq: 0, text: '' },
+      { type: 'opened', doc: 'a', rid: rids[0] as number, epoch: EPOCH, sum: 0, v: 3, seq: 0, text: 'abc' },
+      { type: 'opened', doc: 'b', rid: rids[1] as number, epoch: EPOCH, sum: 0, v: 0, seq: 0, text: '' },
     ]);
     await Promise.all([a.ready, b.ready]);
     expect(a.text).toBe('abc');
@@ -222,10 +221,10 @@ describe('Connection: documents', () => {
     const ws2 = FakeWebSocket.last;
     ws2.welcome();
     expect(ws2.messages().slice(1)).toEqual([
-      { type: 'open', doc: 'a', v: 3 },
-      { type: 'open', doc: 'b', v: 0 },
+      { type: 'open', doc: 'a', rid: expect.any(Number), v: 3, epoch: EPOCH, sum: 0 },
+      { type: 'open', doc: 'b', rid: expect.any(Number), v: 0, epoch: EPOCH, sum: 0 },
     ]);
-    ws2.receive({ type: 'opened', doc: 'a', v: 3, seq: 0, ops: [] });
+    ws2.answerOpen('a', { v: 3, ops: [] });
     expect(ws2.messages().slice(3)).toEqual([{ type: 'submit', doc: 'a', v: 3, seq: 1, op: [3, '!'] }]);
   });
 
@@ -234,13 +233,13 @@ describe('Connection: documents', () => {
     const ws = FakeWebSocket.last;
     ws.welcome();
     const a = c.open('a');
-    expect(ws.messages().slice(1)).toEqual([{ type: 'open', doc: 'a' }]);
+    expect(ws.messages().slice(1)).toEqual([{ type: 'open', doc: 'a', rid: expect.any(Number) }]);
     a.close();
     expect(ws.messages().slice(2)).toEqual([{ type: 'close', doc: 'a' }]);
     const again = c.open('a');
     expect(again).not.toBe(a);
     ws.receive({ type: 'closed', doc: 'a' }); // the answer to the first close: harmless
-    ws.receive({ type: 'opened', doc: 'a', v: 1, seq: 0, text: 'x' });
+    ws.answerOpen('a', { v: 1, text: 'x' });
     expect(again.text).toBe('x');
   });
 
@@ -263,7 +262,7 @@ describe('Connection: documents', () => {
     const a = c.open('a');
     FakeWebSocket.last.welcome();
     FakeWebSocket.last.receive('{not json');
-    FakeWebSocket.last.receive({ type: 'opened', doc: 'a', v: 1, seq: 0, text: 'ok' });
+    FakeWebSocket.last.answerOpen('a', { v: 1, text: 'ok' });
     expect(errors.map((e) => (e as ProtocolError).code)).toEqual(['bad-message']);
     expect(a.text).toBe('ok');
   });
@@ -387,7 +386,7 @@ describe('Connection: stopping', () => {
     c.open('a');
     expect(FakeWebSocket.instances).toHaveLength(2);
     FakeWebSocket.last.welcome();
-    expect(FakeWebSocket.last.messages().slice(1)).toEqual([{ type: 'open', doc: 'a' }]);
+    expect(FakeWebSocket.last.messages().slice(1)).toEqual([{ type: 'open', doc: 'a', rid: expect.any(Number) }]);
   });
 });
 
@@ -397,7 +396,7 @@ describe('Connection: oversized frames', () => {
     const a = c.open('a');
     const ws = FakeWebSocket.last;
     ws.welcome();
-    ws.receive({ type: 'opened', doc: 'a', v: 1, seq: 0, text: 'x' });
+    ws.answerOpen('a', { v: 1, text: 'x' });
     const errors: string[] = [];
     a.on('error', (e) => errors.push(e.code));
     a.insert(1, 'y'.repeat(5000));
@@ -408,185 +407,8 @@ describe('Connection: oversized frames', () => {
     msUntilNextSocket();
     const ws2 = FakeWebSocket.last;
     ws2.welcome();
-    ws2.receive({ type: 'opened', doc: 'a', v: 1, seq: 0, ops: [] });
+    ws2.answerOpen('a', { v: 1, ops: [] });
     expect(ws2.messages().slice(2)).toEqual([{ type: 'submit', doc: 'a', v: 1, seq: 1, op: [1, '!'] }]);
-  });
-});
-
-describe('Connection: size limits', () => {
-  /** About `bytes` bytes of UTF-8 text mixing 1- to 4-byte characters and JSON escapes. */
-  function pasteOf(bytes: number): string {
-    const chunk = 'Lorem ipsum "quoted" \\ back\\slash\nnew line\ttab é ü 中文字 😀🎉 \u0001 end. ';
-    const size = new TextEncoder().encode(chunk).length;
-    return chunk.repeat(Math.ceil(bytes / size));
-  }
-
-  it('sends a 3 MiB paste to a server announcing maxPayload 1 MiB as several submits under the limits, applied in order with consecutive seqs', async () => {
-    const server = new FakeServer({ maxPayload: 1 << 20, maxOpLength: 1 << 20 });
-    const { c, states, errors } = connectionWithStates();
-    const doc = c.open('d');
-    server.accept();
-    await doc.ready;
-    const paste = pasteOf(3 << 20);
-    doc.insert(0, 'ab');
-    server.pump();
-    doc.insert(1, paste);
-    doc.insert(0, '>'); // typed behind the paste
-    server.pump();
-    await expect(doc.synced()).resolves.toBeUndefined();
-
-    expect(server.violations).toEqual([]);
-    const submits = server.submits;
-    expect(submits.length).toBeGreaterThanOrEqual(5); // the first edit, at least 4 pieces (3 MiB / 7/8 MiB), the last edit
-    for (const f of submits) {
-      expect(f.bytes).toBeLessThanOrEqual(1 << 20);
-      expect(opLength(f.message.op)).toBeLessThanOrEqual(1 << 20);
-    }
-    expect(submits.map((f) => f.message.seq)).toEqual(submits.map((_, i) => i + 1));
-    expect(submits.map((f) => f.message.v)).toEqual(submits.map((_, i) => i)); // each on the ack of the one before
-    expect(server.text).toBe(`>a${paste}b`);
-    expect(doc.text).toBe(server.text);
-    expect(doc.version).toBe(submits.length);
-    expect(states).toEqual(['open']); // never disconnected
-    expect(errors).toEqual([]);
-  });
-
-  it('cuts edits made before the first welcome to conservative defaults, then to the smaller limits the server announces', async () => {
-    const server = new FakeServer({ maxPayload: 64 * 1024, maxOpLength: 10_000 });
-    const c = new Connection('ws://h/', base);
-    const doc = c.open('d');
-    const paste = pasteOf(500_000);
-    doc.insert(0, paste); // nothing known of the server yet
-    const pending = doc.syncState.kind === 'synchronized' ? [] : [doc.syncState.outstanding, ...('buffer' in doc.syncState ? doc.syncState.buffer : [])];
-    const defaults = budgetFor(DEFAULT_LIMITS, 'd');
-    expect(pending.length).toBeGreaterThan(1);
-    for (const op of pending) expect(fits(op, defaults)).toBe(true);
-    server.accept();
-    await doc.synced();
-    expect(server.violations).toEqual([]);
-    expect(server.submits.length).toBeGreaterThan(paste.length / 10_000);
-    for (const f of server.submits) expect(opLength(f.message.op)).toBeLessThanOrEqual(10_000);
-    expect(server.text).toBe(paste);
-    expect(doc.text).toBe(paste);
-  });
-});
-
-describe('Connection: rate limits', () => {
-  const dropped = { type: 'error', code: 'rate-limited', message: 'slow down: the message was dropped' } as const;
-
-  it('rate-limited without ref: resends the op in flight (same seq) after a pause; it is acknowledged and synced() resolves', async () => {
-    const server = new FakeServer();
-    let drops = 1;
-    server.intercept = (m) => (m.type === 'submit' && drops-- > 0 ? [dropped] : undefined);
-    const { c, errors } = connectionWithStates();
-    const doc = c.open('d');
-    server.accept();
-    await doc.ready;
-    doc.insert(0, 'hello');
-    server.pump();
-    expect(doc.syncState.kind).toBe('awaiting-confirm');
-    let synced = false;
-    void doc.synced().then(() => (synced = true));
-    vi.advanceTimersByTime(249); // retryDelay, default 250
-    server.pump();
-    expect(server.submits).toHaveLength(1);
-    vi.advanceTimersByTime(1);
-    server.pump();
-    expect(server.submits.map((f) => f.message)).toEqual([
-      { type: 'submit', doc: 'd', v: 0, seq: 1, op: ['hello'] },
-      { type: 'submit', doc: 'd', v: 0, seq: 1, op: ['hello'] },
-    ]);
-    await vi.advanceTimersByTimeAsync(0);
-    expect(synced).toBe(true);
-    expect(server.text).toBe('hello');
-    expect(errors.map((e) => (e as ProtocolError).code)).toEqual(['rate-limited']);
-  });
-
-  it('rate-limited without ref: resends an unanswered open, and ready resolves', async () => {
-    const server = new FakeServer();
-    server.text = 'abc';
-    let drops = 1;
-    server.intercept = (m) => (m.type === 'open' && drops-- > 0 ? [dropped] : undefined);
-    const c = new Connection('ws://h/', base);
-    const doc = c.open('d');
-    server.accept();
-    vi.advanceTimersByTime(250);
-    server.pump();
-    await doc.ready;
-    expect(doc.text).toBe('abc');
-    expect(server.frames.filter((f) => f.message.type === 'open')).toHaveLength(2);
-  });
-
-  it('doubles the pause while the server keeps dropping, and starts over once it answers', () => {
-    const server = new FakeServer();
-    let drops = 3;
-    server.intercept = (m) => (m.type === 'submit' && drops-- > 0 ? [dropped] : undefined);
-    const c = new Connection('ws://h/', { ...base, heartbeatInterval: 60_000 });
-    const doc = c.open('d');
-    server.accept();
-    const sentAt: number[] = [];
-    const start = Date.now();
-    doc.insert(0, 'x');
-    for (let ms = 0; ms < 5000 && doc.syncState.kind !== 'synchronized'; ms++) {
-      const before = server.submits.length;
-      server.pump();
-      if (server.submits.length > before) sentAt.push(Date.now() - start);
-      vi.advanceTimersByTime(1);
-    }
-    expect(sentAt).toEqual([0, 250, 750, 1750]); // pauses of 250, 500 and 1000 ms
-    drops = 1;
-    doc.insert(1, 'y');
-    const again = Date.now();
-    server.pump();
-    vi.advanceTimersByTime(250);
-    server.pump();
-    expect(doc.syncState.kind).toBe('synchronized');
-    expect(Date.now() - again).toBe(250);
-    expect(server.text).toBe('xy');
-  });
-
-  it('an op that did arrive is resent after a dropped ping and answered as a duplicate, harmlessly', () => {
-    const server = new FakeServer();
-    let pending: ServerMessage[] = [];
-    server.intercept = (m) => {
-      if (m.type !== 'submit' || m.seq !== 1 || server.applied.has(1)) return undefined;
-      // The server reads the submit but has not answered yet when it drops our ping.
-      server.intercept = undefined;
-      const realAck = (server as unknown as { submit(m: unknown): ServerMessage }).submit(m);
-      pending = [realAck];
-      return [dropped];
-    };
-    const c = new Connection('ws://h/', base);
-    const doc = c.open('d');
-    server.accept();
-    doc.insert(0, 'a');
-    server.pump();
-    vi.advanceTimersByTime(250);
-    server.pump(); // the resend is acknowledged as a duplicate
-    expect(doc.syncState.kind).toBe('synchronized');
-    doc.insert(1, 'b');
-    server.pump();
-    FakeWebSocket.last.receive(pending); // the first answer, late: ignored
-    expect(doc.syncState.kind).toBe('synchronized');
-    expect(server.submits.map((f) => f.message.seq)).toEqual([1, 1, 2]);
-    expect(server.text).toBe('ab');
-    expect(doc.text).toBe('ab');
-  });
-
-  it('bad-message without ref: reports it and resends nothing (the server could not parse a frame; the same frame would fail again)', () => {
-    const server = new FakeServer();
-    let drops = 1;
-    server.intercept = (m) =>
-      m.type === 'submit' && drops-- > 0 ? [{ type: 'error', code: 'bad-message', message: 'the frame is not valid JSON' }] : undefined;
-    const { c, errors } = connectionWithStates({ ...base, heartbeatInterval: 60_000 });
-    const doc = c.open('d');
-    server.accept();
-    doc.insert(0, 'a');
-    server.pump();
-    vi.advanceTimersByTime(10_000);
-    server.pump();
-    expect(server.submits).toHaveLength(1);
-    expect(errors.map((e) => (e as ProtocolError).code)).toEqual(['bad-message']);
   });
 });
 
@@ -595,139 +417,6 @@ function jwt(claims: object): string {
   const part = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url');
   return `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}.c2lnbmF0dXJl`;
 }
-
-describe('Connection: token refresh', () => {
-  const T0 = 1_700_000_000_000;
-  const long = { ...base, heartbeatInterval: 3_600_000 };
-
-  beforeEach(() => {
-    vi.setSystemTime(T0);
-  });
-
-  /** A connection whose getToken hands out `tokens` in turn, accepted by a fake server. */
-  async function connected(tokens: string[], options: ConnectionOptions = long) {
-    const server = new FakeServer();
-    const getToken = vi.fn(async () => tokens.shift() ?? 'no-more-tokens');
-    const { c, errors } = connectionWithStates({ ...options, getToken });
-    await vi.advanceTimersByTimeAsync(0);
-    server.accept();
-    return { c, errors, server, getToken };
-  }
-
-  const auths = (server: FakeServer): string[] =>
-    server.frames.flatMap((f) => (f.message.type === 'auth' ? [f.message.token] : []));
-
-  it('sends a fresh token in an auth message refreshMargin before the JWT expires, and reschedules from authed.expiresAt', async () => {
-    const first = jwt({ sub: 'ann', exp: T0 / 1000 + 120 });
-    const second = jwt({ sub: 'ann', exp: T0 / 1000 + 300 });
-    const third = jwt({ sub: 'ann', exp: T0 / 1000 + 600 });
-    const { server, getToken } = await connected([first, second, third]);
-    server.intercept = (m) => (m.type === 'auth' ? [{ type: 'authed', expiresAt: tokenExpiry(m.token) as number }] : undefined);
-    expect(getToken).toHaveBeenCalledTimes(1);
-    await vi.advanceTimersByTimeAsync(90_000 - 1); // exp − 30 s (the default margin)
-    expect(getToken).toHaveBeenCalledTimes(1);
-    await vi.advanceTimersByTimeAsync(1);
-    server.pump();
-    expect(auths(server)).toEqual([second]);
-    await vi.advanceTimersByTimeAsync(180_000 - 1); // until the second token's exp − 30 s
-    expect(getToken).toHaveBeenCalledTimes(2);
-    await vi.advanceTimersByTimeAsync(1);
-    server.pump();
-    expect(auths(server)).toEqual([second, third]);
-    expect(FakeWebSocket.instances).toHaveLength(1); // the same connection throughout
-  });
-
-  it('after an auth-expired refusal retries once after a short pause, then leaves it to the 4401 close, which reconnects with a fresh token', async () => {
-    const tokens = [0, 1, 2, 3].map((i) => jwt({ sub: 'ann', exp: T0 / 1000 + 120, i }));
-    const { c, errors, server, getToken } = await connected(tokens.slice(), { ...long, refreshMargin: 10_000 });
-    server.intercept = (m) =>
-      m.type === 'auth' ? [{ type: 'error', code: 'auth-expired', message: 'refused', ref: { type: 'auth' } }] : undefined;
-    await vi.advanceTimersByTimeAsync(110_000);
-    server.pump();
-    expect(auths(server)).toEqual([tokens[1]]);
-    await vi.advanceTimersByTimeAsync(1000);
-    server.pump();
-    expect(auths(server)).toEqual([tokens[1], tokens[2]]);
-    await vi.advanceTimersByTimeAsync(9000);
-    server.pump();
-    expect(getToken).toHaveBeenCalledTimes(3); // no third try
-    expect(errors.map((e) => (e as ProtocolError).code)).toEqual(['auth-expired', 'auth-expired']);
-    FakeWebSocket.last.serverClose(4401);
-    await vi.advanceTimersByTimeAsync(1000);
-    expect(getToken).toHaveBeenCalledTimes(4);
-    expect(FakeWebSocket.instances).toHaveLength(2);
-    expect(FakeWebSocket.last.protocols).toEqual(['otter.v1', `otter.token.${tokens[3]}`]);
-    expect(c.state).toBe('connecting');
-  });
-
-  it('does not refresh a token whose expiry is unknown (not a JWT, or no exp)', async () => {
-    for (const token of ['opaque-token', jwt({ sub: 'ann' })]) {
-      FakeWebSocket.reset();
-      const { getToken, c } = await connected([token]);
-      await vi.advanceTimersByTimeAsync(3_000_000); // 50 min, within one heartbeat
-      expect(getToken).toHaveBeenCalledTimes(1);
-      c.close();
-    }
-  });
-
-  it('refreshes a token that lives less than twice the margin halfway to its expiry, not in a loop', async () => {
-    const short = (s: number): string => jwt({ sub: 'ann', exp: Math.floor(Date.now() / 1000) + s });
-    const { server, getToken } = await connected([short(20)]);
-    server.intercept = (m) => (m.type === 'auth' ? [{ type: 'authed', expiresAt: Date.now() + 20_000 }] : undefined);
-    getToken.mockImplementation(async () => short(20));
-    await vi.advanceTimersByTimeAsync(9_999);
-    expect(getToken).toHaveBeenCalledTimes(1);
-    await vi.advanceTimersByTimeAsync(1);
-    server.pump();
-    expect(getToken).toHaveBeenCalledTimes(2);
-    await vi.advanceTimersByTimeAsync(10_000);
-    server.pump();
-    expect(getToken).toHaveBeenCalledTimes(3);
-  });
-
-  it('a refreshed token that expires no later than the old one is retried once, not refreshed in a loop', async () => {
-    const stale = jwt({ sub: 'ann', exp: T0 / 1000 + 60 });
-    const { server, getToken } = await connected([stale]);
-    getToken.mockImplementation(async () => stale); // a cached token
-    server.intercept = (m) => (m.type === 'auth' ? [{ type: 'authed', expiresAt: T0 + 60_000 }] : undefined);
-    await vi.advanceTimersByTimeAsync(30_000);
-    server.pump();
-    await vi.advanceTimersByTimeAsync(1000);
-    server.pump();
-    await vi.advanceTimersByTimeAsync(29_000);
-    server.pump();
-    expect(getToken).toHaveBeenCalledTimes(3); // the connection, the refresh, its one retry
-    expect(auths(server)).toHaveLength(2);
-  });
-
-  it('stops refreshing on a server without authentication (bad-request to auth)', async () => {
-    const { server, getToken, errors } = await connected([jwt({ exp: T0 / 1000 + 60 }), jwt({ exp: T0 / 1000 + 120 })]);
-    server.intercept = (m) =>
-      m.type === 'auth' ? [{ type: 'error', code: 'bad-request', message: 'no auth here', ref: { type: 'auth' } }] : undefined;
-    await vi.advanceTimersByTimeAsync(30_000);
-    server.pump();
-    await vi.advanceTimersByTimeAsync(3_000_000);
-    expect(getToken).toHaveBeenCalledTimes(2);
-    expect(errors.map((e) => (e as ProtocolError).code)).toEqual(['bad-request']);
-  });
-
-  it('sends an unanswered auth again after a rate-limited pause', async () => {
-    const { server } = await connected([jwt({ exp: T0 / 1000 + 60 }), jwt({ exp: T0 / 1000 + 120 })]);
-    let drops = 1;
-    server.intercept = (m) =>
-      m.type === 'auth'
-        ? drops-- > 0
-          ? [{ type: 'error', code: 'rate-limited', message: 'dropped' }]
-          : [{ type: 'authed', expiresAt: T0 + 120_000 }]
-        : undefined;
-    await vi.advanceTimersByTimeAsync(30_000);
-    server.pump();
-    await vi.advanceTimersByTimeAsync(250);
-    server.pump();
-    expect(auths(server)).toHaveLength(2);
-    expect(auths(server)[0]).toBe(auths(server)[1]);
-  });
-});
 
 describe('token helpers', () => {
   it('tokenExpiry reads a JWT exp in ms, without verifying; undefined for anything else', () => {

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CollaborativeDocument, type ChangeEvent, type PresenceEvent } from '../../src/client/document.js';
 import { InvalidOperationError } from '../../src/ot/index.js';
 import type { ErrorMessage } from '../../src/protocol/messages.js';
-import { FakeTransport, openedDoc } from './fakes.js';
+import { EPOCH, FakeTransport, openedDoc, serve } from './fakes.js';
 
 function record<T>(doc: CollaborativeDocument, name: 'change' | 'presence' | 'error'): T[] {
   const events: T[] = [];
@@ -19,9 +19,9 @@ describe('CollaborativeDocument: opening', () => {
     const t = new FakeTransport();
     const doc = new CollaborativeDocument('d', t);
     doc.connected();
-    expect(t.take()).toEqual([{ type: 'open', doc: 'd' }]);
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number) }]);
     const changes = record<ChangeEvent>(doc, 'change');
-    doc.receive({ type: 'opened', doc: 'd', v: 7, seq: 0, text: 'hello' });
+    serve(doc, { type: 'opened', doc: 'd', v: 7, seq: 0, text: 'hello' });
     await doc.ready;
     expect(doc.text).toBe('hello');
     expect(doc.version).toBe(7);
@@ -35,7 +35,7 @@ describe('CollaborativeDocument: opening', () => {
     t.take();
     doc.insert(0, 'hi');
     expect(t.take()).toEqual([]); // nothing goes out before the document is open
-    doc.receive({ type: 'opened', doc: 'd', v: 7, seq: 0, text: 'abc' });
+    serve(doc, { type: 'opened', doc: 'd', v: 7, seq: 0, text: 'abc' });
     expect(doc.text).toBe('abchi');
     expect(t.take()).toEqual([{ type: 'submit', doc: 'd', v: 7, seq: 1, op: [3, 'hi'] }]);
   });
@@ -44,7 +44,7 @@ describe('CollaborativeDocument: opening', () => {
     const t = new FakeTransport();
     const doc = new CollaborativeDocument('d', t);
     doc.connected();
-    doc.receive({ type: 'opened', doc: 'd', v: 3, seq: 4, text: 'abc' });
+    serve(doc, { type: 'opened', doc: 'd', v: 3, seq: 4, text: 'abc' });
     t.take();
     doc.insert(3, '!');
     expect(t.take()).toEqual([{ type: 'submit', doc: 'd', v: 3, seq: 5, op: [3, '!'] }]);
@@ -54,7 +54,7 @@ describe('CollaborativeDocument: opening', () => {
     const t = new FakeTransport();
     const doc = new CollaborativeDocument('d', t);
     doc.connected();
-    doc.receive({ type: 'error', code: 'forbidden', message: 'no', ref: { type: 'open', doc: 'd' } });
+    serve(doc, { type: 'error', code: 'forbidden', message: 'no', ref: { type: 'open', doc: 'd' } });
     await expect(doc.ready).rejects.toMatchObject({ code: 'forbidden' });
   });
 });
@@ -76,11 +76,11 @@ describe('CollaborativeDocument: editing', () => {
     ]);
     let synced = false;
     void doc.synced().then(() => (synced = true));
-    doc.receive({ type: 'ack', doc: 'd', seq: 1, v: 6 });
+    serve(doc, { type: 'ack', doc: 'd', seq: 1, v: 6 });
     expect(t.take()).toEqual([{ type: 'submit', doc: 'd', v: 6, seq: 2, op: [3, 'de'] }]);
     await Promise.resolve();
     expect(synced).toBe(false);
-    doc.receive({ type: 'ack', doc: 'd', seq: 2, v: 7 });
+    serve(doc, { type: 'ack', doc: 'd', seq: 2, v: 7 });
     await doc.synced();
     expect(doc.version).toBe(7);
     expect(doc.syncState).toEqual({ kind: 'synchronized' });
@@ -96,10 +96,10 @@ describe('CollaborativeDocument: editing', () => {
     doc.insert(0, 'X');
     t.take();
     const changes = record<ChangeEvent>(doc, 'change');
-    doc.receive({ type: 'ops', doc: 'd', ops: [{ v: 2, op: [2, 'Y'] }] });
+    serve(doc, { type: 'ops', doc: 'd', ops: [{ v: 2, op: [2, 'Y'] }] });
     expect(doc.text).toBe('XabY');
     expect(changes).toEqual([{ op: [3, 'Y'], local: false }]);
-    doc.receive({ type: 'ack', doc: 'd', seq: 1, v: 3 });
+    serve(doc, { type: 'ack', doc: 'd', seq: 1, v: 3 });
     expect(doc.version).toBe(3);
     doc.insert(4, 'Z');
     expect(t.take()).toEqual([{ type: 'submit', doc: 'd', v: 3, seq: 2, op: [4, 'Z'] }]);
@@ -124,15 +124,15 @@ describe('CollaborativeDocument: editing', () => {
 
   it('skips ops it already has and re-opens from its version on a gap, sending nothing meanwhile', () => {
     const { doc, t } = openedDoc('ab', 1);
-    doc.receive({ type: 'ops', doc: 'd', ops: [{ v: 2, op: [2, 'c'] }] });
-    doc.receive({ type: 'ops', doc: 'd', ops: [{ v: 2, op: [2, 'c'] }, { v: 3, op: [3, 'd'] }] });
+    serve(doc, { type: 'ops', doc: 'd', ops: [{ v: 2, op: [2, 'c'] }] });
+    serve(doc, { type: 'ops', doc: 'd', ops: [{ v: 2, op: [2, 'c'] }, { v: 3, op: [3, 'd'] }] });
     expect(doc.text).toBe('abcd');
-    doc.receive({ type: 'ops', doc: 'd', ops: [{ v: 5, op: [5, 'f'] }] });
+    serve(doc, { type: 'ops', doc: 'd', ops: [{ v: 5, op: [5, 'f'] }] });
     expect(doc.text).toBe('abcd');
-    expect(t.take()).toEqual([{ type: 'open', doc: 'd', v: 3 }]);
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number), v: 3, epoch: EPOCH, sum: expect.any(Number) }]);
     doc.insert(0, 'Z');
     expect(t.take()).toEqual([]);
-    doc.receive({
+    serve(doc, {
       type: 'opened',
       doc: 'd',
       v: 5,
@@ -150,7 +150,7 @@ describe('CollaborativeDocument: editing', () => {
     const { doc, t } = openedDoc('ab', 1);
     doc.insert(0, 'X');
     t.take();
-    doc.receive({ type: 'ack', doc: 'd', seq: 7, v: 2 });
+    serve(doc, { type: 'ack', doc: 'd', seq: 7, v: 2 });
     expect(doc.syncState.kind).toBe('awaiting-confirm');
     expect(doc.version).toBe(1);
   });
@@ -166,13 +166,13 @@ describe('CollaborativeDocument: reconnection', () => {
     r.doc.insert(3, 'Y'); // waits in the buffer while offline
     r.t.up = true;
     r.doc.connected();
-    expect(r.t.take()).toEqual([{ type: 'open', doc: 'd', v: 1 }]);
+    expect(r.t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number), v: 1, epoch: EPOCH, sum: expect.any(Number) }]);
     return r;
   }
 
   it('takes its own op in the catch-up as the ack and then sends the buffer under the next seq', () => {
     const { doc, t } = inFlightThenOffline();
-    doc.receive({
+    serve(doc, {
       type: 'opened',
       doc: 'd',
       v: 3,
@@ -189,10 +189,10 @@ describe('CollaborativeDocument: reconnection', () => {
 
   it('resends an op still in flight after the catch-up with the same seq, transformed, on the new version', () => {
     const { doc, t } = inFlightThenOffline();
-    doc.receive({ type: 'opened', doc: 'd', v: 2, seq: 0, ops: [{ v: 2, op: ['Q', 2] }] });
+    serve(doc, { type: 'opened', doc: 'd', v: 2, seq: 0, ops: [{ v: 2, op: ['Q', 2] }] });
     expect(doc.text).toBe('QabXY');
     expect(t.take()).toEqual([{ type: 'submit', doc: 'd', v: 2, seq: 1, op: [3, 'X'] }]);
-    doc.receive({ type: 'ack', doc: 'd', seq: 1, v: 3 });
+    serve(doc, { type: 'ack', doc: 'd', seq: 1, v: 3 });
     expect(t.take()).toEqual([{ type: 'submit', doc: 'd', v: 3, seq: 2, op: [4, 'Y'] }]);
   });
 
@@ -203,10 +203,10 @@ describe('CollaborativeDocument: reconnection', () => {
     t.take();
     const errors = record<ErrorMessage>(doc, 'error');
     const changes = record<ChangeEvent>(doc, 'change');
-    doc.receive(refused('history-gone', 1));
+    serve(doc, refused('history-gone', 1));
     expect(errors.map((e) => e.code)).toEqual(['history-gone']);
-    expect(t.take()).toEqual([{ type: 'open', doc: 'd' }]);
-    doc.receive({ type: 'opened', doc: 'd', v: 10, seq: 1, text: 'QabX' });
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number) }]);
+    serve(doc, { type: 'opened', doc: 'd', v: 10, seq: 1, text: 'QabX' });
     expect(doc.text).toBe('QabXY');
     expect(doc.version).toBe(10);
     expect(changes).toEqual([{ op: ['Q', 4], local: false }]);
@@ -218,9 +218,9 @@ describe('CollaborativeDocument: reconnection', () => {
     doc.insert(2, 'X');
     doc.insert(3, 'Y');
     t.take();
-    doc.receive(refused('invalid-op', 1));
-    expect(t.take()).toEqual([{ type: 'open', doc: 'd' }]);
-    doc.receive({ type: 'opened', doc: 'd', v: 10, seq: 0, text: 'Qab' });
+    serve(doc, refused('invalid-op', 1));
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number) }]);
+    serve(doc, { type: 'opened', doc: 'd', v: 10, seq: 0, text: 'Qab' });
     expect(doc.text).toBe('QabXY');
     expect(t.take()).toEqual([{ type: 'submit', doc: 'd', v: 10, seq: 1, op: [3, 'XY'] }]);
   });
@@ -229,13 +229,13 @@ describe('CollaborativeDocument: reconnection', () => {
     const { doc, t } = openedDoc('ab', 1);
     doc.insert(0, 'X');
     t.take();
-    doc.receive(refused('seq-gap', 1));
-    expect(t.take()).toEqual([{ type: 'open', doc: 'd' }]);
+    serve(doc, refused('seq-gap', 1));
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number) }]);
     t.up = false;
     doc.disconnected();
     t.up = true;
     doc.connected();
-    expect(t.take()).toEqual([{ type: 'open', doc: 'd' }]);
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number) }]);
   });
 });
 
@@ -251,12 +251,12 @@ describe('CollaborativeDocument: refusals', () => {
     const { doc, t } = openedDoc('ab', 1, { retryDelay: 100 });
     doc.insert(0, 'X');
     t.take();
-    doc.receive(refused('storage-failed', 1));
-    doc.receive({ type: 'ops', doc: 'd', ops: [{ v: 2, op: [2, '!'] }] });
+    serve(doc, refused('storage-failed', 1));
+    serve(doc, { type: 'ops', doc: 'd', ops: [{ v: 2, op: [2, '!'] }] });
     expect(t.take()).toEqual([]);
     vi.advanceTimersByTime(100);
     expect(t.take()).toEqual([{ type: 'submit', doc: 'd', v: 2, seq: 1, op: ['X', 3] }]);
-    doc.receive(refused('storage-failed', 1));
+    serve(doc, refused('storage-failed', 1));
     vi.advanceTimersByTime(199);
     expect(t.take()).toEqual([]);
     vi.advanceTimersByTime(1);
@@ -270,12 +270,12 @@ describe('CollaborativeDocument: refusals', () => {
     t.take();
     const changes = record<ChangeEvent>(doc, 'change');
     const errors = record<ErrorMessage>(doc, 'error');
-    doc.receive(refused('too-large', 1));
+    serve(doc, refused('too-large', 1));
     expect(doc.text).toBe('!');
     expect(changes).toEqual([{ op: [-3, 1], local: false }]);
     expect(errors).toHaveLength(1);
     expect(t.take()).toEqual([{ type: 'submit', doc: 'd', v: 0, seq: 1, op: ['!'] }]);
-    doc.receive({ type: 'ack', doc: 'd', seq: 1, v: 1 });
+    serve(doc, { type: 'ack', doc: 'd', seq: 1, v: 1 });
     await doc.synced();
   });
 
@@ -287,20 +287,20 @@ describe('CollaborativeDocument: refusals', () => {
     doc.disconnected();
     t.up = true;
     doc.connected();
-    expect(t.take()).toEqual([{ type: 'open', doc: 'd', v: 1 }]);
-    doc.receive({ type: 'error', code: 'storage-failed', message: 'x', ref: { type: 'open', doc: 'd' } });
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number), v: 1, epoch: EPOCH, sum: expect.any(Number) }]);
+    serve(doc, { type: 'error', code: 'storage-failed', message: 'x', ref: { type: 'open', doc: 'd' } });
     doc.insert(0, 'Y');
     expect(t.take()).toEqual([]);
     vi.advanceTimersByTime(100);
-    expect(t.take()).toEqual([{ type: 'open', doc: 'd', v: 1 }]);
-    doc.receive({ type: 'opened', doc: 'd', v: 1, seq: 0, ops: [] });
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number), v: 1, epoch: EPOCH, sum: expect.any(Number) }]);
+    serve(doc, { type: 'opened', doc: 'd', v: 1, seq: 0, ops: [] });
     expect(t.take()).toEqual([{ type: 'submit', doc: 'd', v: 1, seq: 1, op: ['X', 2] }]);
   });
 
   it('ignores an error about a seq no longer in flight, but still reports it', () => {
     const { doc, t } = openedDoc('ab', 1);
     const errors = record<ErrorMessage>(doc, 'error');
-    doc.receive(refused('invalid-op', 3));
+    serve(doc, refused('invalid-op', 3));
     expect(t.take()).toEqual([]);
     expect(errors).toHaveLength(1);
   });
@@ -326,10 +326,10 @@ describe('CollaborativeDocument: selection and presence', () => {
     vi.advanceTimersByTime(50);
     // The "!" is still pending: on the server text the caret sits where it was typed.
     expect(t.take()).toEqual([{ type: 'presence', doc: 'd', v: 1, selection: [{ anchor: 5, head: 5 }] }]);
-    doc.receive({ type: 'ops', doc: 'd', ops: [{ v: 2, op: ['AB', 5] }] });
+    serve(doc, { type: 'ops', doc: 'd', ops: [{ v: 2, op: ['AB', 5] }] });
     expect(doc.text).toBe('ABhello!');
     expect(doc.selection).toEqual([{ anchor: 8, head: 8 }]);
-    doc.receive({ type: 'ack', doc: 'd', seq: 1, v: 3 });
+    serve(doc, { type: 'ack', doc: 'd', seq: 1, v: 3 });
     vi.advanceTimersByTime(50);
     // Synchronized now: the exact selection goes out again.
     expect(t.take()).toEqual([{ type: 'presence', doc: 'd', v: 3, selection: [{ anchor: 8, head: 8 }] }]);
@@ -349,18 +349,18 @@ describe('CollaborativeDocument: selection and presence', () => {
     doc.insert(0, '>>');
     t.take();
     const events = record<PresenceEvent>(doc, 'presence');
-    doc.receive({ type: 'presence', doc: 'd', id: 'c9', v: 1, selection: [{ anchor: 0, head: 5 }], user: 'ann' });
+    serve(doc, { type: 'presence', doc: 'd', id: 'c9', v: 1, selection: [{ anchor: 0, head: 5 }], user: 'ann' });
     // Our pending ">>" goes after ann's caret at 0.
     expect(doc.presences.get('c9')).toEqual({ selection: [{ anchor: 0, head: 7 }], user: 'ann' });
     expect(events).toEqual([{ id: 'c9', selection: [{ anchor: 0, head: 7 }], user: 'ann' }]);
     doc.insert(0, 'Z'); // our typing does not drag ann's caret
     expect(doc.presences.get('c9')?.selection).toEqual([{ anchor: 0, head: 8 }]);
-    doc.receive({ type: 'ops', doc: 'd', ops: [{ v: 2, op: [5, '!'] }] }); // remote text at a caret goes before it
+    serve(doc, { type: 'ops', doc: 'd', ops: [{ v: 2, op: [5, '!'] }] }); // remote text at a caret goes before it
     expect(doc.text).toBe('Z>>hello!');
     expect(doc.presences.get('c9')?.selection).toEqual([{ anchor: 0, head: 9 }]);
-    doc.receive({ type: 'presence', doc: 'd', id: 'c8', v: 2, selection: null });
+    serve(doc, { type: 'presence', doc: 'd', id: 'c8', v: 2, selection: null });
     expect(doc.presences.get('c8')).toEqual({ selection: null });
-    doc.receive({ type: 'left', doc: 'd', id: 'c9' });
+    serve(doc, { type: 'left', doc: 'd', id: 'c9' });
     expect(doc.presences.has('c9')).toBe(false);
     doc.disconnected();
     expect(doc.presences.size).toBe(0);
@@ -373,11 +373,11 @@ describe('CollaborativeDocument: selection and presence', () => {
 
   it('maps a presence a few versions old through the ops since, and ignores one it cannot place', () => {
     const { doc } = openedDoc('abc', 1);
-    doc.receive({ type: 'ops', doc: 'd', ops: [{ v: 2, op: ['XY', 3] }] });
-    doc.receive({ type: 'presence', doc: 'd', id: 'c9', v: 1, selection: [{ anchor: 1, head: 1 }] });
+    serve(doc, { type: 'ops', doc: 'd', ops: [{ v: 2, op: ['XY', 3] }] });
+    serve(doc, { type: 'presence', doc: 'd', id: 'c9', v: 1, selection: [{ anchor: 1, head: 1 }] });
     expect(doc.presences.get('c9')?.selection).toEqual([{ anchor: 3, head: 3 }]);
-    doc.receive({ type: 'presence', doc: 'd', id: 'c7', v: 2, selection: [{ anchor: 99, head: 1 }] });
-    doc.receive({ type: 'presence', doc: 'd', id: 'c6', v: 9, selection: [{ anchor: 1, head: 1 }] });
+    serve(doc, { type: 'presence', doc: 'd', id: 'c7', v: 2, selection: [{ anchor: 99, head: 1 }] });
+    serve(doc, { type: 'presence', doc: 'd', id: 'c6', v: 9, selection: [{ anchor: 1, head: 1 }] });
     expect(doc.presences.has('c7')).toBe(false);
     expect(doc.presences.has('c6')).toBe(false);
   });

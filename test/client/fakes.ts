@@ -1,13 +1,19 @@
 /**
- * Test doubles for the client: a recording document transport, and a fake WebSocket class
- * that records what the client sends and lets a test play the server.
+ * Test doubles for the client's unit tests: a recording document transport, and a fake
+ * WebSocket class that records what the client sends and lets a test play the server's side
+ * of one socket. Tests of the client against a server use the loopback world
+ * (`test/support/world.ts`), with the real server session.
  */
-import { CollaborativeDocument, type DocumentOptions, type DocumentTransport } from '../../src/client/document.js';
+import {
+  CollaborativeDocument,
+  type DocumentMessage,
+  type DocumentOptions,
+  type DocumentTransport,
+} from '../../src/client/document.js';
+import { chainChecksum } from '../../src/protocol/checksum.js';
+import type { OpEntry } from '../../src/protocol/messages.js';
 import type { WebSocketLike } from '../../src/client/connection.js';
-import { opLength } from '../../src/client/split.js';
-import { type Component, apply, transform } from '../../src/ot/index.js';
-import type { ErrorCode } from '../../src/protocol/errors.js';
-import type { ClientMessage, ServerLimits, ServerMessage, SubmitMessage } from '../../src/protocol/messages.js';
+import type { ClientMessage, ServerLimits, ServerMessage } from '../../src/protocol/messages.js';
 
 /** The limits a fake server announces unless told otherwise (the real server's defaults). */
 export const FAKE_LIMITS: ServerLimits = { maxPayload: 1 << 20, maxOpLength: 1 << 20 };
@@ -36,6 +42,77 @@ export class FakeTransport implements DocumentTransport {
   }
 }
 
+/** The epoch a {@link serve}d document is told its server has. */
+export const EPOCH = 'epoch-1';
+
+/** A message as a test writes it: the fields `serve` fills in may be left out. */
+type Loose<M> = M extends { type: 'opened' }
+  ? Omit<M, 'rid' | 'epoch' | 'sum' | 'ops'> & { rid?: number; epoch?: string; sum?: number; ops?: Array<Omit<OpEntry, 'sum'> & { sum?: number }> }
+  : M extends { type: 'ops' }
+    ? Omit<M, 'ops'> & { ops: Array<Omit<OpEntry, 'sum'> & { sum?: number }> }
+    : M;
+
+interface Inspectable {
+  checksum: number;
+  serverVersion: number;
+}
+
+/**
+ * Hands `message` to `doc` as its server would have written it: an `opened` names the
+ * document's current request id and epoch {@link EPOCH}, and entries, acks and catch-ups carry
+ * the checksums the document itself computes (so these unit tests exercise everything but the
+ * checksum check, which the loopback-world tests cover against a real server). Fields the
+ * test gives are kept.
+ */
+export function serve(doc: CollaborativeDocument, message: Loose<DocumentMessage>): void {
+  const state = doc as unknown as Inspectable;
+  const life = doc.lifecycle;
+  const inflight = life.phase === 'closed' ? undefined : life.inflight;
+  const outstanding = doc.syncState.kind === 'synchronized' ? undefined : doc.syncState.outstanding;
+  /** Entries with the checksums the document will compute for them, from its current one. */
+  const chained = (entries: Array<Omit<OpEntry, 'sum'> & { sum?: number }>): OpEntry[] => {
+    let sum = state.checksum;
+    let v = state.serverVersion;
+    return entries.map((e) => {
+      if (e.v > v) {
+        sum = chainChecksum(sum, e.op);
+        v = e.v;
+      }
+      return { ...e, sum: e.sum ?? sum };
+    });
+  };
+  switch (message.type) {
+    case 'opened': {
+      const rid = message.rid ?? (life.phase === 'opening' || life.phase === 'restoring' ? life.rid : undefined);
+      const { ops: loose, ...rest } = message;
+      const ops = loose === undefined ? undefined : chained(loose);
+      const sum = message.sum ?? (ops === undefined ? 0 : (ops[ops.length - 1]?.sum ?? state.checksum));
+      doc.receive({ ...rest, ...(rid === undefined ? {} : { rid }), epoch: message.epoch ?? EPOCH, sum, ...(ops === undefined ? {} : { ops }) });
+      return;
+    }
+    case 'ops':
+      doc.receive({ ...message, ops: chained(message.ops) });
+      return;
+    case 'ack':
+      doc.receive(
+        message.sum !== undefined || outstanding === undefined || message.seq !== inflight
+          ? message
+          : { ...message, sum: chainChecksum(state.checksum, outstanding) },
+      );
+      return;
+    case 'error': {
+      // A refusal of an open or a restore names the current attempt, unless the test says.
+      const ref = message.ref;
+      const current = life.phase === 'opening' || life.phase === 'restoring' ? life.rid : undefined;
+      const about = ref?.type === 'open' || ref?.type === 'restore';
+      doc.receive(about && ref?.rid === undefined && current !== undefined ? { ...message, ref: { ...ref, rid: current } } : message);
+      return;
+    }
+    default:
+      doc.receive(message as DocumentMessage);
+  }
+}
+
 /** A document on a {@link FakeTransport}, opened with a snapshot of `text` at version `v`. */
 export function openedDoc(
   text = '',
@@ -46,10 +123,10 @@ export function openedDoc(
   const doc = new CollaborativeDocument('d', t, options);
   doc.connected();
   const open = t.take();
-  if (JSON.stringify(open) !== JSON.stringify([{ type: 'open', doc: 'd' }])) {
+  if (open.length !== 1 || open[0]?.type !== 'open' || 'v' in (open[0] ?? {})) {
     throw new Error(`unexpected first messages ${JSON.stringify(open)}`);
   }
-  doc.receive({ type: 'opened', doc: 'd', v, seq: 0, text });
+  serve(doc, { type: 'opened', doc: 'd', v, seq: 0, text });
   t.take();
   return { doc, t };
 }
@@ -123,108 +200,21 @@ export class FakeWebSocket implements WebSocketLike {
     this.receive({ type: 'welcome', protocol: 1, connectionId, clientId, limits });
   }
 
+  /**
+   * Server side: answers the last `open` of `doc` the client sent (naming its request id,
+   * incarnation {@link EPOCH} and checksum 0, which a document holding a snapshot from here
+   * has too) with `text` or catch-up `ops`.
+   */
+  answerOpen(doc: string, answer: { v: number; seq?: number; text?: string; ops?: [] }): void {
+    const open = this.messages()
+      .filter((m): m is Extract<ClientMessage, { type: 'open' }> => m.type === 'open' && m.doc === doc)
+      .at(-1);
+    this.receive({ type: 'opened', doc, rid: open?.rid ?? 0, epoch: EPOCH, sum: 0, seq: 0, ...answer });
+  }
+
   /** Server side: the connection closes with `code`. */
   serverClose(code = 1006): void {
     this.readyState = 3;
     (this.onclose as ((e: { code: number; reason: string }) => void) | null)?.({ code, reason: '' });
-  }
-}
-
-/** One frame a {@link FakeServer} read: the message and its size in UTF-8 bytes. */
-export interface ReadFrame {
-  readonly message: ClientMessage;
-  readonly bytes: number;
-}
-
-/**
- * Plays an Otter server for one client on {@link FakeWebSocket}s: answers `hello` with a
- * `welcome` announcing `limits`, `open` with a snapshot, `submit` like the sequencer
- * (idempotent by seq, rebased over later history with side 'right', a resubmitted seq acked
- * with its original version), `ping`, `auth` and `close`. It records every frame it reads
- * with its byte size and every broken limit in `violations` (answered with `too-large`).
- * `intercept` may answer a message itself (an array of replies; [] drops it).
- */
-export class FakeServer {
-  text = '';
-  history: Component[][] = [];
-  /** Version each applied seq produced. */
-  readonly applied = new Map<number, number>();
-  readonly frames: ReadFrame[] = [];
-  readonly violations: string[] = [];
-  intercept: ((message: ClientMessage, frame: ReadFrame) => ServerMessage[] | undefined) | undefined;
-  private readonly read = new Map<FakeWebSocket, number>();
-
-  constructor(readonly limits: ServerLimits = FAKE_LIMITS) {}
-
-  /** The submits read so far. */
-  get submits(): Array<ReadFrame & { message: SubmitMessage }> {
-    return this.frames.filter((f): f is ReadFrame & { message: SubmitMessage } => f.message.type === 'submit');
-  }
-
-  /** Opens `ws` (the client says hello) and answers until the client is quiet. */
-  accept(ws: FakeWebSocket = FakeWebSocket.last): void {
-    ws.open();
-    this.pump(ws);
-  }
-
-  /** Answers every frame `ws` sent since the last call, and what the client sends in reply, until it is quiet. */
-  pump(ws: FakeWebSocket = FakeWebSocket.last): void {
-    for (;;) {
-      const next = this.read.get(ws) ?? 0;
-      const data = ws.sent[next];
-      if (data === undefined || ws.readyState !== 1) return;
-      this.read.set(ws, next + 1);
-      const frame: ReadFrame = { message: JSON.parse(data) as ClientMessage, bytes: new TextEncoder().encode(data).length };
-      this.frames.push(frame);
-      if (frame.bytes > this.limits.maxPayload) {
-        this.violations.push(`a frame of ${frame.bytes} bytes`);
-        ws.serverClose(1009);
-        return;
-      }
-      const replies = this.intercept?.(frame.message, frame) ?? this.answer(frame.message);
-      for (const reply of replies) ws.receive(reply);
-    }
-  }
-
-  private answer(m: ClientMessage): ServerMessage[] {
-    switch (m.type) {
-      case 'hello':
-        return [{ type: 'welcome', protocol: 1, connectionId: 'c1', clientId: m.clientId ?? 'x', limits: this.limits }];
-      case 'open':
-        return [{ type: 'opened', doc: m.doc, v: this.history.length, seq: this.applied.size, text: this.text }];
-      case 'submit':
-        return [this.submit(m)];
-      case 'ping':
-        return [{ type: 'pong' }];
-      case 'auth':
-        return [{ type: 'authed' }];
-      case 'close':
-        return [{ type: 'closed', doc: m.doc }];
-      case 'presence':
-        return [];
-    }
-  }
-
-  private submit(m: SubmitMessage): ServerMessage {
-    const refuse = (code: ErrorCode, message: string): ServerMessage => ({
-      type: 'error',
-      code,
-      message,
-      ref: { type: 'submit', doc: m.doc, seq: m.seq },
-    });
-    const size = opLength(m.op);
-    if (size > this.limits.maxOpLength) {
-      this.violations.push(`an op of length ${size}`);
-      return refuse('too-large', `op of length ${size}`);
-    }
-    const done = this.applied.get(m.seq);
-    if (done !== undefined) return { type: 'ack', doc: m.doc, seq: m.seq, v: done };
-    if (m.seq !== this.applied.size + 1) return refuse('seq-gap', `seq ${m.seq}`);
-    let op = m.op;
-    for (const past of this.history.slice(m.v)) op = transform(op, past, 'right');
-    this.text = apply(this.text, op);
-    this.history.push(op);
-    this.applied.set(m.seq, this.history.length);
-    return { type: 'ack', doc: m.doc, seq: m.seq, v: this.history.length };
   }
 }

@@ -116,8 +116,9 @@ export async function stopServer(server: OtterServer, ms = 10_000): Promise<void
 }
 
 /** The server's committed text and version of `docId`. */
-export function headOf(server: OtterServer, docId: string): Promise<{ version: number; text: string }> {
-  return server.sequencer.getSnapshot(docId);
+export async function headOf(server: OtterServer, docId: string): Promise<{ version: number; text: string }> {
+  const { version, text } = await server.sequencer.getSnapshot(docId);
+  return { version, text };
 }
 
 // ─── a raw protocol client ──────────────────────────────────────────────────────────────────

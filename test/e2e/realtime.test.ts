@@ -487,7 +487,7 @@ describe('e2e: server restart and shutdown', () => {
     release();
     await closing;
     expect((await raw.waitClosed()).code).toBe(1001);
-    expect(raw.messages.find((m) => m.type === 'ack')).toEqual({ type: 'ack', doc: 'doc', seq: 1, v: 1 });
+    expect(raw.messages.find((m) => m.type === 'ack')).toEqual({ type: 'ack', doc: 'doc', seq: 1, v: 1, sum: expect.any(Number) });
     expect(await inner.load('doc')).toMatchObject({ ops: [{ version: 1, op: ['kept'] }] });
   });
 

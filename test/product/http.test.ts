@@ -13,7 +13,7 @@ import { createRoutes } from '../../src/server/http.js';
 import { MemoryStore } from '../../src/server/memory-store.js';
 import { Metrics } from '../../src/server/metrics.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
-import type { ClientMark, LoadedDocument, OpRecord, Snapshot, Store } from '../../src/server/store.js';
+import type { LoadedDocument, OpRecord, Snapshot, Store } from '../../src/server/store.js';
 import { type OtterServer, type ServerOptions, createServer } from '../../src/server/ws-server.js';
 import {
   type CliProcess,
@@ -40,8 +40,8 @@ class FlakyStore implements Store {
   load(docId: string): Promise<LoadedDocument> {
     return this.inner.load(docId);
   }
-  append(docId: string, expectedHead: number, records: OpRecord[], marks: ClientMark[]): Promise<void> {
-    return this.inner.append(docId, expectedHead, records, marks);
+  append(...args: Parameters<Store['append']>): Promise<void> {
+    return this.inner.append(...args);
   }
   getOps(docId: string, from: number, to: number): Promise<OpRecord[]> {
     return this.inner.getOps(docId, from, to);

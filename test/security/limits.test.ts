@@ -278,6 +278,6 @@ describe('resource caps', () => {
     expect(await client.submit('doc', 0, 1, Array(60).fill('a'))).toMatchObject({ code: 'too-large' });
     expect(await client.submit('doc', 0, 1, ['y'.repeat(90)])).toMatchObject({ type: 'ack', v: 1 });
     expect(await client.submit('doc', 1, 2, [90, 'z'.repeat(90)])).toMatchObject({ type: 'error', code: 'too-large' });
-    expect(await server.sequencer.getSnapshot('doc')).toEqual({ version: 1, text: 'y'.repeat(90) });
+    expect(await server.sequencer.getSnapshot('doc')).toMatchObject({ version: 1, text: 'y'.repeat(90) });
   });
 });

@@ -129,7 +129,7 @@ describe('crash safety of SqliteStore + Sequencer', () => {
     const sequencer = new Sequencer(store, { idleTimeout: 0 });
     try {
       const loaded = await sequencer.getSnapshot(DOC);
-      expect(loaded).toEqual({ version: head, text });
+      expect(loaded).toMatchObject({ version: head, text });
       const unacked = [...sent.values()].filter((s) => !acks.has(s.seq)).sort((a, b) => a.seq - b.seq);
       let recognised = 0;
       for (const s of unacked) {

@@ -10,7 +10,7 @@ import { type Component, apply } from '../../src/ot/index.js';
 import { OtterError } from '../../src/protocol/errors.js';
 import type { ErrorCode } from '../../src/protocol/errors.js';
 import type { Sequencer } from '../../src/server/sequencer.js';
-import type { ClientMark, LoadedDocument, OpRecord, Snapshot, Store } from '../../src/server/store.js';
+import type { AppendContext, ClientMark, LoadedDocument, OpRecord, Snapshot, Store } from '../../src/server/store.js';
 import { within } from '../support/within.js';
 
 /** A fresh temporary directory; remove it with {@link removeTempDir}. */
@@ -92,7 +92,13 @@ export class ControlledStore implements Store {
   getOpsError: unknown;
   /** Fail every load with this error while set. */
   loadError: unknown;
-  readonly appends: Array<{ docId: string; expectedHead: number; records: OpRecord[]; marks: ClientMark[] }> = [];
+  readonly appends: Array<{
+    docId: string;
+    expectedHead: number;
+    records: OpRecord[];
+    marks: ClientMark[];
+    context: AppendContext;
+  }> = [];
   readonly snapshotsPut: Array<{ docId: string; version: number }> = [];
 
   constructor(readonly inner: Store) {}
@@ -102,7 +108,13 @@ export class ControlledStore implements Store {
     return this.inner.load(docId);
   }
 
-  async append(docId: string, expectedHead: number, records: OpRecord[], marks: ClientMark[]): Promise<void> {
+  async append(
+    docId: string,
+    expectedHead: number,
+    records: OpRecord[],
+    marks: ClientMark[],
+    context: AppendContext,
+  ): Promise<void> {
     const gate = this.appendGate;
     if (gate !== undefined && gate.docId === docId) await gate.gate;
     const i = this.appendFailures.findIndex(
@@ -112,8 +124,8 @@ export class ControlledStore implements Store {
       const [failure] = this.appendFailures.splice(i, 1);
       throw failure?.error;
     }
-    await this.inner.append(docId, expectedHead, records, marks);
-    this.appends.push({ docId, expectedHead, records, marks });
+    await this.inner.append(docId, expectedHead, records, marks, context);
+    this.appends.push({ docId, expectedHead, records, marks, context });
   }
 
   getOps(docId: string, from: number, to: number): Promise<OpRecord[]> {

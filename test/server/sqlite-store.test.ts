@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { EMPTY_CHECKSUM, chainChecksum } from '../../src/protocol/checksum.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
 import type { OpRecord } from '../../src/server/store.js';
 import { makeTempDir, removeTempDir, replay } from './helpers.js';
@@ -39,27 +40,36 @@ describe('SqliteStore specifics', () => {
     const file = fresh();
     const a = new SqliteStore(file);
     const recs: OpRecord[] = [
-      { version: 1, op: ['hello'], clientId: 'c1', seq: 1, author: 'alice' },
-      { version: 2, op: [5, ' 😀'], clientId: 'c2', seq: 1 },
-      { version: 3, op: [-1, 7], clientId: 'c1', seq: 2 },
+      { version: 1, op: ['hello'], clientId: 'c1', seq: 1, author: 'alice', checksum: 11 },
+      { version: 2, op: [5, ' 😀'], clientId: 'c2', seq: 1, checksum: 12 },
+      { version: 3, op: [-1, 7], clientId: 'c1', seq: 2, checksum: 2 ** 53 - 1 },
     ];
-    await a.append('d', 0, recs.slice(0, 2), [
-      { clientId: 'c1', seq: 1, version: 1, baseVersion: 0, fingerprint: 'f1' },
-      { clientId: 'c2', seq: 1, version: 2, baseVersion: 0, fingerprint: 'f2' },
-    ]);
-    await a.putSnapshot('d', { version: 2, text: 'hello 😀' });
+    await a.append(
+      'd',
+      0,
+      recs.slice(0, 2),
+      [
+        { clientId: 'c1', seq: 1, version: 1, baseVersion: 0, fingerprint: 'f1' },
+        { clientId: 'c2', seq: 1, version: 2, baseVersion: 0, fingerprint: 'f2' },
+      ],
+      { epoch: 'e1' },
+    );
+    await a.putSnapshot('d', { version: 2, text: 'hello 😀', checksum: 12 });
     // Not awaited before close: close lets pending appends finish first.
-    const pending = a.append('d', 2, recs.slice(2), [
-      { clientId: 'c1', seq: 2, version: 3, baseVersion: 2, fingerprint: 'f3' },
-    ]);
+    const pending = a.append('d', 2, recs.slice(2), [{ clientId: 'c1', seq: 2, version: 3, baseVersion: 2, fingerprint: 'f3' }], {
+      epoch: 'e1',
+      recovery: { lostEpoch: 'e0', version: 9, checksum: 99, text: 'lost 😀', guess: 'lost 😀!', samples: [[9, 99], [3, 7]], at: 3 },
+    });
     await a.close();
     await pending;
 
     const b = new SqliteStore(file);
     open.push(b);
     const loaded = await b.load('d');
-    expect(loaded.snapshot).toEqual({ version: 2, text: 'hello 😀' });
+    expect(loaded.epoch).toBe('e1');
+    expect(loaded.snapshot).toEqual({ version: 2, text: 'hello 😀', checksum: 12 });
     expect(loaded.ops).toEqual(recs.slice(2));
+    expect(loaded.recoveries).toEqual([{ lostEpoch: 'e0', version: 9, checksum: 99, text: 'lost 😀', guess: 'lost 😀!', samples: [[9, 99], [3, 7]], at: 3 }]);
     expect(loaded.marks.sort((x, y) => x.clientId.localeCompare(y.clientId))).toEqual([
       { clientId: 'c1', seq: 2, version: 3, baseVersion: 2, fingerprint: 'f3' },
       { clientId: 'c2', seq: 1, version: 2, baseVersion: 0, fingerprint: 'f2' },
@@ -79,14 +89,14 @@ describe('SqliteStore specifics', () => {
   it('rejects appends after close', async () => {
     const s = new SqliteStore(fresh());
     await s.close();
-    await expect(s.append('d', 0, [{ version: 1, op: ['x'], clientId: 'c', seq: 1 }], [])).rejects.toThrow();
+    await expect(s.append('d', 0, [{ version: 1, op: ['x'], clientId: 'c', seq: 1, checksum: 1 }], [], { epoch: 'e' })).rejects.toThrow();
   });
 
   it('runs in WAL mode', async () => {
     const file = fresh();
     const s = new SqliteStore(file);
     open.push(s);
-    await s.append('d', 0, [{ version: 1, op: ['x'], clientId: 'c', seq: 1 }], []);
+    await s.append('d', 0, [{ version: 1, op: ['x'], clientId: 'c', seq: 1, checksum: 1 }], [], { epoch: 'e' });
     const raw = new Database(file, { readonly: true });
     try {
       expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
@@ -111,5 +121,37 @@ describe('SqliteStore specifics', () => {
       other.close();
     }
     await s.ping();
+  });
+
+  it('migrates a database of the first layout: epochs for its documents, checksums chained from its oldest snapshot', async () => {
+    const file = fresh();
+    const s0 = new SqliteStore(file);
+    await s0.close();
+    // The first layout, as Otter 0.1 wrote it: no meta table, no epochs, no checksums.
+    const raw = new Database(file);
+    raw.exec(`DROP TABLE meta; DROP TABLE recoveries; DROP TABLE documents; DROP TABLE ops; DROP TABLE snapshots;
+      CREATE TABLE documents (doc_id TEXT PRIMARY KEY, head INTEGER NOT NULL, trimmed_to INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+      CREATE TABLE ops (doc_id TEXT NOT NULL, version INTEGER NOT NULL, op TEXT NOT NULL, client_id TEXT NOT NULL,
+        seq INTEGER NOT NULL, author TEXT, PRIMARY KEY (doc_id, version)) WITHOUT ROWID;
+      CREATE TABLE snapshots (doc_id TEXT NOT NULL, version INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (doc_id, version));
+      INSERT INTO documents VALUES ('fresh', 2, 0), ('trimmed', 3, 2);
+      INSERT INTO ops VALUES ('fresh', 1, '["ab"]', 'c', 1, NULL), ('fresh', 2, '[2,"c"]', 'c', 2, NULL),
+        ('trimmed', 3, '[2,"!"]', 'c', 3, NULL);
+      INSERT INTO snapshots VALUES ('trimmed', 2, 'hi');`);
+    raw.close();
+    const s = new SqliteStore(file);
+    open.push(s);
+    const fresh1 = chainChecksum(EMPTY_CHECKSUM, ['ab']);
+    const freshDoc = await s.load('fresh');
+    expect(freshDoc.epoch).toMatch(/^[0-9a-f-]{36}$/);
+    expect(freshDoc.ops.map((r) => r.checksum)).toEqual([fresh1, chainChecksum(fresh1, [2, 'c'])]);
+    const trimmed = await s.load('trimmed');
+    const base = chainChecksum(EMPTY_CHECKSUM, ['hi']);
+    expect(trimmed.snapshot).toEqual({ version: 2, text: 'hi', checksum: base });
+    expect(trimmed.ops.map((r) => r.checksum)).toEqual([chainChecksum(base, [2, '!'])]);
+    expect(trimmed.epoch).not.toBe(freshDoc.epoch);
+    // The migrated store takes appends under the epoch it gave.
+    await s.append('fresh', 2, [{ version: 3, op: [3, 'd'], clientId: 'c', seq: 3, checksum: 5 }], [], { epoch: freshDoc.epoch as string });
+    expect((await s.load('fresh')).ops).toHaveLength(3);
   });
 });
