@@ -565,6 +565,7 @@ export class Connection extends Emitter<ConnectionEvents> {
         this.docs.get(message.doc)?.receive(message);
         return;
       case 'ops':
+      case 'head':
       case 'presence':
       case 'left':
       case 'closed':

@@ -48,6 +48,7 @@ import type {
   ClientMessage,
   ClosedMessage,
   ErrorMessage,
+  HeadMessage,
   LeftMessage,
   OpEntry,
   OpenedMessage,
@@ -115,6 +116,7 @@ export interface DocumentOptions {
 export type DocumentMessage =
   | OpenedMessage
   | RestoredMessage
+  | HeadMessage
   | OpsMessage
   | AckMessage
   | PresenceMessage
@@ -564,6 +566,9 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
         case 'ack':
           if (this.life.phase === 'live') this.onAck(message);
           break;
+        case 'head':
+          if (this.life.phase === 'live') this.onHead(message);
+          break;
         case 'presence':
           if (this.life.phase === 'live') this.onPresence(message);
           break;
@@ -859,6 +864,18 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     this.emit('diverged', event);
     this.transport.send({ type: 'diverged', doc: this.id, v: event.version });
     this.resync('snapshot');
+  }
+
+  /**
+   * The server's head, announced once its ops pause: at our version, its checksum must be
+   * ours (else heal); past it, we missed ops (catch up); before it, it is old news.
+   */
+  private onHead(message: HeadMessage): void {
+    if (message.v === this.serverVersion && message.sum !== this.checksum) {
+      this.heal({ reason: 'checksum', version: message.v, expected: message.sum, actual: this.checksum });
+    } else if (message.v > this.serverVersion) {
+      this.resync('catch-up');
+    }
   }
 
   private onPresence(message: PresenceMessage): void {

@@ -23,6 +23,7 @@ const state = element<HTMLElement>('state');
 const version = element<HTMLElement>('version');
 const people = element<HTMLDivElement>('people');
 const errorLine = element<HTMLDivElement>('error');
+const notice = element<HTMLDivElement>('notice');
 element<HTMLElement>('doc').textContent = docId;
 
 const COLORS = ['#d7263d', '#1b998b', '#f46036', '#2e294e', '#c5d86d', '#5b8e7d', '#8e44ad', '#e67e22'];
@@ -122,6 +123,20 @@ doc.on('change', ({ op, local }) => {
   renderPresence();
 });
 doc.on('presence', renderPresence);
+doc.on('reset', (e) => {
+  const what = {
+    restored: 'The server had lost this document; the text from this page was put back.',
+    adopted: 'The server had lost this document; another editor put it back, and this page took that text.',
+    accepted: 'The server had lost this document; this page took the server’s text.',
+  }[e.action];
+  notice.textContent = `${what} (It had version ${e.lost.version}; your unsent edits were kept.)`;
+});
+doc.on('diverged', () => {
+  notice.textContent = 'This page’s copy differed from the server’s; it was reloaded from the server, keeping your unsent edits.';
+});
+doc.on('merged', () => {
+  notice.textContent = 'Edits made while away were merged into a newer text from the server.';
+});
 doc.on('error', (e) => {
   errorLine.textContent = `${e.code}: ${e.message}`;
 });

@@ -190,6 +190,18 @@ export interface RestoredMessage {
   readonly applied: boolean;
 }
 
+/**
+ * The document's head: version `v` and its checksum `sum`, sent to every client of the
+ * document once its ops pause (about a second after the last one), so that a client that
+ * missed an op or holds another text at `v` finds out without waiting for the next op.
+ */
+export interface HeadMessage {
+  readonly type: 'head';
+  readonly doc: string;
+  readonly v: number;
+  readonly sum: number;
+}
+
 /** Ops committed by others, in version order. */
 export interface OpsMessage {
   readonly type: 'ops';
@@ -264,6 +276,7 @@ export type ServerMessage =
   | WelcomeMessage
   | OpenedMessage
   | RestoredMessage
+  | HeadMessage
   | OpsMessage
   | AckMessage
   | PresenceMessage

@@ -383,6 +383,8 @@ export function parseServerFrame(data: string): ServerMessage[] {
       }
       case 'restored':
         return { type, doc: r.doc(), rid: r.integer('rid', 1), v: r.integer('v', 0), applied: r.boolean('applied') };
+      case 'head':
+        return { type, doc: r.doc(), v: r.integer('v', 0), sum: r.checksum('sum') };
       case 'ops':
         return { type, doc: r.doc(), ops: opEntries(field(msg, 'ops')) };
       case 'ack': {

@@ -1,6 +1,7 @@
 /**
- * Rooms: which connections have which document open, fan-out of committed ops to them, and
- * the presence (selections) of each connection per document, kept current through later ops.
+ * Rooms: which connections have which document open, fan-out of committed ops to them, the
+ * presence (selections) of each connection per document, kept current through later ops, and
+ * the head (version and checksum) announced to every member once the ops pause.
  * Transport-agnostic: members are {@link RoomMember}s.
  */
 import { type SelectionRange, targetLength, transformSelection } from '../ot/index.js';
@@ -18,6 +19,8 @@ export interface RoomMember {
   deliverPresence(docId: string, id: string, user: string | undefined, v: number, selection: SelectionRange[] | null): void;
   /** Receives the news that another member left. */
   deliverLeft(docId: string, id: string): void;
+  /** Receives the document's head: version `v`, whose checksum is `sum` (see protocol `head`). */
+  deliverHead(docId: string, v: number, sum: number): void;
 }
 
 interface Presence {
@@ -35,7 +38,12 @@ class Room {
   head = 0;
   /** The latest ops, versions head - recent.length + 1 … head. */
   readonly recent: OpRecord[] = [];
+  /** The pending announcement of the head, once the ops pause. */
+  announce: ReturnType<typeof setTimeout> | undefined;
 }
+
+/** Ms without ops after which a room announces its head. */
+const DEFAULT_HEAD_DELAY = 1000;
 
 /** The JSON of an op entry as every recipient except the author sees it (serialized once). */
 function entryJson(record: OpRecord): string {
@@ -46,6 +54,14 @@ function entryJson(record: OpRecord): string {
 /** All rooms of one server. */
 export class Rooms {
   private readonly rooms = new Map<string, Room>();
+
+  /**
+   * @param headDelay ms without ops after which every member of a room is sent the head
+   *   (version and checksum); 0 never announces. Default 1000.
+   */
+  constructor(private readonly headDelay = DEFAULT_HEAD_DELAY) {
+    if (!(headDelay >= 0) || !Number.isFinite(headDelay)) throw new RangeError(`headDelay must be ≥ 0 ms, got ${headDelay}`);
+  }
 
   /** Number of documents with at least one member. */
   get size(): number {
@@ -76,7 +92,10 @@ export class Rooms {
     if (room === undefined || !room.members.delete(member)) return;
     room.presence.delete(member);
     for (const m of room.members) m.deliverLeft(docId, member.connectionId);
-    if (room.members.size === 0) this.rooms.delete(docId);
+    if (room.members.size === 0) {
+      clearTimeout(room.announce);
+      this.rooms.delete(docId);
+    }
   }
 
   /** Sends a committed op to every member of its room and maps every presence through it. */
@@ -100,6 +119,23 @@ export class Rooms {
     }
     const json = entryJson(record);
     for (const m of room.members) m.deliver(docId, record, json);
+    if (this.headDelay > 0) {
+      clearTimeout(room.announce);
+      const { version, checksum } = record;
+      room.announce = setTimeout(() => {
+        room.announce = undefined;
+        for (const m of room.members) m.deliverHead(docId, version, checksum);
+      }, this.headDelay);
+      room.announce.unref?.();
+    }
+  }
+
+  /** Stops every pending head announcement (at shutdown). */
+  close(): void {
+    for (const room of this.rooms.values()) {
+      clearTimeout(room.announce);
+      room.announce = undefined;
+    }
   }
 
   /**

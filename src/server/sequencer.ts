@@ -5,7 +5,9 @@
  * batch is decided and applied in memory (one at a time, rebased over history one op at a
  * time), then the whole batch is appended to the store in one transaction (group commit), and
  * only then are the submitters answered and the applied ops published. A failed append
- * discards the in-memory state (reloaded from the store) and answers nothing as applied.
+ * discards the in-memory state (reloaded from the store) and answers nothing as applied; if
+ * the append had landed after all (its answer was lost), the reload finds its ops and
+ * publishes them then, so every committed op is published exactly once, in order.
  * Different documents proceed independently.
  */
 import {
@@ -251,6 +253,8 @@ interface Reader {
  */
 interface Entry {
   state: DocumentState | undefined;
+  /** The last version handed to the listeners (undefined before the first load). */
+  published: number | undefined;
   pending: Pending[];
   readers: Reader[];
   tickets: number;
@@ -741,7 +745,7 @@ export class Sequencer {
   private entry(docId: string): Entry {
     let e = this.docs.get(docId);
     if (e === undefined) {
-      e = { state: undefined, pending: [], readers: [], tickets: 0, draining: false, lastUsed: Date.now() };
+      e = { state: undefined, published: undefined, pending: [], readers: [], tickets: 0, draining: false, lastUsed: Date.now() };
       this.docs.set(docId, e);
     }
     return e;
@@ -811,6 +815,8 @@ export class Sequencer {
     s.committed = s.head;
     s.recoveries.set(recovery.lostEpoch, recovery);
     this.publish(docId, records);
+    const entry = this.docs.get(docId);
+    if (entry !== undefined) entry.published = s.committed;
     s.trimRecent(Math.max(this.limits.memoryHistory, 0));
     if (records.length > 0 && this.snapshotDue(s.head, expectedHead)) await this.maintain(docId, s);
     return { applied: records.length > 0, version: s.committed };
@@ -838,6 +844,20 @@ export class Sequencer {
     return { text: s.rope.toString(), found: false };
   }
 
+  /**
+   * After a reload: publishes the ops the store holds beyond the last one published (an
+   * append whose answer failed but which landed), then notes the head as published.
+   */
+  private async publishLanded(docId: string, entry: Entry, state: DocumentState): Promise<void> {
+    const from = entry.published;
+    if (from !== undefined && state.committed > from) {
+      const landed =
+        from >= state.recentStart ? state.recent.slice(from - state.recentStart) : await this.store.getOps(docId, from, state.committed);
+      this.publish(docId, landed);
+    }
+    entry.published = state.committed;
+  }
+
   /** Hands committed ops to the listeners, in order; a throwing listener is reported, not fatal. */
   private publish(docId: string, records: readonly OpRecord[]): void {
     for (let i = 0; i < records.length && this.listeners.size > 0; i++) {
@@ -857,7 +877,9 @@ export class Sequencer {
       while (entry.pending.length > 0 || entry.readers.length > 0) {
         if (entry.state === undefined) {
           try {
-            entry.state = new DocumentState(docId, await this.store.load(docId));
+            const state = new DocumentState(docId, await this.store.load(docId));
+            await this.publishLanded(docId, entry, state);
+            entry.state = state;
           } catch (e) {
             this.failAll(entry, new OtterError(ErrorCode.StorageFailed, `loading ${JSON.stringify(docId)} failed: ${String(e)}`));
             continue;
@@ -955,6 +977,7 @@ export class Sequencer {
     }
     // A throwing listener must not keep the submitters from being answered.
     this.publish(docId, records);
+    entry.published = state.committed;
     for (const p of batch) {
       const outcome = p.outcome;
       if (outcome === undefined) continue;

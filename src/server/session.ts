@@ -596,6 +596,11 @@ export class Session implements RoomMember {
     this.toDoc(docId, { type: 'left', doc: docId, id });
   }
 
+  /** @inheritdoc */
+  deliverHead(docId: string, v: number, sum: number): void {
+    this.toDoc(docId, { type: 'head', doc: docId, v, sum });
+  }
+
   /** Queues a document-scoped message, held back while the document is being opened. */
   private toDoc(docId: string, message: ServerMessage): void {
     const doc = this.docs.get(docId);

@@ -317,6 +317,7 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
     httpServer.off('upgrade', onUpgrade);
     if (owned) httpServer.close();
     await sequencer.close();
+    rooms.close();
     for (const [ws, session] of sessions) {
       session.flush();
       ws.close(CloseCode.GoingAway, 'server shutting down');

@@ -254,6 +254,34 @@ describe.skipIf(SKIP)(TITLE, () => {
     expect(exported.stdout).toBe(expected);
   });
 
+  it('a server restarted without its data (--memory) gets the text back from the two open pages, once, and both pages say so', async () => {
+    let first: RunningServer | undefined = await startServe(['--port', '0', '--memory']);
+    extraServers.push(first.cli);
+    const port = first.port;
+    const doc = 'amnesia';
+    const a = await openEditor(first.http, doc);
+    const b = await openEditor(first.http, doc);
+    const text = 'only the pages hold this text now; ';
+    await caretAt(a, 0);
+    await a.keyboard.type(text, { delay: 2 });
+    await converged(first.ws, doc, [a, b]);
+    expect(await first.cli.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    first = undefined;
+    await a.waitForFunction(() => document.querySelector<HTMLElement>('#state')?.dataset.state !== 'open', undefined, WAIT);
+    const second = await startServe(['--port', String(port), '--memory']);
+    extraServers.push(second.cli);
+    await waitReady(a);
+    await waitReady(b);
+    // Neither page took the empty document: the text is back on the server, exactly once.
+    expect(await converged(second.ws, doc, [a, b])).toBe(text);
+    for (const page of [a, b]) {
+      await page.waitForFunction(() => (document.querySelector('#notice')?.textContent ?? '').includes('had lost this document'), undefined, WAIT);
+    }
+    const notices = await Promise.all([a, b].map((p) => p.textContent('#notice')));
+    expect(notices.filter((n) => n?.includes('the text from this page was put back'))).toHaveLength(1);
+    await second.cli.stop('SIGTERM');
+  });
+
   it("shows another person's cursor in #mirror, and removes it when they leave", async () => {
     const doc = 'presence';
     const a = await openEditor(server.http, doc);

@@ -85,6 +85,8 @@ export class ControlledStore implements Store {
     docId?: string;
     when?: (docId: string, records: readonly OpRecord[]) => boolean;
     error: unknown;
+    /** Write first, then throw: the append landed but its answer was lost. */
+    afterWriting?: boolean;
   }> = [];
   /** If set, appends to this document wait for the gate before going through (or failing). */
   appendGate: { docId: string; gate: Promise<void> } | undefined;
@@ -120,12 +122,11 @@ export class ControlledStore implements Store {
     const i = this.appendFailures.findIndex(
       (f) => (f.docId === undefined || f.docId === docId) && (f.when === undefined || f.when(docId, records)),
     );
-    if (i >= 0) {
-      const [failure] = this.appendFailures.splice(i, 1);
-      throw failure?.error;
-    }
+    const [failure] = i >= 0 ? this.appendFailures.splice(i, 1) : [];
+    if (failure !== undefined && failure.afterWriting !== true) throw failure.error;
     await this.inner.append(docId, expectedHead, records, marks, context);
     this.appends.push({ docId, expectedHead, records, marks, context });
+    if (failure !== undefined) throw failure.error;
   }
 
   getOps(docId: string, from: number, to: number): Promise<OpRecord[]> {

@@ -559,3 +559,19 @@ describe('another writer on the same store', () => {
     await expect(submit(s1, { clientId: 'y', seq: 1, baseVersion: 0, op: ['y'] })).resolves.toMatchObject({ version: 2 });
   });
 });
+
+describe('an append whose answer is lost after it landed', () => {
+  it('is refused as storage-failed, its ops are published once when the state is reloaded, and a resubmission is a duplicate', async () => {
+    const store = new ControlledStore(new MemoryStore());
+    const s = sequencer(store);
+    const events = recordApplied(s);
+    await submit(s, { clientId: 'a', seq: 1, baseVersion: 0, op: ['a'] });
+    store.appendFailures.push({ error: new Error('the answer was lost'), afterWriting: true });
+    await expectOtterError(submit(s, { clientId: 'a', seq: 2, baseVersion: 1, op: [1, 'b'] }), ErrorCode.StorageFailed);
+    // The next request reloads the document: the landed op is published then, once.
+    await expect(submit(s, { clientId: 'b', seq: 1, baseVersion: 2, op: [2, 'c'] })).resolves.toMatchObject({ version: 3 });
+    await expect(submit(s, { clientId: 'a', seq: 2, baseVersion: 1, op: [1, 'b'] })).resolves.toMatchObject({ duplicate: true, version: 2 });
+    expect(events.map((e) => e.record.version)).toEqual([1, 2, 3]);
+    expect(await s.getSnapshot(DOC)).toMatchObject({ version: 3, text: 'abc' });
+  });
+});

@@ -242,6 +242,30 @@ describe('divergence is detected and healed', () => {
     world.close();
   });
 
+  it('a client that missed the last op (a frame lost on the way) learns it from the head the server announces once ops pause', async () => {
+    const world = new World(DOC);
+    const a = world.addClient('a');
+    const b = world.addClient('b');
+    await world.quiesce();
+    a.doc.insert(0, 'last words');
+    const toServer = world.linkOf(a) as Link;
+    toServer.deliverUp();
+    await world.settle();
+    // Lost on the way: b never gets the frame with the op.
+    const link = world.linkOf(b) as Link;
+    const lost = link.down.findIndex((d) => d.kind === 'frame' && d.data.includes('last words'));
+    expect(lost).toBeGreaterThanOrEqual(0);
+    link.down.splice(lost, 1);
+    await world.quiesce();
+    expect(b.doc.text).toBe('');
+    expect(b.doc.syncState.kind).toBe('synchronized');
+    await world.advance(1100); // the ops paused: the server announces its head
+    await world.quiesce();
+    expect(b.doc.text).toBe('last words');
+    expect(b.doc.version).toBe(1);
+    world.close();
+  });
+
   it('a refusal naming a seq the client no longer holds in flight is a contradiction: it heals', async () => {
     const world = new World(DOC);
     const a = world.addClient('a');
