@@ -13,6 +13,7 @@ import {
   isLowSurrogate,
   normalize,
 } from './operation.js';
+import { apply } from './apply.js';
 import { transform } from './transform.js';
 
 /**
@@ -238,11 +239,11 @@ function foldShortEqualities(hunks: Hunk[]): void {
 /**
  * Three-way text merge as an operation: the op on `theirs` that brings in the changes `mine`
  * made to `base`, where `theirs` is another descendant of `base`. Both changes are
- * reconstructed as semantic {@link fromTextDiff}s and combined as `transform` would (text
- * both deleted is deleted once; text one side deleted is deleted; where both insert at one
- * place, `theirs`'s text comes first), except that an insert of `mine` that the change of
- * `theirs` at the same place already holds (`theirs` inserts a text containing it there, or
- * replaces a run around that place with such a text) is made once: a change made on both
+ * reconstructed as shortest {@link fromTextDiff}s (which align a change made on both sides
+ * alike) and combined as `transform` would (text both deleted is deleted once; text one side
+ * deleted is deleted; where both insert at one place, `theirs`'s text comes first), except
+ * that an insert of `mine` that a change of `theirs` touching the same run of `base` already
+ * holds (`theirs` inserts there a text containing it) is made once: a change made on both
  * sides — the same text restored from two copies — is not doubled.
  *
  * `made`, if given, is a descendant of `base` whose changes are known to be in `theirs`
@@ -260,9 +261,9 @@ export function mergeText(base: string, mine: string, theirs: string, made: stri
       `mergeText takes strings, got ${describeValue(base)}, ${describeValue(mine)}, ${describeValue(theirs)} and ${describeValue(made)}`,
     );
   }
-  const other = fromTextDiff(made, theirs, 1000, 'semantic');
-  let ours = fromTextDiff(made, mine, 1000, 'semantic');
-  if (made !== base) ours = keeping(ours, insertedRanges(fromTextDiff(base, made, 1000, 'semantic')));
+  const other = fromTextDiff(made, theirs);
+  let ours = fromTextDiff(made, mine);
+  if (made !== base) ours = keeping(ours, insertedRanges(fromTextDiff(base, made)));
   return transform(withoutInsertsHeldBy(ours, other), other, 'right');
 }
 
@@ -317,10 +318,14 @@ function keeping(op: readonly Component[], ranges: ReadonlyArray<readonly [numbe
 
 /**
  * Whether `target`, a text descended from `base`, already holds what `op` (an op on `base`)
- * inserts, each insert at its place: as for {@link mergeText}, a change of `base` into
- * `target` inserts there a text containing it (or replaces a run around that place with one).
- * True for an op that inserts nothing. Use it to tell whether an edit whose fate is unknown
- * (sent, never acknowledged) is in a later copy of the text.
+ * inserts, each insert at its place. Either, as for {@link mergeText}, a shortest change of
+ * `base` into `target` inserts, on the run of `base` the insert touches, a text containing it;
+ * or a shortest change of apply(base, op) into `target` leaves every inserted run and the code
+ * unit on each side of it untouched (so a run of equal characters that lets `base` and
+ * `target` be aligned differently does not hide the insert, and a chance match of a few
+ * characters next to changes does not fake it). True for an op that inserts nothing. Use it
+ * to tell whether an edit whose fate is unknown (sent, never acknowledged) is in a later copy
+ * of the text; where in doubt it says no (the caller then keeps the edit, at worst twice).
  */
 export function holdsInserts(base: string, op: Operation, target: string): boolean {
   const normal = normalize(op);
@@ -330,34 +335,55 @@ export function holdsInserts(base: string, op: Operation, target: string): boole
       `holdsInserts: the op spans ${baseLength(normal)} code units but the base has ${base.length}`,
     );
   }
-  return withoutInsertsHeldBy(normal, fromTextDiff(base, target, 1000, 'semantic')).every((c) => typeof c !== 'string');
+  if (withoutInsertsHeldBy(normal, fromTextDiff(base, target)).every((c) => typeof c !== 'string')) return true;
+  return untouched(fromTextDiff(apply(base, normal), target), insertedRanges(normal));
+}
+
+/**
+ * Whether `op` leaves each of the given ranges of its base, and the code unit on each side
+ * of it, as they are: no delete meets [from − 1, to + 1), no insert lands in [from, to].
+ */
+function untouched(op: readonly Component[], ranges: ReadonlyArray<readonly [number, number]>): boolean {
+  const hits = (a: number, b: number): boolean => ranges.some(([from, to]) => a < to + 1 && b > from - 1);
+  let pos = 0;
+  for (const c of op) {
+    if (typeof c === 'string') {
+      if (ranges.some(([from, to]) => from <= pos && pos <= to)) return false;
+    } else if (c < 0) {
+      if (hits(pos, pos - c)) return false;
+      pos -= c;
+    } else pos += c;
+  }
+  return true;
 }
 
 /**
  * `op` without the inserts that `other` (a change of the same base) already holds at their
- * place: an insert at base position p is dropped when `other` inserts at some a ≤ p a text
- * containing it and deletes from a at least up to p (a pure insert when a = p).
+ * place. A change is an insert at base position a followed by a delete of [a, b) (a = b for a
+ * pure insert); an insert of `op` is dropped when its change and a change of `other` touch
+ * (their base runs [a, b] meet) and `other`'s inserted text contains it.
  */
 function withoutInsertsHeldBy(op: readonly Component[], other: readonly Component[]): Component[] {
-  const hunks: Array<{ from: number; to: number; text: string }> = [];
-  let pos = 0;
-  for (const c of other) {
-    if (typeof c === 'string') hunks.push({ from: pos, to: pos, text: c });
-    else if (c < 0) {
-      const h = hunks[hunks.length - 1];
-      if (h !== undefined && h.to === pos) h.to = pos - c;
-      pos -= c;
-    } else pos += c;
-  }
+  const hunks = changesOf(other);
   const out = new OperationBuilder();
-  pos = 0;
+  let pos = 0;
   let k = 0;
-  for (const c of op) {
+  for (let i = 0; i < op.length; i++) {
+    const c = op[i] as Component;
     if (typeof c === 'string') {
+      const next = op[i + 1];
+      const end = typeof next === 'number' && next < 0 ? pos - next : pos;
       while (k < hunks.length && (hunks[k] as { to: number }).to < pos) k++;
-      const h = hunks[k];
-      const held = h !== undefined && h.from <= pos && pos <= h.to && h.text.includes(c);
-      if (!held) out.insert(c);
+      // The text of `other`'s changes touching this one: what of this insert they hold is not
+      // inserted again (all of it, or the part that is theirs when this one holds theirs).
+      let rest = c;
+      for (let j = k; j < hunks.length && rest.length > 0; j++) {
+        const h = hunks[j] as { from: number; to: number; text: string };
+        if (h.from > end) break;
+        if (h.text.includes(rest)) rest = '';
+        else if (h.text.length > 0 && rest.includes(h.text)) rest = rest.replace(h.text, '');
+      }
+      out.insert(rest);
     } else if (c > 0) {
       out.retain(c);
       pos += c;
@@ -367,4 +393,19 @@ function withoutInsertsHeldBy(op: readonly Component[], other: readonly Componen
     }
   }
   return out.build();
+}
+
+/** The changes of a canonical op: insert `text` at base position `from`, delete [from, to). */
+function changesOf(op: readonly Component[]): Array<{ from: number; to: number; text: string }> {
+  const hunks: Array<{ from: number; to: number; text: string }> = [];
+  let pos = 0;
+  for (const c of op) {
+    if (typeof c === 'string') hunks.push({ from: pos, to: pos, text: c });
+    else if (c < 0) {
+      const h = hunks[hunks.length - 1];
+      if (h !== undefined && h.to === pos) h.to = pos - c;
+      pos -= c;
+    } else pos += c;
+  }
+  return hunks;
 }
