@@ -15,9 +15,9 @@
  *
  * Never believing it is in sync when it is not:
  * - every open and restore carries a new request id, and answers to any other are dropped;
- * - every op entry and ack carries the server's checksum at its version; the document chains
- *   its own (`protocol/checksum.ts`) and, on a mismatch, emits `diverged`, tells the server,
- *   and heals from a snapshot with its pending edits rebased onto it;
+ * - every `ops` message, catch-up and ack carries the server's checksum at its (last) version;
+ *   the document chains its own (`protocol/checksum.ts`) and, on a mismatch, emits `diverged`,
+ *   tells the server, and heals from a snapshot with its pending edits rebased onto it;
  * - an error about a seq it sent that is no longer in flight, which only a wrong premise can
  *   explain (`seq-reused`, `seq-gap`, `invalid-op`, `version-ahead`), heals the same way;
  * - when the server does not have the state the document holds (another epoch, a version
@@ -561,7 +561,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
           break;
         case 'ops':
           // Before its answer, an open's catch-up or snapshot covers every op sent meanwhile.
-          if (this.life.phase === 'live' && this.applyEntries(message.ops)) this.flush();
+          if (this.life.phase === 'live' && this.applyEntries(message.ops, message.sum)) this.flush();
           break;
         case 'ack':
           if (this.life.phase === 'live') this.onAck(message);
@@ -624,10 +624,8 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     } else {
       // A catch-up answers only an open that named this epoch and version.
       if (opening.kind !== 'catch-up' || message.epoch !== this.serverEpoch) return this.resync('snapshot');
-      if (!this.applyEntries(message.ops ?? [])) return;
-      if (this.serverVersion !== message.v || this.checksum !== message.sum) {
-        return this.heal({ reason: 'checksum', version: message.v, expected: message.sum, actual: this.checksum });
-      }
+      if (!this.applyEntries(message.ops ?? [], message.sum)) return;
+      if (this.serverVersion !== message.v) return this.resync('snapshot');
       this.life = life.opened(this.life, message.seq, false);
       const inflight = this.life.inflight;
       if (inflight !== undefined && message.seq >= inflight) {
@@ -772,10 +770,11 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   /**
    * Applies catch-up or live entries in order: skips those already applied, takes our
-   * in-flight op's entry as its ack, applies the others as remote ops. On a gap, asks for a
-   * catch-up; on a checksum mismatch, heals. Returns false in both cases.
+   * in-flight op's entry as its ack, applies the others as remote ops; then checks the
+   * checksum the server gives for the last entry's version. On a gap, asks for a catch-up; on
+   * a checksum mismatch, heals. Returns false in both cases.
    */
-  private applyEntries(entries: readonly OpEntry[]): boolean {
+  private applyEntries(entries: readonly OpEntry[], sum: number): boolean {
     for (const entry of entries) {
       if (entry.v <= this.serverVersion) continue; // already applied: tolerate duplicates
       if (entry.v !== this.serverVersion + 1) {
@@ -783,19 +782,20 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
         return false;
       }
       const inflight = this.life.phase === 'closed' ? undefined : this.life.inflight;
-      const ok = entry.seq !== undefined && entry.seq === inflight ? this.confirm(entry.v, entry.sum) : this.applyRemoteEntry(entry);
-      if (!ok) return false;
+      if (entry.seq !== undefined && entry.seq === inflight) this.confirm(entry.v, undefined);
+      else this.applyRemoteEntry(entry);
+    }
+    const last = entries[entries.length - 1];
+    if (last !== undefined && last.v === this.serverVersion && sum !== this.checksum) {
+      this.heal({ reason: 'checksum', version: last.v, expected: sum, actual: this.checksum });
+      return false;
     }
     return true;
   }
 
-  /** Applies a remote op; false (and a heal) if the server's checksum disagrees. */
-  private applyRemoteEntry(entry: OpEntry): boolean {
+  /** Applies a remote op. */
+  private applyRemoteEntry(entry: OpEntry): void {
     const checksum = chainChecksum(this.checksum, entry.op);
-    if (checksum !== entry.sum) {
-      this.heal({ reason: 'checksum', version: entry.v, expected: entry.sum, actual: checksum });
-      return false;
-    }
     const confirmed = apply(this.confirmed, entry.op);
     const result = applyRemote(this.sync, entry.op);
     const text = apply(this.localText, result.apply);
@@ -805,7 +805,6 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     this.advance(entry.v, checksum, entry.op);
     this.mapSelections(result.apply, false);
     this.emit('change', { op: result.apply, local: false });
-    return true;
   }
 
   private onAck(message: AckMessage): void {

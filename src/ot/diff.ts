@@ -239,12 +239,15 @@ function foldShortEqualities(hunks: Hunk[]): void {
 /**
  * Three-way text merge as an operation: the op on `theirs` that brings in the changes `mine`
  * made to `base`, where `theirs` is another descendant of `base`. Both changes are
- * reconstructed as shortest {@link fromTextDiff}s (which align a change made on both sides
- * alike) and combined as `transform` would (text both deleted is deleted once; text one side
- * deleted is deleted; where both insert at one place, `theirs`'s text comes first), except
- * that an insert of `mine` that a change of `theirs` touching the same run of `base` already
- * holds (`theirs` inserts there a text containing it) is made once: a change made on both
- * sides — the same text restored from two copies — is not doubled.
+ * reconstructed as {@link fromTextDiff}s — shortest ones, which align a change made on both
+ * sides alike, or, when `theirs` changed nothing, semantic ones (whole runs replaced, not
+ * letters two texts share by chance) — and combined as `transform` would (text both deleted is
+ * deleted once; text one side deleted is deleted; where both insert at one place, `theirs`'s
+ * text comes first),
+ * except that what a change of `theirs` touching the same run of `base` inserts is not
+ * inserted again by `mine` (an insert of `mine` that `theirs`'s holds is dropped, one that
+ * holds `theirs`'s keeps only the rest): a change made on both sides — the same text restored
+ * from two copies — is not doubled.
  *
  * `made`, if given, is a descendant of `base` whose changes are known to be in `theirs`
  * already (edits merged earlier, whose fate in `mine` is unknown): the changes are then
@@ -261,9 +264,10 @@ export function mergeText(base: string, mine: string, theirs: string, made: stri
       `mergeText takes strings, got ${describeValue(base)}, ${describeValue(mine)}, ${describeValue(theirs)} and ${describeValue(made)}`,
     );
   }
-  const other = fromTextDiff(made, theirs);
-  let ours = fromTextDiff(made, mine);
-  if (made !== base) ours = keeping(ours, insertedRanges(fromTextDiff(base, made)));
+  const cleanup: DiffCleanup = theirs === made ? 'semantic' : 'none';
+  const other = fromTextDiff(made, theirs, 1000, cleanup);
+  let ours = fromTextDiff(made, mine, 1000, cleanup);
+  if (made !== base) ours = keeping(ours, insertedRanges(fromTextDiff(base, made)), made);
   return transform(withoutInsertsHeldBy(ours, other), other, 'right');
 }
 
@@ -280,14 +284,29 @@ function insertedRanges(op: readonly Component[]): Array<[number, number]> {
   return ranges;
 }
 
-/** `op` with its deletes of the given ranges of its base turned into retains. */
-function keeping(op: readonly Component[], ranges: ReadonlyArray<readonly [number, number]>): Component[] {
+/**
+ * `op` (on `text`) with its deletes of the given ranges turned into retains; text so kept is
+ * not inserted again by the same change (a change that replaced a run holding it re-inserts
+ * only the rest).
+ */
+function keeping(op: readonly Component[], ranges: ReadonlyArray<readonly [number, number]>, text: string): Component[] {
   const out = new OperationBuilder();
   let pos = 0;
   let k = 0;
-  for (const c of op) {
+  for (let i = 0; i < op.length; i++) {
+    const c = op[i] as Component;
     if (typeof c === 'string') {
-      out.insert(c);
+      // The delete after this insert, if any: what of it is kept is not inserted again.
+      const next = op[i + 1];
+      let rest = c;
+      if (typeof next === 'number' && next < 0) {
+        for (const [from, to] of ranges) {
+          const a = Math.max(from, pos);
+          const b = Math.min(to, pos - next);
+          if (a < b) rest = rest.replace(text.slice(a, b), '');
+        }
+      }
+      out.insert(rest);
       continue;
     }
     const end = pos + Math.abs(c);

@@ -146,14 +146,10 @@ export interface ServerLimits {
   readonly maxOpLength: number;
 }
 
-/**
- * One committed op as the server sends it, with the document checksum `sum` at `v`. `seq` is
- * present only on the recipient's own ops.
- */
+/** One committed op as the server sends it. `seq` is present only on the recipient's own ops. */
 export interface OpEntry {
   readonly v: number;
   readonly op: Component[];
-  readonly sum: number;
   readonly author?: string;
   readonly seq?: number;
 }
@@ -202,11 +198,12 @@ export interface HeadMessage {
   readonly sum: number;
 }
 
-/** Ops committed by others, in version order. */
+/** Ops committed by others, in version order; `sum` is the checksum at the last one's version. */
 export interface OpsMessage {
   readonly type: 'ops';
   readonly doc: string;
   readonly ops: OpEntry[];
+  readonly sum: number;
 }
 
 /**

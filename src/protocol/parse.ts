@@ -327,7 +327,6 @@ function opEntries(value: unknown): OpEntry[] {
     return {
       v: er.integer('v', 1),
       op: er.op(),
-      sum: er.checksum('sum'),
       ...(author === undefined ? {} : { author }),
       ...(seq === undefined ? {} : { seq }),
     };
@@ -386,7 +385,7 @@ export function parseServerFrame(data: string): ServerMessage[] {
       case 'head':
         return { type, doc: r.doc(), v: r.integer('v', 0), sum: r.checksum('sum') };
       case 'ops':
-        return { type, doc: r.doc(), ops: opEntries(field(msg, 'ops')) };
+        return { type, doc: r.doc(), ops: opEntries(field(msg, 'ops')), sum: r.checksum('sum') };
       case 'ack': {
         const sum = r.optionalChecksum('sum');
         return { type, doc: r.doc(), seq: r.integer('seq', 1), v: r.integer('v', 1), ...(sum === undefined ? {} : { sum }) };

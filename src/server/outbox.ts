@@ -1,12 +1,13 @@
 /**
  * A connection's outgoing queue: messages queued within one event-loop turn go out as one
  * frame (one message, or a JSON array of messages). Consecutive ops for one document share a
- * single `ops` message, and op entries arrive pre-serialized (serialized once per op for all
- * recipients), so fan-out costs grow with frames, not with ops.
+ * single `ops` message, which carries the checksum at its last op; op entries arrive
+ * pre-serialized (serialized once per op for all recipients), so fan-out costs grow with
+ * frames, not with ops.
  */
 import type { ServerMessage } from '../protocol/messages.js';
 
-type Piece = { json: string } | { opsDoc: string; entries: string[] };
+type Piece = { json: string } | { opsDoc: string; entries: string[]; sum: number };
 
 /** See the file comment. */
 export class Outbox {
@@ -22,11 +23,16 @@ export class Outbox {
     this.push({ json: JSON.stringify(message) });
   }
 
-  /** Queues one op entry (already JSON) for `docId`, joining the previous `ops` message if it can. */
-  opEntry(docId: string, entryJson: string): void {
+  /**
+   * Queues one op entry (already JSON) for `docId`, where the document checksum becomes `sum`,
+   * joining the previous `ops` message if it can.
+   */
+  opEntry(docId: string, entryJson: string, sum: number): void {
     const last = this.pieces[this.pieces.length - 1];
-    if (last !== undefined && 'opsDoc' in last && last.opsDoc === docId) last.entries.push(entryJson);
-    else this.push({ opsDoc: docId, entries: [entryJson] });
+    if (last !== undefined && 'opsDoc' in last && last.opsDoc === docId) {
+      last.entries.push(entryJson);
+      last.sum = sum;
+    } else this.push({ opsDoc: docId, entries: [entryJson], sum });
   }
 
   /** Writes everything queued now, as one frame. */
@@ -36,7 +42,7 @@ export class Outbox {
     if (pieces.length === 0) return;
     this.pieces = [];
     const parts = pieces.map((p) =>
-      'json' in p ? p.json : `{"type":"ops","doc":${JSON.stringify(p.opsDoc)},"ops":[${p.entries.join(',')}]}`,
+      'json' in p ? p.json : `{"type":"ops","doc":${JSON.stringify(p.opsDoc)},"ops":[${p.entries.join(',')}],"sum":${p.sum}}`,
     );
     this.write(parts.length === 1 ? (parts[0] as string) : `[${parts.join(',')}]`);
   }

@@ -47,8 +47,9 @@ const DEFAULT_HEAD_DELAY = 1000;
 
 /** The JSON of an op entry as every recipient except the author sees it (serialized once). */
 function entryJson(record: OpRecord): string {
-  const { version: v, op, checksum: sum, author } = record;
-  return JSON.stringify(author === undefined ? { v, op, sum } : { v, op, sum, author });
+  return JSON.stringify(
+    record.author === undefined ? { v: record.version, op: record.op } : { v: record.version, op: record.op, author: record.author },
+  );
 }
 
 /** All rooms of one server. */

@@ -147,7 +147,6 @@ function openedMessage(docId: string, rid: number | undefined, result: OpenResul
           (r): OpEntry => ({
             v: r.version,
             op: r.op,
-            sum: r.checksum,
             ...(r.author === undefined ? {} : { author: r.author }),
             ...(r.clientId === key && r.seq > 0 ? { seq: r.seq } : {}),
           }),
@@ -583,7 +582,7 @@ export class Session implements RoomMember {
     if (doc.held !== undefined) doc.held.push({ kind: 'record', record, json });
     else if (record.clientId === this.key && record.seq > 0) {
       this.outbox.message({ type: 'ack', doc: docId, seq: record.seq, v: record.version, sum: record.checksum });
-    } else this.outbox.opEntry(docId, json);
+    } else this.outbox.opEntry(docId, json, record.checksum);
   }
 
   /** @inheritdoc */

@@ -47,9 +47,9 @@ export const EPOCH = 'epoch-1';
 
 /** A message as a test writes it: the fields `serve` fills in may be left out. */
 type Loose<M> = M extends { type: 'opened' }
-  ? Omit<M, 'rid' | 'epoch' | 'sum' | 'ops'> & { rid?: number; epoch?: string; sum?: number; ops?: Array<Omit<OpEntry, 'sum'> & { sum?: number }> }
+  ? Omit<M, 'rid' | 'epoch' | 'sum'> & { rid?: number; epoch?: string; sum?: number }
   : M extends { type: 'ops' }
-    ? Omit<M, 'ops'> & { ops: Array<Omit<OpEntry, 'sum'> & { sum?: number }> }
+    ? Omit<M, 'sum'> & { sum?: number }
     : M;
 
 interface Inspectable {
@@ -59,39 +59,36 @@ interface Inspectable {
 
 /**
  * Hands `message` to `doc` as its server would have written it: an `opened` names the
- * document's current request id and epoch {@link EPOCH}, and entries, acks and catch-ups carry
- * the checksums the document itself computes (so these unit tests exercise everything but the
- * checksum check, which the loopback-world tests cover against a real server). Fields the
- * test gives are kept.
+ * document's current request id and epoch {@link EPOCH}, and ops messages, acks and catch-ups
+ * carry the checksums the document itself computes (so these unit tests exercise everything
+ * but the checksum check, which the loopback-world tests cover against a real server).
+ * Fields the test gives are kept.
  */
 export function serve(doc: CollaborativeDocument, message: Loose<DocumentMessage>): void {
   const state = doc as unknown as Inspectable;
   const life = doc.lifecycle;
   const inflight = life.phase === 'closed' ? undefined : life.inflight;
   const outstanding = doc.syncState.kind === 'synchronized' ? undefined : doc.syncState.outstanding;
-  /** Entries with the checksums the document will compute for them, from its current one. */
-  const chained = (entries: Array<Omit<OpEntry, 'sum'> & { sum?: number }>): OpEntry[] => {
+  /** The checksum the document will compute after `entries`, from its current one. */
+  const chained = (entries: readonly OpEntry[]): number => {
     let sum = state.checksum;
     let v = state.serverVersion;
-    return entries.map((e) => {
-      if (e.v > v) {
-        sum = chainChecksum(sum, e.op);
-        v = e.v;
-      }
-      return { ...e, sum: e.sum ?? sum };
-    });
+    for (const e of entries) {
+      if (e.v <= v) continue;
+      sum = chainChecksum(sum, e.op);
+      v = e.v;
+    }
+    return sum;
   };
   switch (message.type) {
     case 'opened': {
       const rid = message.rid ?? (life.phase === 'opening' || life.phase === 'restoring' ? life.rid : undefined);
-      const { ops: loose, ...rest } = message;
-      const ops = loose === undefined ? undefined : chained(loose);
-      const sum = message.sum ?? (ops === undefined ? 0 : (ops[ops.length - 1]?.sum ?? state.checksum));
-      doc.receive({ ...rest, ...(rid === undefined ? {} : { rid }), epoch: message.epoch ?? EPOCH, sum, ...(ops === undefined ? {} : { ops }) });
+      const sum = message.sum ?? (message.ops === undefined ? 0 : chained(message.ops));
+      doc.receive({ ...message, ...(rid === undefined ? {} : { rid }), epoch: message.epoch ?? EPOCH, sum });
       return;
     }
     case 'ops':
-      doc.receive({ ...message, ops: chained(message.ops) });
+      doc.receive({ ...message, sum: message.sum ?? chained(message.ops) });
       return;
     case 'ack':
       doc.receive(

@@ -162,11 +162,12 @@ describe('regression 3: a server that lost its data', () => {
     for (const client of [a, b, c]) expect(client.doc.text).toBe('hello world!');
     // Nobody ever showed the server's empty text.
     expect(changes).not.toContain('');
-    // Whichever of a and c came back first restored the text, the other took the result; b
-    // merged its op in flight (which it cannot know landed) into it.
+    // Whoever came back first restored the text and the others took it; b, whose op in
+    // flight may or may not have landed, merged that op in either way (kept once).
     const actions = Object.fromEntries(resets.map((r) => [r.who, r.event.action]));
     expect(actions['b']).toBe('restored');
-    expect([actions['a'], actions['c']].sort()).toEqual(['adopted', 'restored']);
+    expect([actions['a'], actions['c']].filter((a) => a === 'restored').length).toBeLessThanOrEqual(1);
+    expect([actions['a'], actions['c']].every((a) => a === 'restored' || a === 'adopted')).toBe(true);
     expect(resets).toHaveLength(3);
     for (const { event } of resets) {
       expect(event.lost.version).toBe(2);
