@@ -660,7 +660,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   private rebaseOnto(message: OpenedMessage, snapshot: string, base: string, landed: boolean): void {
     const sync = this.sync;
     const unsent = sync.kind === 'synchronized' ? 0 : (landed ? 0 : 1) + (sync.kind === 'awaiting-with-buffer' ? sync.buffer.length : 0);
-    const merged = unsent > 0 && (landed && sync.kind !== 'synchronized' ? apply(base, sync.outstanding) : base) !== snapshot;
+    const merged = unsent > 0 && (landed && sync.kind !== 'synchronized' ? apply(base, sync.outstanding.op) : base) !== snapshot;
     const result: RebaseResult = rebaseOnSnapshot(sync, base, landed, snapshot, this.budget);
     const text = apply(this.localText, result.apply);
     this.localText = text;
@@ -720,7 +720,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     if (this.life.phase !== 'restoring' || lost === undefined) return;
     const rid = this.life.rid;
     const pieces = splitText(lost.text, Math.max(1, this.budget.maxBytes - RESTORE_ENVELOPE_BYTES));
-    const op = this.life.inflight !== undefined && this.sync.kind !== 'synchronized' ? this.sync.outstanding : undefined;
+    const op = this.life.inflight !== undefined && this.sync.kind !== 'synchronized' ? this.sync.outstanding.op : undefined;
     const parts = pieces.length + (op === undefined ? 0 : 1);
     const samples = this.samples.slice().reverse();
     const state = { epoch: lost.epoch, v: lost.version, sum: lost.checksum };
@@ -823,7 +823,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    */
   private confirm(v: number, sum: number | undefined): boolean {
     if (this.sync.kind === 'synchronized') throw new SyncStateError('ack', this.sync.kind);
-    const op = this.sync.outstanding;
+    const op = this.sync.outstanding.op;
     const checksum = chainChecksum(this.checksum, op);
     if (sum !== undefined && checksum !== sum) {
       this.heal({ reason: 'checksum', version: v, expected: sum, actual: checksum });
@@ -977,7 +977,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       doc: this.id,
       v: this.serverVersion,
       seq: this.life.inflight,
-      op: this.sync.outstanding,
+      op: this.sync.outstanding.op,
     });
   }
 

@@ -23,6 +23,12 @@
  *
  * Nothing here touches sockets, timers or text: the caller keeps C and the local text, and
  * applies what these functions return.
+ *
+ * Pending ops are {@link PendingOp}s: a large one (hours of offline typing) is held in a tree,
+ * so a keystroke composed into it and a remote op transformed through it cost O(log n), not
+ * O(n). They are updated in place, so every transition *consumes* the state it is given: keep
+ * only the state it returns. The results are exactly those of the plain `compose` and
+ * `transform`, op for op.
  */
 import {
   type Component,
@@ -33,11 +39,12 @@ import {
   composeAll,
   fromTextDiff,
   invert,
-  isNoop,
-  transform,
   transformSelection,
 } from '../ot/index.js';
+import { PendingOp } from './pending.js';
 import { type OpBudget, UNLIMITED, fits, splitOp } from './split.js';
+
+export { PendingOp } from './pending.js';
 
 /** Nothing local awaits the server. */
 export interface Synchronized {
@@ -48,19 +55,19 @@ export interface Synchronized {
 export interface AwaitingConfirm {
   readonly kind: 'awaiting-confirm';
   /** The unacknowledged op, on the server text at the client's version. */
-  readonly outstanding: Component[];
+  readonly outstanding: PendingOp;
 }
 
 /** An op awaits its acknowledgement, and later local edits wait behind it, in order. */
 export interface AwaitingWithBuffer {
   readonly kind: 'awaiting-with-buffer';
   /** The unacknowledged op, on the server text at the client's version. */
-  readonly outstanding: Component[];
+  readonly outstanding: PendingOp;
   /**
    * Later local edits, oldest first, never empty and never holding a no-op: the first applies
    * to the text `outstanding` produces, each other to the text its predecessor produces.
    */
-  readonly buffer: readonly Component[][];
+  readonly buffer: readonly PendingOp[];
 }
 
 /** Every state of the client; switch on `kind`. */
@@ -120,16 +127,24 @@ function exhaustive(state: never): never {
  * The state in which `ops` (oldest first) are pending and none is sent yet: no-ops dropped,
  * the first cut to `budget` since it goes out now; Synchronized if nothing is left.
  */
-function queue(ops: readonly Component[][], budget: OpBudget): LocalResult {
-  const left = ops.filter((op) => !isNoop(op));
+function queue(ops: readonly PendingOp[], budget: OpBudget): LocalResult {
+  const left = ops.filter((op) => !op.isNoop);
   const first = left[0];
   if (first === undefined) return { state: synchronized };
-  const [outstanding, ...buffer] = fits(first, budget) ? left : [...splitOp(first, budget), ...left.slice(1)];
-  const state: SyncState =
-    buffer.length === 0
-      ? { kind: 'awaiting-confirm', outstanding: outstanding as Component[] }
-      : { kind: 'awaiting-with-buffer', outstanding: outstanding as Component[], buffer };
-  return { state, send: outstanding as Component[] };
+  const [outstanding, ...buffer] = first.fits(budget) ? left : [...pieces(first.op, budget), ...left.slice(1)];
+  return { state: awaiting(outstanding as PendingOp, buffer), send: (outstanding as PendingOp).op };
+}
+
+/** AwaitingConfirm(outstanding) if `buffer` is empty, else AwaitingWithBuffer(outstanding, buffer). */
+function awaiting(outstanding: PendingOp, buffer: PendingOp[]): SyncState {
+  return buffer.length === 0
+    ? { kind: 'awaiting-confirm', outstanding }
+    : { kind: 'awaiting-with-buffer', outstanding, buffer };
+}
+
+/** `op` cut to `budget` (see splitOp), as pending ops. */
+function pieces(op: Operation, budget: OpBudget): PendingOp[] {
+  return splitOp(op, budget).map((piece) => new PendingOp(piece));
 }
 
 /**
@@ -145,23 +160,17 @@ function queue(ops: readonly Component[][], budget: OpBudget): LocalResult {
 export function applyLocal(state: SyncState, op: Operation, budget: OpBudget = UNLIMITED): LocalResult {
   switch (state.kind) {
     case 'synchronized':
-      return queue(splitOp(op, budget), budget);
-    case 'awaiting-confirm':
-      if (isNoop(op)) return { state };
-      return {
-        state: { kind: 'awaiting-with-buffer', outstanding: state.outstanding, buffer: splitOp(op, budget) },
-      };
+      return queue(pieces(op, budget), budget);
+    case 'awaiting-confirm': {
+      const buffer = pieces(op, budget).filter((b) => !b.isNoop);
+      return { state: awaiting(state.outstanding, buffer) };
+    }
     case 'awaiting-with-buffer': {
       const n = state.buffer.length;
-      const composed = compose(state.buffer[n - 1] as Component[], op);
-      const tail = isNoop(composed) ? [] : splitOp(composed, budget);
-      const buffer = [...state.buffer.slice(0, n - 1), ...tail];
-      return {
-        state:
-          buffer.length === 0
-            ? { kind: 'awaiting-confirm', outstanding: state.outstanding }
-            : { kind: 'awaiting-with-buffer', outstanding: state.outstanding, buffer },
-      };
+      const last = state.buffer[n - 1] as PendingOp;
+      last.composeWith(op);
+      const tail = last.isNoop ? [] : last.fits(budget) ? [last] : pieces(last.op, budget);
+      return { state: awaiting(state.outstanding, [...state.buffer.slice(0, n - 1), ...tail]) };
     }
     default:
       return exhaustive(state);
@@ -192,26 +201,15 @@ export function applyRemote(state: SyncState, op: Operation): RemoteResult {
     case 'synchronized':
       return { state, apply: op.slice() };
     case 'awaiting-confirm':
-      return {
-        state: { kind: 'awaiting-confirm', outstanding: transform(state.outstanding, op, 'right') },
-        apply: transform(op, state.outstanding, 'left'),
-      };
+      return { state, apply: state.outstanding.transformAgainst(op, 'right') };
     case 'awaiting-with-buffer': {
-      const outstanding = transform(state.outstanding, op, 'right');
-      let past = transform(op, state.outstanding, 'left');
-      const buffer: Component[][] = [];
+      let past = state.outstanding.transformAgainst(op, 'right');
+      const buffer: PendingOp[] = [];
       for (const b of state.buffer) {
-        const rebased = transform(b, past, 'right');
-        past = transform(past, b, 'left');
-        if (!isNoop(rebased)) buffer.push(rebased);
+        past = b.transformAgainst(past, 'right');
+        if (!b.isNoop) buffer.push(b);
       }
-      return {
-        state:
-          buffer.length === 0
-            ? { kind: 'awaiting-confirm', outstanding }
-            : { kind: 'awaiting-with-buffer', outstanding, buffer },
-        apply: past,
-      };
+      return { state: awaiting(state.outstanding, buffer), apply: past };
     }
     default:
       return exhaustive(state);
@@ -248,9 +246,9 @@ export function fitOutstanding(state: SyncState, budget: OpBudget): SyncState {
     case 'synchronized':
       return state;
     case 'awaiting-confirm':
-      return fits(state.outstanding, budget) ? state : queue([state.outstanding], budget).state;
+      return state.outstanding.fits(budget) ? state : queue([state.outstanding], budget).state;
     case 'awaiting-with-buffer':
-      return fits(state.outstanding, budget) ? state : queue([state.outstanding, ...state.buffer], budget).state;
+      return state.outstanding.fits(budget) ? state : queue([state.outstanding, ...state.buffer], budget).state;
     default:
       return exhaustive(state);
   }
@@ -262,9 +260,9 @@ export function pendingOp(state: SyncState): Component[] | undefined {
     case 'synchronized':
       return undefined;
     case 'awaiting-confirm':
-      return state.outstanding;
+      return state.outstanding.op;
     case 'awaiting-with-buffer':
-      return composeAll([state.outstanding, ...state.buffer]);
+      return composeAll([state.outstanding.op, ...state.buffer.map((b) => b.op)]);
     default:
       return exhaustive(state);
   }
@@ -307,10 +305,10 @@ export function rejectOutstanding(
     case 'synchronized':
       throw new SyncStateError('reject', state.kind);
     case 'awaiting-confirm':
-      return { state: synchronized, apply: invert(state.outstanding, confirmed) };
+      return { state: synchronized, apply: invert(state.outstanding.op, confirmed) };
     case 'awaiting-with-buffer': {
-      const { ops, change } = rebaseAll(state.buffer, invert(state.outstanding, confirmed));
-      return { ...queue(ops, budget), apply: change };
+      const change = rebaseAll(state.buffer, invert(state.outstanding.op, confirmed));
+      return { ...queue(state.buffer, budget), apply: change };
     }
     default:
       return exhaustive(state);
@@ -318,22 +316,21 @@ export function rejectOutstanding(
 }
 
 /**
- * Rebases the sequence `ops` over a concurrent op `other` on the same text, one op at a time
- * with `other` winning ties; returns the rebased ops and `other` rebased past all of them.
+ * Rebases the sequence `ops` in place over a concurrent op `other` on the same text, one op at
+ * a time with `other` winning ties; returns `other` rebased past all of them.
  * Law (TP1, step by step): ops'.reduce(apply, apply(d, other)) === apply(ops.reduce(apply, d), change).
  */
-function rebaseAll(ops: readonly Component[][], other: Component[]): { ops: Component[][]; change: Component[] } {
+function rebaseAll(ops: readonly PendingOp[], other: Component[]): Component[] {
   let change = other;
-  const rebased: Component[][] = [];
-  for (const op of ops) {
-    rebased.push(transform(op, change, 'right'));
-    change = transform(change, op, 'left');
-  }
-  return { ops: rebased, change };
+  for (const op of ops) change = op.transformAgainst(change, 'right');
+  return change;
 }
 
-/** `ops` with each run of neighbours composed into one op while the composition fits `budget`. */
-function pack(ops: readonly Component[][], budget: OpBudget): Component[][] {
+/**
+ * `ops` with each run of neighbours composed into one op while the composition fits `budget`.
+ * Runs once per snapshot rebase over ops already cut to the budget, so plain arrays serve.
+ */
+function pack(ops: readonly Component[][], budget: OpBudget): PendingOp[] {
   const packed: Component[][] = [];
   for (const op of ops) {
     const last = packed[packed.length - 1];
@@ -341,7 +338,7 @@ function pack(ops: readonly Component[][], budget: OpBudget): Component[][] {
     if (composed !== undefined && fits(composed, budget)) packed[packed.length - 1] = composed;
     else packed.push(op);
   }
-  return packed;
+  return packed.map((op) => new PendingOp(op));
 }
 
 /**
@@ -374,23 +371,27 @@ export function rebaseOnSnapshot(
   budget: OpBudget = UNLIMITED,
 ): RebaseResult {
   let base = confirmed;
-  let pending: readonly Component[][];
+  let pending: readonly PendingOp[];
   switch (state.kind) {
     case 'synchronized':
       if (landed) throw new SyncStateError('rebase with a landed op', state.kind);
       pending = [];
       break;
     case 'awaiting-confirm':
-      if (landed) base = apply(confirmed, state.outstanding);
+      if (landed) base = apply(confirmed, state.outstanding.op);
       pending = landed ? [] : [state.outstanding];
       break;
     case 'awaiting-with-buffer':
-      if (landed) base = apply(confirmed, state.outstanding);
+      if (landed) base = apply(confirmed, state.outstanding.op);
       pending = landed ? state.buffer : [state.outstanding, ...state.buffer];
       break;
     default:
       return exhaustive(state);
   }
-  const { ops, change } = rebaseAll(pack(pending, budget), fromTextDiff(base, snapshot, 1000, 'semantic'));
+  const ops = pack(
+    pending.map((p) => p.op),
+    budget,
+  );
+  const change = rebaseAll(ops, fromTextDiff(base, snapshot, 1000, 'semantic'));
   return { ...queue(ops, budget), apply: change };
 }

@@ -94,7 +94,7 @@ export function serve(doc: CollaborativeDocument, message: Loose<DocumentMessage
       doc.receive(
         message.sum !== undefined || outstanding === undefined || message.seq !== inflight
           ? message
-          : { ...message, sum: chainChecksum(state.checksum, outstanding) },
+          : { ...message, sum: chainChecksum(state.checksum, outstanding.op) },
       );
       return;
     case 'error': {

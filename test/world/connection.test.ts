@@ -90,7 +90,7 @@ describe('size limits', () => {
     const pending = state.kind === 'synchronized' ? [] : [state.outstanding, ...(state.kind === 'awaiting-with-buffer' ? state.buffer : [])];
     const defaults = budgetFor(DEFAULT_LIMITS, DOC);
     expect(pending.length).toBeGreaterThan(1);
-    for (const op of pending) expect(fits(op, defaults)).toBe(true);
+    for (const op of pending) expect(fits(op.op, defaults)).toBe(true);
     await world.quiesce();
     expect(world.node.violations).toEqual([]);
     const sent = submits(world, client);
