@@ -3,7 +3,7 @@
  * `otter`: the command line. The composition root: it reads flags and environment variables,
  * picks the store, and starts the server with the demo page, health and metrics.
  *
- *   otter serve [--port N] [--host H] [--data FILE | --memory] [--log-level L]
+ *   otter serve [--port N] [--host H] [--data FILE | --memory] [--log-level L] [--retain-* N]
  *   otter export DOC [--version N] [--data FILE]
  *
  * Bad flags or values print a message and exit with code 2 before anything starts.
@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { type JwtOptions, jwtAuthenticator } from './server/auth.js';
 import { MemoryStore } from './server/memory-store.js';
+import type { RetentionPolicy } from './server/retention.js';
 import { Sequencer } from './server/sequencer.js';
 import { SqliteStore } from './server/sqlite-store.js';
 import type { Store } from './server/store.js';
@@ -36,6 +37,9 @@ Options (each also read from the environment variable shown):
   --jwt-audience A  required aud claim                 OTTER_JWT_AUDIENCE
   --jwt-issuer I    required iss claim                 OTTER_JWT_ISSUER
   --allow-origin O  browser origin allowed to connect  OTTER_ALLOW_ORIGIN    (repeat, or comma-separate)
+  --retain-ops N    keep at least the newest N ops      OTTER_RETAIN_OPS      default: keep all history
+  --retain-days D   keep every op younger than D days   OTTER_RETAIN_DAYS     (history beyond any cap
+  --retain-mb M     keep at least the newest M MB of ops OTTER_RETAIN_MB      is removed)
   --version N       (export) the version to print                        default: the head
   --help            print this help
 
@@ -52,6 +56,7 @@ interface ServeConfig {
   logLevel: (typeof LOG_LEVELS)[number];
   jwt: JwtOptions | undefined;
   allowOrigins: string[] | undefined;
+  retention: RetentionPolicy;
 }
 
 function integer(value: string, name: string, min: number, max: number): number {
@@ -59,6 +64,18 @@ function integer(value: string, name: string, min: number, max: number): number 
     throw new UsageError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
   }
   return Number(value);
+}
+
+const MAX_DAYS = 36_500;
+const MAX_MB = 1 << 30;
+
+/** The history retention policy from the flags (none given: keep all); throws UsageError. */
+function retention(flags: { ops: string | undefined; days: string | undefined; mb: string | undefined }): RetentionPolicy {
+  return {
+    ...(flags.ops === undefined ? {} : { ops: integer(flags.ops, '--retain-ops', 0, Number.MAX_SAFE_INTEGER) }),
+    ...(flags.days === undefined ? {} : { ageMs: integer(flags.days, '--retain-days', 0, MAX_DAYS) * 86_400_000 }),
+    ...(flags.mb === undefined ? {} : { bytes: integer(flags.mb, '--retain-mb', 0, MAX_MB) * 1_000_000 }),
+  };
 }
 
 /** The JWT verifier's options from the flags, or undefined without any; throws UsageError. */
@@ -141,6 +158,9 @@ function parse(argv: string[], env: NodeJS.ProcessEnv) {
         'jwt-audience': { type: 'string' },
         'jwt-issuer': { type: 'string' },
         'allow-origin': { type: 'string', multiple: true },
+        'retain-ops': { type: 'string' },
+        'retain-days': { type: 'string' },
+        'retain-mb': { type: 'string' },
         version: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -169,6 +189,11 @@ function parse(argv: string[], env: NodeJS.ProcessEnv) {
       issuer: values['jwt-issuer'] ?? env.OTTER_JWT_ISSUER,
     }),
     allowOrigins: origins(values['allow-origin'] ?? env.OTTER_ALLOW_ORIGIN?.split(',')),
+    retention: retention({
+      ops: values['retain-ops'] ?? env.OTTER_RETAIN_OPS,
+      days: values['retain-days'] ?? env.OTTER_RETAIN_DAYS,
+      mb: values['retain-mb'] ?? env.OTTER_RETAIN_MB,
+    }),
   };
   const version = values.version === undefined ? undefined : integer(values.version, '--version', 0, Number.MAX_SAFE_INTEGER);
   return { help: values.help ?? false, positionals, config, version };
@@ -190,6 +215,7 @@ async function serve(config: ServeConfig): Promise<void> {
     host: config.host,
     demo: true,
     logger,
+    sequencer: { retention: config.retention },
     ...(authenticate === undefined ? {} : { authenticate }),
     ...(config.allowOrigins === undefined ? {} : { allowOrigins: config.allowOrigins }),
   });

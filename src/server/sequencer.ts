@@ -24,6 +24,7 @@ import {
 import { chainChecksum, isChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
 import { DocumentState, type Outcome, type Submission, isDuplicate, toClientMark } from './document.js';
+import { type RetentionPolicy, checkRetention, countsBytes, trimPoint } from './retention.js';
 import {
   type ClientMark,
   type OpRecord,
@@ -37,8 +38,11 @@ import {
 export interface SequencerOptions {
   /** Take a snapshot whenever the head passes a multiple of this many versions. Default 1000. */
   snapshotEvery?: number;
-  /** Ops kept behind the head for late clients and time travel. Default 10,000. */
-  historyWindow?: number;
+  /**
+   * How much op history each document keeps for late clients and time travel (see
+   * `retention.ts`). Default: all of it. Memory is bounded separately by `memoryHistory`.
+   */
+  retention?: RetentionPolicy;
   /** Ops per document kept in memory for rebasing late submissions. Default 1000. */
   memoryHistory?: number;
   /** Largest op: inserted code units plus components. Default 1 MiB (1,048,576). */
@@ -264,7 +268,6 @@ interface Entry {
 
 const DEFAULTS = {
   snapshotEvery: 1000,
-  historyWindow: 10_000,
   memoryHistory: 1000,
   maxOpLength: 1 << 20,
   maxDocLength: 1 << 24,
@@ -290,7 +293,7 @@ function checkVersion(value: unknown, what: string): asserts value is number {
   }
 }
 
-function positiveOption(options: SequencerOptions, key: keyof typeof DEFAULTS, min: number): number {
+function positiveOption(options: Omit<SequencerOptions, 'retention'>, key: keyof typeof DEFAULTS, min: number): number {
   const value = options[key] ?? DEFAULTS[key];
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
     throw new RangeError(`option ${key} must be an integer ≥ ${min}, got ${String(value)}`);
@@ -333,7 +336,8 @@ function recoveredOf(r: Recovery | undefined): { version: number; checksum: numb
 export class Sequencer {
   private readonly docs = new Map<string, Entry>();
   private readonly listeners = new Set<AppliedListener>();
-  private readonly limits: Required<Omit<SequencerOptions, 'onError'>>;
+  private readonly limits: Required<Omit<SequencerOptions, 'onError' | 'retention'>>;
+  private readonly retention: RetentionPolicy;
   private readonly onError: (error: unknown, docId: string) => void;
   private readonly sweeper: ReturnType<typeof setInterval> | undefined;
   private closed = false;
@@ -346,7 +350,6 @@ export class Sequencer {
   ) {
     this.limits = {
       snapshotEvery: positiveOption(options, 'snapshotEvery', 1),
-      historyWindow: positiveOption(options, 'historyWindow', 0),
       memoryHistory: positiveOption(options, 'memoryHistory', 0),
       maxOpLength: positiveOption(options, 'maxOpLength', 1),
       maxDocLength: positiveOption(options, 'maxDocLength', 1),
@@ -355,6 +358,7 @@ export class Sequencer {
       idleTimeout: positiveOption(options, 'idleTimeout', 0),
       conflictRetries: positiveOption(options, 'conflictRetries', 0),
     };
+    this.retention = checkRetention(options.retention ?? {});
     this.onError = options.onError ?? (() => {});
     const every = this.limits.idleTimeout;
     if (every > 0) {
@@ -877,7 +881,7 @@ export class Sequencer {
       while (entry.pending.length > 0 || entry.readers.length > 0) {
         if (entry.state === undefined) {
           try {
-            const state = new DocumentState(docId, await this.store.load(docId));
+            const state = new DocumentState(docId, await this.store.load(docId), countsBytes(this.retention));
             await this.publishLanded(docId, entry, state);
             entry.state = state;
           } catch (e) {
@@ -1021,19 +1025,21 @@ export class Sequencer {
     return Math.floor(head / every) !== Math.floor(before / every);
   }
 
-  /** Snapshots at the head and trims the history (after a commit for which snapshotDue). */
+  /**
+   * Snapshots at the head and trims the history as the retention policy allows (after a commit
+   * for which snapshotDue).
+   */
   private async maintain(docId: string, state: DocumentState): Promise<void> {
     try {
-      const snapshot = { version: state.head, text: state.rope.toString(), checksum: state.checksum };
+      const at = Date.now();
+      const snapshot = { version: state.head, text: state.rope.toString(), checksum: state.checksum, at };
       await this.store.putSnapshot(docId, snapshot);
-      state.snapshots.push(snapshot.version);
-      const limit = state.head - this.limits.historyWindow;
-      let point = state.trimmedTo;
-      for (const v of state.snapshots) if (v <= limit && v > point) point = v;
+      state.snapshots.push({ version: snapshot.version, at, bytes: state.logBytes });
+      const point = trimPoint(this.retention, state.snapshots, state.trimmedTo, state.head, state.logBytes, at);
       if (point > state.trimmedTo) {
         await this.store.trim(docId, point);
         state.trimmedTo = point;
-        state.snapshots = state.snapshots.filter((v) => v >= point);
+        state.snapshots = state.snapshots.filter((c) => c.version >= point);
       }
     } catch (e) {
       this.onError(e, docId);

@@ -51,7 +51,7 @@ export interface SqliteStoreOptions {
 const BUSY_TIMEOUT_MS = 5000;
 
 /** The layout written by this version; older layouts are migrated when opened. */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
   version INTEGER NOT NULL,
   text TEXT NOT NULL,
   checksum INTEGER NOT NULL DEFAULT 0,
+  taken_at INTEGER,
   PRIMARY KEY (doc_id, version)
 );
 CREATE TABLE IF NOT EXISTS recoveries (
@@ -110,6 +111,18 @@ interface OpRow {
   seq: number;
   author: string | null;
   checksum: number;
+}
+
+interface SnapshotRow {
+  version: number;
+  text: string;
+  checksum: number;
+  taken_at: number | null;
+}
+
+function toSnapshot(row: SnapshotRow): Snapshot {
+  const { version, text, checksum } = row;
+  return row.taken_at === null ? { version, text, checksum } : { version, text, checksum, at: row.taken_at };
 }
 
 interface RecoveryRow {
@@ -166,12 +179,15 @@ function toRecovery(row: RecoveryRow): Recovery {
  * Layout 1 (no `meta` table) had no epochs, checksums or recoveries: each document gets a new
  * epoch, and checksums are chained through its retained ops from its oldest snapshot, whose
  * checksum is taken as that of one insert of its whole text (the history before it is gone).
+ * Layouts 1 and 2 had no snapshot times: their snapshots keep an unknown time (retention by
+ * age never trims to them).
  */
 function migrate(db: Database.Database): void {
   const columns = (table: string): string[] =>
     (db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).map((c) => c.name);
   db.transaction(() => {
     if (!columns('documents').includes('epoch')) db.exec('ALTER TABLE documents ADD COLUMN epoch TEXT');
+    if (!columns('snapshots').includes('taken_at')) db.exec('ALTER TABLE snapshots ADD COLUMN taken_at INTEGER');
     if (!columns('ops').includes('checksum')) {
       db.exec('ALTER TABLE ops ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0');
       db.exec('ALTER TABLE snapshots ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0');
@@ -236,9 +252,13 @@ export class SqliteStore implements Store {
     this.db.pragma(`wal_autocheckpoint = ${checkpointPages}`);
     const table = (name: string): boolean =>
       this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
-    const older = !table('meta') && table('documents');
+    const layout = table('meta')
+      ? Number((this.db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: string } | undefined)?.value ?? SCHEMA_VERSION)
+      : table('documents')
+        ? 1
+        : SCHEMA_VERSION;
     this.db.exec(SCHEMA);
-    if (older) migrate(this.db);
+    if (layout < SCHEMA_VERSION) migrate(this.db);
     else this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
     this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)").run(randomUUID());
     this.newEpoch = (this.db.prepare("SELECT value FROM meta WHERE key = 'epoch'").get() as { value: string }).value;
@@ -262,14 +282,14 @@ export class SqliteStore implements Store {
       ops: db.prepare<[string, number, number], OpRow>(
         'SELECT version, op, client_id, seq, author, checksum FROM ops WHERE doc_id = ? AND version > ? AND version <= ? ORDER BY version',
       ),
-      snapshot: db.prepare<[string, number], Snapshot>(
-        'SELECT version, text, checksum FROM snapshots WHERE doc_id = ? AND version <= ? ORDER BY version DESC LIMIT 1',
+      snapshot: db.prepare<[string, number], SnapshotRow>(
+        'SELECT version, text, checksum, taken_at FROM snapshots WHERE doc_id = ? AND version <= ? ORDER BY version DESC LIMIT 1',
       ),
       hasSnapshot: db.prepare<[string, number], { one: number }>(
         'SELECT 1 AS one FROM snapshots WHERE doc_id = ? AND version = ?',
       ),
-      putSnapshot: db.prepare<[string, number, string, number]>(
-        'INSERT OR IGNORE INTO snapshots (doc_id, version, text, checksum) VALUES (?, ?, ?, ?)',
+      putSnapshot: db.prepare<[string, number, string, number, number | null]>(
+        'INSERT OR IGNORE INTO snapshots (doc_id, version, text, checksum, taken_at) VALUES (?, ?, ?, ?, ?)',
       ),
       recoveries: db.prepare<[string], RecoveryRow>(
         'SELECT lost_epoch, version, checksum, text, guess, samples, at FROM recoveries WHERE doc_id = ?',
@@ -354,7 +374,8 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async load(docId: string): Promise<LoadedDocument> {
-    const snapshot = this.stmt.snapshot.get(docId, Number.MAX_SAFE_INTEGER) ?? EMPTY_SNAPSHOT;
+    const row = this.stmt.snapshot.get(docId, Number.MAX_SAFE_INTEGER);
+    const snapshot = row === undefined ? EMPTY_SNAPSHOT : toSnapshot(row);
     const ops = this.stmt.ops.all(docId, snapshot.version, Number.MAX_SAFE_INTEGER).map(toRecord);
     const marks = this.stmt.marks.all(docId).map((m) => ({
       clientId: m.client_id,
@@ -363,12 +384,12 @@ export class SqliteStore implements Store {
       baseVersion: m.base_version,
       fingerprint: m.fingerprint,
     }));
-    const row = this.stmt.head.get(docId);
+    const head = this.stmt.head.get(docId);
     return {
-      epoch: row?.epoch ?? this.newEpoch,
+      epoch: head?.epoch ?? this.newEpoch,
       snapshot,
       ops,
-      trimmedTo: row?.trimmed_to ?? 0,
+      trimmedTo: head?.trimmed_to ?? 0,
       marks,
       recoveries: this.stmt.recoveries.all(docId).map(toRecovery),
     };
@@ -427,14 +448,14 @@ export class SqliteStore implements Store {
   /** @inheritdoc */
   async getSnapshot(docId: string, atOrBefore = Number.MAX_SAFE_INTEGER): Promise<Snapshot | undefined> {
     const s = this.stmt.snapshot.get(docId, atOrBefore);
-    if (s !== undefined) return s;
+    if (s !== undefined) return toSnapshot(s);
     const trimmed = this.stmt.head.get(docId)?.trimmed_to ?? 0;
     return trimmed === 0 ? EMPTY_SNAPSHOT : undefined;
   }
 
   /** @inheritdoc */
   async putSnapshot(docId: string, snapshot: Snapshot): Promise<void> {
-    this.stmt.putSnapshot.run(docId, snapshot.version, snapshot.text, snapshot.checksum);
+    this.stmt.putSnapshot.run(docId, snapshot.version, snapshot.text, snapshot.checksum, snapshot.at ?? null);
   }
 
   /** @inheritdoc */

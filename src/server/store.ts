@@ -39,6 +39,11 @@ export interface Snapshot {
   readonly version: number;
   readonly text: string;
   readonly checksum: number;
+  /**
+   * When it was taken (ms since the Unix epoch), if known: every op up to `version` is older.
+   * Retention by age trims history only to snapshots whose time is known.
+   */
+  readonly at?: number | undefined;
 }
 
 /** The empty document: every document's version 0. */

@@ -215,7 +215,7 @@ describe('e2e: snapshot resync with pending edits', () => {
     dc: CollaborativeDocument;
     reconnect: () => Promise<string>;
   }> {
-    const server = await startServer(cleanup, { sequencer: { historyWindow: 0, snapshotEvery: 1 } });
+    const server = await startServer(cleanup, { sequencer: { retention: { ops: 0 }, snapshotEvery: 1 } });
     const a = newClient(cleanup, server.url, 'a');
     const c = newClient(cleanup, server.url, 'c');
     const da = a.open('doc');

@@ -92,7 +92,7 @@ async function simulate(seed: number): Promise<void> {
     // delete dropped.
     const tinyRoll = random() < 0.5;
     const tiny = TINY && tinyRoll;
-    const sequencer = tiny ? { historyWindow: 3, snapshotEvery: 2, memoryHistory: 2 } : {};
+    const sequencer = tiny ? { retention: { ops: 3 }, snapshotEvery: 2, memoryHistory: 2 } : {};
     say(
       `seed=${seed}: ${nClients} clients, ${steps} steps, restarts at ${[...restartAt].join(', ')}, ` +
         `delays ${delayed}, tiny history ${tiny}`,

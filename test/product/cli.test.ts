@@ -116,6 +116,9 @@ describe('otter --help and usage errors', () => {
     { name: '--jwks-url not a URL', args: (d) => ['serve', '--data', d, '--jwks-url', 'nope'], message: /--jwks-url must be an http\(s\) URL/ },
     { name: '--jwt-audience without a key', args: (d) => ['serve', '--data', d, '--jwt-audience', 'editor'], message: /need --jwt-secret/ },
     { name: '--allow-origin with a path', args: (d) => ['serve', '--data', d, '--allow-origin', 'https://app.example/x'], message: /--allow-origin takes origins/ },
+    { name: '--retain-ops=-1', args: (d) => ['serve', '--data', d, '--retain-ops=-1'], message: /--retain-ops must be an integer from 0/ },
+    { name: '--retain-days 1.5', args: (d) => ['serve', '--data', d, '--retain-days', '1.5'], message: /--retain-days must be an integer from 0 to 36500/ },
+    { name: 'OTTER_RETAIN_MB=lots', args: (d) => ['serve', '--data', d], env: { OTTER_RETAIN_MB: 'lots' }, message: /--retain-mb must be an integer/ },
     { name: 'OTTER_JWT_SECRET too short', args: (d) => ['serve', '--data', d], env: { OTTER_JWT_SECRET: 'short' }, message: /--jwt-secret must be at least 16/ },
   ];
 

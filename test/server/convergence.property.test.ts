@@ -156,7 +156,7 @@ async function runScenario(
   store: Store,
   { clients: k, commands, options }: { clients: number; commands: Command[]; options: SequencerOptions },
 ): Promise<void> {
-  const sequencer = new Sequencer(store, { ...options, historyWindow: 100_000, idleTimeout: 0 });
+  const sequencer = new Sequencer(store, { ...options, idleTimeout: 0 });
   const clients = Array.from({ length: k }, (_, i) => new SimClient(`client-${i}`));
   const failures: string[] = [];
   const applied = new Map<string, number>(); // `${clientId}#${seq}` → version, from submit results

@@ -272,7 +272,7 @@ describe('version-ahead', () => {
 
 describe('history-gone', () => {
   it('rejects submissions and reads older than the retained history', async () => {
-    const h = harness({ snapshotEvery: 2, historyWindow: 2 });
+    const h = harness({ snapshotEvery: 2, retention: { ops: 2 } });
     await fill(h, ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j']);
     const trimmedTo = (await h.store.load(DOC)).trimmedTo;
     expect(trimmedTo).toBeGreaterThan(0);
@@ -301,7 +301,7 @@ describe('history-gone', () => {
 
   it('rejects reads older than the retained history served from the store', async () => {
     // No memory history: every read goes to the store.
-    const h = harness({ snapshotEvery: 3, historyWindow: 3, memoryHistory: 0 });
+    const h = harness({ snapshotEvery: 3, retention: { ops: 3 }, memoryHistory: 0 });
     await fill(h, ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']);
     const trimmedTo = (await h.store.load(DOC)).trimmedTo;
     expect(trimmedTo).toBeGreaterThan(0);

@@ -345,7 +345,7 @@ describe('exactly once', () => {
 
   it('survives trimming of the op’s history, also across a restart', async () => {
     const store = new MemoryStore();
-    const options = { snapshotEvery: 2, historyWindow: 2, memoryHistory: 2 };
+    const options = { snapshotEvery: 2, retention: { ops: 2 }, memoryHistory: 2 };
     const s1 = sequencer(store, options);
     await submit(s1, { clientId: 'a', seq: 1, baseVersion: 0, op: ['a'] });
     for (let i = 1; i <= 10; i++) {
@@ -384,7 +384,7 @@ describe('time travel', () => {
     it(`getSnapshot at every version of the window equals the replayed log (${kind})`, async () => {
       const store: Store = kind === 'memory' ? new MemoryStore() : sqlite().store;
       const window = 7;
-      const s = sequencer(store, { snapshotEvery: 3, historyWindow: window, memoryHistory: 4 });
+      const s = sequencer(store, { snapshotEvery: 3, retention: { ops: window }, memoryHistory: 4 });
       const edit = editor(7);
       const texts = [''];
       const head = 40;

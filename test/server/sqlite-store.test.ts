@@ -154,4 +154,31 @@ describe('SqliteStore specifics', () => {
     await s.append('fresh', 2, [{ version: 3, op: [3, 'd'], clientId: 'c', seq: 3, checksum: 5 }], [], { epoch: freshDoc.epoch as string });
     expect((await s.load('fresh')).ops).toHaveLength(3);
   });
+
+  it('migrates a database of the second layout: snapshots get a time column, unknown for the old ones', async () => {
+    const file = fresh();
+    const s0 = new SqliteStore(file);
+    await s0.append('d', 0, [{ version: 1, op: ['ab'], clientId: 'c', seq: 1, checksum: 7 }], [], { epoch: 'e' });
+    await s0.putSnapshot('d', { version: 1, text: 'ab', checksum: 7, at: 5 });
+    await s0.close();
+    // The second layout: no taken_at column.
+    const raw = new Database(file);
+    raw.exec(`CREATE TABLE old_snapshots AS SELECT doc_id, version, text, checksum FROM snapshots; DROP TABLE snapshots;
+      CREATE TABLE snapshots (doc_id TEXT NOT NULL, version INTEGER NOT NULL, text TEXT NOT NULL,
+        checksum INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (doc_id, version));
+      INSERT INTO snapshots SELECT * FROM old_snapshots; DROP TABLE old_snapshots;
+      UPDATE meta SET value = '2' WHERE key = 'schema';`);
+    raw.close();
+    const s = new SqliteStore(file);
+    open.push(s);
+    expect((await s.load('d')).snapshot).toEqual({ version: 1, text: 'ab', checksum: 7 });
+    await s.putSnapshot('d', { version: 1, text: 'ab', checksum: 7, at: 9 }); // kept: one per version
+    expect(await s.getSnapshot('d')).toEqual({ version: 1, text: 'ab', checksum: 7 });
+    await s.append('d', 1, [{ version: 2, op: [2, 'c'], clientId: 'c', seq: 2, checksum: 8 }], [], { epoch: 'e' });
+    await s.putSnapshot('d', { version: 2, text: 'abc', checksum: 8, at: 11 });
+    expect(await s.getSnapshot('d')).toEqual({ version: 2, text: 'abc', checksum: 8, at: 11 });
+    const check = new Database(file, { readonly: true });
+    expect((check.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: string }).value).toBe('3');
+    check.close();
+  });
 });

@@ -340,6 +340,16 @@ export function storeContract(
         expect(await store.getSnapshot('d')).toEqual(snap(5));
       });
 
+      it('keeps the time a snapshot was taken, and none when none was given', async () => {
+        const timed = { ...snap(4), at: 1_700_000_000_123 };
+        await store.putSnapshot('d', snap(2));
+        await store.putSnapshot('d', timed);
+        expect(await store.getSnapshot('d', 4)).toEqual(timed);
+        expect((await store.load('d')).snapshot).toEqual(timed);
+        expect(await store.getSnapshot('d', 3)).toEqual(snap(2));
+        expect((await store.getSnapshot('d', 3))?.at).toBeUndefined();
+      });
+
       it('treats a new document as having the empty snapshot at version 0', async () => {
         expect(await store.getSnapshot('nobody')).toEqual(EMPTY_SNAPSHOT);
         expect(await store.getSnapshot('nobody', 0)).toEqual(EMPTY_SNAPSHOT);

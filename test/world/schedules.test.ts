@@ -129,7 +129,7 @@ function checkSynchronized(run: Run): void {
 
 function sequencerOptions(random: Random, tiny: boolean): SequencerOptions {
   if (!tiny) return {};
-  return { historyWindow: below(random, 4), snapshotEvery: 1 + below(random, 3), memoryHistory: below(random, 3) };
+  return { retention: { ops: below(random, 4) }, snapshotEvery: 1 + below(random, 3), memoryHistory: below(random, 3) };
 }
 
 async function step(run: Run): Promise<void> {
