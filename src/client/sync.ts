@@ -349,9 +349,11 @@ function pack(ops: readonly Component[][], budget: OpBudget): PendingOp[] {
  * already holds the outstanding op (the server's last applied seq covers it): then C' =
  * apply(C, outstanding) and only the buffer is pending; otherwise C' = C and everything is.
  * Since all of them go out as new submissions, the pending ops are first composed into as few
- * ops p1 … pn as fit the budget. The missed history is reconstructed as a shortest edit
- * script, R = fromTextDiff(C', snapshot) (hunk by hunk, so a pending edit outside every hunk
- * keeps its place), and p1 … pn are rebased over it one at a time (R0 = R):
+ * ops p1 … pn as fit the budget. The missed history is reconstructed as a diff, lines first
+ * and then characters within the changed lines, R = fromTextDiff(C', snapshot, 1000, 'lines')
+ * (hunk by hunk, so a pending edit outside every hunk keeps its place, and an unchanged line
+ * is never matched letter by letter against a changed one), and p1 … pn are rebased over it
+ * one at a time (R0 = R):
  *
  *   pk' = transform(pk, R(k-1), 'right')      Rk = transform(R(k-1), pk, 'left')      apply = Rn
  *
@@ -392,6 +394,6 @@ export function rebaseOnSnapshot(
     pending.map((p) => p.op),
     budget,
   );
-  const change = rebaseAll(ops, fromTextDiff(base, snapshot, 1000, 'semantic'));
+  const change = rebaseAll(ops, fromTextDiff(base, snapshot, 1000, 'lines'));
   return { ...queue(ops, budget), apply: change };
 }

@@ -82,7 +82,7 @@ export function fromDiff(before: string, after: string): Component[] {
 }
 
 /**
- * Myers' greedy shortest edit script between two arrays of code points, or undefined when it
+ * Myers' greedy shortest edit script between two arrays of tokens (code points or lines), or undefined when it
  * needs more than `maxEdits` single insertions and deletions. Returns the script as runs:
  * [kind, count] with kind 0 = keep, 1 = delete from `a`, 2 = insert from `b`, in order.
  * Time O((a.length + b.length) · D), memory O(D²) for D edits.
@@ -137,8 +137,15 @@ function walkBack(trace: Int32Array[], d: number, n: number, m: number): Array<[
   return runs.reverse();
 }
 
-/** How {@link fromTextDiff} tidies a shortest edit script. */
-export type DiffCleanup = 'none' | 'semantic';
+/**
+ * How {@link fromTextDiff} aligns the texts: `none`, a shortest edit script over code points;
+ * `semantic`, that script with short unchanged runs between changes folded into them;
+ * `lines`, lines first — a shortest script over whole lines, then each changed block of lines
+ * diffed by code point with `semantic` cleanup.
+ */
+export type DiffCleanup = 'none' | 'semantic' | 'lines';
+
+const CLEANUPS: readonly DiffCleanup[] = ['none', 'semantic', 'lines'];
 
 /**
  * A smallest change turning `before` into `after`, hunk by hunk: the operation of a shortest
@@ -151,7 +158,12 @@ export type DiffCleanup = 'none' | 'semantic';
  * With `cleanup: 'semantic'`, an unchanged run no longer than the changes on both sides of
  * it is folded into them (as diff-match-patch's semantic cleanup does), repeatedly: a
  * shortest script often aligns scattered letters two unrelated texts share, and a rebase over
- * such hunks tears edits apart; the cleaned change replaces whole runs instead. Canonical.
+ * such hunks tears edits apart; the cleaned change replaces whole runs instead.
+ * With `cleanup: 'lines'`, whole lines are aligned first (at most `maxEdits` inserted plus
+ * deleted lines, else as 'semantic'), so an unchanged line is never matched letter by letter
+ * against a changed one, and each changed block of lines is then diffed as 'semantic' (at most
+ * `maxEdits` code points per block, else the block is replaced whole): time and memory stay
+ * bounded on long, far-apart texts, where one code-point script would give up. Canonical.
  * Laws: apply(before, fromTextDiff(before, after, m, c)) === after for every m and c; with
  * cleanup 'none' and within `maxEdits`, the op's inserted plus deleted code points are as few
  * as any op's can be.
@@ -159,20 +171,83 @@ export type DiffCleanup = 'none' | 'semantic';
 export function fromTextDiff(before: string, after: string, maxEdits = 1000, cleanup: DiffCleanup = 'none'): Component[] {
   const single = fromDiff(before, after);
   checkCount(maxEdits, 'maxEdits');
-  if (cleanup !== 'none' && cleanup !== 'semantic') {
-    throw new InvalidOperationError(OperationErrorCode.BadArgument, `cleanup must be 'none' or 'semantic', got ${describeValue(cleanup)}`);
+  if (!CLEANUPS.includes(cleanup)) {
+    throw new InvalidOperationError(OperationErrorCode.BadArgument, `cleanup must be 'none', 'semantic' or 'lines', got ${describeValue(cleanup)}`);
   }
   // fromDiff already kept the longest common prefix and suffix; diff only the middle.
-  const prefix = typeof single[0] === 'number' && single[0] > 0 ? single[0] : 0;
+  let prefix = typeof single[0] === 'number' && single[0] > 0 ? single[0] : 0;
   const last = single[single.length - 1];
-  const suffix = single.length > 1 && typeof last === 'number' && last > 0 ? last : 0;
-  const a = Array.from(before.slice(prefix, before.length - suffix));
-  const b = Array.from(after.slice(prefix, after.length - suffix));
-  const script = shortestEditScript(a, b, maxEdits);
-  if (script === undefined) return single;
-  const hunks = toHunks(script);
-  if (cleanup === 'semantic') foldShortEqualities(hunks);
+  let suffix = single.length > 1 && typeof last === 'number' && last > 0 ? last : 0;
+  if (cleanup === 'lines') {
+    // Whole lines only: a line edited at its end must not lend its last letters to the next.
+    prefix = prefix === 0 ? 0 : before.lastIndexOf('\n', prefix - 1) + 1;
+    const start = before.length - suffix;
+    if (start > 0 && before[start - 1] !== '\n') {
+      const end = before.indexOf('\n', start);
+      suffix = end === -1 ? 0 : before.length - end - 1;
+    }
+  }
+  const middleA = before.slice(prefix, before.length - suffix);
+  const middleB = after.slice(prefix, after.length - suffix);
   const out = new OperationBuilder().retain(prefix);
+  if (cleanup === 'lines') diffLines(middleA, middleB, maxEdits, out);
+  else if (!diffCodePoints(middleA, middleB, maxEdits, cleanup, out)) return single;
+  return out.retain(suffix).build();
+}
+
+/**
+ * Appends to `out` a change of `before` into `after` aligned by lines, each changed block
+ * diffed by code point ('semantic'; a block over `maxEdits` is replaced whole). Over
+ * `maxEdits` changed lines, the texts are diffed by code point alone, or replaced whole.
+ */
+function diffLines(before: string, after: string, maxEdits: number, out: OperationBuilder): void {
+  const a = splitLines(before);
+  const b = splitLines(after);
+  const script = shortestEditScript(a, b, maxEdits);
+  if (script === undefined) {
+    if (!diffCodePoints(before, after, maxEdits, 'semantic', out)) out.insert(after).delete(before.length);
+    return;
+  }
+  let ia = 0;
+  let ib = 0;
+  for (const h of toHunks(script)) {
+    if (h.keep > 0) {
+      out.retain(a.slice(ia, ia + h.keep).join('').length);
+      ia += h.keep;
+      ib += h.keep;
+      continue;
+    }
+    const removed = a.slice(ia, ia + h.remove).join('');
+    const inserted = b.slice(ib, ib + h.insert).join('');
+    if (!diffCodePoints(removed, inserted, maxEdits, 'semantic', out)) out.insert(inserted).delete(removed.length);
+    ia += h.remove;
+    ib += h.insert;
+  }
+}
+
+/** `text` cut after each line feed (the last piece may have none; '' gives no pieces). */
+function splitLines(text: string): string[] {
+  const lines: string[] = [];
+  let start = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', start)) {
+    lines.push(text.slice(start, i + 1));
+    start = i + 1;
+  }
+  if (start < text.length) lines.push(text.slice(start));
+  return lines;
+}
+
+/**
+ * Appends to `out` a shortest change of `before` into `after` over code points, tidied by
+ * `cleanup`; false (nothing appended) if it needs more than `maxEdits` edits.
+ */
+function diffCodePoints(before: string, after: string, maxEdits: number, cleanup: DiffCleanup, out: OperationBuilder): boolean {
+  const a = Array.from(before);
+  const b = Array.from(after);
+  const script = shortestEditScript(a, b, maxEdits);
+  if (script === undefined) return false;
+  const hunks = toHunks(script);
+  if (cleanup !== 'none') foldShortEqualities(hunks);
   let ia = 0;
   let ib = 0;
   for (const h of hunks) {
@@ -187,7 +262,7 @@ export function fromTextDiff(before: string, after: string, maxEdits = 1000, cle
     ia += h.remove;
     ib += h.insert;
   }
-  return out.retain(suffix).build();
+  return true;
 }
 
 /** A run of an edit script: `keep` code points kept, or `remove` deleted and `insert` inserted. */

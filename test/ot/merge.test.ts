@@ -188,6 +188,50 @@ describe("fromTextDiff(…, 'semantic')", () => {
   });
 });
 
+// ─── fromTextDiff by lines ───────────────────────────────────────────────────────────────────
+
+/** Texts of a few lines, the lines from a small set (so lines repeat and blocks align ambiguously). */
+const lineText = fc
+  .array(fc.oneof(fc.constantFrom('', 'a', 'ab', 'abc', 'b a', '😀x', 'x😀'), smallText), { maxLength: 8 })
+  .map((lines) => lines.join('\n'));
+
+describe("fromTextDiff(…, 'lines')", () => {
+  it("law: apply(before, fromTextDiff(before, after, m, 'lines')) === after, canonically, for any maxEdits", () => {
+    fc.assert(
+      fc.property(fc.oneof(lineText, anyText), fc.oneof(lineText, anyText), fc.oneof(fc.constant(1000), fc.nat(6)), (before, after, m) => {
+        const op = fromTextDiff(before, after, m, 'lines');
+        expect(isCanonical(op)).toBe(true);
+        expect(apply(before, op)).toBe(after);
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it('keeps unchanged lines whole and diffs a changed line by character', () => {
+    const before = 'alpha beta\ngamma delta\nepsilon\n';
+    const after = 'alpha beta\ngamma DELTA delta\nzeta\nepsilon\n';
+    // Line 2 gains a word in place; a new line comes before "epsilon".
+    expect(fromTextDiff(before, after, 1000, 'lines')).toEqual([17, 'DELTA ', 6, 'zeta\n', 8]);
+  });
+
+  it('does not match a deleted line letter by letter against an inserted one', () => {
+    // By code point, the new line shares scattered letters with the old one and the script
+    // keeps them; by lines, the old line goes and the new one comes whole.
+    const before = 'keep\nthe old line\nkeep\n';
+    const after = 'keep\nnothing like it\nkeep\n';
+    const op = fromTextDiff(before, after, 1000, 'lines');
+    expect(op).toEqual([5, 'nothing like it', -12, 6]);
+  });
+
+  it('stays within time on long texts far apart: a block over maxEdits is replaced whole', () => {
+    const lines = Array.from({ length: 3000 }, (_, i) => `line ${i} ${'x'.repeat(i % 50)}\n`);
+    const before = lines.join('');
+    const after = lines.map((l, i) => (i % 3 === 0 ? l.toUpperCase() : l)).join('');
+    const op = fromTextDiff(before, after, 1000, 'lines');
+    expect(apply(before, op)).toBe(after);
+  });
+});
+
 // ─── mergeText ──────────────────────────────────────────────────────────────────────────────
 
 describe('mergeText', () => {
