@@ -14,6 +14,9 @@ const modules: readonly (readonly [string, () => Promise<BenchModule>])[] = [
   ['compose-trace', () => import('./compose-trace.js')],
   ['rebase', () => import('./rebase.js')],
   ['sequencer', () => import('./sequencer.js')],
+  ['rejoin', () => import('./rejoin.js')],
+  ['far-behind', () => import('./far-behind.js')],
+  ['intent', () => import('./intent.js')],
 ];
 
 const only = process.argv.slice(2);

@@ -37,6 +37,7 @@ import {
   type Operation,
   type SelectionRange,
   apply,
+  composeAll,
   fromPatch,
   isNoop,
   normalize,
@@ -770,21 +771,28 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   /**
    * Applies catch-up or live entries in order: skips those already applied, takes our
-   * in-flight op's entry as its ack, applies the others as remote ops; then checks the
-   * checksum the server gives for the last entry's version. On a gap, asks for a catch-up; on
-   * a checksum mismatch, heals. Returns false in both cases.
+   * in-flight op's entry as its ack, applies the others as remote ops (each run of them at
+   * once, see {@link applyRemoteEntries}); then checks the checksum the server gives for the
+   * last entry's version. On a gap, asks for a catch-up; on a checksum mismatch, heals.
+   * Returns false in both cases.
    */
   private applyEntries(entries: readonly OpEntry[], sum: number): boolean {
+    let run: OpEntry[] = [];
     for (const entry of entries) {
-      if (entry.v <= this.serverVersion) continue; // already applied: tolerate duplicates
-      if (entry.v !== this.serverVersion + 1) {
+      if (entry.v <= this.serverVersion + run.length) continue; // already applied: tolerate duplicates
+      if (entry.v !== this.serverVersion + run.length + 1) {
+        this.applyRemoteEntries(run);
         this.resync('catch-up');
         return false;
       }
       const inflight = this.life.phase === 'closed' ? undefined : this.life.inflight;
-      if (entry.seq !== undefined && entry.seq === inflight) this.confirm(entry.v, undefined);
-      else this.applyRemoteEntry(entry);
+      if (entry.seq !== undefined && entry.seq === inflight) {
+        this.applyRemoteEntries(run);
+        run = [];
+        this.confirm(entry.v, undefined);
+      } else run.push(entry);
     }
+    this.applyRemoteEntries(run);
     const last = entries[entries.length - 1];
     if (last !== undefined && last.v === this.serverVersion && sum !== this.checksum) {
       this.heal({ reason: 'checksum', version: last.v, expected: sum, actual: this.checksum });
@@ -793,18 +801,30 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     return true;
   }
 
-  /** Applies a remote op. */
-  private applyRemoteEntry(entry: OpEntry): void {
-    const checksum = chainChecksum(this.checksum, entry.op);
-    const confirmed = apply(this.confirmed, entry.op);
-    const result = applyRemote(this.sync, entry.op);
-    const text = apply(this.localText, result.apply);
+  /**
+   * Applies consecutive remote ops. A run of several (a catch-up) changes each text once, by
+   * the ops' composition, and emits one `change` with it: applying ops one by one to a long
+   * text copies the whole text per op. The server text is changed first, so an op that does
+   * not fit it throws (InvalidOperationError) with nothing changed.
+   */
+  private applyRemoteEntries(entries: readonly OpEntry[]): void {
+    if (entries.length === 0) return;
+    const ops = entries.map((e) => e.op);
+    const confirmed = apply(this.confirmed, ops.length === 1 ? (ops[0] as Component[]) : composeAll(ops));
+    const applied: Component[][] = [];
+    let checksum = this.checksum;
+    for (const entry of entries) {
+      checksum = chainChecksum(checksum, entry.op);
+      const result = applyRemote(this.sync, entry.op);
+      this.sync = result.state;
+      applied.push(result.apply);
+      this.advance(entry.v, checksum, entry.op);
+      this.mapSelections(result.apply, false);
+    }
+    const change = applied.length === 1 ? (applied[0] as Component[]) : composeAll(applied);
+    this.localText = apply(this.localText, change);
     this.confirmed = confirmed;
-    this.sync = result.state;
-    this.localText = text;
-    this.advance(entry.v, checksum, entry.op);
-    this.mapSelections(result.apply, false);
-    this.emit('change', { op: result.apply, local: false });
+    this.emit('change', { op: change, local: false });
   }
 
   private onAck(message: AckMessage): void {

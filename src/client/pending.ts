@@ -1,6 +1,6 @@
 /**
  * A pending local op of the sync state machine (`sync.ts`): the op in flight or a buffered
- * one. Small ops are kept as arrays; once an op passes {@link LARGE} components it moves into
+ * one. Small ops are kept as arrays; once an op passes {@link OP_TREE_THRESHOLD} components it moves into
  * an {@link OpTree}, so that composing the next keystroke into it and transforming a remote
  * op against it cost O(log n) instead of O(n) — hours of offline typing stay as cheap per
  * keystroke as a minute of it. Every result is exactly the plain `compose`/`transform` result
@@ -10,11 +10,9 @@
  * consumes the state it is given (it may update that state's pending ops in place), so a
  * caller keeps only the state a transition returns.
  */
-import { type Component, type Operation, OpTree, type Side, compose, isNoop, transform } from '../ot/index.js';
+import { type Component, OP_TREE_THRESHOLD, type Operation, OpTree, type Side, compose, isNoop, transform } from '../ot/index.js';
 import { type OpBudget, fits, opBytes, opLength } from './split.js';
 
-/** Components past which an op is held in an OpTree. */
-const LARGE = 256;
 /** Bytes a number component can take in JSON, with its comma (see split.ts). */
 const NUMBER_COST = 18;
 
@@ -35,7 +33,7 @@ export class PendingOp {
     this.array = op;
     this.lengthBound = opLength(op);
     this.bytesBound = opBytes(op);
-    if (op.length > LARGE) this.tree = OpTree.from(op);
+    if (op.length > OP_TREE_THRESHOLD) this.tree = OpTree.from(op);
   }
 
   /**
@@ -76,7 +74,7 @@ export class PendingOp {
     } else {
       const op = compose(this.array as Component[], small);
       this.array = op;
-      if (op.length > LARGE) this.tree = OpTree.from(op);
+      if (op.length > OP_TREE_THRESHOLD) this.tree = OpTree.from(op);
     }
     // compose keeps at most both ops' components and inserts, and each component of `small`
     // cuts at most one of this op's in two.
@@ -98,7 +96,7 @@ export class PendingOp {
       rebased = transform(other, before, opposite(side));
       const op = transform(before, other, side);
       this.array = op;
-      if (op.length > LARGE) this.tree = OpTree.from(op);
+      if (op.length > OP_TREE_THRESHOLD) this.tree = OpTree.from(op);
     }
     // transform keeps this op's inserted text and adds at most a retain per component of `other`.
     this.lengthBound += other.length + 1;

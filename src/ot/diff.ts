@@ -178,8 +178,14 @@ export function fromTextDiff(before: string, after: string, maxEdits = 1000, cle
   let prefix = typeof single[0] === 'number' && single[0] > 0 ? single[0] : 0;
   const last = single[single.length - 1];
   let suffix = single.length > 1 && typeof last === 'number' && last > 0 ? last : 0;
-  if (cleanup === 'lines') {
-    // Whole lines only: a line edited at its end must not lend its last letters to the next.
+  const multiline = (x: string, from: number, to: number): boolean => {
+    const i = x.indexOf('\n', from);
+    return i !== -1 && i < to;
+  };
+  const spansLines = cleanup === 'lines' && (multiline(before, prefix, before.length - suffix) || multiline(after, prefix, after.length - suffix));
+  if (spansLines) {
+    // The change spans lines: whole lines only, so that a line edited at its end does not
+    // lend its last letters to the next. (Within one line, lines and 'semantic' agree.)
     prefix = prefix === 0 ? 0 : before.lastIndexOf('\n', prefix - 1) + 1;
     const start = before.length - suffix;
     if (start > 0 && before[start - 1] !== '\n') {
@@ -190,8 +196,8 @@ export function fromTextDiff(before: string, after: string, maxEdits = 1000, cle
   const middleA = before.slice(prefix, before.length - suffix);
   const middleB = after.slice(prefix, after.length - suffix);
   const out = new OperationBuilder().retain(prefix);
-  if (cleanup === 'lines') diffLines(middleA, middleB, maxEdits, out);
-  else if (!diffCodePoints(middleA, middleB, maxEdits, cleanup, out)) return single;
+  if (spansLines) diffLines(middleA, middleB, maxEdits, out);
+  else if (!diffCodePoints(middleA, middleB, maxEdits, cleanup === 'none' ? 'none' : 'semantic', out)) return single;
   return out.retain(suffix).build();
 }
 

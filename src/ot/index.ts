@@ -26,5 +26,5 @@ export {
   transformSelection,
 } from './transform.js';
 export { type DiffCleanup, fromDiff, fromPatch, fromTextDiff, holdsInserts, mergeText } from './diff.js';
-export { OpTree } from './op-tree.js';
+export { OP_TREE_THRESHOLD, OpTree } from './op-tree.js';
 export { type } from './type.js';

@@ -551,6 +551,13 @@ function rebaseGap(
 // ---------------------------------------------------------------------------------------------
 
 /**
+ * Components past which holding an operation in an {@link OpTree} pays for itself when many
+ * small operations are composed into it or transformed against it (building the tree costs
+ * about one plain pass; below this size the plain functions win).
+ */
+export const OP_TREE_THRESHOLD = 256;
+
+/**
  * A large text operation held in a balanced tree of its components (see the file header), for
  * composing small operations into it and transforming small operations against it in time
  * logarithmic in its size. Always holds a valid operation in canonical form.

@@ -11,6 +11,7 @@ import {
   InvalidOperationError,
   type Operation,
   type OperationLengths,
+  OP_TREE_THRESHOLD,
   OpTree,
   checkOperation,
   transform,
@@ -35,6 +36,11 @@ export interface Submission {
   /** The op's size as limited by `maxOpLength`: components plus inserted code units. */
   readonly size: number;
   readonly author?: string | undefined;
+  /**
+   * The submission as its client sent it, when the sequencer rebased it before queueing it
+   * (a catch-up): the client's mark records this, so a resend of it is recognised as such.
+   */
+  readonly sent?: { readonly baseVersion: number; readonly op: Component[] } | undefined;
 }
 
 /**
@@ -79,9 +85,6 @@ export function toClientMark(m: LiveMark): ClientMark {
     fingerprint: m.fingerprint ?? fingerprint(m.baseVersion, m.op ?? []),
   };
 }
-
-/** Components past which a rebased op is held in an OpTree (the plain transform is faster below). */
-const LARGE_OP = 256;
 
 function sameOp(a: Operation, b: Operation): boolean {
   if (a.length !== b.length) return false;
@@ -255,7 +258,7 @@ export class DocumentState {
    * of O(n), with exactly the plain `transform`'s result.
    */
   private rebase(op: Component[], from: number, to: number, older: readonly OpRecord[]): Component[] {
-    const tree = op.length > LARGE_OP && to - from > 1 ? OpTree.from(op) : undefined;
+    const tree = op.length > OP_TREE_THRESHOLD && to - from > 1 ? OpTree.from(op) : undefined;
     for (let v = from + 1; v <= to; v++) {
       const past = this.opAt(v, older);
       if (past === undefined) {
@@ -389,17 +392,18 @@ export class DocumentState {
         : { version, op, clientId: s.clientId, seq: s.seq, author: s.author, checksum };
     this.recent.push(record);
     if (this.countBytes) this.logBytes += opBytes(op);
+    const sent = s.sent ?? s;
     if (mark instanceof OwnMark) {
       mark.seq = s.seq;
       mark.version = version;
-      mark.baseVersion = s.baseVersion;
-      mark.op = s.op;
+      mark.baseVersion = sent.baseVersion;
+      mark.op = sent.op;
       if (!mark.changed) {
         mark.changed = true;
         this.changedMarks.push(mark);
       }
     } else {
-      const own = new OwnMark(s.clientId, s.seq, version, s.baseVersion, s.op);
+      const own = new OwnMark(s.clientId, s.seq, version, sent.baseVersion, sent.op);
       this.marks.set(s.clientId, own);
       this.changedMarks.push(own);
     }

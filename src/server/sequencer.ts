@@ -23,6 +23,7 @@ import {
 } from '../ot/index.js';
 import { chainChecksum, isChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
+import { catchUp } from './catch-up.js';
 import { DocumentState, type Outcome, type Submission, isDuplicate, toClientMark } from './document.js';
 import { type RetentionPolicy, checkRetention, countsBytes, trimPoint } from './retention.js';
 import {
@@ -45,6 +46,12 @@ export interface SequencerOptions {
   retention?: RetentionPolicy;
   /** Ops per document kept in memory for rebasing late submissions. Default 1000. */
   memoryHistory?: number;
+  /**
+   * A submission based more than this many versions before the in-memory history is rebased
+   * over the stored history outside its document's queue before it is queued, so that it
+   * holds up no other editor (see `catch-up.ts`). Default 1000.
+   */
+  catchUpBeyond?: number;
   /** Largest op: inserted code units plus components. Default 1 MiB (1,048,576). */
   maxOpLength?: number;
   /** Largest document, in code units. Default 16 MiB (16,777,216). */
@@ -182,6 +189,10 @@ class Pending implements Submission {
   outcome: Outcome | undefined = undefined;
   /** Its place in the document's queue, shared with reads (see {@link Entry.tickets}). */
   ticket = 0;
+  /** Versions it was rebased over before it was queued (see `catch-up.ts`). */
+  caughtUp = 0;
+  /** As its client sent it, if it was caught up before it was queued. */
+  sent: { readonly baseVersion: number; readonly op: Component[] } | undefined = undefined;
 
   constructor(
     readonly docId: string,
@@ -254,9 +265,13 @@ interface Reader {
  * and a read runs only once every submission with a smaller ticket is decided (committed or
  * refused): the ordering law of opens (an open sees every earlier submit of its client).
  * Both lists stay in ticket order: a batch retried after a conflict goes back to the front.
+ * A far-behind submission is caught up (`catch-up.ts`) before it takes its ticket; meanwhile
+ * its client's reads (opens, restores, marks) wait for it, so the ordering law holds for them.
  */
 interface Entry {
   state: DocumentState | undefined;
+  /** Catch-ups in flight, by client: settled once the submission is queued (or refused). */
+  catchUps: Map<string, Promise<void>>;
   /** The last version handed to the listeners (undefined before the first load). */
   published: number | undefined;
   pending: Pending[];
@@ -269,6 +284,7 @@ interface Entry {
 const DEFAULTS = {
   snapshotEvery: 1000,
   memoryHistory: 1000,
+  catchUpBeyond: 1000,
   maxOpLength: 1 << 20,
   maxDocLength: 1 << 24,
   maxDocIdLength: 256,
@@ -302,6 +318,9 @@ function positiveOption(options: Omit<SequencerOptions, 'retention'>, key: keyof
 }
 
 const NO_OPS: readonly OpRecord[] = Object.freeze([]);
+
+/** Catch-ups (see `catch-up.ts`) running at once; more wait their turn (bounds their memory). */
+const MAX_CATCH_UPS = 2;
 
 /** Most samples of a lost epoch a recovery keeps. */
 const RECOVERY_SAMPLES = 64;
@@ -342,6 +361,8 @@ export class Sequencer {
   private readonly sweeper: ReturnType<typeof setInterval> | undefined;
   private closed = false;
   private readonly idle = new Set<() => void>();
+  private catchUpsRunning = 0;
+  private readonly catchUpWaiting: Array<() => void> = [];
 
   /** Creates a sequencer over `store`; throws RangeError on contradictory options. */
   constructor(
@@ -351,6 +372,7 @@ export class Sequencer {
     this.limits = {
       snapshotEvery: positiveOption(options, 'snapshotEvery', 1),
       memoryHistory: positiveOption(options, 'memoryHistory', 0),
+      catchUpBeyond: positiveOption(options, 'catchUpBeyond', 0),
       maxOpLength: positiveOption(options, 'maxOpLength', 1),
       maxDocLength: positiveOption(options, 'maxDocLength', 1),
       maxDocIdLength: positiveOption(options, 'maxDocIdLength', 1),
@@ -404,11 +426,104 @@ export class Sequencer {
     }
     settling = pending;
     const promise = new Promise<SubmitResult>(captureSettlers);
-    const entry = this.entry(pending.docId);
+    this.admit(this.entry(pending.docId), pending);
+    return promise;
+  }
+
+  /**
+   * Queues `pending`, first catching it up outside the queue if it is far behind (see
+   * `catch-up.ts`); behind any catch-up of the same client still in flight, so that a
+   * client's submissions are queued in the order they came.
+   */
+  private admit(entry: Entry, pending: Pending): void {
+    const prior = entry.catchUps.get(pending.clientId);
+    if (prior === undefined && !this.farBehind(entry, pending)) {
+      this.enqueue(entry, pending);
+      return;
+    }
+    const work = (prior ?? Promise.resolve()).then(async () => {
+      const ready = this.farBehind(entry, pending) ? await this.caughtUpCopy(entry, pending) : pending;
+      if (ready !== undefined) this.enqueue(entry, ready);
+    });
+    const tracked = work.finally(() => {
+      if (entry.catchUps.get(pending.clientId) === tracked) entry.catchUps.delete(pending.clientId);
+      if (this.idle.size > 0) this.wakeIdle();
+    });
+    entry.catchUps.set(pending.clientId, tracked);
+  }
+
+  /**
+   * Whether `pending` is based far enough before the in-memory history to be caught up first
+   * (not if its seq skips ahead of its client's last applied one: the queue refuses it).
+   */
+  private farBehind(entry: Entry, pending: Pending): boolean {
+    const state = entry.state;
+    if (state === undefined || state.recentStart - pending.baseVersion <= this.limits.catchUpBeyond) return false;
+    return pending.seq <= (state.marks.get(pending.clientId)?.seq ?? 0) + 1;
+  }
+
+  private enqueue(entry: Entry, pending: Pending): void {
     pending.ticket = entry.tickets++;
     entry.pending.push(pending);
     this.kick(pending.docId, entry);
-    return promise;
+  }
+
+  /**
+   * `pending` rebased over the committed history it is behind (at most {@link MAX_CATCH_UPS}
+   * catch-ups at a time), to be queued instead of it; undefined if it was refused (an op
+   * that does not fit its base). A failed read leaves the whole rebase to the queue.
+   */
+  private async caughtUpCopy(entry: Entry, pending: Pending): Promise<Pending | undefined> {
+    await this.catchUpSlot();
+    try {
+      const target = entry.state?.recentStart ?? pending.baseVersion;
+      const caught = await catchUp(this.store, pending, target);
+      const next = new Pending(
+        pending.docId,
+        pending.clientId,
+        pending.seq,
+        caught.baseVersion,
+        caught.op,
+        checkOperation(caught.op),
+        pending.size,
+        pending.author,
+      );
+      next.resolve = pending.resolve;
+      next.reject = pending.reject;
+      next.caughtUp = caught.baseVersion - pending.baseVersion;
+      next.sent = { baseVersion: pending.baseVersion, op: pending.op };
+      return next;
+    } catch (e) {
+      if (!(e instanceof InvalidOperationError)) return pending;
+      refuse(pending, new OtterError(ErrorCode.InvalidOp, `the op does not fit version ${pending.baseVersion}: ${e.message}`));
+      return undefined;
+    } finally {
+      this.catchUpsRunning -= 1;
+      this.catchUpWaiting.shift()?.();
+    }
+  }
+
+  /** Resolves once fewer than {@link MAX_CATCH_UPS} catch-ups run, taking a place among them. */
+  private async catchUpSlot(): Promise<void> {
+    while (this.catchUpsRunning >= MAX_CATCH_UPS) {
+      await new Promise<void>((resolve) => this.catchUpWaiting.push(resolve));
+    }
+    this.catchUpsRunning += 1;
+  }
+
+  /**
+   * Undefined if `clientId` has no catch-up in flight on `docId` (then a read takes its ticket
+   * at once, in order with the submissions around it); else a promise that resolves once it
+   * has none (its submissions are queued).
+   */
+  private caughtUp(docId: string, clientId: string): Promise<void> | undefined {
+    const first = this.docs.get(docId)?.catchUps.get(clientId);
+    if (first === undefined) return undefined;
+    return (async () => {
+      for (let c: Promise<void> | undefined = first; c !== undefined; c = this.docs.get(docId)?.catchUps.get(clientId)) {
+        await c;
+      }
+    })();
   }
 
   /**
@@ -437,9 +552,7 @@ export class Sequencer {
           last = this.entry(pending.docId);
           lastDoc = pending.docId;
         }
-        pending.ticket = last.tickets++;
-        last.pending.push(pending);
-        this.kick(pending.docId, last);
+        this.admit(last, pending);
       }
     });
   }
@@ -557,6 +670,8 @@ export class Sequencer {
       checkId(claim.epoch, 'epoch', this.limits.maxDocIdLength);
       if (!isChecksum(claim.checksum)) throw badRequest(`checksum must be a non-negative safe integer`);
     }
+    const behind = this.caughtUp(docId, clientId);
+    if (behind !== undefined) await behind;
     type View =
       | OpenResult
       | (OpenHead & { readonly kind: 'verify'; readonly from: number })
@@ -639,7 +754,7 @@ export class Sequencer {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.task(docId, async (s) => {
+    const decide = (): Promise<RestoreResult> => this.task(docId, async (s) => {
       const known = s.recoveries.get(lost.epoch);
       const covered =
         known !== undefined && (known.version > lost.version || (known.version === lost.version && known.checksum === lost.checksum));
@@ -697,11 +812,14 @@ export class Sequencer {
             };
       return this.commitTask(docId, s, expectedHead, records, recovery);
     });
+    return this.caughtUp(docId, clientId)?.then(decide) ?? decide();
   }
 
   /** The last applied submission of `clientId` on `docId`, if any (for resync decisions). */
   async getClientMark(docId: string, clientId: string): Promise<ClientMark | undefined> {
     checkId(docId, 'docId', this.limits.maxDocIdLength);
+    const behind = this.caughtUp(docId, clientId);
+    if (behind !== undefined) await behind;
     return this.read(docId, (s) => {
       const mark = s.marks.get(clientId);
       return mark === undefined ? undefined : toClientMark(mark);
@@ -715,7 +833,7 @@ export class Sequencer {
   async close(): Promise<void> {
     this.closed = true;
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
-    while ([...this.docs.values()].some((e) => e.draining || e.pending.length > 0)) {
+    while ([...this.docs.values()].some((e) => e.draining || e.pending.length > 0 || e.catchUps.size > 0)) {
       await new Promise<void>((resolve) => this.idle.add(resolve));
     }
   }
@@ -749,7 +867,16 @@ export class Sequencer {
   private entry(docId: string): Entry {
     let e = this.docs.get(docId);
     if (e === undefined) {
-      e = { state: undefined, published: undefined, pending: [], readers: [], tickets: 0, draining: false, lastUsed: Date.now() };
+      e = {
+        state: undefined,
+        catchUps: new Map(),
+        published: undefined,
+        pending: [],
+        readers: [],
+        tickets: 0,
+        draining: false,
+        lastUsed: Date.now(),
+      };
       this.docs.set(docId, e);
     }
     return e;
@@ -908,12 +1035,15 @@ export class Sequencer {
     } finally {
       entry.draining = false;
       entry.lastUsed = Date.now();
-      if (this.idle.size > 0) {
-        const waiting = [...this.idle];
-        this.idle.clear();
-        for (const w of waiting) w();
-      }
+      if (this.idle.size > 0) this.wakeIdle();
     }
+  }
+
+  /** Wakes everything waiting for the sequencer to go idle (close), to look again. */
+  private wakeIdle(): void {
+    const waiting = [...this.idle];
+    this.idle.clear();
+    for (const w of waiting) w();
   }
 
   private failAll(entry: Entry, error: OtterError): void {
@@ -995,7 +1125,7 @@ export class Sequencer {
               version: outcome.version,
               op: outcome.op,
               checksum: outcome.checksum,
-              depth: outcome.version - 1 - p.baseVersion,
+              depth: outcome.version - 1 - p.baseVersion + p.caughtUp,
             },
       );
     }
@@ -1011,9 +1141,15 @@ export class Sequencer {
    */
   private olderNeeded(state: DocumentState, batch: readonly Pending[]): number {
     let need = state.recentStart;
+    // A submission whose seq skips ahead (even after the batch's earlier ones of its client)
+    // will be refused without history: it must not make the batch read any.
+    const last = new Map<string, number>();
     for (const p of batch) {
-      need = Math.min(need, p.baseVersion);
       const mark = state.marks.get(p.clientId);
+      const seq = last.get(p.clientId) ?? mark?.seq ?? 0;
+      if (p.seq > seq + 1) continue;
+      if (p.seq === seq + 1) last.set(p.clientId, p.seq);
+      need = Math.min(need, p.baseVersion);
       if (mark !== undefined && p.seq === mark.seq) need = Math.min(need, mark.version - 1);
     }
     return Math.max(need, state.trimmedTo);
@@ -1049,7 +1185,7 @@ export class Sequencer {
   /** Unloads documents untouched since `before` that have no queued work. */
   private unloadIdle(before: number): void {
     for (const [id, e] of this.docs) {
-      if (!e.draining && e.pending.length === 0 && e.readers.length === 0 && e.lastUsed < before) {
+      if (!e.draining && e.pending.length === 0 && e.readers.length === 0 && e.catchUps.size === 0 && e.lastUsed < before) {
         this.docs.delete(id);
       }
     }

@@ -92,6 +92,8 @@ export class ControlledStore implements Store {
   appendGate: { docId: string; gate: Promise<void> } | undefined;
   /** Fail every getOps with this error while set. */
   getOpsError: unknown;
+  /** If set, every getOps waits for the gate before reading. */
+  getOpsGate: Promise<void> | undefined;
   /** Fail every load with this error while set. */
   loadError: unknown;
   readonly appends: Array<{
@@ -129,8 +131,9 @@ export class ControlledStore implements Store {
     if (failure !== undefined) throw failure.error;
   }
 
-  getOps(docId: string, from: number, to: number): Promise<OpRecord[]> {
-    if (this.getOpsError !== undefined) return Promise.reject(this.getOpsError);
+  async getOps(docId: string, from: number, to: number): Promise<OpRecord[]> {
+    if (this.getOpsGate !== undefined) await this.getOpsGate;
+    if (this.getOpsError !== undefined) throw this.getOpsError;
     return this.inner.getOps(docId, from, to);
   }
 

@@ -9,6 +9,8 @@ import { type Component, apply, fromPatch, transform } from '../../src/ot/index.
 import { MemoryStore } from '../../src/server/memory-store.js';
 import { Sequencer } from '../../src/server/sequencer.js';
 import { type Random, below, seededRandom } from '../support/random.js';
+import { ErrorCode } from '../../src/protocol/errors.js';
+import { ControlledStore, expectOtterError } from './helpers.js';
 
 const LONG = process.env.OTTER_LONG === '1';
 const DOC = 'doc';
@@ -108,3 +110,125 @@ describe('rebasing a far-behind op over long history', () => {
     }, 120_000);
   }
 });
+
+describe('catching up a far-behind submission outside its document queue', () => {
+  /** A sequencer over a gated store, with `n` ops of client "h" on a 1,080-unit base. */
+  async function setup(n: number): Promise<{ s: Sequencer; store: ControlledStore; base: string; history: History }> {
+    const store = new ControlledStore(new MemoryStore());
+    const s = new Sequencer(store, { idleTimeout: 0 });
+    sequencers.push(s);
+    const base = 'abcdefghijklmnopqrstuvwxyz '.repeat(40);
+    const history = await buildHistory(s, seededRandom(n), base, n);
+    return { s, store, base, history };
+  }
+
+  /** Whether `promise` is still unsettled after the event loop has turned a few times. */
+  async function unsettled(promise: Promise<unknown>): Promise<boolean> {
+    let settled = false;
+    promise.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    return !settled;
+  }
+
+  it('other editors of the document go on while it catches up; its own client’s open waits for it and sees it', async () => {
+    const { s, store, base } = await setup(3000);
+    let release = (): void => {};
+    store.getOpsGate = new Promise((resolve) => (release = resolve));
+    const late = s.submit({ docId: DOC, clientId: 'late', seq: 1, baseVersion: 1, op: [5, 'LATE', base.length - 5] });
+    // Client "h" edits at the head and is answered while the late op waits for its history.
+    const head = 3001;
+    const r = await s.submit({ docId: DOC, clientId: 'h', seq: 3002, baseVersion: head, op: ['H', (await s.getSnapshot(DOC)).text.length] });
+    expect(r.version).toBe(head + 1);
+    expect((await s.open(DOC, 'other')).version).toBe(head + 1);
+    const ownOpen = s.open(DOC, 'late');
+    expect(await unsettled(late)).toBe(true);
+    expect(await unsettled(ownOpen)).toBe(true);
+    release();
+    store.getOpsGate = undefined;
+    const applied = await late;
+    // depth counts every history op it was rebased over, in the catch-up and in the queue
+    expect(applied).toMatchObject({ duplicate: false, version: head + 2, depth: head });
+    const opened = await ownOpen;
+    expect(opened).toMatchObject({ seq: 1, version: head + 2 });
+    expect((await s.getSnapshot(DOC)).text.split('LATE')).toHaveLength(2);
+  });
+
+  it('a resubmission of an op that landed long ago is still recognised (the catch-up stops before the original)', async () => {
+    const { s, base } = await setup(1200);
+    const op = [5, 'ONCE', base.length - 5];
+    const first = await s.submit({ docId: DOC, clientId: 'late', seq: 1, baseVersion: 1, op });
+    const more = await buildMore(s, 1200 + 2, 2500);
+    expect(more).toBeGreaterThan(first.version + 1000);
+    const again = await s.submit({ docId: DOC, clientId: 'late', seq: 1, baseVersion: 1, op });
+    expect(again).toMatchObject({ duplicate: true, version: first.version });
+    expect((await s.getOps(DOC, 0)).filter((r) => r.clientId === 'late')).toHaveLength(1);
+  });
+
+  it('a client’s later submission waits behind its catch-up (a resend of an op whose base history is gone stays a duplicate)', async () => {
+    const store = new ControlledStore(new MemoryStore());
+    const s = new Sequencer(store, { idleTimeout: 0, snapshotEvery: 100, retention: { ops: 1500 } });
+    sequencers.push(s);
+    const base = 'abcdefghijklmnopqrstuvwxyz '.repeat(40);
+    const history = await buildHistory(s, seededRandom(7), base, 3000);
+    const op = [5, 'ONCE', base.length - 5];
+    let rebased: Component[] = op;
+    for (const h of history.ops) rebased = transform(rebased, h, 'right');
+    // The client sent its op on version 1; it landed (rebased) at 3002. Its base is trimmed soon.
+    const first = await s.submit({ docId: DOC, clientId: 'late', seq: 1, baseVersion: 1, op });
+    const head = await buildMore(s, 3002, 2000);
+    // It reconnects and resends the op in flight as it was, then (acknowledged) its next op.
+    let release = (): void => {};
+    store.getOpsGate = new Promise((resolve) => (release = resolve));
+    const resend = s.submit({ docId: DOC, clientId: 'late', seq: 1, baseVersion: 1, op });
+    const next = s.submit({ docId: DOC, clientId: 'late', seq: 2, baseVersion: head, op: ['NEXT', (await s.getSnapshot(DOC)).text.length] });
+    expect(await unsettled(next)).toBe(true);
+    release();
+    store.getOpsGate = undefined;
+    expect(await resend).toMatchObject({ duplicate: true, version: first.version });
+    expect(await next).toMatchObject({ duplicate: false, version: head + 1 });
+    expect(rebased).toEqual(first.op);
+  });
+
+  it('a submission whose seq skips ahead is refused without reading any history', async () => {
+    const { s, store, base } = await setup(3000);
+    store.getOpsError = new Error('no history reads expected');
+    const op = [base.length];
+    await expectOtterError(s.submit({ docId: DOC, clientId: 'stranger', seq: 7, baseVersion: 1, op }), ErrorCode.SeqGap);
+    await expectOtterError(s.submit({ docId: DOC, clientId: 'h', seq: 9999, baseVersion: 0, op: [] }), ErrorCode.SeqGap);
+  });
+
+  it('a copy of the op sent at a recent base while it catches up lands once, whichever lands first', async () => {
+    const { s, store, base, history } = await setup(3000);
+    let release = (): void => {};
+    store.getOpsGate = new Promise((resolve) => (release = resolve));
+    const op = [5, 'TWICE?', base.length - 5];
+    const original = s.submit({ docId: DOC, clientId: 'late', seq: 1, baseVersion: 1, op });
+    expect(await unsettled(original)).toBe(true);
+    // The client got the history meanwhile, rebased its op in flight and sent it again.
+    let rebased: Component[] = op;
+    for (const h of history.ops) rebased = transform(rebased, h, 'right');
+    release(); // the copy's own (short) rebase needs no history read; let both go
+    store.getOpsGate = undefined;
+    const copy = s.submit({ docId: DOC, clientId: 'late', seq: 1, baseVersion: 3001, op: rebased });
+    const [a, b] = await Promise.all([original, copy]);
+    expect(a.version).toBe(b.version);
+    expect([a.duplicate, b.duplicate].sort()).toEqual([false, true]);
+    expect((await s.getSnapshot(DOC)).text.split('TWICE?')).toHaveLength(2);
+  });
+});
+
+/** Submits more small ops of client "h" from seq `seq` at the head; returns the new head. */
+async function buildMore(s: Sequencer, seq: number, n: number): Promise<number> {
+  const random = seededRandom(seq);
+  let { text, version } = await s.getSnapshot(DOC);
+  for (let i = 0; i < n; i++) {
+    const op = smallEdit(random, text, 'm');
+    const r = await s.submit({ docId: DOC, clientId: 'h', seq: seq + i, baseVersion: version, op });
+    version = r.version;
+    text = apply(text, op);
+  }
+  return version;
+}

@@ -129,7 +129,12 @@ function checkSynchronized(run: Run): void {
 
 function sequencerOptions(random: Random, tiny: boolean): SequencerOptions {
   if (!tiny) return {};
-  return { retention: { ops: below(random, 4) }, snapshotEvery: 1 + below(random, 3), memoryHistory: below(random, 3) };
+  return {
+    retention: { ops: below(random, 4) },
+    snapshotEvery: 1 + below(random, 3),
+    memoryHistory: below(random, 3),
+    catchUpBeyond: below(random, 3),
+  };
 }
 
 async function step(run: Run): Promise<void> {
@@ -240,7 +245,7 @@ async function simulate(seed: number): Promise<Figures> {
     const c = world.addClient(`k${i}`);
     run.typed.set(c.name, []);
     c.doc.on('reset', () => figures.resets++);
-    c.doc.on('diverged', () => figures.diverged++);
+    c.doc.on('diverged', (e) => { figures.diverged++; if (TRACING) console.log('DIVERGED', c.name, JSON.stringify(e), '\n' + run.log.slice(-150).join('\n')); });
     c.doc.on('merged', () => figures.merged++);
   }
   const steps = 100 + below(random, 150);

@@ -1,0 +1,73 @@
+/**
+ * Catching up a far-behind submission before it joins its document's queue.
+ *
+ * A submission whose base version is far behind the head must be rebased over every op since
+ * (the only result equal to what its client computes; see `document.ts`). Done inside the
+ * document's queue, reading that history from the store and transforming over it would stall
+ * every other editor of the document, and, done in one go on the one event loop, every other
+ * document too. So the sequencer first rebases such a submission here, outside the queue: over
+ * the committed history, read in chunks, transforming op by op exactly as the queue would,
+ * yielding to the event loop between chunks. What is left (the ops committed meanwhile) is done
+ * in the queue as for any late op.
+ *
+ * The rebased submission is the same submission in the eyes of exactly-once: it is what its
+ * client would have sent had it received those ops first, and resubmissions are recognised
+ * across such rebases. To keep that exact, the catch-up stops before any op of the same client
+ * with the same or a later seq (a copy of this submission that landed first must be found as
+ * one, against the submission's base before it).
+ */
+import { type Component, OP_TREE_THRESHOLD, OpTree, transform } from '../ot/index.js';
+import type { Store } from './store.js';
+
+/** History ops read (and transformed over) per chunk, between yields to the event loop. */
+export const CATCH_UP_CHUNK = 1000;
+
+/** Where a catch-up got to: the submission rebased to `baseVersion`. */
+export interface CaughtUp {
+  readonly baseVersion: number;
+  readonly op: Component[];
+}
+
+/** What is caught up: a submission's identity, base version and op. */
+export interface CatchUpRequest {
+  readonly docId: string;
+  readonly clientId: string;
+  readonly seq: number;
+  readonly baseVersion: number;
+  readonly op: Component[];
+}
+
+/** Resolves on the next turn of the event loop, after pending I/O callbacks. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Rebases `request.op` over the committed ops after its base version up to `target`, one op
+ * at a time with history first at ties (`transform(op, past, 'right')`), reading `store` in
+ * chunks of {@link CATCH_UP_CHUNK} ops and yielding between them. Stops early, with what it
+ * reached, at a version the store no longer holds (trimmed meanwhile) or before an op of the
+ * same client with a seq ≥ `request.seq`. Rejects with the store's error, or with
+ * InvalidOperationError if the op does not fit its base version.
+ */
+export async function catchUp(store: Store, request: CatchUpRequest, target: number): Promise<CaughtUp> {
+  let version = request.baseVersion;
+  let op = request.op;
+  const tree = op.length > OP_TREE_THRESHOLD ? OpTree.from(op) : undefined;
+  while (version < target) {
+    const ops = await store.getOps(request.docId, version, Math.min(target, version + CATCH_UP_CHUNK));
+    if (ops[0]?.version !== version + 1) break;
+    for (const past of ops) {
+      if (past.clientId === request.clientId && past.seq >= request.seq) return done(version, op, tree);
+      if (tree === undefined) op = transform(op, past.op, 'right');
+      else tree.transformAgainst(past.op, 'right');
+      version = past.version;
+    }
+    await nextTurn();
+  }
+  return done(version, op, tree);
+}
+
+function done(version: number, op: Component[], tree: OpTree | undefined): CaughtUp {
+  return { baseVersion: version, op: tree === undefined ? op : tree.toOperation() };
+}
