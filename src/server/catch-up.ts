@@ -1,5 +1,5 @@
 /**
- * Catching up a far-behind submission before it joins its document's queue.
+ * Catching up far behind: a submission before it joins its document's queue, and an open.
  *
  * A submission whose base version is far behind the head must be rebased over every op since
  * (the only result equal to what its client computes; see `document.ts`). Done inside the
@@ -10,6 +10,9 @@
  * yielding to the event loop between chunks. What is left (the ops committed meanwhile) is done
  * in the queue as for any late op.
  *
+ * A client that opens far behind is sent that history too; it is read the same way
+ * ({@link readHistory}).
+ *
  * The rebased submission is the same submission in the eyes of exactly-once: it is what its
  * client would have sent had it received those ops first, and resubmissions are recognised
  * across such rebases. To keep that exact, the catch-up stops before any op of the same client
@@ -17,7 +20,7 @@
  * one, against the submission's base before it).
  */
 import { type Component, OP_TREE_THRESHOLD, OpTree, transform } from '../ot/index.js';
-import type { Store } from './store.js';
+import type { OpRecord, Store } from './store.js';
 
 /** History ops read (and transformed over) per chunk, between yields to the event loop. */
 export const CATCH_UP_CHUNK = 1000;
@@ -35,6 +38,26 @@ export interface CatchUpRequest {
   readonly seq: number;
   readonly baseVersion: number;
   readonly op: Component[];
+}
+
+/**
+ * The committed ops with from < version ≤ to, read from `store` in chunks of
+ * {@link CATCH_UP_CHUNK}, yielding to the event loop between chunks (a long catch-up read
+ * does not stall other documents). A suffix if some were trimmed meanwhile, as `getOps`.
+ */
+export async function readHistory(store: Store, docId: string, from: number, to: number): Promise<OpRecord[]> {
+  if (to - from <= CATCH_UP_CHUNK) return store.getOps(docId, from, to);
+  const out: OpRecord[] = [];
+  for (let v = from; v < to; ) {
+    const ops = await store.getOps(docId, v, Math.min(to, v + CATCH_UP_CHUNK));
+    const first = ops[0];
+    if (first === undefined) break;
+    if (first.version !== v + 1) out.length = 0; // trimmed under us: keep the suffix only
+    for (const r of ops) out.push(r);
+    v = (ops[ops.length - 1] as OpRecord).version;
+    await nextTurn();
+  }
+  return out;
 }
 
 /** Resolves on the next turn of the event loop, after pending I/O callbacks. */

@@ -23,7 +23,7 @@ import {
 } from '../ot/index.js';
 import { chainChecksum, isChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
-import { catchUp } from './catch-up.js';
+import { catchUp, readHistory } from './catch-up.js';
 import { DocumentState, type Outcome, type Submission, isDuplicate, toClientMark } from './document.js';
 import { type RetentionPolicy, checkRetention, countsBytes, trimPoint } from './retention.js';
 import {
@@ -704,7 +704,7 @@ export class Sequencer {
         return { ...view, kind: 'lost', recovered };
       }
     }
-    const ops = await this.store.getOps(docId, view.from, view.version);
+    const ops = await readHistory(this.store, docId, view.from, view.version);
     // History trimmed between the read and the fetch: fall back to a snapshot.
     if (ops.length !== view.version - view.from) return this.open(docId, clientId);
     const { kind: _, from: __, ...head } = view;

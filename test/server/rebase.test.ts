@@ -192,6 +192,17 @@ describe('catching up a far-behind submission outside its document queue', () =>
     expect(rebased).toEqual(first.op);
   });
 
+  it('an open 3,000 versions behind gets every op since, read in chunks', async () => {
+    const { s } = await setup(3000);
+    const [first] = await s.getOps(DOC, 0, 1);
+    const head = await s.getSnapshot(DOC);
+    const opened = await s.open(DOC, 'back', 1, { epoch: (await s.open(DOC, 'probe')).epoch, checksum: first?.checksum ?? -1 });
+    expect(opened.kind).toBe('ops');
+    if (opened.kind !== 'ops') return;
+    expect(opened.ops.map((r) => r.version)).toEqual(Array.from({ length: 3000 }, (_, i) => i + 2));
+    expect(opened.ops.map((r) => r.op).reduce(apply, base1(first?.op))).toBe(head.text);
+  });
+
   it('a submission whose seq skips ahead is refused without reading any history', async () => {
     const { s, store, base } = await setup(3000);
     store.getOpsError = new Error('no history reads expected');
@@ -231,4 +242,9 @@ async function buildMore(s: Sequencer, seq: number, n: number): Promise<number> 
     text = apply(text, op);
   }
   return version;
+}
+
+/** The text at version 1: the insert that made it. */
+function base1(op: Component[] | undefined): string {
+  return apply('', op ?? []);
 }
