@@ -13,6 +13,7 @@ const modules: readonly (readonly [string, () => Promise<BenchModule>])[] = [
   ['apply-trace', () => import('./apply-trace.js')],
   ['compose-trace', () => import('./compose-trace.js')],
   ['rebase', () => import('./rebase.js')],
+  ['op-tree', () => import('./op-tree.js')],
   ['sequencer', () => import('./sequencer.js')],
   ['rejoin', () => import('./rejoin.js')],
   ['far-behind', () => import('./far-behind.js')],

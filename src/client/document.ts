@@ -125,7 +125,10 @@ export type DocumentMessage =
   | ClosedMessage
   | ErrorMessage;
 
-/** A change to the local text. */
+/**
+ * A change to the local text. Remote ops that arrive together (a catch-up after a reconnect)
+ * come as one change: their composition.
+ */
 export interface ChangeEvent {
   /** The op that turned the previous local text into the current one. */
   readonly op: Component[];
@@ -586,7 +589,12 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       }
     } catch (e) {
       if (!(e instanceof InvalidOperationError || e instanceof SyncStateError)) throw e;
-      this.resync('snapshot');
+      // The answer to the pending open did not fit: ask again, for a snapshot at least (no
+      // other answer to that open will come).
+      const answered = message.type === 'opened' && this.life.phase === 'opening' && life.isCurrent(this.life, message.rid);
+      if (answered && this.life.phase === 'opening' && this.life.kind !== 'catch-up') {
+        this.transition(life.retryOpen(this.life, ++lastRequestId));
+      } else this.resync('snapshot');
     }
   }
 
@@ -620,7 +628,9 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     const opening = this.life as life.Opening;
     if (message.lost === true) return this.onLostState(message);
     if (message.text !== undefined) {
-      if (opening.kind === 'reset') this.finishReset(message, message.text);
+      // A lost state this client was restoring ends with any snapshot it takes (also one that
+      // answers a plain open sent after a reconnect cut the restore short).
+      if (opening.kind === 'reset' || this.lost !== undefined) this.finishReset(message, message.text);
       else this.onSnapshot(message, message.text);
     } else {
       // A catch-up answers only an open that named this epoch and version.
@@ -628,6 +638,8 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       if (!this.applyEntries(message.ops ?? [], message.sum)) return;
       if (this.serverVersion !== message.v) return this.resync('snapshot');
       this.life = life.opened(this.life, message.seq, false);
+      // The server holds the state this client held: nothing of it was lost after all.
+      this.lost = undefined;
       const inflight = this.life.inflight;
       if (inflight !== undefined && message.seq >= inflight) {
         // The server applied our op but the catch-up did not carry it: start over.
@@ -754,7 +766,9 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     // kept this client's marks, if the server counts its seq.
     const landed =
       inflight !== undefined && (lost?.inflightTaken === true || (message.epoch === lost?.epoch && message.seq >= inflight));
-    this.rebaseOnto(message, snapshot, lost?.text ?? this.confirmed, landed);
+    // The pending edits rest on the lost text, which is still the confirmed text: no remote op
+    // is applied from the loss to here.
+    this.rebaseOnto(message, snapshot, this.confirmed, landed);
     this.lost = undefined;
     // Version 0 holds nothing: a document that had only opened an empty incarnation lost nothing.
     if (lost !== undefined && (lost.version > 0 || lost.inflightTaken)) {

@@ -23,6 +23,11 @@ export class Outbox {
     this.push({ json: JSON.stringify(message) });
   }
 
+  /** Queues a message already encoded as JSON (by the caller, who needed its size). */
+  messageJson(json: string): void {
+    this.push({ json });
+  }
+
   /**
    * Queues one op entry (already JSON) for `docId`, where the document checksum becomes `sum`,
    * joining the previous `ops` message if it can.

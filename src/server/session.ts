@@ -65,6 +65,14 @@ export interface SessionOptions {
   openDeadline: number;
   /** Largest frame accepted, in bytes (announced to clients; enforced by the socket layer). */
   maxPayload: number;
+  /**
+   * Largest catch-up sent in answer to an open (its JSON, in UTF-16 code units): a client
+   * further behind gets the head's text instead and merges its unsent edits by a diff, so that
+   * no answer outgrows what a connection may have buffered. Default 16 Mi: with the server's
+   * default `maxBufferedAmount` (8 MiB, a connection dropped above 8 times that), even 3
+   * UTF-8 bytes per code unit stay under that cap.
+   */
+  maxCatchUpBytes: number;
 }
 
 /** Defaults of {@link SessionOptions}. */
@@ -79,6 +87,7 @@ export const SESSION_DEFAULTS: SessionOptions = {
   maxDocuments: 64,
   openDeadline: 10_000,
   maxPayload: 1 << 20,
+  maxCatchUpBytes: 16 << 20,
 };
 
 /** What every session of one server shares. */
@@ -422,8 +431,15 @@ export class Session implements RoomMember {
     clearTimeout(this.deadlineTimer);
     this.context.rooms.join(docId, this);
     try {
-      const result = await this.context.sequencer.open(docId, key, from, claim);
+      let result = await this.context.sequencer.open(docId, key, from, claim);
       if (this.docs.get(docId) !== doc) return; // closed or re-opened meanwhile
+      let opened = JSON.stringify(openedMessage(docId, rid, result, key));
+      if (result.kind === 'ops' && opened.length > this.context.options.maxCatchUpBytes) {
+        this.context.logger.info({ connectionId: this.connectionId, doc: docId, from, bytes: opened.length }, 'catch-up too large: a snapshot instead');
+        result = await this.context.sequencer.open(docId, key);
+        if (this.docs.get(docId) !== doc) return;
+        opened = JSON.stringify(openedMessage(docId, rid, result, key));
+      }
       this.context.rooms.observe(docId, result.version);
       if (from !== undefined && result.kind === 'snapshot') this.context.telemetry.resync();
       if (result.kind === 'lost') {
@@ -434,7 +450,7 @@ export class Session implements RoomMember {
         );
       }
       this.context.logger.info({ connectionId: this.connectionId, doc: docId, version: result.version, from }, 'document opened');
-      this.outbox.message(openedMessage(docId, rid, result, key));
+      this.outbox.messageJson(opened);
       const held = doc.held ?? [];
       doc.held = undefined;
       for (const h of held) {

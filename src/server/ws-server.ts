@@ -153,7 +153,13 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
     rooms,
     telemetry: metrics,
     logger,
-    options: { ...SESSION_DEFAULTS, ...options.limits, bytesBurst, maxPayload },
+    options: {
+      ...SESSION_DEFAULTS,
+      maxCatchUpBytes: 2 * (options.maxBufferedAmount ?? 8 << 20),
+      ...options.limits,
+      bytesBurst,
+      maxPayload,
+    },
     authorize: options.authorize ?? (() => 'write'),
     reauthenticate: authenticate === undefined ? undefined : (token) => authenticate(token),
   };

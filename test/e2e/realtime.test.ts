@@ -147,6 +147,34 @@ describe('e2e: catch-up after a disconnect', () => {
     for (const x of [a, b, c]) expect(x.errors).toEqual([]);
   });
 
+  it('a client further behind than a catch-up may carry (maxCatchUpBytes) gets the text instead, merges its offline edits once, and says so', async () => {
+    const server = await startServer(cleanup, { limits: { maxCatchUpBytes: 400 } });
+    const [a, c] = ['a', 'c'].map((name) => newClient(cleanup, server.url, name)) as [TestClient, TestClient];
+    const da = a.open('doc');
+    const dc = c.open('doc');
+    await Promise.all([da.ready, dc.ready]);
+    const all = [clientDoc(a, da), clientDoc(c, dc)];
+    const merged: number[] = [];
+    dc.on('merged', ({ edits }) => merged.push(edits));
+    da.insert(0, '«a-0»\n');
+    await waitConverged(() => server, 'doc', all);
+    c.net.goOffline();
+    await waitFor(() => c.connection.state === 'connecting', 5000, 'c to notice the disconnect');
+    const typed = ['«a-0»'];
+    for (let i = 1; i <= 30; i++) {
+      da.insert(da.text.length, `«a-${i}»\n`); // about 30 bytes an op: 900 bytes of catch-up
+      typed.push(`«a-${i}»`);
+    }
+    await da.synced();
+    dc.insert(0, '«c-1»');
+    typed.push('«c-1»');
+    c.net.offline = false;
+    const head = await waitConverged(() => server, 'doc', all);
+    expectExactlyOnce(head.text, typed);
+    expect(merged).toEqual([1]);
+    for (const x of [a, c]) expect(x.errors).toEqual([]);
+  });
+
   it('an op that reached the server but whose ack was lost is applied once, not twice, after the reconnect', async () => {
     const server = await startServer(cleanup);
     let hold = false;
