@@ -442,8 +442,12 @@ export class Sequencer {
       return;
     }
     const work = (prior ?? Promise.resolve()).then(async () => {
-      const ready = this.farBehind(entry, pending) ? await this.caughtUpCopy(entry, pending) : pending;
-      if (ready !== undefined) this.enqueue(entry, ready);
+      try {
+        const ready = this.farBehind(entry, pending) ? await this.caughtUpCopy(entry, pending) : pending;
+        if (ready !== undefined) this.enqueue(entry, ready);
+      } catch (e) {
+        refuse(pending, e);
+      }
     });
     const tracked = work.finally(() => {
       if (entry.catchUps.get(pending.clientId) === tracked) entry.catchUps.delete(pending.clientId);

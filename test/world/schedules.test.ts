@@ -32,6 +32,7 @@ const COUNT = LONG ? 20_000 : 2_000;
 /** Seeds beyond COUNT that once failed, run every time, with the bug each found. */
 const PINNED = [
   11_170, // a restore cut short by a reconnect and answered by a snapshot left its lost state behind
+  20_659, // (lossy) a no-delete merge kept a piece of the server's text beside the restored one
 ];
 const SEEDS =
   ONE !== undefined && ONE !== ''
@@ -307,9 +308,12 @@ async function simulate(seed: number): Promise<Figures> {
       }
     }
     // Without a diff-based rebase, no marker is ever cut, so none can look like a new one.
+    // After data loss, a merge that cannot tell where the lost copy forked from the server's
+    // keeps both texts (it never deletes): pieces of one can come back beside the other.
     if (figures.split === 0 && figures.doubled === 0) {
       const unexpected = [...head.text.matchAll(MARKER)].map((m) => m[0]).filter((m) => ![...run.typed.values()].some((t) => t.includes(m)));
-      if (unexpected.length > 0) fail(run, `markers nobody typed: ${unexpected.join(' ')}`);
+      if (unexpected.length > 0 && run.lossy) figures.doubled += unexpected.length;
+      else if (unexpected.length > 0) fail(run, `markers nobody typed: ${unexpected.join(' ')}`);
     }
     world.checkExactlyOnce((what) => fail(run, what));
     return figures;
