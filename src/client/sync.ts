@@ -351,9 +351,9 @@ function pack(ops: readonly Component[][], budget: OpBudget): PendingOp[] {
  * Since all of them go out as new submissions, the pending ops are first composed into as few
  * ops p1 … pn as fit the budget. The missed history is reconstructed as a diff, lines first
  * and then characters within the changed lines, R = fromTextDiff(C', snapshot, 1000, 'lines')
- * (hunk by hunk, so a pending edit outside every hunk keeps its place, and an unchanged line
- * is never matched letter by letter against a changed one), and p1 … pn are rebased over it
- * one at a time (R0 = R):
+ * (hunk by hunk, so a pending edit outside every hunk keeps its place; an unchanged line is
+ * never matched letter by letter against a changed one, nor a rewritten passage against the
+ * old), and p1 … pn are rebased over it one at a time (R0 = R):
  *
  *   pk' = transform(pk, R(k-1), 'right')      Rk = transform(R(k-1), pk, 'left')      apply = Rn
  *

@@ -223,6 +223,12 @@ describe("fromTextDiff(…, 'lines')", () => {
     expect(op).toEqual([5, 'nothing like it', -12, 6]);
   });
 
+  it('aligns a line edited in place letter by letter, and replaces a rewritten one whole', () => {
+    expect(fromTextDiff('the quick fox', 'the quick brown fox', 1000, 'lines')).toEqual([10, 'brown ', 3]);
+    // "the old words" and "a new sentence" share a few letters, far fewer than half.
+    expect(fromTextDiff('the old words', 'a new sentence', 1000, 'lines')).toEqual(['a new sentence', -13]);
+  });
+
   it('stays within time on long texts far apart: a block over maxEdits is replaced whole', () => {
     const lines = Array.from({ length: 3000 }, (_, i) => `line ${i} ${'x'.repeat(i % 50)}\n`);
     const before = lines.join('');
