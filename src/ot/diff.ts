@@ -140,19 +140,12 @@ function walkBack(trace: Int32Array[], d: number, n: number, m: number): Array<[
 /**
  * How {@link fromTextDiff} aligns the texts: `none`, a shortest edit script over code points;
  * `semantic`, that script with short unchanged runs between changes folded into them;
- * `lines`, lines first — a shortest script over whole lines, then each changed block of lines
- * by code point, unless the block keeps less than half its code points (then it was rewritten,
- * not edited, and is replaced whole).
+ * `lines`, for changes that span lines, lines first — a shortest script over whole lines, then
+ * each changed block of lines by a shortest script over code points; within one line, `none`.
  */
 export type DiffCleanup = 'none' | 'semantic' | 'lines';
 
 const CLEANUPS: readonly DiffCleanup[] = ['none', 'semantic', 'lines'];
-
-/**
- * With cleanup 'lines', the share of a changed block's code points a character alignment must
- * keep to be used; below it, the block is replaced whole.
- */
-const SAME_TEXT = 0.5;
 
 /**
  * A smallest change turning `before` into `after`, hunk by hunk: the operation of a shortest
@@ -169,10 +162,8 @@ const SAME_TEXT = 0.5;
  * With `cleanup: 'lines'`, whole lines are aligned first (at most `maxEdits` inserted plus
  * deleted lines, else by code point alone), so an unchanged line is never matched letter by
  * letter against a changed one, and each changed block of lines is then aligned by code point
- * (at most `maxEdits` edits per block) if that keeps at least half of it, else replaced whole:
- * a rewritten passage is not torn into the letters it shares with the old one, and time and
- * memory stay bounded on long, far-apart texts, where one code-point script would give up.
- * Canonical.
+ * (at most `maxEdits` edits per block, else replaced whole): time and memory stay bounded on
+ * long, far-apart texts, where one code-point script would give up. Canonical.
  * Laws: apply(before, fromTextDiff(before, after, m, c)) === after for every m and c; with
  * cleanup 'none' and within `maxEdits`, the op's inserted plus deleted code points are as few
  * as any op's can be.
@@ -206,24 +197,21 @@ export function fromTextDiff(before: string, after: string, maxEdits = 1000, cle
   const middleB = after.slice(prefix, after.length - suffix);
   const out = new OperationBuilder().retain(prefix);
   if (spansLines) diffLines(middleA, middleB, maxEdits, out);
-  else if (cleanup !== 'lines') {
-    if (!diffCodePoints(middleA, middleB, maxEdits, cleanup, out)) return single;
-  } else if (!diffCodePoints(middleA, middleB, maxEdits, 'none', out, SAME_TEXT)) return single;
+  else if (!diffCodePoints(middleA, middleB, maxEdits, cleanup === 'semantic' ? 'semantic' : 'none', out)) return single;
   return out.retain(suffix).build();
 }
 
 /**
  * Appends to `out` a change of `before` into `after` aligned by lines, each changed block
- * aligned by code point where that keeps at least {@link SAME_TEXT} of it, else replaced
- * whole. Over `maxEdits` changed lines, the texts are aligned by code point alone (the same
- * rule), or replaced whole.
+ * aligned by code point (replaced whole if that needs over `maxEdits` edits). Over `maxEdits`
+ * changed lines, the texts are aligned by code point alone, or replaced whole.
  */
 function diffLines(before: string, after: string, maxEdits: number, out: OperationBuilder): void {
   const a = splitLines(before);
   const b = splitLines(after);
   const script = shortestEditScript(a, b, maxEdits);
   if (script === undefined) {
-    if (!diffCodePoints(before, after, maxEdits, 'none', out, SAME_TEXT)) out.insert(after).delete(before.length);
+    if (!diffCodePoints(before, after, maxEdits, 'none', out)) out.insert(after).delete(before.length);
     return;
   }
   let ia = 0;
@@ -237,7 +225,7 @@ function diffLines(before: string, after: string, maxEdits: number, out: Operati
     }
     const removed = a.slice(ia, ia + h.remove).join('');
     const inserted = b.slice(ib, ib + h.insert).join('');
-    if (!diffCodePoints(removed, inserted, maxEdits, 'none', out, SAME_TEXT)) out.insert(inserted).delete(removed.length);
+    if (!diffCodePoints(removed, inserted, maxEdits, 'none', out)) out.insert(inserted).delete(removed.length);
     ia += h.remove;
     ib += h.insert;
   }
@@ -257,27 +245,13 @@ function splitLines(text: string): string[] {
 
 /**
  * Appends to `out` a shortest change of `before` into `after` over code points, tidied by
- * `cleanup`; false (nothing appended) if it needs more than `maxEdits` edits, or keeps fewer
- * code points than `minShare` of the longer text's (then the two are not one text edited but
- * one replaced by another, and a letter-by-letter alignment of them would be noise).
+ * `cleanup`; false (nothing appended) if it needs more than `maxEdits` edits.
  */
-function diffCodePoints(
-  before: string,
-  after: string,
-  maxEdits: number,
-  cleanup: DiffCleanup,
-  out: OperationBuilder,
-  minShare = 0,
-): boolean {
+function diffCodePoints(before: string, after: string, maxEdits: number, cleanup: DiffCleanup, out: OperationBuilder): boolean {
   const a = Array.from(before);
   const b = Array.from(after);
   const script = shortestEditScript(a, b, maxEdits);
   if (script === undefined) return false;
-  if (minShare > 0) {
-    let kept = 0;
-    for (const [kind, count] of script) if (kind === 0) kept += count;
-    if (kept < minShare * Math.max(a.length, b.length)) return false;
-  }
   const hunks = toHunks(script);
   if (cleanup !== 'none') foldShortEqualities(hunks);
   let ia = 0;
