@@ -43,6 +43,7 @@ import { Sequencer, type SequencerOptions, type SubmitRequest } from '../src/ser
 import { SqliteStore } from '../src/server/sqlite-store.js';
 import type { Store } from '../src/server/store.js';
 import { count, isMain, machineLine, ms, printTable, ratio } from './common.js';
+import { seededRandom } from '../test/support/random.js';
 
 const DOC_LENGTH = 100_000;
 const SEED = 77_001;
@@ -54,18 +55,6 @@ const BUILD_CHUNK = 10_000;
 const SLOW_10K_MS = 3000;
 
 const full = process.argv.includes('--full');
-
-/** mulberry32: a small, fast, seeded 32-bit PRNG; returns floats in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function makeText(length: number, rand: () => number): string {
   const parts: string[] = [];
@@ -199,7 +188,7 @@ interface FarRow {
 async function farBehind(gc: Gc): Promise<FarRow[]> {
   const rows: FarRow[] = [];
   for (const n of SIZES) {
-    const rand = prng(SEED + n);
+    const rand = seededRandom(SEED + n);
     const { ops } = history(n, rand);
     const small: Component[] = fromPatch(DOC_LENGTH, Math.floor(rand() * DOC_LENGTH), 0, 'Z');
     const large = largeOp(DOC_LENGTH, LARGE_EDITS, rand);
@@ -276,7 +265,7 @@ async function farBehind(gc: Gc): Promise<FarRow[]> {
  */
 async function verify(): Promise<void> {
   const { apply, transform } = await import('../src/ot/index.js');
-  const rand = prng(SEED + 1);
+  const rand = seededRandom(SEED + 1);
   const { ops } = history(1_000, rand);
   const late = [fromPatch(DOC_LENGTH, 500, 0, 'Z'), largeOp(DOC_LENGTH, 200, rand)];
   const seq = new Sequencer(new MemoryStore(), { memoryHistory: 5_000, idleTimeout: 0 });
@@ -316,7 +305,7 @@ const INSERT_BYTES = 4096;
 async function amplification(): Promise<AmpRow[]> {
   const rows: AmpRow[] = [];
   for (const nOps of [1_000, 4_000]) {
-    const rand = prng(SEED + 7 + nOps);
+    const rand = seededRandom(SEED + 7 + nOps);
     const ops: Component[][] = [];
     let length = 0;
     for (let i = 0; i < nOps; i++) {

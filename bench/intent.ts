@@ -55,7 +55,8 @@ import { type CollaborativeDocument, Connection } from '../src/client/index.js';
 import { MemoryStore, type OtterServer, type SequencerOptions, createServer } from '../src/server/index.js';
 import { count, isMain, machineLine, printTable } from './common.js';
 import { OTTER_LIMITS } from './load-peers/otter.js';
-import { SocketGate, prng } from './rejoin.js';
+import { SocketGate } from './rejoin.js';
+import { seededRandom } from '../test/support/random.js';
 
 const CLIENTS = 4;
 const SHARED = 'aehinorst';
@@ -247,7 +248,7 @@ function analyse(text: string, clients: readonly Client[], initial: string, coun
 }
 
 async function runWorld(setting: Setting, seed: number, rounds: number): Promise<Counts> {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const server: OtterServer = await createServer({
     port: 0,
     host: '127.0.0.1',

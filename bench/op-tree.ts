@@ -21,29 +21,18 @@
  */
 import { type Component, OpTree, type Operation, compose, transform } from '../src/ot/index.js';
 import { count, isMain, ms, printHeader, printTable, ratio } from './common.js';
+import { seededRandom } from '../test/support/random.js';
 
 const SIZES = [1_000, 10_000, 100_000] as const;
 const K = 10_000;
 const PLAIN_BUDGET_MS = 8_000;
 const TREE_RUNS = 3;
 
-/** mulberry32: a small, fast, seeded 32-bit PRNG; returns floats in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz';
 
 /** A canonical pending op of exactly n components: retain, then an insert and/or a delete. */
 function makePending(n: number, seed: number): Component[] {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const letters = (k: number): string => {
     let s = '';
     for (let i = 0; i < k; i++) s += ALPHABET[Math.floor(rand() * 26)] ?? 'a';
@@ -76,7 +65,7 @@ function keystroke(length: number, pos: number, insert: string | null): Componen
  * (starting from `length`): 85% insert a letter at the caret, 15% backspace.
  */
 function makeTyping(length: number, k: number, seed: number): Component[][] {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const ops: Component[][] = [];
   let caret = 0;
   let burst = 0;
@@ -101,7 +90,7 @@ function makeTyping(length: number, k: number, seed: number): Component[][] {
 
 /** K independent keystrokes, all on a document of length `length`. */
 function makeConcurrent(length: number, k: number, seed: number): Component[][] {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const ops: Component[][] = [];
   for (let i = 0; i < k; i++) {
     const pos = Math.floor(rand() * (length + 1));

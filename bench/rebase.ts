@@ -33,28 +33,17 @@ import {
   ratio,
   runsLabel,
 } from './common.js';
+import { seededRandom } from '../test/support/random.js';
 
 const SIZES = [100, 1_000, 10_000] as const;
 const DOC_LENGTH = 100_000;
 const BENNY_N = 1_000;
 
-/** mulberry32: a small, fast, seeded 32-bit PRNG; returns floats in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz';
 
 /** A deterministic ~100 kB document of random words and lines (ASCII, so 1 code unit = 1 byte). */
 function makeDocument(length: number, seed: number): string {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const parts: string[] = [];
   let size = 0;
   while (size < length) {
@@ -71,7 +60,7 @@ function makeDocument(length: number, seed: number): string {
  * uniformly random position of the document as the previous edits left it. Otter ops.
  */
 function makeEdits(doc: string, n: number, seed: number): Operation[] {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const ops: Operation[] = [];
   let length = doc.length;
   for (let i = 0; i < n; i++) {

@@ -65,6 +65,7 @@ import {
 } from '../src/client/index.js';
 import { MemoryStore, type OtterServer, createServer } from '../src/server/index.js';
 import { count, isMain, machineLine, ms, printTable, ratio } from './common.js';
+import { seededRandom } from '../test/support/random.js';
 import { OTTER_LIMITS } from './load-peers/otter.js';
 import type {
   ShareDbBackend,
@@ -90,21 +91,9 @@ const ALPHABET = 'abcdefghijklmnopqrstuvwxyz';
 
 // ─── seeded workload ─────────────────────────────────────────────────────────────────────────
 
-/** mulberry32: a small, fast, seeded 32-bit PRNG; returns floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A deterministic document of random letters, spaces and newlines (ASCII). */
 function makeDocument(length: number, seed: number): string {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const parts: string[] = [];
   for (let i = 0; i < length; i++) {
     const r = rand();
@@ -121,7 +110,7 @@ interface Edit {
 
 /** A's offline typing: the cursor jumps every 2 edits; 60 % letters typed, 40 % backspaces. */
 function scatteredEdits(length: number, k: number, seed: number): Edit[] {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const out: Edit[] = [];
   let cursor = 0;
   for (let i = 0; i < k; i++) {
@@ -141,7 +130,7 @@ function scatteredEdits(length: number, k: number, seed: number): Edit[] {
 
 /** B's online edits: each at a uniformly random position; 60 % inserts. */
 function randomEdits(length: number, k: number, seed: number): Edit[] {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const out: Edit[] = [];
   for (let i = 0; i < k; i++) {
     if (rand() < 0.6 || length === 0) {

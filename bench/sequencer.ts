@@ -43,6 +43,7 @@ import {
   printHeader,
   printTable,
 } from './common.js';
+import { seededRandom } from '../test/support/random.js';
 
 /** jumprope 1.2 (CommonJS, untyped): only what this benchmark calls. */
 interface JumpRope {
@@ -76,18 +77,6 @@ function headRequests(trace: Trace, docId = 'doc', limit = trace.patches.length)
     len += ins.length - del;
   }
   return out;
-}
-
-/** A small seeded PRNG (mulberry32), so every run submits the same scenario. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 interface LateScenario {
@@ -453,7 +442,7 @@ export async function run(): Promise<SequencerBenchResult> {
   // 2. Late clients.
   const lateRates = new Map<string, Rate>();
   const lateRows: string[][] = [];
-  const random = prng(0x07734);
+  const random = seededRandom(0x07734);
   const lags: readonly [string, (i: number) => number][] = [
     ['lag 1', () => 1],
     ['lag 10', () => 10],

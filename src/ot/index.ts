@@ -25,6 +25,7 @@ export {
   transformPosition,
   transformSelection,
 } from './transform.js';
-export { type DiffCleanup, fromDiff, fromPatch, fromTextDiff, holdsInserts, mergeText } from './diff.js';
+export { type DiffCleanup, fromDiff, fromPatch, fromTextDiff } from './diff.js';
+export { holdsInserts, mergeText } from './merge.js';
 export { OP_TREE_THRESHOLD, OpTree } from './op-tree.js';
 export { type } from './type.js';

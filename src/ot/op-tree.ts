@@ -516,6 +516,53 @@ function checkSide(side: unknown): asserts side is Side {
 }
 
 /**
+ * Reads canonical `op` gap by gap (see the file header): calls `visit(pos, ins, del)` for each,
+ * in order, where at base position `pos` the op inserts `ins` (if any) and then deletes `del`
+ * code units (0 for a pure insert). Retains between gaps cost nothing.
+ */
+function forEachGap(op: Operation, visit: (pos: number, ins: string | undefined, del: number) => void): void {
+  let pos = 0;
+  for (let i = 0; i < op.length; ) {
+    const c = op[i] as Component;
+    if (typeof c === 'number' && c > 0) {
+      pos += c;
+      i++;
+      continue;
+    }
+    let ins: string | undefined;
+    let del = 0;
+    if (typeof c === 'string') {
+      ins = c;
+      const next = op[++i];
+      if (typeof next === 'number' && next < 0) {
+        del = -next;
+        i++;
+      }
+    } else {
+      del = -c;
+      i++;
+    }
+    visit(pos, ins, del);
+    pos += del;
+  }
+}
+
+/**
+ * `other` in canonical form after the checks {@link transform} makes: a valid op, a valid
+ * `side`, the base length `base`. Throws InvalidOperationError as transform does, naming the
+ * lengths in transform's argument order (`treeFirst`: the tree's op is transform's first).
+ */
+function transformInput(other: Operation, side: unknown, base: number, treeFirst: boolean): Operation {
+  const lengths = checkOperation(other);
+  checkSide(side);
+  if (lengths.base !== base) {
+    const [a, b] = treeFirst ? [base, lengths.base] : [lengths.base, base];
+    throw new InvalidOperationError(OperationErrorCode.LengthMismatch, `cannot transform: the operations apply to lengths ${a} and ${b}`);
+  }
+  return lengths.canonical ? other : normalize(other);
+}
+
+/**
  * The rebased small op's part for one gap: `ins` is what the gap inserts at base position p,
  * `m` the tree's components the gap covers (collectRange). The tree's insert at p comes first iff
  * treeFirst. Inside the deleted range, the tree's retained text is deleted and its inserted text
@@ -639,31 +686,11 @@ export class OpTree {
         );
       }
     }
-    const b = lengths.canonical ? small : normalize(small);
     let rest = this.root;
     let done: Node | null = null;
-    let pos = 0; // position in b's base (this op's target)
     let at = 0; // target position of this op where `rest` starts
-    for (let i = 0; i < b.length; ) {
-      const c = b[i] as Component;
-      if (typeof c === 'number' && c > 0) {
-        pos += c;
-        i++;
-        continue;
-      }
-      let ins: string | undefined;
-      let del = 0;
-      if (typeof c === 'string') {
-        ins = c;
-        const next = b[++i];
-        if (typeof next === 'number' && next < 0) {
-          del = -next;
-          i++;
-        }
-      } else {
-        del = -c;
-        i++;
-      }
+    // Gap positions are in the small op's base: this op's target.
+    forEachGap(lengths.canonical ? small : normalize(small), (pos, ins, del) => {
       // Deletes of this op at the cut go right: the kept part then never ends with a delete.
       splitTarget(rest, pos - at, false);
       const keep = sL; // read both halves before join, which reuses sL and sR
@@ -677,9 +704,8 @@ export class OpTree {
       }
       if (ins !== undefined) done = append(done, ins);
       if (removed > 0) done = append(done, -removed);
-      pos += del;
-      at = pos;
-    }
+      at = pos + del;
+    });
     this.root = join(done, rest);
     sL = sR = null; // drop references to discarded subtrees
   }
@@ -700,43 +726,14 @@ export class OpTree {
    * over each of them).
    */
   transformAgainst(other: Operation, side: Side): Component[] {
-    const lengths = checkOperation(other);
-    checkSide(side);
-    const base = this.baseLength;
-    if (lengths.base !== base) {
-      throw new InvalidOperationError(
-        OperationErrorCode.LengthMismatch,
-        `cannot transform: the operations apply to lengths ${base} and ${lengths.base}`,
-      );
-    }
-    const o = lengths.canonical ? other : normalize(other);
+    const o = transformInput(other, side, this.baseLength, true);
     const left = side === 'left';
     const out = new OperationBuilder();
     const m: Component[] = [];
     let rest = this.root;
     let done: Node | null = null;
-    let pos = 0; // base position in both ops
     let at = 0; // base position of this op where `rest` starts
-    for (let i = 0; i < o.length; ) {
-      const c = o[i] as Component;
-      if (typeof c === 'number' && c > 0) {
-        pos += c;
-        i++;
-        continue;
-      }
-      let ins: string | undefined;
-      let del = 0;
-      if (typeof c === 'string') {
-        ins = c;
-        const next = o[++i];
-        if (typeof next === 'number' && next < 0) {
-          del = -next;
-          i++;
-        }
-      } else {
-        del = -c;
-        i++;
-      }
+    forEachGap(o, (pos, ins, del) => {
       // Before the gap: this op unchanged; other' retains its target. Its insert at pos goes right.
       splitBase(rest, pos - at, false);
       const keep = sL;
@@ -761,9 +758,8 @@ export class OpTree {
         const text = typeof x === 'string' ? x + inner : inner;
         if (text !== '') done = append(done, text);
       }
-      pos += del;
-      at = pos;
-    }
+      at = pos + del;
+    });
     if (rest !== null && rest.t > 0) out.pushRetain(rest.t);
     this.root = join(done, rest);
     sL = sR = null; // drop references to discarded subtrees
@@ -783,42 +779,13 @@ export class OpTree {
    * Time: O(s · log n + d).
    */
   transformOther(other: Operation, side: Side): Component[] {
-    const lengths = checkOperation(other);
-    checkSide(side);
-    const base = this.baseLength;
-    if (lengths.base !== base) {
-      throw new InvalidOperationError(
-        OperationErrorCode.LengthMismatch,
-        `cannot transform: the operations apply to lengths ${lengths.base} and ${base}`,
-      );
-    }
-    const o = lengths.canonical ? other : normalize(other);
+    const o = transformInput(other, side, this.baseLength, false);
     const treeFirst = side === 'right';
     const root = this.root;
     const out = new OperationBuilder();
     const m: Component[] = [];
-    let pos = 0; // base position in both ops
     let cursor = 0; // target position of this op that `out` has covered
-    for (let i = 0; i < o.length; ) {
-      const c = o[i] as Component;
-      if (typeof c === 'number' && c > 0) {
-        pos += c;
-        i++;
-        continue;
-      }
-      let ins: string | undefined;
-      let del = 0;
-      if (typeof c === 'string') {
-        ins = c;
-        const next = o[++i];
-        if (typeof next === 'number' && next < 0) {
-          del = -next;
-          i++;
-        }
-      } else {
-        del = -c;
-        i++;
-      }
+    forEachGap(o, (pos, ins, del) => {
       const before = targetBefore(root, pos);
       if (before > cursor) out.pushRetain(before - cursor);
       m.length = 0;
@@ -826,8 +793,7 @@ export class OpTree {
       rebaseGap(out, ins, m, treeFirst);
       cursor = before;
       for (const x of m) cursor += typeof x === 'string' ? x.length : x > 0 ? x : 0;
-      pos += del;
-    }
+    });
     const total = this.targetLength;
     if (total > cursor) out.pushRetain(total - cursor);
     return out.take();

@@ -27,6 +27,7 @@ import type { CollaborativeDocument } from '../../src/client/document.js';
 import type { ServerMessage } from '../../src/protocol/messages.js';
 import { type OtterServer, type ServerOptions, createServer } from '../../src/server/index.js';
 import { within } from '../support/within.js';
+import { type Random, below, pick } from '../support/random.js';
 
 // ─── waiting ────────────────────────────────────────────────────────────────────────────────
 
@@ -519,31 +520,6 @@ export function markerCounts(text: string): Map<string, number> {
   const counts = new Map<string, number>();
   for (const m of markersIn(text)) counts.set(m, (counts.get(m) ?? 0) + 1);
   return counts;
-}
-
-/** A random number generator: floats in [0, 1). */
-export type Random = () => number;
-
-/** mulberry32: a small seeded PRNG. */
-export function seededRandom(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** An integer in [0, n). */
-export function below(random: Random, n: number): number {
-  return Math.floor(random() * n);
-}
-
-/** A random element of `items`. */
-export function pick<T>(random: Random, items: readonly T[]): T {
-  return items[below(random, items.length)] as T;
 }
 
 const FILLER = ['a', 'b', 'c', 'x', 'y', 'z', ' ', ' ', '\n', 'é', '中', '😀', '🦦', '👍🏽', '🏳️‍🌈', '𝄞'];

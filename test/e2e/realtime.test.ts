@@ -20,13 +20,11 @@ import {
   type ClientDoc,
   RawClient,
   type TestClient,
-  below,
   headOf,
   markerCounts,
   markersIn,
   newClient,
   randomEdit,
-  seededRandom,
   sleep,
   startServer,
   stopServer,
@@ -34,6 +32,7 @@ import {
   waitConverged,
   waitFor,
 } from './helpers.js';
+import { below, seededRandom } from '../support/random.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());

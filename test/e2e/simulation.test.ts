@@ -37,19 +37,18 @@ import {
   Cleanup,
   type ClientDoc,
   type TestClient,
-  below,
   describeClients,
   headOf,
   markerCounts,
   newClient,
   randomEdit,
-  seededRandom,
   sleep,
   startServer,
   stopServer,
   tempDir,
   waitConverged,
 } from './helpers.js';
+import { below, seededRandom } from '../support/random.js';
 
 const LONG = process.env['OTTER_LONG'] === '1';
 const ONE = process.env['OTTER_SEED'];

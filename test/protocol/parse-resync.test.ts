@@ -118,19 +118,7 @@ const RESTORE = {
 
 describe('parseClientMessage: restore', () => {
   it('accepts a valid restore and returns exactly its fields (unknown ones dropped)', () => {
-    expect(client({ ...RESTORE, junk: true })).toEqual({
-      type: 'restore',
-      doc: 'd',
-      rid: 5,
-      lost: { epoch: 'old', v: 9, sum: 424242 },
-      samples: [
-        [8, 17],
-        [3, 0],
-      ],
-      part: 0,
-      parts: 2,
-      text: 'hello 😀',
-    });
+    expect(client({ ...RESTORE, junk: true })).toEqual(RESTORE);
     expect(client({ ...RESTORE, part: 1, text: '', samples: [] })).toMatchObject({ part: 1, parts: 2, text: '', samples: [] });
   });
 

@@ -1,6 +1,6 @@
 /**
- * Seeded randomness for tests: the same seed gives the same sequence on every machine, so a
- * failing seed can be rerun.
+ * Seeded randomness for tests and benchmarks: the same seed gives the same sequence on every
+ * machine, so a failing seed can be rerun and a workload measured again.
  */
 
 /** A source of uniform numbers in [0, 1). */
