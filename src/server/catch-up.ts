@@ -19,7 +19,8 @@
  * with the same or a later seq (a copy of this submission that landed first must be found as
  * one, against the submission's base before it).
  */
-import { type Component, OP_TREE_THRESHOLD, OpTree, transform } from '../ot/index.js';
+import type { Component } from '../ot/index.js';
+import { Rebasing } from './rebasing.js';
 import type { OpRecord, Store } from './store.js';
 
 /** History ops read (and transformed over) per chunk, between yields to the event loop. */
@@ -75,22 +76,16 @@ function nextTurn(): Promise<void> {
  */
 export async function catchUp(store: Store, request: CatchUpRequest, target: number): Promise<CaughtUp> {
   let version = request.baseVersion;
-  let op = request.op;
-  const tree = op.length > OP_TREE_THRESHOLD ? OpTree.from(op) : undefined;
-  while (version < target) {
+  const rebasing = new Rebasing(request.op, target - version);
+  reading: while (version < target) {
     const ops = await store.getOps(request.docId, version, Math.min(target, version + CATCH_UP_CHUNK));
     if (ops[0]?.version !== version + 1) break;
     for (const past of ops) {
-      if (past.clientId === request.clientId && past.seq >= request.seq) return done(version, op, tree);
-      if (tree === undefined) op = transform(op, past.op, 'right');
-      else tree.transformAgainst(past.op, 'right');
+      if (past.clientId === request.clientId && past.seq >= request.seq) break reading;
+      rebasing.over(past.op);
       version = past.version;
     }
     await nextTurn();
   }
-  return done(version, op, tree);
-}
-
-function done(version: number, op: Component[], tree: OpTree | undefined): CaughtUp {
-  return { baseVersion: version, op: tree === undefined ? op : tree.toOperation() };
+  return { baseVersion: version, op: rebasing.result() };
 }

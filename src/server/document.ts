@@ -11,15 +11,13 @@ import {
   InvalidOperationError,
   type Operation,
   type OperationLengths,
-  OP_TREE_THRESHOLD,
-  OpTree,
   checkOperation,
-  transform,
 } from '../ot/index.js';
 import { isHighSurrogate, isLowSurrogate } from '../ot/operation.js';
 import { chainChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
 import { fingerprint } from './fingerprint.js';
+import { Rebasing } from './rebasing.js';
 import { type TrimCandidate, opBytes } from './retention.js';
 import { Rope } from './rope.js';
 import type { ClientMark, LoadedDocument, OpRecord, Recovery } from './store.js';
@@ -251,22 +249,19 @@ export class DocumentState {
   }
 
   /**
-   * Rebases `op` from `from` to `to` over history, one op at a time (side 'right': history
-   * first at ties); throws `invalid-op`, or `history-gone` if a version is missing. A large op
-   * (a client's offline work) rebased over more than one history op is held in an
-   * {@link OpTree} meanwhile: each step then costs O(log n) in the op's n components instead
-   * of O(n), with exactly the plain `transform`'s result.
+   * Rebases `op` from `from` to `to` over history, one op at a time ({@link Rebasing}: history
+   * first at ties, a large op in a tree); throws `invalid-op`, or `history-gone` if a version
+   * is missing.
    */
   private rebase(op: Component[], from: number, to: number, older: readonly OpRecord[]): Component[] {
-    const tree = op.length > OP_TREE_THRESHOLD && to - from > 1 ? OpTree.from(op) : undefined;
+    const rebasing = new Rebasing(op, to - from);
     for (let v = from + 1; v <= to; v++) {
       const past = this.opAt(v, older);
       if (past === undefined) {
         throw new OtterError(ErrorCode.HistoryGone, `version ${v} is no longer in history`);
       }
       try {
-        if (tree === undefined) op = transform(op, past.op, 'right');
-        else tree.transformAgainst(past.op, 'right');
+        rebasing.over(past.op);
       } catch (e) {
         if (e instanceof InvalidOperationError) {
           throw invalid(`the op does not fit version ${v - 1}: ${e.message}`);
@@ -274,7 +269,7 @@ export class DocumentState {
         throw e;
       }
     }
-    return tree === undefined ? op : tree.toOperation();
+    return rebasing.result();
   }
 
   /** Does `s`, rebased to just before `record`'s version, equal the op stored there? */

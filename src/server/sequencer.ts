@@ -20,6 +20,7 @@ import {
   isNoop,
   mergeText,
   normalize,
+  targetLength,
 } from '../ot/index.js';
 import { chainChecksum, isChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
@@ -194,13 +195,14 @@ class Pending implements Submission {
   /** As its client sent it, if it was caught up before it was queued. */
   sent: { readonly baseVersion: number; readonly op: Component[] } | undefined = undefined;
 
+  /** `baseVersion`, `op` and `lengths` change once, if it is caught up (see {@link Sequencer}). */
   constructor(
     readonly docId: string,
     readonly clientId: string,
     readonly seq: number,
-    readonly baseVersion: number,
-    readonly op: Component[],
-    readonly lengths: OperationLengths,
+    public baseVersion: number,
+    public op: Component[],
+    public lengths: OperationLengths,
     readonly size: number,
     readonly author: string | undefined,
   ) {}
@@ -344,8 +346,6 @@ function landed(lost: RestoreRequest['lost'], op: readonly Component[], known: R
   return known.samples.some(([v, sum]) => v === lost.version + 1 && sum === next);
 }
 
-
-
 /** What a recovery says to a client that held the same lost epoch. */
 function recoveredOf(r: Recovery | undefined): { version: number; checksum: number } | undefined {
   return r === undefined ? undefined : { version: r.version, checksum: r.checksum };
@@ -443,8 +443,7 @@ export class Sequencer {
     }
     const work = (prior ?? Promise.resolve()).then(async () => {
       try {
-        const ready = this.farBehind(entry, pending) ? await this.caughtUpCopy(entry, pending) : pending;
-        if (ready !== undefined) this.enqueue(entry, ready);
+        if (!this.farBehind(entry, pending) || (await this.catchUpPending(entry, pending))) this.enqueue(entry, pending);
       } catch (e) {
         refuse(pending, e);
       }
@@ -473,34 +472,25 @@ export class Sequencer {
   }
 
   /**
-   * `pending` rebased over the committed history it is behind (at most {@link MAX_CATCH_UPS}
-   * catch-ups at a time), to be queued instead of it; undefined if it was refused (an op
-   * that does not fit its base). A failed read leaves the whole rebase to the queue.
+   * Rebases `pending` in place over the committed history it is behind (at most
+   * {@link MAX_CATCH_UPS} catch-ups at a time), keeping the op as sent for its client's mark.
+   * False if it was refused (an op that does not fit its base); a failed read leaves the
+   * whole rebase to the queue (true, unchanged).
    */
-  private async caughtUpCopy(entry: Entry, pending: Pending): Promise<Pending | undefined> {
+  private async catchUpPending(entry: Entry, pending: Pending): Promise<boolean> {
     await this.catchUpSlot();
     try {
-      const target = entry.state?.recentStart ?? pending.baseVersion;
-      const caught = await catchUp(this.store, pending, target);
-      const next = new Pending(
-        pending.docId,
-        pending.clientId,
-        pending.seq,
-        caught.baseVersion,
-        caught.op,
-        checkOperation(caught.op),
-        pending.size,
-        pending.author,
-      );
-      next.resolve = pending.resolve;
-      next.reject = pending.reject;
-      next.caughtUp = caught.baseVersion - pending.baseVersion;
-      next.sent = { baseVersion: pending.baseVersion, op: pending.op };
-      return next;
+      const caught = await catchUp(this.store, pending, entry.state?.recentStart ?? pending.baseVersion);
+      pending.sent = { baseVersion: pending.baseVersion, op: pending.op };
+      pending.caughtUp = caught.baseVersion - pending.baseVersion;
+      pending.lengths = checkOperation(caught.op);
+      pending.baseVersion = caught.baseVersion;
+      pending.op = caught.op;
+      return true;
     } catch (e) {
-      if (!(e instanceof InvalidOperationError)) return pending;
+      if (!(e instanceof InvalidOperationError)) return true;
       refuse(pending, new OtterError(ErrorCode.InvalidOp, `the op does not fit version ${pending.baseVersion}: ${e.message}`));
-      return undefined;
+      return false;
     } finally {
       this.catchUpsRunning -= 1;
       this.catchUpWaiting.shift()?.();
@@ -795,7 +785,7 @@ export class Sequencer {
       const expectedHead = s.head;
       const records: OpRecord[] = [];
       if (!isNoop(op)) {
-        const target = theirs.length + op.reduce<number>((n, c) => n + (typeof c === 'string' ? c.length : c < 0 ? c : 0), 0);
+        const target = targetLength(op);
         if (target > this.limits.maxDocLength) {
           throw new OtterError(ErrorCode.TooLarge, `the document would grow to ${target} code units, over the limit of ${this.limits.maxDocLength}`);
         }

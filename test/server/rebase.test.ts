@@ -10,7 +10,7 @@ import { MemoryStore } from '../../src/server/memory-store.js';
 import { Sequencer } from '../../src/server/sequencer.js';
 import { type Random, below, seededRandom } from '../support/random.js';
 import { ErrorCode } from '../../src/protocol/errors.js';
-import { ControlledStore, expectOtterError } from './helpers.js';
+import { ControlledStore, expectOtterError, within } from './helpers.js';
 
 const LONG = process.env.OTTER_LONG === '1';
 const DOC = 'doc';
@@ -201,6 +201,25 @@ describe('catching up a far-behind submission outside its document queue', () =>
     if (opened.kind !== 'ops') return;
     expect(opened.ops.map((r) => r.version)).toEqual(Array.from({ length: 3000 }, (_, i) => i + 2));
     expect(opened.ops.map((r) => r.op).reduce(apply, base1(first?.op))).toBe(head.text);
+  });
+
+  it('a far-behind request of a submitMany call is caught up and answered in its slot', async () => {
+    const { s, base, history } = await setup(3000);
+    const op = [5, 'MANY', base.length - 5];
+    const answers = await within(
+      s.submitMany([
+        { docId: DOC, clientId: 'many', seq: 1, baseVersion: 1, op },
+        { docId: DOC, clientId: 'other', seq: 1, baseVersion: 3001, op: ['!', history.text.length] },
+      ]),
+      10_000,
+      'submitMany',
+    );
+    // The second, not behind, is queued at once; the first lands after it, rebased over both.
+    expect(answers[1]).toMatchObject({ duplicate: false, version: 3002 });
+    expect(answers[0]).toMatchObject({ duplicate: false, version: 3003, depth: 3001 });
+    let expected: Component[] = op;
+    for (const h of [...history.ops, ['!', history.text.length]]) expected = transform(expected, h, 'right');
+    expect(answers[0]).toMatchObject({ op: expected });
   });
 
   it('a submission whose seq skips ahead is refused without reading any history', async () => {
