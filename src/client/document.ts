@@ -663,15 +663,16 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   private onSnapshot(message: OpenedMessage, snapshot: string): void {
     const inflight = this.life.phase === 'closed' ? undefined : this.life.inflight;
     const landed = inflight !== undefined && message.seq >= inflight;
-    this.rebaseOnto(message, snapshot, this.confirmed, landed);
+    this.rebaseOnto(message, snapshot, landed);
   }
 
   /**
-   * Takes the snapshot of `message` as the server text, with the pending edits (on `base`,
-   * whose in-flight op is in the snapshot if `landed`) rebased onto it.
+   * Takes the snapshot of `message` as the server text, with the pending edits (on the
+   * confirmed text, whose in-flight op is in the snapshot if `landed`) rebased onto it.
    */
-  private rebaseOnto(message: OpenedMessage, snapshot: string, base: string, landed: boolean): void {
+  private rebaseOnto(message: OpenedMessage, snapshot: string, landed: boolean): void {
     const sync = this.sync;
+    const base = this.confirmed;
     const unsent = sync.kind === 'synchronized' ? 0 : (landed ? 0 : 1) + (sync.kind === 'awaiting-with-buffer' ? sync.buffer.length : 0);
     const merged = unsent > 0 && (landed && sync.kind !== 'synchronized' ? apply(base, sync.outstanding.op) : base) !== snapshot;
     const result: RebaseResult = rebaseOnSnapshot(sync, base, landed, snapshot, this.budget);
@@ -768,7 +769,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       inflight !== undefined && (lost?.inflightTaken === true || (message.epoch === lost?.epoch && message.seq >= inflight));
     // The pending edits rest on the lost text, which is still the confirmed text: no remote op
     // is applied from the loss to here.
-    this.rebaseOnto(message, snapshot, this.confirmed, landed);
+    this.rebaseOnto(message, snapshot, landed);
     this.lost = undefined;
     // Version 0 holds nothing: a document that had only opened an empty incarnation lost nothing.
     if (lost !== undefined && (lost.version > 0 || lost.inflightTaken)) {

@@ -1,9 +1,9 @@
 /**
  * A pending local op of the sync state machine (`sync.ts`): the op in flight or a buffered
- * one. Small ops are kept as arrays; once an op passes {@link OP_TREE_THRESHOLD} components it moves into
- * an {@link OpTree}, so that composing the next keystroke into it and transforming a remote
- * op against it cost O(log n) instead of O(n) — hours of offline typing stay as cheap per
- * keystroke as a minute of it. Every result is exactly the plain `compose`/`transform` result
+ * one. Small ops are kept as arrays; once an op passes {@link OP_TREE_THRESHOLD} components it
+ * moves into an {@link OpTree}, so that composing the next keystroke into it and transforming a
+ * remote op against it cost O(log n) instead of O(n) — hours of offline typing stay as cheap
+ * per keystroke as a minute of it. Every result is exactly the plain `compose`/`transform` result
  * (OpTree is property-tested equal, op for op).
  *
  * A PendingOp is mutable and owned by the sync state holding it: a transition of `sync.ts`
@@ -11,10 +11,7 @@
  * caller keeps only the state a transition returns.
  */
 import { type Component, OP_TREE_THRESHOLD, type Operation, OpTree, type Side, compose, isNoop, transform } from '../ot/index.js';
-import { type OpBudget, fits, opBytes, opLength } from './split.js';
-
-/** Bytes a number component can take in JSON, with its comma (see split.ts). */
-const NUMBER_COST = 18;
+import { NUMBER_COST, type OpBudget, opBytes, opLength } from './split.js';
 
 function opposite(side: Side): Side {
   return side === 'left' ? 'right' : 'left';
@@ -24,7 +21,7 @@ function opposite(side: Side): Side {
 export class PendingOp {
   private array: Component[] | undefined;
   private tree: OpTree | undefined;
-  /** Upper bounds of the op's size by the budget's two measures (exact when `array` is fresh). */
+  /** Upper bounds of the op's size by the budget's two measures (exact after a {@link fits} that measured). */
   private lengthBound: number;
   private bytesBound: number;
 
@@ -41,12 +38,7 @@ export class PendingOp {
    * a change to a large op. Do not change the array.
    */
   get op(): Component[] {
-    if (this.array === undefined) {
-      const op = (this.tree as OpTree).toOperation();
-      this.array = op;
-      this.lengthBound = opLength(op);
-      this.bytesBound = opBytes(op);
-    }
+    this.array ??= (this.tree as OpTree).toOperation();
     return this.array;
   }
 
@@ -58,12 +50,17 @@ export class PendingOp {
   }
 
   /**
-   * Whether the op fits `budget` (see split.ts `fits`). O(1) while a running upper bound of
-   * its size is within the budget; exact (O(n)) otherwise.
+   * Whether the op fits `budget` (see split.ts `fits`). O(1) while the running upper bounds of
+   * its size are within the budget; otherwise it measures the op (O(n)) and the bounds become
+   * exact, so the next measure waits until the op has grown by the slack left.
    */
   fits(budget: OpBudget): boolean {
-    if (this.lengthBound <= budget.maxLength && this.bytesBound <= budget.maxBytes) return true;
-    return fits(this.op, budget);
+    if (this.lengthBound > budget.maxLength || this.bytesBound > budget.maxBytes) {
+      const op = this.op;
+      this.lengthBound = opLength(op);
+      this.bytesBound = opBytes(op);
+    }
+    return this.lengthBound <= budget.maxLength && this.bytesBound <= budget.maxBytes;
   }
 
   /** this := compose(this, small), `small` applying to this op's result. Throws as compose does. */

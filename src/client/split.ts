@@ -109,8 +109,8 @@ export function fits(op: Operation, budget: OpBudget): boolean {
   return opLength(op) <= budget.maxLength && opBytes(op) <= budget.maxBytes;
 }
 
-/** Bytes of a number component with its comma. */
-const NUMBER_COST = NUMBER_BYTES + 1;
+/** Bytes of a number component with its comma, at its widest. */
+export const NUMBER_COST = NUMBER_BYTES + 1;
 /** Length and bytes every piece spends on its leading and trailing retains and brackets. */
 const PIECE_LENGTH = 2;
 const PIECE_BYTES = 2 + 2 * NUMBER_COST;

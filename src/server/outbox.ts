@@ -20,7 +20,7 @@ export class Outbox {
 
   /** Queues a message. */
   message(message: ServerMessage): void {
-    this.push({ json: JSON.stringify(message) });
+    this.messageJson(JSON.stringify(message));
   }
 
   /** Queues a message already encoded as JSON (by the caller, who needed its size). */
