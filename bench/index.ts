@@ -17,6 +17,7 @@ const modules: readonly (readonly [string, () => Promise<BenchModule>])[] = [
   ['sequencer', () => import('./sequencer.js')],
   ['rejoin', () => import('./rejoin.js')],
   ['far-behind', () => import('./far-behind.js')],
+  ['fairness', () => import('./fairness.js')],
   ['intent', () => import('./intent.js')],
 ];
 

@@ -398,7 +398,7 @@ export async function run(): Promise<SequencerBenchResult> {
       {
         name: 'sequencer sync core: validate + DocumentState.submit (no promise, no store)',
         fn: () => {
-          const loaded = { epoch: 'e', snapshot: EMPTY_SNAPSHOT, ops: [], trimmedTo: 0, marks: [], recoveries: [] };
+          const loaded = { epoch: 'e', snapshot: EMPTY_SNAPSHOT, ops: [], head: 0, trimmedTo: 0, recoveries: [] };
           const state = new DocumentState('doc', loaded);
           for (let i = 0; i < head.length; i++) {
             state.submit(validator.validate(head[i] as SubmitRequest), limits, []);

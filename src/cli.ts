@@ -6,7 +6,9 @@
  *   otter serve [--port N] [--host H] [--data FILE | --memory] [--log-level L] [--retain-* N]
  *   otter export DOC [--version N] [--data FILE]
  *
- * Bad flags or values print a message and exit with code 2 before anything starts.
+ * Bad flags or values print a message and exit with code 2 before anything starts; a database
+ * file that may not be served (damaged, emptied, foreign, newer, or served by another process)
+ * prints why and exits with code 3 before anything listens.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -15,6 +17,7 @@ import { type JwtOptions, jwtAuthenticator } from './server/auth.js';
 import { MemoryStore } from './server/memory-store.js';
 import type { RetentionPolicy } from './server/retention.js';
 import { Sequencer } from './server/sequencer.js';
+import { StoreOpenError } from './server/sqlite-schema.js';
 import { SqliteStore } from './server/sqlite-store.js';
 import type { Store } from './server/store.js';
 import { createServer } from './server/ws-server.js';
@@ -44,6 +47,10 @@ Options (each also read from the environment variable shown):
   --help            print this help
 
 Without a JWT option every connection is anonymous and may edit every document.
+
+Exit codes: 0 done, 1 failed, 2 bad command line, 3 the database file cannot be served
+(damaged, emptied, not an Otter database, written by a newer Otter, or in use by another
+otter process); the message says which.
 `;
 
 /** A bad command line: printed with the help hint, exit code 2. */
@@ -209,6 +216,7 @@ async function serve(config: ServeConfig): Promise<void> {
         });
   const logger = pino({ level: config.logLevel, base: { service: 'otter' } });
   const store: Store = config.data === undefined ? new MemoryStore() : new SqliteStore(config.data);
+  const instance = store instanceof SqliteStore ? store.instance : undefined;
   const server = await createServer({
     store,
     port: config.port,
@@ -221,7 +229,7 @@ async function serve(config: ServeConfig): Promise<void> {
   });
   const where = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`;
   logger.info(
-    { url: where, store: config.data ?? 'memory', auth: authenticate === undefined ? 'none' : 'jwt', origins: config.allowOrigins },
+    { url: where, store: config.data ?? 'memory', instance, auth: authenticate === undefined ? 'none' : 'jwt', origins: config.allowOrigins },
     'otter listening',
   );
   process.stdout.write(`Otter is running: open ${where}/?doc=hello in two windows\n`);
@@ -246,7 +254,7 @@ async function exportDoc(docId: string, config: ServeConfig, version: number | u
   if (config.data === undefined) throw new UsageError('export reads a database: it cannot use --memory');
   // Opening a SqliteStore creates the file: a mistyped path would print nothing and leave an empty database.
   if (config.data !== ':memory:' && !existsSync(config.data)) throw new Error(`no database at ${config.data}`);
-  const store = new SqliteStore(config.data);
+  const store = new SqliteStore(config.data, { readOnly: true });
   const sequencer = new Sequencer(store, { idleTimeout: 0 });
   try {
     const snapshot = await sequencer.getSnapshot(docId, version);
@@ -287,6 +295,10 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number | un
     if (e instanceof UsageError) {
       process.stderr.write(`otter: ${e.message}\nRun otter --help for usage.\n`);
       return 2;
+    }
+    if (e instanceof StoreOpenError) {
+      process.stderr.write(`otter: ${e.message}\n`);
+      return 3;
     }
     process.stderr.write(`otter: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;

@@ -150,7 +150,8 @@ function askToken(getToken: () => string | Promise<string>): Promise<string> {
  * A connection to an Otter server, carrying any number of documents.
  *
  * It connects at once, says `hello` with its clientId, and re-opens every open document after
- * each reconnection. It reconnects after any close, with exponential backoff and jitter
+ * each reconnection (not one whose access the server revoked: that one is closed, see the
+ * document's `revoked` event). It reconnects after any close, with exponential backoff and jitter
  * (see {@link reconnectDelay}), except: after {@link close}; when the server does not speak
  * its protocol (close code 4000) or the token expired and there is no `getToken` to renew it
  * (4401), where it stops and emits `error`; and when the server dropped it for having no
@@ -569,6 +570,7 @@ export class Connection extends Emitter<ConnectionEvents> {
       case 'presence':
       case 'left':
       case 'closed':
+      case 'revoked':
         this.docs.get(message.doc)?.receive(message);
         return;
       default:

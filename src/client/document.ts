@@ -28,6 +28,13 @@
  * Local edits are never dropped silently: only an op the server refuses for good
  * (`too-large`, `read-only`, `forbidden`) is undone, with a `change` and an `error` event.
  *
+ * Revocation: when the server lowers this user's access while the document is open (a
+ * `revoked` message), the document emits `revoked` and never re-opens on its own. Made
+ * read-only, it stays open and keeps receiving; its edits not yet sent are undone (a
+ * `change`), an op in flight is acknowledged or refused by the server (then undone, with
+ * `change` and `error`), and new edits throw OtterError `read-only`. Revoked entirely, it is
+ * closed: its text stays readable as it is, with whatever edits were not acknowledged.
+ *
  * The document talks to the network through a {@link DocumentTransport}, normally its
  * {@link Connection}; it never touches a socket.
  */
@@ -56,6 +63,7 @@ import type {
   OpsMessage,
   PresenceMessage,
   RestoredMessage,
+  RevokedMessage,
   ServerLimits,
 } from '../protocol/messages.js';
 import { Emitter } from './emitter.js';
@@ -69,6 +77,7 @@ import {
   ack,
   applyLocal,
   applyRemote,
+  discardUnsent,
   fitOutstanding,
   rebaseOnSnapshot,
   rejectOutstanding,
@@ -123,6 +132,7 @@ export type DocumentMessage =
   | PresenceMessage
   | LeftMessage
   | ClosedMessage
+  | RevokedMessage
   | ErrorMessage;
 
 /**
@@ -199,6 +209,30 @@ export interface MergedEvent {
   readonly edits: number;
 }
 
+/**
+ * The server lowered this user's access to the document while it was open (see the protocol's
+ * `revoked` message). Raised access is never announced: it takes a new `Connection.open` (after
+ * `close`) to use it.
+ */
+export interface RevokedEvent {
+  /**
+   * `read`: the document stays open and keeps receiving, but local edits throw OtterError
+   * `read-only`; `none`: the document is closed (as by `close`, with OtterError `forbidden`).
+   */
+  readonly access: 'none' | 'read';
+  /**
+   * The local text when the revocation arrived, with every local edit the server had not
+   * acknowledged (compare it with `text` to see what did not reach the server).
+   */
+  readonly text: string;
+  /**
+   * Whether some local edits were not acknowledged then. With `read`, those never sent have
+   * been undone (a `change` came first), and an op in flight is acknowledged or undone when
+   * the server answers it; with `none`, nothing is undone and nothing more is sent.
+   */
+  readonly unconfirmed: boolean;
+}
+
 /** Events of a {@link CollaborativeDocument}. */
 export interface DocumentEvents {
   /** The local text changed. */
@@ -213,6 +247,8 @@ export interface DocumentEvents {
   diverged: DivergedEvent;
   /** Unsent edits were rebased over a text diff instead of the server's history. */
   merged: MergedEvent;
+  /** The server lowered this user's access to the document (see {@link RevokedEvent}). */
+  revoked: RevokedEvent;
 }
 
 /** Server ops kept to map presences a few versions old. */
@@ -229,7 +265,6 @@ const RESYNC_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.SeqGap,
   ErrorCode.SeqReused,
   ErrorCode.SeqStale,
-  ErrorCode.VersionAhead,
 ]);
 
 /**
@@ -262,10 +297,19 @@ const FATAL_OPEN_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.TooLarge,
   ErrorCode.Forbidden,
   ErrorCode.TooManyDocuments,
+  ErrorCode.StorageCorrupt,
 ]);
 
 function closedError(id: string): OtterError {
   return new OtterError(ErrorCode.Closed, `document ${JSON.stringify(id)} is closed`);
+}
+
+function revokedError(id: string): OtterError {
+  return new OtterError(ErrorCode.Forbidden, `access to document ${JSON.stringify(id)} was revoked`);
+}
+
+function readOnlyError(id: string): OtterError {
+  return new OtterError(ErrorCode.ReadOnly, `document ${JSON.stringify(id)} is read-only: access was revoked to reading`);
 }
 
 /** Request ids, unique among all the documents of this runtime. */
@@ -320,6 +364,10 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   private lost: LostState | undefined;
   /** The document has been opened at least once (`ready` resolved). */
   private hasOpened = false;
+  /** Pieces of the catch-up answering open attempt `rid`, received before its `opened`. */
+  private pieces: { readonly rid: number; readonly entries: OpEntry[] } | undefined;
+  /** The access the server lowered this document to, if it did (see {@link RevokedEvent}). */
+  private revokedTo: 'none' | 'read' | undefined;
 
   /** Recent server ops (on C), for presences a few versions old. */
   private history: Array<{ readonly v: number; readonly op: Component[] }> = [];
@@ -410,9 +458,17 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     return this.remote;
   }
 
-  /** True once {@link close} was called (or its connection closed for good). */
+  /** True once {@link close} was called (or its connection closed for good, or access was revoked). */
   get closed(): boolean {
     return this.life.phase === 'closed';
+  }
+
+  /**
+   * The access the server lowered this document to while it was open: `read` (read-only,
+   * still open) or `none` (closed); undefined if it never did. See {@link RevokedEvent}.
+   */
+  get revoked(): 'none' | 'read' | undefined {
+    return this.revokedTo;
   }
 
   // ─── editing ──────────────────────────────────────────────────────────────────────────────
@@ -439,10 +495,12 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    * Applies `op`, an operation on the current local text, and sends it in the background.
    * It is validated first: an invalid op throws InvalidOperationError and changes nothing.
    * An op that changes nothing is accepted and ignored. Emits `change` with `local: true`.
-   * Throws OtterError `closed` after close().
+   * Throws OtterError `closed` after close(), `forbidden` after access was revoked, and
+   * `read-only` (nothing changes) once the server made the document read-only.
    */
   submit(op: Operation): void {
-    if (this.closed) throw closedError(this.id);
+    if (this.closed) throw this.closedReason();
+    if (this.revokedTo === 'read') throw readOnlyError(this.id);
     const text = apply(this.localText, op);
     if (isNoop(op)) return;
     const canonical = normalize(op);
@@ -459,7 +517,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    * does. Rejects with OtterError `closed` if the document is closed first.
    */
   synced(): Promise<void> {
-    if (this.closed) return Promise.reject(closedError(this.id));
+    if (this.closed) return Promise.reject(this.closedReason());
     if (this.sync.kind === 'synchronized') return Promise.resolve();
     return new Promise((resolve, reject) => this.syncedWaiters.push({ resolve, reject }));
   }
@@ -470,7 +528,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    * wins). Throws InvalidOperationError (nothing changes) if a position is outside the text.
    */
   setSelection(selection: SelectionInput): void {
-    if (this.closed) throw closedError(this.id);
+    if (this.closed) throw this.closedReason();
     this.localSelection = toRanges(selection, this.localText.length);
     this.presenceDirty = true;
     this.schedulePresence();
@@ -484,13 +542,22 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   close(): void {
     if (this.closed) return;
     if (this.life.phase !== 'offline') this.transport.send({ type: 'close', doc: this.id });
+    this.shut(closedError(this.id));
+  }
+
+  /** Closed for good: no more traffic, forgotten by the connection, waiters rejected with `error`. */
+  private shut(error: OtterError): void {
     this.life = life.closed;
     this.clearTimers();
     this.transport.detach(this);
-    const error = closedError(this.id);
     this.settleReady?.reject(error);
     this.settleReady = undefined;
     for (const w of this.syncedWaiters.splice(0)) w.reject(error);
+  }
+
+  /** What an edit, a selection or `synced()` fails with once closed. */
+  private closedReason(): OtterError {
+    return this.revokedTo === 'none' ? revokedError(this.id) : closedError(this.id);
   }
 
   // ─── called by the connection ─────────────────────────────────────────────────────────────
@@ -564,8 +631,9 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
           if (life.isCurrent(this.life, message.rid) && this.life.phase === 'restoring') this.onRestored(message);
           break;
         case 'ops':
+          if (message.rid !== undefined) this.onPiece(message.rid, message.ops);
           // Before its answer, an open's catch-up or snapshot covers every op sent meanwhile.
-          if (this.life.phase === 'live' && this.applyEntries(message.ops, message.sum)) this.flush();
+          else if (this.life.phase === 'live' && this.applyEntries(message.ops, message.sum)) this.flush();
           break;
         case 'ack':
           if (this.life.phase === 'live') this.onAck(message);
@@ -581,6 +649,9 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
           break;
         case 'closed':
           break; // the answer to a close; a re-open after it gets its own `opened`
+        case 'revoked':
+          this.onRevoked(message.access);
+          break;
         case 'error':
           this.onError(message);
           break;
@@ -611,7 +682,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     const claim = kind === 'catch-up' && this.hasOpened && epoch !== undefined;
     this.transport.send(
       claim
-        ? { type: 'open', doc: this.id, rid, v: this.serverVersion, epoch, sum: this.checksum }
+        ? { type: 'open', doc: this.id, rid, v: this.serverVersion, epoch, sum: this.checksum, pieces: true }
         : { type: 'open', doc: this.id, rid },
     );
   }
@@ -624,8 +695,17 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     this.transition(life.resync(this.life, kind, ++lastRequestId));
   }
 
+  /** Keeps a piece of the catch-up answering the current open attempt `rid` (others are stale). */
+  private onPiece(rid: number, entries: readonly OpEntry[]): void {
+    if (!life.isCurrent(this.life, rid) || this.life.phase !== 'opening') return;
+    if (this.pieces?.rid !== rid) this.pieces = { rid, entries: [] };
+    for (const e of entries) this.pieces.entries.push(e);
+  }
+
   private onOpened(message: OpenedMessage): void {
     const opening = this.life as life.Opening;
+    const pieces = this.pieces?.rid === message.rid ? this.pieces?.entries : undefined;
+    this.pieces = undefined;
     if (message.lost === true) return this.onLostState(message);
     if (message.text !== undefined) {
       // A lost state this client was restoring ends with any snapshot it takes (also one that
@@ -635,7 +715,8 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     } else {
       // A catch-up answers only an open that named this epoch and version.
       if (opening.kind !== 'catch-up' || message.epoch !== this.serverEpoch) return this.resync('snapshot');
-      if (!this.applyEntries(message.ops ?? [], message.sum)) return;
+      const entries = pieces === undefined ? (message.ops ?? []) : pieces.concat(message.ops ?? []);
+      if (!this.applyEntries(entries, message.sum)) return;
       if (this.serverVersion !== message.v) return this.resync('snapshot');
       this.life = life.opened(this.life, message.seq, false);
       // The server holds the state this client held: nothing of it was lost after all.
@@ -952,7 +1033,9 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       if (ref.seq === state.inflight) {
         if (RETRY_CODES.has(message.code)) this.scheduleRetry(() => this.resend());
         else if (REFUSED_CODES.has(message.code)) this.reject();
-        else if (message.code === ErrorCode.NotOpen) this.resync('catch-up');
+        // A server behind the version the op rests on lost what this client holds: re-open with
+        // the claim (epoch, version, checksum), so that it answers `lost` and the text is restored.
+        else if (message.code === ErrorCode.NotOpen || message.code === ErrorCode.VersionAhead) this.resync('catch-up');
         else if (RESYNC_CODES.has(message.code)) this.resync('snapshot');
       } else if (ref.seq <= state.seq && CONTRADICTION_CODES.has(message.code)) {
         // About a seq we sent and no longer hold in flight: a premise of ours was wrong.
@@ -971,10 +1054,45 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       this.scheduleRetry(() => this.transition(life.retryOpen(this.life, ++lastRequestId)));
     } else if (message.code === ErrorCode.HistoryGone) {
       this.resync('snapshot');
+    } else if (message.code === ErrorCode.Forbidden && this.hasOpened) {
+      // A re-open (after a reconnect, a resync) refused: the access was revoked meanwhile.
+      this.onRevoked('none');
     } else if (FATAL_OPEN_CODES.has(message.code) && !this.hasOpened) {
       this.settleReady?.reject(new OtterError(message.code, message.message));
       this.settleReady = undefined;
     }
+  }
+
+  /**
+   * The server lowered this user's access: to `none`, the document is closed (nothing more is
+   * sent; the text stays as it is); to `read`, the edits not yet sent are undone and new ones
+   * refused. Then `revoked` is emitted (see {@link RevokedEvent}).
+   */
+  private onRevoked(access: 'none' | 'read'): void {
+    if (access === 'read' && this.revokedTo === 'read') return; // told already
+    const text = this.localText;
+    const unconfirmed = this.sync.kind !== 'synchronized';
+    this.revokedTo = access;
+    if (access === 'none') this.shut(revokedError(this.id));
+    else this.undoUnsent();
+    this.emit('revoked', { access, text, unconfirmed });
+  }
+
+  /**
+   * Read-only: undoes the pending edits that are not in flight (the server will never take
+   * them), with a `change`; true if there were any.
+   */
+  private undoUnsent(): boolean {
+    if (this.sync.kind === 'synchronized' || this.life.phase === 'closed') return false;
+    const inFlight = this.life.inflight !== undefined;
+    if (inFlight && this.sync.kind === 'awaiting-confirm') return false;
+    const result = discardUnsent(this.sync, this.confirmed, inFlight);
+    this.sync = result.state;
+    this.localText = apply(this.localText, result.apply);
+    this.mapSelections(result.apply, false);
+    this.emit('change', { op: result.apply, local: false });
+    this.settleSynced();
+    return true;
   }
 
   /** A restore the server refused: retry it, or (refused for good) take the server's text. */
@@ -992,9 +1110,20 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   // ─── sending ──────────────────────────────────────────────────────────────────────────────
 
-  /** Sends the outstanding op if it has not been sent yet, under the next seq, cut to the budget. */
+  /**
+   * Sends the outstanding op if it has not been sent yet, under the next seq, cut to the
+   * budget. Read-only (revoked to `read`), it undoes it instead, with `change` and a
+   * `read-only` `error` (an op that went back to pending, e.g. after a resync).
+   */
   private flush(): void {
     if (this.life.phase !== 'live' || this.sync.kind === 'synchronized' || this.life.inflight !== undefined) return;
+    if (this.revokedTo === 'read') {
+      if (this.undoUnsent()) {
+        const { message } = readOnlyError(this.id);
+        this.emit('error', { type: 'error', code: ErrorCode.ReadOnly, message, ref: { type: 'submit', doc: this.id } });
+      }
+      return;
+    }
     this.sync = fitOutstanding(this.sync, this.budget);
     this.life = life.send(this.life);
     this.sendSubmit();
@@ -1025,8 +1154,9 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     this.sync = result.state;
     this.localText = text;
     this.mapSelections(result.apply, false);
-    this.flush();
     this.emit('change', { op: result.apply, local: false });
+    // After the change: read-only, flush undoes the rest with a change of its own.
+    this.flush();
     this.settleSynced();
   }
 

@@ -25,6 +25,10 @@ export {
   type DocumentTransport,
   type Presence,
   type PresenceEvent,
+  type ResetEvent,
+  type DivergedEvent,
+  type MergedEvent,
+  type RevokedEvent,
   CollaborativeDocument,
 } from './document.js';
 export { type Listener, Emitter } from './emitter.js';
@@ -42,6 +46,7 @@ export {
   ack,
   applyLocal,
   applyRemote,
+  discardUnsent,
   fitOutstanding,
   pendingOp,
   rebaseOnSnapshot,

@@ -39,6 +39,7 @@ import {
   composeAll,
   fromTextDiff,
   invert,
+  targetLength,
   transformSelection,
 } from '../ot/index.js';
 import { PendingOp } from './pending.js';
@@ -309,6 +310,40 @@ export function rejectOutstanding(
     case 'awaiting-with-buffer': {
       const change = rebaseAll(state.buffer, invert(state.outstanding.op, confirmed));
       return { ...queue(state.buffer, budget), apply: change };
+    }
+    default:
+      return exhaustive(state);
+  }
+}
+
+/** The op that changes nothing on a text of `length` code units. */
+function identity(length: number): Component[] {
+  return length > 0 ? [length] : [];
+}
+
+/**
+ * Gives up the pending local ops the server will never take (the document was made
+ * read-only): every buffered op, and the outstanding op too unless it is `inFlight` (sent:
+ * the server decides it, and its answer acknowledges or refuses it). `confirmed` is C, the
+ * server text at the client's version. `apply` undoes them on the local text (an identity op
+ * when nothing is given up).
+ *
+ *   AwaitingWithBuffer(o, [b1, …, bn]), inFlight → AwaitingConfirm(o),
+ *     apply = invert(compose(b1, …, bn), apply(C, o));
+ *   any pending state, not inFlight → Synchronized, apply = invert(pendingOp(state), C);
+ *   Synchronized, or AwaitingConfirm in flight → unchanged, identity.
+ */
+export function discardUnsent(state: SyncState, confirmed: string, inFlight: boolean): RebaseResult {
+  switch (state.kind) {
+    case 'synchronized':
+      return { state, apply: identity(confirmed.length) };
+    case 'awaiting-confirm':
+      if (inFlight) return { state, apply: identity(targetLength(state.outstanding.op)) };
+      return { state: synchronized, apply: invert(state.outstanding.op, confirmed) };
+    case 'awaiting-with-buffer': {
+      if (!inFlight) return { state: synchronized, apply: invert(pendingOp(state) as Component[], confirmed) };
+      const buffered = composeAll(state.buffer.map((b) => b.op));
+      return { state: awaiting(state.outstanding, []), apply: invert(buffered, apply(confirmed, state.outstanding.op)) };
     }
     default:
       return exhaustive(state);

@@ -16,9 +16,12 @@ export const ErrorCode = {
   UnsupportedProtocol: 'unsupported-protocol',
   /** A message about a document this connection has not opened. */
   NotOpen: 'not-open',
-  /** The user may not read this document (nothing of it is sent). */
+  /**
+   * The user may not read this document (nothing of it is sent), or no longer may: a submit
+   * queued or sent after the server revoked the access (see the `revoked` message).
+   */
   Forbidden: 'forbidden',
-  /** The user may read but not edit this document. */
+  /** The user may read but not edit this document (from the open on, or since a `revoked`). */
   ReadOnly: 'read-only',
   /** The connection sends faster than its configured rate, or has too many requests pending. */
   RateLimited: 'rate-limited',
@@ -42,6 +45,11 @@ export const ErrorCode = {
   SeqStale: 'seq-stale',
   /** The store failed or lost a race; nothing of the request was acknowledged; retry. */
   StorageFailed: 'storage-failed',
+  /**
+   * The document's stored data failed an integrity check, so it is not served; nothing of the
+   * request was applied. Retrying cannot help until an operator repairs or restores the store.
+   */
+  StorageCorrupt: 'storage-corrupt',
   /** The component is shutting down and takes no new work. */
   Closed: 'closed',
 } as const;

@@ -43,6 +43,11 @@ export interface OpenMessage {
   readonly v?: number;
   readonly epoch?: string;
   readonly sum?: number;
+  /**
+   * The client takes a catch-up that does not fit one frame in pieces (`ops` messages naming
+   * `rid`, then `opened`). Without it, a catch-up is one `opened` frame whatever its size.
+   */
+  readonly pieces?: true;
 }
 
 /** A lost state: the incarnation `epoch` a client held, its version `v` there and checksum. */
@@ -198,10 +203,15 @@ export interface HeadMessage {
   readonly sum: number;
 }
 
-/** Ops committed by others, in version order; `sum` is the checksum at the last one's version. */
+/**
+ * Ops committed by others, in version order; `sum` is the checksum at the last one's version.
+ * With `rid`: a piece of the catch-up answering open attempt `rid`, sent before its `opened`
+ * when the catch-up does not fit one frame (the client applies it with that answer).
+ */
 export interface OpsMessage {
   readonly type: 'ops';
   readonly doc: string;
+  readonly rid?: number;
   readonly ops: OpEntry[];
   readonly sum: number;
 }
@@ -239,6 +249,21 @@ export interface LeftMessage {
 export interface ClosedMessage {
   readonly type: 'closed';
   readonly doc: string;
+}
+
+/**
+ * The server re-checked this connection's access to a document it has open (on its periodic
+ * re-check, or when the application called `revoke`) and found it lowered:
+ * - `access: 'none'`: the document is closed on this connection — nothing more of it is sent,
+ *   and a submit still on its way or queued is refused with `forbidden`;
+ * - `access: 'read'`: it stays open and keeps receiving ops and presence, but a submit still
+ *   queued, and every later one, is refused with `read-only`.
+ * Raised access is never applied live: it takes a re-open.
+ */
+export interface RevokedMessage {
+  readonly type: 'revoked';
+  readonly doc: string;
+  readonly access: 'none' | 'read';
 }
 
 /** Answer to `ping`. */
@@ -279,6 +304,7 @@ export type ServerMessage =
   | PresenceMessage
   | LeftMessage
   | ClosedMessage
+  | RevokedMessage
   | PongMessage
   | AuthedMessage
   | ErrorMessage;

@@ -270,12 +270,15 @@ export function parseClientMessage(data: string, limits: ParseLimits = {}): Clie
       if ((epoch === undefined) !== (sum === undefined) || (epoch !== undefined && v === undefined)) {
         throw new ProtocolError(ErrorCode.BadRequest, 'fields epoch and sum come together, and with v', ref);
       }
+      const pieces = field(msg, 'pieces');
+      if (pieces !== undefined && pieces !== true) throw new ProtocolError(ErrorCode.BadRequest, 'field pieces must be true', ref);
       return {
         type,
         doc,
         ...(rid === undefined ? {} : { rid }),
         ...(v === undefined ? {} : { v }),
         ...(epoch === undefined || sum === undefined ? {} : { epoch, sum }),
+        ...(pieces === undefined ? {} : { pieces }),
       };
     }
     case 'restore': {
@@ -384,8 +387,10 @@ export function parseServerFrame(data: string): ServerMessage[] {
         return { type, doc: r.doc(), rid: r.integer('rid', 1), v: r.integer('v', 0), applied: r.boolean('applied') };
       case 'head':
         return { type, doc: r.doc(), v: r.integer('v', 0), sum: r.checksum('sum') };
-      case 'ops':
-        return { type, doc: r.doc(), ops: opEntries(field(msg, 'ops')), sum: r.checksum('sum') };
+      case 'ops': {
+        const rid = r.optionalInteger('rid', 1);
+        return { type, doc: r.doc(), ...(rid === undefined ? {} : { rid }), ops: opEntries(field(msg, 'ops')), sum: r.checksum('sum') };
+      }
       case 'ack': {
         const sum = r.optionalChecksum('sum');
         return { type, doc: r.doc(), seq: r.integer('seq', 1), v: r.integer('v', 1), ...(sum === undefined ? {} : { sum }) };
@@ -405,6 +410,13 @@ export function parseServerFrame(data: string): ServerMessage[] {
         return { type, doc: r.doc(), id: r.string('id', 256) };
       case 'closed':
         return { type, doc: r.doc() };
+      case 'revoked': {
+        const access = field(msg, 'access');
+        if (access !== 'none' && access !== 'read') {
+          throw new ProtocolError(ErrorCode.BadMessage, "revoked.access must be 'none' or 'read'");
+        }
+        return { type, doc: r.doc(), access };
+      }
       case 'pong':
         return { type };
       case 'authed': {

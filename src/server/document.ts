@@ -17,6 +17,7 @@ import { isHighSurrogate, isLowSurrogate } from '../ot/operation.js';
 import { chainChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
 import { fingerprint } from './fingerprint.js';
+import { StorageCorruptError, verifyLoaded } from './integrity.js';
 import { Rebasing } from './rebasing.js';
 import { type TrimCandidate, opBytes } from './retention.js';
 import { Rope } from './rope.js';
@@ -42,8 +43,9 @@ export interface Submission {
 }
 
 /**
- * A client mark as held in memory: marks made in this process keep the submitted op so the
- * fingerprint is computed only when the mark is stored.
+ * A client mark as held in memory: a mark made in this process keeps the submitted op until
+ * the mark is stored, so the fingerprint is computed only then; a stored one has its
+ * fingerprint.
  */
 export interface LiveMark {
   readonly clientId: string;
@@ -58,18 +60,20 @@ export interface LiveMark {
  * A mark made by this document state. The state owns it alone (everything outside sees
  * {@link toClientMark} copies), so a client's next op updates it in place instead of
  * allocating a new one; the state is discarded wholesale if a batch fails to commit.
+ * Exactly one of `op` (changed, not stored yet) and `fingerprint` (stored: the op, perhaps
+ * large, is let go) is set.
  */
 class OwnMark implements LiveMark {
   /** Changed since the last {@link DocumentState.takeChangedMarks}. */
   changed = true;
-  readonly fingerprint = undefined;
+  fingerprint: string | undefined = undefined;
 
   constructor(
     readonly clientId: string,
     public seq: number,
     public version: number,
     public baseVersion: number,
-    public op: Component[],
+    public op: Component[] | undefined,
   ) {}
 }
 
@@ -178,14 +182,23 @@ export class DocumentState {
   snapshots: TrimCandidate[];
   /** Size of the log up to `head` by {@link opBytes}, counted from the loaded snapshot (if counting). */
   logBytes = 0;
-  readonly marks: Map<string, LiveMark>;
+  /** See {@link recentBytes}. */
+  private heldBytes = 0;
+  /**
+   * The client marks held in memory, least recently stored or read first: every mark changed
+   * by ops not yet committed, and as many others as {@link forgetMarks} leaves. The store
+   * holds every committed mark; one missing here is read with `Store.getMarks` and added with
+   * {@link cacheMarks} before a submission of its client is decided.
+   */
+  private readonly marks = new Map<string, LiveMark>();
   /** Recoveries of lost incarnations, by lost epoch. */
   readonly recoveries: Map<string, Recovery>;
   /** Marks changed by ops not yet handed to the store, in the order first changed. */
   private changedMarks: OwnMark[] = [];
 
   /**
-   * Builds the state from what the store holds. `countBytes`: keep {@link logBytes} (for a
+   * Builds the state from what the store holds, after checking that it holds together
+   * (`integrity.ts`): throws {@link StorageCorruptError} otherwise. `countBytes`: keep {@link logBytes} (for a
    * retention policy capping history by size).
    */
   constructor(
@@ -193,19 +206,32 @@ export class DocumentState {
     loaded: LoadedDocument,
     private readonly countBytes = false,
   ) {
+    verifyLoaded(id, loaded);
     this.rope = new Rope(loaded.snapshot.text);
-    for (const r of loaded.ops) applyToRope(this.rope, r.op);
+    for (const r of loaded.ops) {
+      try {
+        applyToRope(this.rope, r.op);
+      } catch (e) {
+        if (!(e instanceof OtterError)) throw e;
+        throw new StorageCorruptError(id, `the op of version ${r.version} does not fit the text before it: ${e.message}`);
+      }
+    }
     this.epoch = loaded.epoch;
-    this.head = loaded.snapshot.version + loaded.ops.length;
+    this.head = loaded.head;
     this.checksum = loaded.ops[loaded.ops.length - 1]?.checksum ?? loaded.snapshot.checksum;
     this.committed = this.head;
     this.trimmedTo = loaded.trimmedTo;
     this.recent = loaded.ops.slice();
     this.recentStartChecksum = loaded.snapshot.checksum;
     this.snapshots = [{ version: loaded.snapshot.version, at: loaded.snapshot.at, bytes: 0 }];
-    if (countBytes) for (const r of loaded.ops) this.logBytes += opBytes(r.op);
-    this.marks = new Map(loaded.marks.map((m) => [m.clientId, m]));
+    for (const r of loaded.ops) this.heldBytes += opBytes(r.op);
+    if (countBytes) this.logBytes = this.heldBytes;
     this.recoveries = new Map(loaded.recoveries.map((r) => [r.lostEpoch, r]));
+  }
+
+  /** Size of the ops in `recent` by {@link opBytes}: what the sequencer's history budget counts. */
+  get recentBytes(): number {
+    return this.heldBytes;
   }
 
   /** First version held in `recent` minus one. */
@@ -232,9 +258,54 @@ export class DocumentState {
       author === undefined
         ? { version, op, clientId, seq: 0, checksum: this.checksum }
         : { version, op, clientId, seq: 0, author, checksum: this.checksum };
-    this.recent.push(record);
-    if (this.countBytes) this.logBytes += opBytes(op);
+    this.push(record);
     return record;
+  }
+
+  /** Appends `record` to `recent`, counting its size. */
+  private push(record: OpRecord): void {
+    const bytes = opBytes(record.op);
+    this.recent.push(record);
+    this.heldBytes += bytes;
+    if (this.countBytes) this.logBytes += bytes;
+  }
+
+  /**
+   * The cached mark of `clientId`. Undefined when the client has no mark, or when its mark is
+   * not cached: so before a submission is decided ({@link submit}), what the store holds for
+   * its client must have been given to {@link cacheMarks}.
+   */
+  markOf(clientId: string): LiveMark | undefined {
+    return this.marks.get(clientId);
+  }
+
+  /** The client ids of `of` (submissions, say) whose mark is not cached, each once. */
+  uncachedMarks(of: readonly { readonly clientId: string }[]): string[] {
+    let out: Set<string> | undefined;
+    for (const { clientId } of of) if (!this.marks.has(clientId)) (out ??= new Set()).add(clientId);
+    return out === undefined ? [] : [...out];
+  }
+
+  /**
+   * Caches `marks` as read from the store, as the most recently used. A cached mark is kept
+   * instead of a read one (it is the same, or newer: made by an op not committed yet).
+   */
+  cacheMarks(marks: readonly ClientMark[]): void {
+    for (const m of marks) if (!this.marks.has(m.clientId)) this.marks.set(m.clientId, m);
+  }
+
+  /**
+   * Forgets the least recently used marks beyond `keep`. Only when every op is committed (head
+   * = committed, so the store holds every mark): otherwise forgets nothing, so a mark is
+   * never forgotten before the store has it.
+   */
+  forgetMarks(keep: number): void {
+    if (this.head !== this.committed || this.changedMarks.length > 0) return;
+    let excess = this.marks.size - keep;
+    for (const id of this.marks.keys()) {
+      if (excess-- <= 0) break;
+      this.marks.delete(id);
+    }
   }
 
   /**
@@ -385,14 +456,14 @@ export class DocumentState {
       s.author === undefined
         ? { version, op, clientId: s.clientId, seq: s.seq, checksum }
         : { version, op, clientId: s.clientId, seq: s.seq, author: s.author, checksum };
-    this.recent.push(record);
-    if (this.countBytes) this.logBytes += opBytes(op);
+    this.push(record);
     const sent = s.sent ?? s;
     if (mark instanceof OwnMark) {
       mark.seq = s.seq;
       mark.version = version;
       mark.baseVersion = sent.baseVersion;
       mark.op = sent.op;
+      mark.fingerprint = undefined;
       if (!mark.changed) {
         mark.changed = true;
         this.changedMarks.push(mark);
@@ -407,7 +478,8 @@ export class DocumentState {
 
   /**
    * The storable marks of every client whose mark changed since the last call (for the batch
-   * being committed), in the order they first changed.
+   * being committed), in the order they first changed. Each becomes the most recently used,
+   * and keeps its fingerprint instead of its op from now on.
    */
   takeChangedMarks(): ClientMark[] {
     const changed = this.changedMarks;
@@ -416,16 +488,38 @@ export class DocumentState {
     for (let i = 0; i < changed.length; i++) {
       const m = changed[i] as OwnMark;
       m.changed = false;
-      out[i] = toClientMark(m);
+      const stored = toClientMark(m);
+      m.fingerprint = stored.fingerprint;
+      m.op = undefined;
+      this.marks.delete(m.clientId);
+      this.marks.set(m.clientId, m);
+      out[i] = stored;
     }
     return out;
   }
 
   /** Drops cached ops beyond `keep`, oldest first. */
   trimRecent(keep: number): void {
-    const drop = this.recent.length - keep;
-    if (drop <= 0) return;
-    this.recentStartChecksum = (this.recent[drop - 1] as OpRecord).checksum;
-    this.recent.splice(0, drop);
+    this.dropRecent(this.recent.length - keep);
+  }
+
+  /**
+   * Drops the oldest committed ops of `recent` until at least `bytes` of them (by
+   * {@link opBytes}) are gone or none committed is left; ops not yet committed are kept.
+   */
+  shedRecent(bytes: number): void {
+    const committed = this.recent.length - (this.head - this.committed);
+    let drop = 0;
+    let dropped = 0;
+    while (drop < committed && dropped < bytes) dropped += opBytes((this.recent[drop++] as OpRecord).op);
+    this.dropRecent(drop);
+  }
+
+  /** Drops the oldest `count` ops of `recent` (none if count ≤ 0). */
+  private dropRecent(count: number): void {
+    if (count <= 0) return;
+    for (let i = 0; i < count; i++) this.heldBytes -= opBytes((this.recent[i] as OpRecord).op);
+    this.recentStartChecksum = (this.recent[count - 1] as OpRecord).checksum;
+    this.recent.splice(0, count);
   }
 }

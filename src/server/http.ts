@@ -6,11 +6,12 @@ import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { Metrics } from './metrics.js';
-import type { Store } from './store.js';
+import { type ReadinessStatus, readinessAnswer } from './readiness.js';
 
 /** What the HTTP routes read. */
 export interface HttpContext {
-  readonly store: Store;
+  /** What `/readyz` answers from: the store's readiness as last judged (see `readiness.ts`). */
+  readonly readiness: { readonly status: ReadinessStatus };
   readonly metrics: Metrics;
   /** Serve the demo page at `/` and its bundle at `/demo.js`. */
   readonly demo: boolean;
@@ -30,9 +31,11 @@ function readAsset(dir: string, name: string): Buffer | undefined {
 }
 
 /**
- * Routes: `GET /healthz` (200 while the process runs), `GET /readyz` (200 if the store can be
- * written, else 503), `GET /metrics` (Prometheus text), and with `demo`, `GET /` and
- * `GET /demo.js`. Returns false for any other request, leaving it to the caller.
+ * Routes: `GET /healthz` (200 while the process runs), `GET /readyz` (200 while the store can
+ * be written, as its last write probe or append found; else 503 with the reason, also before
+ * the first probe finished and while shutting down), `GET /metrics` (Prometheus text), and
+ * with `demo`, `GET /` and `GET /demo.js`. Returns false for any other request, leaving it to
+ * the caller.
  */
 export function createRoutes(ctx: HttpContext): RouteHandler {
   const dir = ctx.demoDir ?? fileURLToPath(new URL('../../dist/demo', import.meta.url));
@@ -48,12 +51,11 @@ export function createRoutes(ctx: HttpContext): RouteHandler {
       case '/healthz':
         send(res, 200, 'text/plain', 'ok\n');
         return true;
-      case '/readyz':
-        ctx.store.ping().then(
-          () => send(res, 200, 'text/plain', 'ready\n'),
-          () => send(res, 503, 'text/plain', 'store unavailable\n'),
-        );
+      case '/readyz': {
+        const answer = readinessAnswer(ctx.readiness.status);
+        send(res, answer.status, 'text/plain', answer.body);
         return true;
+      }
       case '/metrics':
         ctx.metrics.text().then(
           (text) => send(res, 200, ctx.metrics.contentType, text),

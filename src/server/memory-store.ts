@@ -57,8 +57,8 @@ export class MemoryStore implements Store {
       epoch: d.epoch ?? this.newEpoch,
       snapshot,
       ops: d.ops.slice(snapshot.version - d.trimmedTo),
+      head: d.trimmedTo + d.ops.length,
       trimmedTo: d.trimmedTo,
-      marks: [...d.marks.values()],
       recoveries: [...d.recoveries.values()],
     };
   }
@@ -85,6 +85,18 @@ export class MemoryStore implements Store {
     for (const r of records) d.ops.push(r);
     for (const m of marks) d.marks.set(m.clientId, m);
     if (context.recovery !== undefined) d.recoveries.set(context.recovery.lostEpoch, context.recovery);
+  }
+
+  /** @inheritdoc */
+  async getMarks(docId: string, clientIds: readonly string[]): Promise<ClientMark[]> {
+    const marks = this.docs.get(docId)?.marks;
+    const out: ClientMark[] = [];
+    if (marks === undefined) return out;
+    for (const id of new Set(clientIds)) {
+      const m = marks.get(id);
+      if (m !== undefined) out.push(m);
+    }
+    return out;
   }
 
   /** @inheritdoc */

@@ -13,6 +13,10 @@ export interface MetricsSources {
   openDocuments(): number;
   /** Documents loaded in the sequencer's memory. */
   loadedDocuments(): number;
+  /** Bytes of op history those documents hold in memory (bounded by `historyMemoryBytes`). */
+  historyBytes(): number;
+  /** Whether the store can be written, as `/readyz` says (the `otter_store_ready` gauge, if given). */
+  storeReady?(): boolean;
 }
 
 /** A {@link Telemetry} that feeds Prometheus metrics, plus the text exposition. */
@@ -29,7 +33,11 @@ export class Metrics implements Telemetry {
   private readonly lost: Counter;
   private readonly divergences: Counter;
   private readonly drops: Counter;
+  private readonly storeWriteFailures: Counter<'source'>;
+  private readonly corrupt: Counter;
   private readonly accepted: Counter;
+  private readonly revoked: Counter<'access'>;
+  private readonly recheckFailures: Counter;
 
   /** Registers every metric; `sources` are read at scrape time. */
   constructor(sources: MetricsSources) {
@@ -59,7 +67,37 @@ export class Metrics implements Telemetry {
         this.set(sources.loadedDocuments());
       },
     });
+    new Gauge({
+      name: 'otter_history_bytes',
+      help: 'Bytes of op history (JSON code units) the loaded documents hold in memory',
+      registers,
+      collect() {
+        this.set(sources.historyBytes());
+      },
+    });
+    if (sources.storeReady !== undefined) {
+      const ready = sources.storeReady.bind(sources);
+      new Gauge({
+        name: 'otter_store_ready',
+        help: 'Whether the store can be written (1) or not (0), as /readyz answers',
+        registers,
+        collect() {
+          this.set(ready() ? 1 : 0);
+        },
+      });
+    }
+    this.storeWriteFailures = new Counter({
+      name: 'otter_store_write_failures_total',
+      help: 'Writes to the store that failed, by source (probe: the readiness write probe; append: a commit of ops)',
+      labelNames: ['source'],
+      registers,
+    });
     this.accepted = new Counter({ name: 'otter_connections_total', help: 'WebSocket connections accepted', registers });
+    this.corrupt = new Counter({
+      name: 'otter_storage_corrupt_total',
+      help: 'Times a document was refused because its stored data failed an integrity check',
+      registers,
+    });
     this.applied = new Counter({ name: 'otter_ops_applied_total', help: 'Operations committed', registers });
     this.rejected = new Counter({
       name: 'otter_ops_rejected_total',
@@ -99,6 +137,17 @@ export class Metrics implements Telemetry {
     this.drops = new Counter({
       name: 'otter_slow_consumer_drops_total',
       help: 'Connections closed for reading too slowly',
+      registers,
+    });
+    this.revoked = new Counter({
+      name: 'otter_access_revoked_total',
+      help: 'Open documents whose access a re-check lowered, by the access left (none: closed, read: read-only)',
+      labelNames: ['access'],
+      registers,
+    });
+    this.recheckFailures = new Counter({
+      name: 'otter_access_recheck_failures_total',
+      help: 'Re-checks of an open document access that failed (authorize threw or timed out); the access was kept',
       registers,
     });
   }
@@ -144,6 +193,26 @@ export class Metrics implements Telemetry {
   /** @inheritdoc */
   slowConsumerDropped(): void {
     this.drops.inc();
+  }
+
+  /** @inheritdoc */
+  storageCorrupt(): void {
+    this.corrupt.inc();
+  }
+
+  /** @inheritdoc */
+  accessRevoked(access: 'none' | 'read'): void {
+    this.revoked.inc({ access });
+  }
+
+  /** @inheritdoc */
+  recheckFailed(): void {
+    this.recheckFailures.inc();
+  }
+
+  /** A write to the store failed (see `readiness.ts`). */
+  storeWriteFailed(source: 'probe' | 'append'): void {
+    this.storeWriteFailures.inc({ source });
   }
 
   /** The Prometheus text exposition of every metric. */

@@ -79,6 +79,11 @@ export class Rooms {
     room.members.add(member);
   }
 
+  /** The newest version published to `docId`'s room or seen by an open there; undefined without a room. */
+  head(docId: string): number | undefined {
+    return this.rooms.get(docId)?.head;
+  }
+
   /** Records that `docId` is known to be at `version` (after an open read the store). */
   observe(docId: string, version: number): void {
     const room = this.rooms.get(docId);

@@ -25,7 +25,9 @@ import {
 import { chainChecksum, isChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
 import { catchUp, readHistory } from './catch-up.js';
+import { StorageCorruptError, verifyCatchUp, verifyChain, verifyHistory } from './integrity.js';
 import { DocumentState, type Outcome, type Submission, isDuplicate, toClientMark } from './document.js';
+import { describeStoreError } from './readiness.js';
 import { type RetentionPolicy, checkRetention, countsBytes, trimPoint } from './retention.js';
 import {
   type ClientMark,
@@ -48,6 +50,20 @@ export interface SequencerOptions {
   /** Ops per document kept in memory for rebasing late submissions. Default 1000. */
   memoryHistory?: number;
   /**
+   * Most bytes of ops (`opBytes` in `retention.ts`: their JSON, in code units) kept in memory
+   * across all loaded documents, on top of `memoryHistory`. Past it, the least recently used
+   * documents drop their oldest committed ops (read from the store again when needed) until
+   * the total is at most 7/8 of it; ops not yet committed are always kept. Gauged by
+   * {@link Sequencer.historyBytes}. Default 64 MiB (67,108,864).
+   */
+  historyMemoryBytes?: number;
+  /**
+   * Client marks per document kept in memory, least recently used forgotten first (the store
+   * holds every mark; a forgotten one is read again before its client's next submission is
+   * decided). Marks of ops not yet committed are always kept. Default 4096.
+   */
+  cachedMarks?: number;
+  /**
    * A submission based more than this many versions before the in-memory history is rebased
    * over the stored history outside its document's queue before it is queued, so that it
    * holds up no other editor (see `catch-up.ts`). Default 1000.
@@ -65,7 +81,10 @@ export interface SequencerOptions {
   idleTimeout?: number;
   /** Retries of a batch whose append lost a race to another writer. Default 5. */
   conflictRetries?: number;
-  /** Called with errors that have no caller to go to (a failed snapshot or trim). */
+  /**
+   * Called with errors that have no caller to go to (a failed snapshot or trim), and with each
+   * `StorageCorruptError` (a document refused as damaged: its callers get `storage-corrupt`).
+   */
   onError?: (error: unknown, docId: string) => void;
 }
 
@@ -78,6 +97,14 @@ export interface SubmitRequest {
   readonly op: readonly Component[];
   /** Authenticated user to attribute the op to (set by the server, never by the client). */
   readonly author?: string | undefined;
+  /**
+   * Asked when the submission is decided, after it waited in its document's queue and just
+   * before it is applied: an error returned refuses it, with nothing applied. The server
+   * passes one that refuses once the connection's access to the document was lowered
+   * (`forbidden`, `read-only`). Called on the sequencer's hot path: keep it cheap; a throw
+   * refuses the submission like a returned error.
+   */
+  readonly admit?: (() => OtterError | undefined) | undefined;
 }
 
 /** The answer to a submit: the version the op produced and the op as applied there. */
@@ -158,6 +185,8 @@ export interface RestoreRequest {
    */
   readonly op?: readonly Component[] | undefined;
   readonly author?: string | undefined;
+  /** As {@link SubmitRequest.admit}: asked when the restore's turn comes, before anything is merged. */
+  readonly admit?: (() => OtterError | undefined) | undefined;
 }
 
 /** What a restore did: merged the text as the op that produced `version`, or nothing. */
@@ -205,6 +234,7 @@ class Pending implements Submission {
     public lengths: OperationLengths,
     readonly size: number,
     readonly author: string | undefined,
+    readonly admit: (() => OtterError | undefined) | undefined,
   ) {}
 }
 
@@ -229,6 +259,16 @@ class Answers {
     this.results[index] = answer;
     if (--this.remaining === 0) this.done(this.results);
   }
+}
+
+/**
+ * The refusal for a store failure while `doing` something for `docId`: `storage-corrupt` for
+ * data that failed an integrity check (retrying cannot help), else `storage-failed` (retry).
+ */
+function storageError(e: unknown, doing: string): OtterError {
+  if (e instanceof OtterError) return e;
+  if (e instanceof StorageCorruptError) return new OtterError(ErrorCode.StorageCorrupt, `${doing} failed: ${e.message}`);
+  return new OtterError(ErrorCode.StorageFailed, `${doing} failed: ${String(e)}; retry`);
 }
 
 /** Answers a submission with its result. */
@@ -276,16 +316,22 @@ interface Entry {
   catchUps: Map<string, Promise<void>>;
   /** The last version handed to the listeners (undefined before the first load). */
   published: number | undefined;
+  /** The epoch of the document that version belongs to. */
+  publishedEpoch: string | undefined;
   pending: Pending[];
   readers: Reader[];
   tickets: number;
   draining: boolean;
   lastUsed: number;
+  /** The bytes of `state.recent` counted in {@link Sequencer}'s history total (see fitHistory). */
+  historyBytes: number;
 }
 
 const DEFAULTS = {
   snapshotEvery: 1000,
   memoryHistory: 1000,
+  historyMemoryBytes: 64 * 1024 * 1024,
+  cachedMarks: 4096,
   catchUpBeyond: 1000,
   maxOpLength: 1 << 20,
   maxDocLength: 1 << 24,
@@ -363,6 +409,8 @@ export class Sequencer {
   private readonly idle = new Set<() => void>();
   private catchUpsRunning = 0;
   private readonly catchUpWaiting: Array<() => void> = [];
+  /** The sum of every entry's `historyBytes`: the history held as last counted (see fitHistory). */
+  private historyHeld = 0;
 
   /** Creates a sequencer over `store`; throws RangeError on contradictory options. */
   constructor(
@@ -372,6 +420,8 @@ export class Sequencer {
     this.limits = {
       snapshotEvery: positiveOption(options, 'snapshotEvery', 1),
       memoryHistory: positiveOption(options, 'memoryHistory', 0),
+      historyMemoryBytes: positiveOption(options, 'historyMemoryBytes', 0),
+      cachedMarks: positiveOption(options, 'cachedMarks', 0),
       catchUpBeyond: positiveOption(options, 'catchUpBeyond', 0),
       maxOpLength: positiveOption(options, 'maxOpLength', 1),
       maxDocLength: positiveOption(options, 'maxDocLength', 1),
@@ -411,6 +461,16 @@ export class Sequencer {
   }
 
   /**
+   * Bytes of op history (`opBytes` in `retention.ts`) the loaded documents hold in memory:
+   * what `historyMemoryBytes` bounds. O(loaded documents).
+   */
+  get historyBytes(): number {
+    let bytes = 0;
+    for (const e of this.docs.values()) bytes += e.state?.recentBytes ?? 0;
+    return bytes;
+  }
+
+  /**
    * Applies (or recognises as already applied) one op. Resolves after the op is durable in
    * the store, with the version it produced and the op as applied. Rejects with an
    * {@link OtterError} and nothing applied on: `bad-request`, `invalid-op`, `too-large`,
@@ -443,7 +503,10 @@ export class Sequencer {
     }
     const work = (prior ?? Promise.resolve()).then(async () => {
       try {
-        if (!this.farBehind(entry, pending) || (await this.catchUpPending(entry, pending))) this.enqueue(entry, pending);
+        // Refused now rather than after a rebase that would be thrown away (decided again when queued).
+        const refusal = pending.admit?.();
+        if (refusal !== undefined) throw refusal;
+        if (!(await this.worthCatchingUp(entry, pending)) || (await this.catchUpPending(entry, pending))) this.enqueue(entry, pending);
       } catch (e) {
         refuse(pending, e);
       }
@@ -462,7 +525,25 @@ export class Sequencer {
   private farBehind(entry: Entry, pending: Pending): boolean {
     const state = entry.state;
     if (state === undefined || state.recentStart - pending.baseVersion <= this.limits.catchUpBeyond) return false;
-    return pending.seq <= (state.marks.get(pending.clientId)?.seq ?? 0) + 1;
+    const mark = state.markOf(pending.clientId);
+    return mark === undefined || pending.seq <= mark.seq + 1; // not cached: see worthCatchingUp
+  }
+
+  /**
+   * {@link farBehind}, reading the client's mark from the store if it is not cached, so that
+   * a seq that skips ahead is left to the queue to refuse, with no history read. The mark read
+   * here is a hint, not cached (the queue decides on the mark as it is then); a failed read
+   * leaves the submission to the queue too.
+   */
+  private async worthCatchingUp(entry: Entry, pending: Pending): Promise<boolean> {
+    if (!this.farBehind(entry, pending)) return false;
+    if (entry.state?.markOf(pending.clientId) !== undefined) return true;
+    try {
+      const [mark] = await this.store.getMarks(pending.docId, [pending.clientId]);
+      return pending.seq <= (mark?.seq ?? 0) + 1;
+    } catch {
+      return false;
+    }
   }
 
   private enqueue(entry: Entry, pending: Pending): void {
@@ -577,9 +658,22 @@ export class Sequencer {
       `version ${version} is older than the retained history (from ${head.trimmedTo})`,
     );
     if (version < head.trimmedTo) throw gone;
-    const snapshot = await this.textAt(docId, version);
+    const snapshot = await this.fromStore(docId, 'reading the history', () => this.textAt(docId, version));
     if (snapshot === undefined) throw gone;
     return snapshot;
+  }
+
+  /**
+   * Runs `read` of `docId`'s stored data for a caller: a failure becomes the caller's refusal
+   * (`storage-corrupt` for damaged data, reported through `onError`; else `storage-failed`).
+   */
+  private async fromStore<T>(docId: string, doing: string, read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (e) {
+      if (e instanceof StorageCorruptError) this.onError(e, docId);
+      throw storageError(e, doing);
+    }
   }
 
   /** The stored text at `version` (from the nearest snapshot and the ops after it), if kept. */
@@ -588,6 +682,7 @@ export class Sequencer {
     if (base === undefined) return undefined;
     const ops = await this.store.getOps(docId, base.version, version);
     if (ops.length !== version - base.version) return undefined;
+    verifyChain(docId, ops, base.checksum);
     let text = base.text;
     for (const r of ops) text = apply(text, r.op);
     return { version, text, checksum: ops[ops.length - 1]?.checksum ?? base.checksum };
@@ -655,8 +750,10 @@ export class Sequencer {
    * - `kind: 'snapshot'`, the head's text, otherwise: no `from`, or `from` older than the
    *   retained history (so it cannot be checked either).
    * Without `claim` (a trusted caller) `from` is taken as this document's.
+   * A catch-up read from the store whose ops' JSON passes `maxCatchUp` code units is cut short
+   * and answered with a snapshot instead (so that reading it holds no more than that).
    */
-  async open(docId: string, clientId: string, from?: number, claim?: OpenClaim): Promise<OpenResult> {
+  async open(docId: string, clientId: string, from?: number, claim?: OpenClaim, maxCatchUp = Infinity): Promise<OpenResult> {
     checkId(docId, 'docId', this.limits.maxDocIdLength);
     checkId(clientId, 'clientId', this.limits.maxClientIdLength);
     if (from !== undefined) checkVersion(from, 'from');
@@ -675,7 +772,7 @@ export class Sequencer {
         epoch: s.epoch,
         version: s.committed,
         checksum: s.checksum,
-        seq: s.marks.get(clientId)?.seq ?? 0,
+        seq: s.markOf(clientId)?.seq ?? 0,
       };
       if (from !== undefined && claim !== undefined) {
         const held = s.checksumAt(from);
@@ -689,18 +786,22 @@ export class Sequencer {
       }
       if (from >= s.recentStart) return { ...head, kind: 'ops', ops: s.recent.slice(from - s.recentStart) };
       return { ...head, kind: 'fetch', from };
-    });
+    }, clientId);
     if (view.kind !== 'verify' && view.kind !== 'fetch') return view;
     if (view.kind === 'verify') {
-      const held = await this.checksumAt(docId, view.from);
+      const held = await this.fromStore(docId, 'reading a checksum', () => this.checksumAt(docId, view.from));
       if (held !== undefined && held !== claim?.checksum) {
         const recovered = await this.read(docId, (s) => recoveredOf(s.recoveries.get(claim?.epoch ?? '')));
         return { ...view, kind: 'lost', recovered };
       }
     }
-    const ops = await readHistory(this.store, docId, view.from, view.version);
-    // History trimmed between the read and the fetch: fall back to a snapshot.
-    if (ops.length !== view.version - view.from) return this.open(docId, clientId);
+    const ops = await this.fromStore(docId, 'reading the history', async () => {
+      const read = await readHistory(this.store, docId, view.from, view.version, maxCatchUp);
+      if (read !== undefined && read.length === view.version - view.from) verifyCatchUp(docId, read, view);
+      return read;
+    });
+    // Too long, or history trimmed between the read and the fetch: fall back to a snapshot.
+    if (ops === undefined || ops.length !== view.version - view.from) return this.open(docId, clientId);
     const { kind: _, from: __, ...head } = view;
     return { ...head, kind: 'ops', ops };
   }
@@ -749,6 +850,8 @@ export class Sequencer {
       return Promise.reject(e);
     }
     const decide = (): Promise<RestoreResult> => this.task(docId, async (s) => {
+      const refusal = request.admit?.();
+      if (refusal !== undefined) throw refusal;
       const known = s.recoveries.get(lost.epoch);
       const covered =
         known !== undefined && (known.version > lost.version || (known.version === lost.version && known.checksum === lost.checksum));
@@ -770,7 +873,7 @@ export class Sequencer {
       const fork =
         covered || known !== undefined || lost.epoch !== s.epoch
           ? undefined
-          : await this.forkText(docId, s, [[lost.version, lost.checksum], ...samples]);
+          : await this.fromStore(docId, 'reading the history', () => this.forkText(docId, s, [[lost.version, lost.checksum], ...samples]));
       const base = covered ? text : known !== undefined ? known.text : (fork?.text ?? '');
       const theirs = s.rope.toString();
       let op: Component[];
@@ -815,9 +918,9 @@ export class Sequencer {
     const behind = this.caughtUp(docId, clientId);
     if (behind !== undefined) await behind;
     return this.read(docId, (s) => {
-      const mark = s.marks.get(clientId);
+      const mark = s.markOf(clientId);
       return mark === undefined ? undefined : toClientMark(mark);
-    });
+    }, clientId);
   }
 
   /**
@@ -835,7 +938,7 @@ export class Sequencer {
   private validate(request: SubmitRequest): Pending {
     if (this.closed) throw new OtterError(ErrorCode.Closed, 'the sequencer is closed');
     if (typeof request !== 'object' || request === null) throw badRequest('a submit request must be an object');
-    const { docId, clientId, seq, baseVersion, op, author } = request;
+    const { docId, clientId, seq, baseVersion, op, author, admit } = request;
     checkId(docId, 'docId', this.limits.maxDocIdLength);
     checkId(clientId, 'clientId', this.limits.maxClientIdLength);
     if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) {
@@ -843,6 +946,7 @@ export class Sequencer {
     }
     checkVersion(baseVersion, 'baseVersion');
     if (author !== undefined && typeof author !== 'string') throw badRequest('author must be a string');
+    if (admit !== undefined && typeof admit !== 'function') throw badRequest('admit must be a function');
     let lengths;
     try {
       lengths = checkOperation(op);
@@ -855,7 +959,7 @@ export class Sequencer {
     // Canonical (as OpRecord requires) and a copy: the caller may reuse its array. Ops from
     // well-behaved clients are canonical already, and then a plain copy is that form.
     const canonical = lengths.canonical ? op.slice() : normalize(op);
-    return new Pending(docId, clientId, seq, baseVersion, canonical, lengths, size, author);
+    return new Pending(docId, clientId, seq, baseVersion, canonical, lengths, size, author, admit);
   }
 
   private entry(docId: string): Entry {
@@ -865,11 +969,13 @@ export class Sequencer {
         state: undefined,
         catchUps: new Map(),
         published: undefined,
+        publishedEpoch: undefined,
         pending: [],
         readers: [],
         tickets: 0,
         draining: false,
         lastUsed: Date.now(),
+        historyBytes: 0,
       };
       this.docs.set(docId, e);
     }
@@ -882,8 +988,11 @@ export class Sequencer {
     void this.drain(docId, entry);
   }
 
-  /** Runs `fn` on the document's committed state, between batches. */
-  private read<T>(docId: string, fn: (s: DocumentState) => T): Promise<T> {
+  /**
+   * Runs `fn` on the document's committed state, between batches. With `markOf`, that client's
+   * mark is cached first (read from the store if it is not; a failed read rejects the read).
+   */
+  private read<T>(docId: string, fn: (s: DocumentState) => T, markOf?: string): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const entry = this.entry(docId);
       const run = (s: DocumentState): void => {
@@ -893,7 +1002,19 @@ export class Sequencer {
           reject(e);
         }
       };
-      entry.readers.push({ run, fail: reject, ticket: entry.tickets++ });
+      const client = [{ clientId: markOf ?? '' }];
+      const runWithMark = async (s: DocumentState): Promise<void> => {
+        try {
+          await this.cacheMarks(docId, s, s.uncachedMarks(client));
+        } catch (e) {
+          if (e instanceof StorageCorruptError) this.onError(e, docId);
+          reject(storageError(e, 'reading a client mark'));
+          return;
+        }
+        run(s);
+        s.forgetMarks(this.limits.cachedMarks);
+      };
+      entry.readers.push({ run: markOf === undefined ? run : runWithMark, fail: reject, ticket: entry.tickets++ });
       this.kick(docId, entry);
     });
   }
@@ -935,7 +1056,7 @@ export class Sequencer {
     try {
       await this.store.append(docId, expectedHead, records, s.takeChangedMarks(), { epoch: s.epoch, recovery });
     } catch (e) {
-      throw new OtterError(ErrorCode.StorageFailed, `the append failed: ${String(e)}; retry`);
+      throw new OtterError(ErrorCode.StorageFailed, `the append failed: ${describeStoreError(e)}; retry later`);
     }
     s.committed = s.head;
     s.recoveries.set(recovery.lostEpoch, recovery);
@@ -943,6 +1064,8 @@ export class Sequencer {
     const entry = this.docs.get(docId);
     if (entry !== undefined) entry.published = s.committed;
     s.trimRecent(Math.max(this.limits.memoryHistory, 0));
+    s.forgetMarks(this.limits.cachedMarks);
+    if (entry !== undefined) this.fitHistory(entry);
     if (records.length > 0 && this.snapshotDue(s.head, expectedHead)) await this.maintain(docId, s);
     return { applied: records.length > 0, version: s.committed };
   }
@@ -971,10 +1094,22 @@ export class Sequencer {
 
   /**
    * After a reload: publishes the ops the store holds beyond the last one published (an
-   * append whose answer failed but which landed), then notes the head as published.
+   * append whose answer failed but which landed), then notes the head as published. A store
+   * that went back in time under this process (older than what was published, or another
+   * epoch: a file rolled back or replaced in place) throws {@link StorageCorruptError}: serving
+   * it would reuse versions every client already holds. Once the server restarts, clients tell
+   * by their claims that it lost their state and restore it.
    */
   private async publishLanded(docId: string, entry: Entry, state: DocumentState): Promise<void> {
     const from = entry.published;
+    if (from !== undefined && (state.committed < from || entry.publishedEpoch !== state.epoch)) {
+      throw new StorageCorruptError(
+        docId,
+        `the store went back in time under this server: it holds version ${state.committed} of epoch ${state.epoch}, ` +
+          `but version ${from} of epoch ${entry.publishedEpoch ?? '?'} was committed; restart the server so that clients restore what they hold`,
+      );
+    }
+    entry.publishedEpoch = state.epoch;
     if (from !== undefined && state.committed > from) {
       const landed =
         from >= state.recentStart ? state.recent.slice(from - state.recentStart) : await this.store.getOps(docId, from, state.committed);
@@ -1005,8 +1140,10 @@ export class Sequencer {
             const state = new DocumentState(docId, await this.store.load(docId), countsBytes(this.retention));
             await this.publishLanded(docId, entry, state);
             entry.state = state;
+            this.fitHistory(entry);
           } catch (e) {
-            this.failAll(entry, new OtterError(ErrorCode.StorageFailed, `loading ${JSON.stringify(docId)} failed: ${String(e)}`));
+            if (e instanceof StorageCorruptError) this.onError(e, docId);
+            this.failAll(entry, storageError(e, `loading ${JSON.stringify(docId)}`));
             continue;
           }
         }
@@ -1018,8 +1155,8 @@ export class Sequencer {
           await this.runBatch(docId, entry, entry.state, firstRead);
           continue; // a failed batch left no state: reload first
         }
-        const nextSubmit = entry.pending[0]?.ticket ?? Infinity;
-        while (entry.readers.length > 0 && (entry.readers[0] as Reader).ticket < nextSubmit) {
+        // Looked at again after each read: a submission may arrive while one awaits the store.
+        while (entry.readers.length > 0 && (entry.readers[0] as Reader).ticket < (entry.pending[0]?.ticket ?? Infinity)) {
           const state = entry.state;
           if (state === undefined) break; // a task failed and discarded it: reload first
           const ran = (entry.readers.shift() as Reader).run(state);
@@ -1055,17 +1192,39 @@ export class Sequencer {
       batch = batch.slice(0, end);
       entry.pending = entry.pending.slice(end);
     }
+    // Deciding a submission takes its client's mark: read the ones not cached.
+    const missing = state.uncachedMarks(batch);
+    if (missing.length > 0) {
+      try {
+        await this.cacheMarks(docId, state, missing);
+      } catch (e) {
+        if (e instanceof StorageCorruptError) this.onError(e, docId);
+        const error = storageError(e, 'reading client marks');
+        for (const p of batch) refuse(p, error);
+        return;
+      }
+    }
     let older: readonly OpRecord[] = NO_OPS;
     const need = this.olderNeeded(state, batch);
     // Only late or resubmitted ops reach back past the in-memory history: others need no read.
     if (need < state.recentStart) {
       try {
         older = await this.store.getOps(docId, need, state.recentStart);
+        verifyHistory(docId, older, state.recent[0]);
       } catch (e) {
-        // Nothing of this batch was applied yet: answer it, or it would wait forever.
-        const error = new OtterError(ErrorCode.StorageFailed, `reading the history failed: ${String(e)}; retry`);
-        for (const p of batch) refuse(p, error);
-        return;
+        // Nothing of this batch was applied yet. The submissions that reach back into that
+        // history are refused (answered, or they would wait forever); the others are decided.
+        if (e instanceof StorageCorruptError) this.onError(e, docId);
+        const error = storageError(e, 'reading the history');
+        batch = batch.filter((p) => {
+          if (!this.reachesBack(state, p)) return true;
+          refuse(p, error);
+          return false;
+        });
+        if (batch.length === 0) {
+          state.forgetMarks(this.limits.cachedMarks);
+          return;
+        }
       }
     }
     const expectedHead = state.head;
@@ -1073,6 +1232,8 @@ export class Sequencer {
     // A submission that threw is answered at once and keeps `outcome` undefined.
     for (const p of batch) {
       try {
+        const refusal = p.admit?.();
+        if (refusal !== undefined) throw refusal;
         const outcome = state.submit(p, this.limits, older);
         p.outcome = outcome;
         if (!isDuplicate(outcome)) records.push(outcome);
@@ -1094,7 +1255,7 @@ export class Sequencer {
             p.attempts++;
             retry.push(p);
           } else {
-            refuse(p, new OtterError(ErrorCode.StorageFailed, `the append failed: ${String(e)}; retry`));
+            refuse(p, new OtterError(ErrorCode.StorageFailed, `the append failed: ${describeStoreError(e)}; retry later`));
           }
         }
         // Not unshift(...retry): a batch can hold more submissions than a call has arguments.
@@ -1124,8 +1285,56 @@ export class Sequencer {
       );
     }
     state.trimRecent(Math.max(this.limits.memoryHistory, 0));
+    state.forgetMarks(this.limits.cachedMarks);
+    this.fitHistory(entry);
     if (records.length > 0 && this.snapshotDue(state.head, expectedHead)) {
       await this.maintain(docId, state);
+    }
+  }
+
+  /**
+   * Reads the stored marks of `clientIds` (none cached) into `state`'s cache. Called in the
+   * document's queue between batches, where the store holds every mark of the state. Forgets
+   * nothing: the marks already cached for the same batch or read must stay until it is done
+   * (then `forgetMarks` brings the cache back within `cachedMarks`).
+   */
+  private async cacheMarks(docId: string, state: DocumentState, clientIds: readonly string[]): Promise<void> {
+    if (clientIds.length === 0) return;
+    state.cacheMarks(await this.store.getMarks(docId, clientIds));
+  }
+
+  /**
+   * Counts `entry`'s history as it is now; then, if the loaded documents hold more than
+   * `historyMemoryBytes`, the least recently used documents drop their oldest committed ops,
+   * `entry`'s last, until at most 7/8 of it is held. Only documents between batches are
+   * trimmed (a batch reads history relative to `recentStart`), and `entry` itself only where
+   * its queue is at a safe point (after a commit, after a load). Ops not yet committed stay.
+   */
+  private fitHistory(entry: Entry): void {
+    const held = entry.state?.recentBytes ?? 0;
+    this.historyHeld += held - entry.historyBytes;
+    entry.historyBytes = held;
+    if (this.historyHeld <= this.limits.historyMemoryBytes) return;
+    const target = Math.floor((this.limits.historyMemoryBytes / 8) * 7);
+    const others: Entry[] = [];
+    for (const e of this.docs.values()) {
+      if (e.state === undefined) {
+        // Discarded (a failed batch): its history is gone with it.
+        this.historyHeld -= e.historyBytes;
+        e.historyBytes = 0;
+      } else if (e !== entry && !e.draining) {
+        others.push(e);
+      }
+    }
+    others.sort((a, b) => a.lastUsed - b.lastUsed);
+    others.push(entry);
+    for (const e of others) {
+      if (this.historyHeld <= target) break;
+      const state = e.state;
+      if (state === undefined) continue;
+      state.shedRecent(this.historyHeld - target);
+      this.historyHeld += state.recentBytes - e.historyBytes;
+      e.historyBytes = state.recentBytes;
     }
   }
 
@@ -1139,14 +1348,24 @@ export class Sequencer {
     // will be refused without history: it must not make the batch read any.
     const last = new Map<string, number>();
     for (const p of batch) {
-      const mark = state.marks.get(p.clientId);
+      const mark = state.markOf(p.clientId);
       const seq = last.get(p.clientId) ?? mark?.seq ?? 0;
       if (p.seq > seq + 1) continue;
       if (p.seq === seq + 1) last.set(p.clientId, p.seq);
-      need = Math.min(need, p.baseVersion);
-      if (mark !== undefined && p.seq === mark.seq) need = Math.min(need, mark.version - 1);
+      need = Math.min(need, this.oldestRead(state, p));
     }
     return Math.max(need, state.trimmedTo);
+  }
+
+  /** The oldest version whose op deciding `p` may read: its base, or its original's if a resend. */
+  private oldestRead(state: DocumentState, p: Pending): number {
+    const mark = state.markOf(p.clientId);
+    return mark !== undefined && p.seq === mark.seq ? Math.min(p.baseVersion, mark.version - 1) : p.baseVersion;
+  }
+
+  /** Whether deciding `p` may read history older than what `state` holds in memory. */
+  private reachesBack(state: DocumentState, p: Pending): boolean {
+    return this.oldestRead(state, p) < state.recentStart;
   }
 
   /** Did a commit moving the head from `before` to `head` pass a multiple of snapshotEvery? */
@@ -1181,6 +1400,7 @@ export class Sequencer {
     for (const [id, e] of this.docs) {
       if (!e.draining && e.pending.length === 0 && e.readers.length === 0 && e.catchUps.size === 0 && e.lastUsed < before) {
         this.docs.delete(id);
+        this.historyHeld -= e.historyBytes;
       }
     }
   }

@@ -3,7 +3,8 @@
  * it takes frames through {@link Session.receive} and writes through a {@link Transport}.
  *
  * Every frame is rate-checked, then parsed by the one validating parser; nothing reaches the
- * sequencer unchecked. Messages about a document being opened are held back until its
+ * sequencer unchecked. Requests are taken up in arrival order, paced by the history work they
+ * cause (`request-gate.ts`). Messages about a document being opened are held back until its
  * `opened` answer has gone out, and ops that answer already covered are dropped, so every op
  * reaches the client exactly once, in order. A client only ever names documents it opened,
  * and it can only open documents `authorize` lets it read.
@@ -12,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { Component, SelectionRange } from '../ot/index.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
 import {
+  type ClientMessage,
   CloseCode,
   type ErrorRef,
   type OpEntry,
@@ -22,11 +24,13 @@ import {
 } from '../protocol/messages.js';
 import { ProtocolError, parseClientMessage } from '../protocol/parse.js';
 import type { Identity } from './auth.js';
+import { type OpenAnswer, openAnswer } from './open-answer.js';
 import { Outbox } from './outbox.js';
 import type { RoomMember, Rooms } from './rooms.js';
 import type { OpenClaim, OpenResult, Sequencer } from './sequencer.js';
 import type { OpRecord } from './store.js';
 import type { Logger, Telemetry } from './telemetry.js';
+import { RequestGate } from './request-gate.js';
 import { TokenBucket } from './token-bucket.js';
 
 /** The socket side of a session. */
@@ -35,6 +39,8 @@ export interface Transport {
   send(frame: string): void;
   /** Closes the connection with a WebSocket close code. */
   close(code: number, reason: string): void;
+  /** Bytes written but not yet sent to the peer (the socket's backlog); 0 if none. */
+  buffered(): number;
 }
 
 /** What a user may do with a document. */
@@ -61,9 +67,16 @@ export interface SessionOptions {
   maxPendingRequests: number;
   /** Documents one connection may have open. */
   maxDocuments: number;
-  /** Ms a new connection has to say hello and open a document; 0 = no deadline. */
+  /**
+   * Ms a new connection has to say hello and open a document; 0 = no deadline. An open still
+   * waiting for the history buckets counts as opened: the deadline then starts again.
+   */
   openDeadline: number;
-  /** Largest frame accepted, in bytes (announced to clients; enforced by the socket layer). */
+  /**
+   * Largest frame accepted, in bytes (announced to clients; enforced by the socket layer). Also
+   * the largest frame the server joins messages into, and the socket backlog above which the
+   * next piece of a catch-up waits.
+   */
   maxPayload: number;
   /**
    * Largest catch-up sent in answer to an open (its JSON, in UTF-16 code units): a client
@@ -73,6 +86,37 @@ export interface SessionOptions {
    * UTF-8 bytes per code unit stay under that cap.
    */
   maxCatchUpBytes: number;
+  /**
+   * Versions of history per second a connection may make the server go over (its history
+   * bucket; see `request-gate.ts`). A submit is charged the versions between its base and the
+   * head, an open the versions between the version it catches up from and the head (the head
+   * as far as this server knows it when it takes the request up, topped up with what the
+   * sequencer reports once it is answered), at most `historyBurst` per request. While the
+   * bucket is in debt the connection's messages wait, in order, and are taken up as it refills
+   * (at most twice `maxPendingRequests` wait, of at most {@link WAITING_PAYLOADS} times
+   * `maxPayload` bytes together; one more is refused as a malformed message).
+   * Default 5,000.
+   */
+  historyPerSecond: number;
+  /**
+   * Burst of a connection's history bucket, and the most one request is charged. Default
+   * 25,000: a client rejoining 10,000 versions behind (its open's catch-up, then its op in
+   * flight rebased over the same versions) is not slowed, and none waits more than 5 s for
+   * its own bucket.
+   */
+  historyBurst: number;
+  /**
+   * Versions of history per second all connections of a server together may make it go over
+   * (the shared bucket, charged with every connection's): a request that costs history work
+   * waits while it is in debt, a cheap one does not. A request whose cost this server cannot
+   * tell yet (an open at a version, or a submit, on a document whose head it does not know:
+   * no connection has it open, or its first open is unanswered) counts as costly, and is
+   * charged once the sequencer's answer says how far behind it was. Bounds the server's history
+   * work however many connections ask for it, however often they reconnect. Default 10,000.
+   */
+  serverHistoryPerSecond: number;
+  /** Burst of the shared history bucket. Default 50,000. */
+  serverHistoryBurst: number;
 }
 
 /** Defaults of {@link SessionOptions}. */
@@ -88,6 +132,10 @@ export const SESSION_DEFAULTS: SessionOptions = {
   openDeadline: 10_000,
   maxPayload: 1 << 20,
   maxCatchUpBytes: 16 << 20,
+  historyPerSecond: 5000,
+  historyBurst: 25_000,
+  serverHistoryPerSecond: 10_000,
+  serverHistoryBurst: 50_000,
 };
 
 /** What every session of one server shares. */
@@ -98,6 +146,11 @@ export interface SessionContext {
   readonly logger: Logger;
   readonly options: SessionOptions;
   readonly authorize: Authorize;
+  /**
+   * The history bucket all sessions of the server share (see `serverHistoryPerSecond`);
+   * undefined: none, each connection is held to its own.
+   */
+  readonly history?: TokenBucket | undefined;
   /** Verifies a refreshed token; undefined when authentication is off. */
   readonly reauthenticate: ((token: string) => Promise<Identity | undefined>) | undefined;
 }
@@ -114,7 +167,12 @@ interface Upload {
 }
 
 interface OpenDoc {
-  readonly access: Access;
+  /** Lowered (never raised) by a re-check; 'none' once revoked, when it is no longer in `docs`. */
+  access: Access;
+  /** Re-checks of its access started (the latest one's answer is the one that counts). */
+  checks: number;
+  /** Calls of `authorize` for a re-check that have not answered yet. */
+  checking: number;
   /** Undefined once open; the messages held back while opening. */
   held: Held[] | undefined;
   /** A restore whose pieces are arriving, if any. */
@@ -123,10 +181,80 @@ interface OpenDoc {
   lastPresence: number;
   waiting: { v: number; selection: SelectionRange[] | null } | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * What this connection told the client of the document since its `opened` went out (undefined
+   * before): the client's last applied seq there and the newest version sent. See {@link impossible}.
+   */
+  told: Told | undefined;
 }
+
+/** What a connection told its client of one document: its last applied seq, the newest version. */
+interface Told {
+  seq: number;
+  version: number;
+}
+
+/**
+ * Whether a submit refused with `code` contradicts what the connection had told the client
+ * when it was taken up (`told`), so that only a broken or hostile client sends it: an honest
+ * client submits seq `told.seq + 1` next or resends its op in flight, which is at most that
+ * (an open's `seq` counts every submit taken up before it; a client never resends a seq the
+ * server reported applied), and bases its ops on versions it was sent. A client that was told
+ * nothing yet (its open is unanswered) is given the benefit of the doubt, and so is a client
+ * whose seq or base only a server that lost data contradicts.
+ */
+function impossible(code: string, seq: number, v: number, told: Told | undefined): boolean {
+  if (told === undefined) return false;
+  switch (code) {
+    case ErrorCode.SeqGap:
+      return seq > told.seq + 1;
+    case ErrorCode.SeqStale:
+      return seq < told.seq;
+    case ErrorCode.VersionAhead:
+      return v > told.version;
+    default:
+      return false;
+  }
+}
+
+/**
+ * A request at most this many versions behind the head never waits for the history work of
+ * other connections (see `request-gate.ts`): an editor a few ops behind on a busy document is
+ * not held up by an attack elsewhere. It is still charged to its own connection.
+ */
+const CHEAP_VERSIONS = 100;
+
+/**
+ * The messages waiting at one connection for the history buckets may be this many times
+ * `maxPayload` bytes together (besides at most twice `maxPendingRequests` of them); one more
+ * is refused like a full queue. Bounds what a connection holds in memory while it waits.
+ */
+export const WAITING_PAYLOADS = 4;
+
+/** Ms between two looks at the socket's backlog while the pieces of a catch-up wait for it. */
+const DRAIN_POLL = 10;
 
 /** Longest timer Node accepts. */
 const MAX_TIMER = 2 ** 31 - 1;
+
+/** The access a re-check lowered a document to. */
+export type Revoked = 'none' | 'read';
+
+/** The refusal of a submission made where the connection's access is `access` (not 'write'). */
+function accessError(docId: string, access: Access): OtterError {
+  return access === 'read'
+    ? new OtterError(ErrorCode.ReadOnly, `document ${JSON.stringify(docId)} is read-only for this user`)
+    : new OtterError(ErrorCode.Forbidden, `access to document ${JSON.stringify(docId)} was revoked`);
+}
+
+/** Calls `authorize`, turning a synchronous throw into a rejection. */
+function ask(authorize: Authorize, user: string | undefined, docId: string): Promise<Access> {
+  try {
+    return Promise.resolve(authorize(user, docId));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
 
 /**
  * The `opened` answer to open attempt `rid` of the client `key`: its own ops in a catch-up
@@ -174,9 +302,19 @@ export class Session implements RoomMember {
   private key: string | undefined;
   private expiresAt: number | undefined;
   private readonly docs = new Map<string, OpenDoc>();
+  /**
+   * Documents a re-check closed here, oldest first (at most `maxDocuments`): a submit or
+   * restore for one of them that was on its way gets `forbidden`, not `not-open`, and
+   * counts as no malformed message; presence for it is dropped.
+   */
+  private readonly revoked = new Set<string>();
+  /** Bumped by every `revoke` re-check: an open whose authorize ran meanwhile asks again. */
+  private revocations = 0;
   private readonly outbox: Outbox;
   private readonly messages: TokenBucket;
   private readonly bytes: TokenBucket;
+  /** Paces the history work this connection causes (see {@link SessionOptions.historyPerSecond}). */
+  private readonly gate: RequestGate<ClientMessage>;
   private badMessages = 0;
   private rateStrikes = 0;
   private pending = 0;
@@ -197,17 +335,40 @@ export class Session implements RoomMember {
   ) {
     this.options = context.options;
     this.user = identity?.user;
-    this.outbox = new Outbox((frame) => transport.send(frame));
+    this.outbox = new Outbox((frame) => transport.send(frame), this.options.maxPayload);
     const now = Date.now();
     this.messages = new TokenBucket(this.options.messagesPerSecond, this.options.messagesPerSecond * 2, now);
     this.bytes = new TokenBucket(this.options.bytesPerSecond, this.options.bytesBurst, now);
+    const history = new TokenBucket(this.options.historyPerSecond, this.options.historyBurst, now);
+    this.gate = new RequestGate(
+      history,
+      context.history,
+      2 * this.options.maxPendingRequests,
+      {
+        run: (m) => this.takeUp(m),
+        costly: (m) => (m.type === 'submit' || (m.type === 'open' && m.v !== undefined)) && this.costsHistory(m.doc, m.v ?? 0),
+        // Presence waiting for its turn is replaced by a later one of the same document.
+        coalesce: (m) => (m.type === 'presence' ? m.doc : undefined),
+      },
+      Date.now,
+      WAITING_PAYLOADS * this.options.maxPayload,
+    );
     this.setExpiry(identity?.expiresAt);
-    if (this.options.openDeadline > 0) {
-      this.deadlineTimer = setTimeout(() => {
-        if (this.docs.size === 0) this.end(CloseCode.OpenDeadline, 'no document opened in time');
-      }, this.options.openDeadline);
-      this.deadlineTimer.unref?.();
-    }
+    this.armDeadline();
+  }
+
+  /**
+   * Closes the connection with 4408 if it has opened no document `openDeadline` ms from now.
+   * An open waiting for the history buckets counts as opened: the deadline is then armed again.
+   */
+  private armDeadline(): void {
+    if (!(this.options.openDeadline > 0)) return;
+    this.deadlineTimer = setTimeout(() => {
+      if (this.docs.size > 0) return;
+      if (this.gate.holds((m) => m.type === 'open')) this.armDeadline();
+      else this.end(CloseCode.OpenDeadline, 'no document opened in time');
+    }, this.options.openDeadline);
+    this.deadlineTimer.unref?.();
   }
 
   /** Number of documents this connection has open. */
@@ -215,17 +376,89 @@ export class Session implements RoomMember {
     return this.docs.size;
   }
 
+  /**
+   * A `revoke` for this connection's user is under way: an open whose `authorize` is running
+   * now asks again once it answers (its answer may predate the change being revoked).
+   */
+  revoking(): void {
+    this.revocations++;
+  }
+
+  /** The documents this connection has open (or is opening). */
+  get documentIds(): string[] {
+    return [...this.docs.keys()];
+  }
+
+  /**
+   * Asks `authorize` again about `docId`, open on this connection, and applies a lowered
+   * access at once, telling the client with a `revoked` message:
+   * - 'none' (or any value but 'read' and 'write', as at open): the document is closed here —
+   *   no more ops, presence or head; its submits still queued in the sequencer are refused
+   *   with `forbidden`, and so are those still on their way;
+   * - 'read' where it had 'write': it stays open and keeps receiving; its queued submits and
+   *   every later one are refused with `read-only`.
+   * Raised access is not applied (it takes a re-open). An authorize that throws, or has not
+   * answered within `timeout` ms, keeps the current access (logged at warn and counted).
+   *
+   * `fresh` (a `revoke` call, after {@link revoking}): the check runs even while an earlier one
+   * is unanswered. Otherwise (the periodic re-check) a
+   * document whose previous re-check is still unanswered is skipped, so that a hung authorize
+   * does not pile up calls. Only the answer of the latest check started counts.
+   *
+   * Resolves with the access the document was lowered to, or undefined if nothing changed.
+   * Never rejects.
+   */
+  async recheck(docId: string, timeout: number, fresh: boolean): Promise<Revoked | undefined> {
+    const doc = this.docs.get(docId);
+    if (this.closed || doc === undefined || (!fresh && doc.checking > 0)) return undefined;
+    const check = ++doc.checks;
+    doc.checking++;
+    const call = ask(this.context.authorize, this.user, docId);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const settled = (): void => {
+      doc.checking--;
+      clearTimeout(timer);
+    };
+    call.then(settled, settled);
+    let access: Access;
+    try {
+      access = await Promise.race([
+        call,
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => reject(new Error(`authorize did not answer within ${timeout} ms`)), timeout);
+          timer.unref?.();
+        }),
+      ]);
+    } catch (e) {
+      if (this.closed || this.docs.get(docId) !== doc) return undefined;
+      this.context.telemetry.recheckFailed();
+      this.context.logger.warn(
+        { connectionId: this.connectionId, user: this.user, doc: docId, err: String(e) },
+        'access re-check failed; the current access stays',
+      );
+      return undefined;
+    }
+    if (this.closed || this.docs.get(docId) !== doc || doc.checks !== check) return undefined;
+    if (access === 'write' || (access === 'read' && doc.access === 'read')) return undefined;
+    const lowered: Revoked = access === 'read' ? 'read' : 'none';
+    this.context.telemetry.accessRevoked(lowered);
+    this.context.logger.info({ connectionId: this.connectionId, user: this.user, doc: docId, access: lowered }, 'access revoked');
+    if (lowered === 'read') {
+      doc.access = 'read';
+      this.toDoc(docId, { type: 'revoked', doc: docId, access: 'read' });
+    } else {
+      this.revoke(docId);
+      this.outbox.message({ type: 'revoked', doc: docId, access: 'none' });
+    }
+    return lowered;
+  }
+
   /** Handles one incoming text frame of `bytes` bytes. Never throws. */
   receive(data: string, bytes = data.length): void {
     if (this.closed) return;
     const now = Date.now();
     if (!this.messages.take(1, now) || !this.bytes.take(bytes, now)) {
-      this.context.telemetry.opRejected(ErrorCode.RateLimited);
-      if (++this.rateStrikes > this.options.maxRateStrikes) {
-        this.end(CloseCode.RateLimited, 'rate limit exceeded');
-      } else {
-        this.outbox.message({ type: 'error', code: ErrorCode.RateLimited, message: 'slow down: the message was dropped' });
-      }
+      this.rateDrop('slow down: the message was dropped');
       return;
     }
     this.rateStrikes = 0;
@@ -245,14 +478,22 @@ export class Session implements RoomMember {
       this.refuse(ErrorCode.BadRequest, 'send hello first', { type: msg.type });
       return;
     }
+    // Neither touches a document: never held back (a token refresh must not wait past expiry).
+    if (msg.type === 'ping' || msg.type === 'hello' || msg.type === 'auth') void this.takeUp(msg);
+    // A full queue is more than an honest client ever has waiting: it counts as malformed.
+    else if (!this.gate.offer(msg, bytes)) this.refuse(ErrorCode.RateLimited, 'too many messages waiting: the message was dropped');
+  }
+
+  /** Takes one message up (in arrival order, when the history bucket allows; see `request-gate.ts`). */
+  private takeUp(msg: ClientMessage): void | Promise<void> {
+    if (this.closed) return;
     switch (msg.type) {
       case 'hello':
         this.hello(msg.protocol, msg.clientId);
         return;
       case 'open': {
         const claim = msg.epoch !== undefined && msg.sum !== undefined ? { epoch: msg.epoch, checksum: msg.sum } : undefined;
-        void this.open(msg.doc, msg.rid, msg.v, claim);
-        return;
+        return this.open(msg.doc, msg.rid, msg.v, claim, msg.pieces === true);
       }
       case 'restore':
         this.restore(msg);
@@ -262,8 +503,7 @@ export class Session implements RoomMember {
         this.context.logger.warn({ connectionId: this.connectionId, doc: msg.doc, version: msg.v }, 'client diverged and resyncs');
         return;
       case 'submit':
-        this.submit(msg.doc, msg.v, msg.seq, msg.op);
-        return;
+        return this.submit(msg.doc, msg.v, msg.seq, msg.op);
       case 'presence':
         this.presence(msg.doc, msg.v, msg.selection);
         return;
@@ -280,10 +520,21 @@ export class Session implements RoomMember {
     }
   }
 
+  /** A message dropped unread for rate: an error without ref; too many in a row close with 4429. */
+  private rateDrop(message: string): void {
+    this.context.telemetry.opRejected(ErrorCode.RateLimited);
+    if (++this.rateStrikes > this.options.maxRateStrikes) {
+      this.end(CloseCode.RateLimited, 'rate limit exceeded');
+    } else {
+      this.outbox.message({ type: 'error', code: ErrorCode.RateLimited, message });
+    }
+  }
+
   /** The connection is gone: leave every room and stop every timer. Idempotent. */
   disconnected(): void {
     if (this.closed) return;
     this.closed = true;
+    this.gate.close();
     clearTimeout(this.expiryTimer);
     clearTimeout(this.deadlineTimer);
     for (const docId of [...this.docs.keys()]) this.closeDoc(docId);
@@ -387,18 +638,36 @@ export class Session implements RoomMember {
     return true;
   }
 
-  private async open(docId: string, rid: number | undefined, from: number | undefined, claim: OpenClaim | undefined): Promise<void> {
+  /** Opens `docId` for the client; `pieces`: it takes a long catch-up in pieces (see `open-answer.ts`). */
+  private async open(
+    docId: string,
+    rid: number | undefined,
+    from: number | undefined,
+    claim: OpenClaim | undefined,
+    pieces: boolean,
+  ): Promise<void> {
     const ref: ErrorRef = rid === undefined ? { type: 'open', doc: docId } : { type: 'open', doc: docId, rid };
     if (!this.docs.has(docId) && this.docs.size >= this.options.maxDocuments) {
       this.deny(ErrorCode.TooManyDocuments, `a connection may have at most ${this.options.maxDocuments} documents open`, ref);
       return;
     }
     if (!this.startRequest(ref)) return;
+    // Charged when taken up (before any await), so that the requests after it wait; what the
+    // known head did not show (all of it, if unknown) is charged once the sequencer answers.
+    const charged = from === undefined ? 0 : this.versionsBehind(docId, from);
+    this.gate.charge(charged);
+    this.revoked.delete(docId);
     try {
-      const access = await this.context.authorize(this.user, docId);
+      // A revoke() while authorize ran may have changed the answer: ask again.
+      let revocations = this.revocations;
+      let access = await this.context.authorize(this.user, docId);
+      while (revocations !== this.revocations && !this.closed) {
+        revocations = this.revocations;
+        access = await this.context.authorize(this.user, docId);
+      }
       if (this.closed) return;
       if (access !== 'read' && access !== 'write') {
-        this.closeDoc(docId);
+        if (this.docs.has(docId)) this.revoke(docId); // a re-open now refused
         this.deny(ErrorCode.Forbidden, `no access to document ${JSON.stringify(docId)}`, ref);
         return;
       }
@@ -408,7 +677,7 @@ export class Session implements RoomMember {
         this.deny(ErrorCode.TooManyDocuments, `a connection may have at most ${this.options.maxDocuments} documents open`, ref);
         return;
       }
-      await this.openAuthorized(docId, rid, from, claim, access);
+      await this.openAuthorized(docId, rid, from, claim, access, charged, pieces);
     } catch (e) {
       this.sendError(e, ref);
     } finally {
@@ -422,23 +691,40 @@ export class Session implements RoomMember {
     from: number | undefined,
     claim: OpenClaim | undefined,
     access: Access,
+    charged: number,
+    pieces: boolean,
   ): Promise<void> {
     const key = this.key as string;
-    const doc: OpenDoc = { access, held: [], upload: undefined, lastPresence: 0, waiting: undefined, timer: undefined };
+    const doc: OpenDoc = {
+      access,
+      checks: 0,
+      checking: 0,
+      held: [],
+      upload: undefined,
+      lastPresence: 0,
+      waiting: undefined,
+      timer: undefined,
+      told: undefined,
+    };
     const previous = this.docs.get(docId);
     if (previous?.timer !== undefined) clearTimeout(previous.timer);
+    // Submits of the earlier open still queued are decided under the access found now.
+    if (previous !== undefined && access === 'read') previous.access = 'read';
     this.docs.set(docId, doc);
     clearTimeout(this.deadlineTimer);
     this.context.rooms.join(docId, this);
     try {
-      let result = await this.context.sequencer.open(docId, key, from, claim);
+      let result = await this.context.sequencer.open(docId, key, from, claim, this.options.maxCatchUpBytes);
+      if (from !== undefined && result.kind !== 'lost') this.gate.topUp(charged, result.version - from);
       if (this.docs.get(docId) !== doc) return; // closed or re-opened meanwhile
-      let opened = JSON.stringify(openedMessage(docId, rid, result, key));
-      if (result.kind === 'ops' && opened.length > this.context.options.maxCatchUpBytes) {
-        this.context.logger.info({ connectionId: this.connectionId, doc: docId, from, bytes: opened.length }, 'catch-up too large: a snapshot instead');
+      let answer = await this.answerTo(docId, rid, result, key, pieces);
+      if (this.docs.get(docId) !== doc) return;
+      if (result.kind === 'ops' && answer.length > this.context.options.maxCatchUpBytes) {
+        this.context.logger.info({ connectionId: this.connectionId, doc: docId, from, bytes: answer.length }, 'catch-up too large: a snapshot instead');
         result = await this.context.sequencer.open(docId, key);
         if (this.docs.get(docId) !== doc) return;
-        opened = JSON.stringify(openedMessage(docId, rid, result, key));
+        answer = await this.answerTo(docId, rid, result, key, pieces);
+        if (this.docs.get(docId) !== doc) return;
       }
       this.context.rooms.observe(docId, result.version);
       if (from !== undefined && result.kind === 'snapshot') this.context.telemetry.resync();
@@ -450,7 +736,19 @@ export class Session implements RoomMember {
         );
       }
       this.context.logger.info({ connectionId: this.connectionId, doc: docId, version: result.version, from }, 'document opened');
-      this.outbox.messageJson(opened);
+      // A catch-up larger than a frame goes out in pieces, each a frame of its own, one per
+      // turn of the event loop and only while the socket has at most `maxPayload` unsent (what
+      // arrives for the document meanwhile stays held until `opened` is out; the outbox joins
+      // `opened` and what was held into frames of at most `maxPayload`).
+      for (const piece of answer.pieces) {
+        await this.drained();
+        if (this.docs.get(docId) !== doc) return;
+        this.outbox.frame(piece);
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.docs.get(docId) !== doc) return;
+      }
+      this.outbox.messageJson(answer.opened);
+      if (result.kind !== 'lost') doc.told = { seq: result.seq, version: result.version };
       const held = doc.held ?? [];
       doc.held = undefined;
       for (const h of held) {
@@ -464,11 +762,13 @@ export class Session implements RoomMember {
     }
   }
 
-  private submit(docId: string, v: number, seq: number, op: Component[]): void {
+  /** Submits an op; once taken to the sequencer, a promise settled when it is answered. */
+  private submit(docId: string, v: number, seq: number, op: Component[]): void | Promise<void> {
     const ref: ErrorRef = { type: 'submit', doc: docId, seq };
     const doc = this.docs.get(docId);
     if (doc === undefined) {
-      this.refuse(ErrorCode.NotOpen, `document ${JSON.stringify(docId)} is not open on this connection`, ref);
+      if (this.revoked.has(docId)) this.deny(ErrorCode.Forbidden, `access to document ${JSON.stringify(docId)} was revoked`, ref);
+      else this.refuse(ErrorCode.NotOpen, `document ${JSON.stringify(docId)} is not open on this connection`, ref);
       return;
     }
     if (doc.access !== 'write') {
@@ -477,17 +777,32 @@ export class Session implements RoomMember {
     }
     if (!this.startRequest(ref)) return;
     const start = performance.now();
-    this.context.sequencer
-      .submit({ docId, clientId: this.key as string, seq, baseVersion: v, op, author: this.user })
+    const told = doc.told === undefined ? undefined : { ...doc.told };
+    // Charged when taken up, so that the requests after it wait (see SessionOptions.historyPerSecond).
+    const charged = this.versionsBehind(docId, v);
+    this.gate.charge(charged);
+    // Decided under the access at that moment: a re-check may lower it while the op is queued.
+    const admit = (): OtterError | undefined => (doc.access === 'write' ? undefined : accessError(docId, doc.access));
+    return this.context.sequencer
+      .submit({ docId, clientId: this.key as string, seq, baseVersion: v, op, author: this.user, admit })
       .then(
         (result) => {
           // A fresh op is acknowledged when its commit is delivered; a duplicate is not
           // delivered again, so it is acknowledged here.
-          if (!result.duplicate) this.context.telemetry.opApplied(result.depth, (performance.now() - start) / 1000);
-          else if (result.checksum === undefined) this.toDoc(docId, { type: 'ack', doc: docId, seq, v: result.version });
+          if (!result.duplicate) {
+            this.context.telemetry.opApplied(result.depth, (performance.now() - start) / 1000);
+            this.gate.topUp(charged, result.depth);
+            return;
+          }
+          this.noteTold(doc, seq, result.version);
+          if (result.checksum === undefined) this.toDoc(docId, { type: 'ack', doc: docId, seq, v: result.version });
           else this.toDoc(docId, { type: 'ack', doc: docId, seq, v: result.version, sum: result.checksum });
         },
-        (e: unknown) => this.sendError(e, ref),
+        (e: unknown) => {
+          // Only a broken or hostile client sends what it was told is impossible: a malformed message.
+          if (!this.closed && e instanceof OtterError && impossible(e.code, seq, v, told)) this.refuse(e.code, e.message, ref);
+          else this.sendError(e, ref);
+        },
       )
       .finally(() => this.pending--);
   }
@@ -499,6 +814,10 @@ export class Session implements RoomMember {
   private restore(msg: RestoreMessage): void {
     const ref: ErrorRef = { type: 'restore', doc: msg.doc, rid: msg.rid };
     const doc = this.docs.get(msg.doc);
+    if (doc === undefined && this.revoked.has(msg.doc)) {
+      this.deny(ErrorCode.Forbidden, `access to document ${JSON.stringify(msg.doc)} was revoked`, ref);
+      return;
+    }
     if (doc === undefined || doc.held !== undefined) {
       this.refuse(ErrorCode.NotOpen, `document ${JSON.stringify(msg.doc)} is not open on this connection`, ref);
       return;
@@ -535,6 +854,7 @@ export class Session implements RoomMember {
         text: upload.pieces.join(''),
         op: upload.op,
         author: this.user,
+        admit: () => (doc.access === 'write' ? undefined : accessError(msg.doc, doc.access)),
       })
       .then(
         (result) => {
@@ -549,6 +869,7 @@ export class Session implements RoomMember {
   private presence(docId: string, v: number, selection: SelectionRange[] | null): void {
     const doc = this.docs.get(docId);
     if (doc === undefined) {
+      if (this.revoked.has(docId)) return; // sent before the client learned of the revocation
       this.refuse(ErrorCode.NotOpen, `document ${JSON.stringify(docId)} is not open on this connection`, {
         type: 'presence',
         doc: docId,
@@ -575,6 +896,19 @@ export class Session implements RoomMember {
     this.context.rooms.setPresence(docId, this, w.v, w.selection);
   }
 
+  /**
+   * Closes `docId` here because the user lost access to it: its submits still queued are
+   * refused, and those on their way get `forbidden` (see {@link revoked}).
+   */
+  private revoke(docId: string): void {
+    const doc = this.docs.get(docId);
+    if (doc === undefined) return;
+    doc.access = 'none';
+    this.closeDoc(docId);
+    this.revoked.add(docId);
+    if (this.revoked.size > this.options.maxDocuments) this.revoked.delete(this.revoked.values().next().value as string);
+  }
+
   private closeDoc(docId: string): void {
     const doc = this.docs.get(docId);
     if (doc === undefined) return;
@@ -597,8 +931,63 @@ export class Session implements RoomMember {
     if (doc === undefined) return;
     if (doc.held !== undefined) doc.held.push({ kind: 'record', record, json });
     else if (record.clientId === this.key && record.seq > 0) {
+      this.noteTold(doc, record.seq, record.version);
       this.outbox.message({ type: 'ack', doc: docId, seq: record.seq, v: record.version, sum: record.checksum });
-    } else this.outbox.opEntry(docId, json, record.checksum);
+    } else {
+      this.noteTold(doc, 0, record.version);
+      this.outbox.opEntry(docId, json, record.checksum);
+    }
+  }
+
+  /**
+   * The head of `docId` as far as this server knows it (the newest version sent here,
+   * published to its room or seen by an open there); undefined while it knows none (no
+   * connection has the document open, or the first open of it is unanswered).
+   */
+  private knownHead(docId: string): number | undefined {
+    const head = Math.max(this.docs.get(docId)?.told?.version ?? 0, this.context.rooms.head(docId) ?? 0);
+    return head > 0 ? head : undefined;
+  }
+
+  /**
+   * How many versions the known head of `docId` is past `v` (0 while the head is unknown): the
+   * history a request at `v` is charged when taken up.
+   */
+  private versionsBehind(docId: string, v: number): number {
+    return Math.max(0, (this.knownHead(docId) ?? 0) - v);
+  }
+
+  /**
+   * Whether a request at `v` on `docId` costs history work (it then waits for the shared
+   * bucket): more than {@link CHEAP_VERSIONS} behind the known head, or the head is unknown.
+   */
+  private costsHistory(docId: string, v: number): boolean {
+    const head = this.knownHead(docId);
+    return head === undefined || head - v > CHEAP_VERSIONS;
+  }
+
+  /** Resolves once the socket has at most `maxPayload` bytes unsent, or the connection closed. */
+  private async drained(): Promise<void> {
+    while (!this.closed && this.transport.buffered() > this.options.maxPayload) {
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL));
+    }
+  }
+
+  /** Notes that the client was told of its seq `seq` applied (0: none) and of version `version`. */
+  private noteTold(doc: OpenDoc, seq: number, version: number): void {
+    const told = doc.told;
+    if (told === undefined) return;
+    if (seq > told.seq) told.seq = seq;
+    if (version > told.version) told.version = version;
+  }
+
+  /**
+   * The frames answering open attempt `rid` of `docId` with `result` (see `open-answer.ts`):
+   * pieces of at most `maxPayload` bytes if the client takes them, else one `opened`.
+   */
+  private answerTo(docId: string, rid: number | undefined, result: OpenResult, key: string, pieces: boolean): Promise<OpenAnswer> {
+    const sums = result.kind === 'ops' ? result.ops.map((r) => r.checksum) : [];
+    return openAnswer(openedMessage(docId, rid, result, key), sums, pieces ? this.options.maxPayload : Number.POSITIVE_INFINITY);
   }
 
   /** @inheritdoc */

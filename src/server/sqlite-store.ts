@@ -8,14 +8,18 @@
  * the transaction normally runs without savepoints. Should a statement itself fail, the whole
  * transaction is rolled back and the batch redone with each append in its own savepoint, which
  * isolates exactly the failing one. The (doc_id, version) primary key makes a second writer of
- * a version fail rather than overwrite it. Only this file imports better-sqlite3.
+ * a version fail rather than overwrite it.
+ *
+ * Integrity: the file is checked when opened (`sqlite-schema.ts`: refused unless new or an
+ * Otter database of a known layout that passes `PRAGMA quick_check`; one process at a time);
+ * every snapshot read is checked against its stored hash, and SQLite's own reports of damage
+ * become {@link StorageCorruptError}s naming the document. Only this file and
+ * `sqlite-schema.ts` import better-sqlite3.
  */
-import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { Component } from '../ot/index.js';
-import { EMPTY_CHECKSUM, chainChecksum } from '../protocol/checksum.js';
+import { StorageCorruptError, snapshotHash } from './integrity.js';
+import { BUSY_TIMEOUT_MS, openDatabase } from './sqlite-schema.js';
 import {
   type AppendContext,
   type ClientMark,
@@ -45,64 +49,15 @@ export interface SqliteStoreOptions {
    * commits (up to this many pages) may be lost to a power failure.
    */
   checkpointPages?: number;
+  /**
+   * Open the file read only: no lock, nothing created or migrated, every write fails (for
+   * reading a database another process serves, as `otter export` does). Default false.
+   */
+  readOnly?: boolean;
+  /** Run `PRAGMA quick_check` when an existing file is opened (O(file size)). Default true. */
+  verifyOnOpen?: boolean;
 }
 
-/** How long a write waits for another process's lock before failing (appends only; pings never wait). */
-const BUSY_TIMEOUT_MS = 5000;
-
-/** The layout written by this version; older layouts are migrated when opened. */
-const SCHEMA_VERSION = 3;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (
-  key TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS documents (
-  doc_id TEXT PRIMARY KEY,
-  head INTEGER NOT NULL,
-  trimmed_to INTEGER NOT NULL DEFAULT 0,
-  epoch TEXT
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ops (
-  doc_id TEXT NOT NULL,
-  version INTEGER NOT NULL,
-  op TEXT NOT NULL,
-  client_id TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  author TEXT,
-  checksum INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (doc_id, version)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS snapshots (
-  doc_id TEXT NOT NULL,
-  version INTEGER NOT NULL,
-  text TEXT NOT NULL,
-  checksum INTEGER NOT NULL DEFAULT 0,
-  taken_at INTEGER,
-  PRIMARY KEY (doc_id, version)
-);
-CREATE TABLE IF NOT EXISTS recoveries (
-  doc_id TEXT NOT NULL,
-  lost_epoch TEXT NOT NULL,
-  version INTEGER NOT NULL,
-  checksum INTEGER NOT NULL,
-  text TEXT NOT NULL,
-  guess TEXT NOT NULL,
-  samples TEXT NOT NULL,
-  at INTEGER NOT NULL,
-  PRIMARY KEY (doc_id, lost_epoch)
-);
-CREATE TABLE IF NOT EXISTS clients (
-  doc_id TEXT NOT NULL,
-  client_id TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  version INTEGER NOT NULL,
-  base_version INTEGER NOT NULL,
-  fingerprint TEXT NOT NULL,
-  PRIMARY KEY (doc_id, client_id)
-) WITHOUT ROWID;
-`;
 
 interface OpRow {
   version: number;
@@ -118,11 +73,26 @@ interface SnapshotRow {
   text: string;
   checksum: number;
   taken_at: number | null;
+  hash: number | null;
 }
 
-function toSnapshot(row: SnapshotRow): Snapshot {
+/** The snapshot a row holds, after checking it against its hash. */
+function toSnapshot(docId: string, row: SnapshotRow): Snapshot {
   const { version, text, checksum } = row;
+  if (row.hash !== snapshotHash(row)) {
+    throw new StorageCorruptError(docId, `the snapshot at version ${version} does not match its hash`);
+  }
   return row.taken_at === null ? { version, text, checksum } : { version, text, checksum, at: row.taken_at };
+}
+
+/** SQLite's reports of a damaged file as {@link StorageCorruptError} for `docId`; others unchanged. */
+function corruption(docId: string, e: unknown): unknown {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB')) {
+    return new StorageCorruptError(docId, `SQLite reports the file damaged (${code})`);
+  }
+  if (e instanceof SyntaxError) return new StorageCorruptError(docId, 'a stored op is not valid JSON');
+  return e;
 }
 
 interface RecoveryRow {
@@ -174,58 +144,12 @@ function toRecovery(row: RecoveryRow): Recovery {
   return { lostEpoch: row.lost_epoch, version, checksum, text, guess, samples, at };
 }
 
-/**
- * Brings a database of an older layout to {@link SCHEMA_VERSION} in one transaction.
- * Layout 1 (no `meta` table) had no epochs, checksums or recoveries: each document gets a new
- * epoch, and checksums are chained through its retained ops from its oldest snapshot, whose
- * checksum is taken as that of one insert of its whole text (the history before it is gone).
- * Layouts 1 and 2 had no snapshot times: their snapshots keep an unknown time (retention by
- * age never trims to them).
- */
-function migrate(db: Database.Database): void {
-  const columns = (table: string): string[] =>
-    (db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).map((c) => c.name);
-  db.transaction(() => {
-    if (!columns('documents').includes('epoch')) db.exec('ALTER TABLE documents ADD COLUMN epoch TEXT');
-    if (!columns('snapshots').includes('taken_at')) db.exec('ALTER TABLE snapshots ADD COLUMN taken_at INTEGER');
-    if (!columns('ops').includes('checksum')) {
-      db.exec('ALTER TABLE ops ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0');
-      db.exec('ALTER TABLE snapshots ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0');
-      const docs = db.prepare('SELECT doc_id FROM documents').all() as Array<{ doc_id: string }>;
-      const snapshots = db.prepare<[string], { version: number; text: string }>(
-        'SELECT version, text FROM snapshots WHERE doc_id = ? ORDER BY version',
-      );
-      const ops = db.prepare<[string], { version: number; op: string }>(
-        'SELECT version, op FROM ops WHERE doc_id = ? ORDER BY version',
-      );
-      const setOp = db.prepare('UPDATE ops SET checksum = ? WHERE doc_id = ? AND version = ?');
-      const setSnapshot = db.prepare('UPDATE snapshots SET checksum = ? WHERE doc_id = ? AND version = ?');
-      for (const { doc_id: doc } of docs) {
-        const snaps = snapshots.all(doc);
-        const first = snaps[0];
-        let sum = first === undefined || first.text === '' ? EMPTY_CHECKSUM : chainChecksum(EMPTY_CHECKSUM, [first.text]);
-        const at = new Map<number, number>([[first?.version ?? 0, sum]]);
-        for (const row of ops.all(doc)) {
-          if (row.version <= (first?.version ?? 0)) continue;
-          sum = chainChecksum(sum, JSON.parse(row.op) as Component[]);
-          setOp.run(sum, doc, row.version);
-          at.set(row.version, sum);
-        }
-        for (const snap of snaps) setSnapshot.run(at.get(snap.version) ?? EMPTY_CHECKSUM, doc, snap.version);
-      }
-    }
-    const unset = db.prepare('SELECT doc_id FROM documents WHERE epoch IS NULL').all() as Array<{ doc_id: string }>;
-    const setEpoch = db.prepare('UPDATE documents SET epoch = ? WHERE doc_id = ?');
-    for (const { doc_id: doc } of unset) setEpoch.run(randomUUID(), doc);
-    db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(
-      String(SCHEMA_VERSION),
-    );
-  })();
-}
 
 /** See the file comment. */
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
+  /** The lock that keeps other processes from serving this file (see `sqlite-schema.ts`). */
+  private readonly lock: Database.Database | undefined;
   private queue: PendingAppend[] = [];
   private scheduled = false;
   private closed = false;
@@ -235,7 +159,11 @@ export class SqliteStore implements Store {
   /** The epoch of documents this database has never written: made once, with the database. */
   private readonly newEpoch: string;
 
-  /** Opens (creating if needed, with its folder) the database file at `path`. */
+  /**
+   * Opens (creating if needed, with its folder) the database file at `path`. Throws
+   * `StoreOpenError` (see `sqlite-schema.ts`) when the file may not be served: damaged, emptied,
+   * foreign, of a newer layout, or served by another process.
+   */
   constructor(
     readonly path: string,
     options: SqliteStoreOptions = {},
@@ -244,24 +172,15 @@ export class SqliteStore implements Store {
     if (!Number.isSafeInteger(checkpointPages) || checkpointPages < 1) {
       throw new RangeError(`option checkpointPages must be a positive integer, got ${String(checkpointPages)}`);
     }
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    this.db.pragma(`wal_autocheckpoint = ${checkpointPages}`);
-    const table = (name: string): boolean =>
-      this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
-    const layout = table('meta')
-      ? Number((this.db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: string } | undefined)?.value ?? SCHEMA_VERSION)
-      : table('documents')
-        ? 1
-        : SCHEMA_VERSION;
-    this.db.exec(SCHEMA);
-    if (layout < SCHEMA_VERSION) migrate(this.db);
-    else this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
-    this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)").run(randomUUID());
-    this.newEpoch = (this.db.prepare("SELECT value FROM meta WHERE key = 'epoch'").get() as { value: string }).value;
+    const opened = openDatabase(path, {
+      synchronous: options.synchronous ?? 'normal',
+      checkpointPages,
+      readOnly: options.readOnly ?? false,
+      verify: options.verifyOnOpen ?? true,
+    });
+    this.db = opened.db;
+    this.lock = opened.lock;
+    this.newEpoch = opened.instance;
     const db = this.db;
     this.stmt = {
       head: db.prepare<[string], { head: number; trimmed_to: number; epoch: string | null }>(
@@ -283,13 +202,13 @@ export class SqliteStore implements Store {
         'SELECT version, op, client_id, seq, author, checksum FROM ops WHERE doc_id = ? AND version > ? AND version <= ? ORDER BY version',
       ),
       snapshot: db.prepare<[string, number], SnapshotRow>(
-        'SELECT version, text, checksum, taken_at FROM snapshots WHERE doc_id = ? AND version <= ? ORDER BY version DESC LIMIT 1',
+        'SELECT version, text, checksum, taken_at, hash FROM snapshots WHERE doc_id = ? AND version <= ? ORDER BY version DESC LIMIT 1',
       ),
       hasSnapshot: db.prepare<[string, number], { one: number }>(
         'SELECT 1 AS one FROM snapshots WHERE doc_id = ? AND version = ?',
       ),
-      putSnapshot: db.prepare<[string, number, string, number, number | null]>(
-        'INSERT OR IGNORE INTO snapshots (doc_id, version, text, checksum, taken_at) VALUES (?, ?, ?, ?, ?)',
+      putSnapshot: db.prepare<[string, number, string, number, number | null, number]>(
+        'INSERT OR IGNORE INTO snapshots (doc_id, version, text, checksum, taken_at, hash) VALUES (?, ?, ?, ?, ?, ?)',
       ),
       recoveries: db.prepare<[string], RecoveryRow>(
         'SELECT lost_epoch, version, checksum, text, guess, samples, at FROM recoveries WHERE doc_id = ?',
@@ -299,8 +218,10 @@ export class SqliteStore implements Store {
          ON CONFLICT(doc_id, lost_epoch) DO UPDATE SET version = excluded.version, checksum = excluded.checksum,
          text = excluded.text, guess = excluded.guess, samples = excluded.samples, at = excluded.at`,
       ),
-      marks: db.prepare<[string], MarkRow>(
-        'SELECT client_id, seq, version, base_version, fingerprint FROM clients WHERE doc_id = ?',
+      // One lookup of the (doc_id, client_id) key per id, however many marks the document has.
+      marks: db.prepare<[string, string], MarkRow>(
+        `SELECT client_id, seq, version, base_version, fingerprint FROM clients
+         WHERE doc_id = ? AND client_id IN (SELECT value FROM json_each(?))`,
       ),
       trimOps: db.prepare<[string, number]>('DELETE FROM ops WHERE doc_id = ? AND version <= ?'),
       trimSnapshots: db.prepare<[string, number]>('DELETE FROM snapshots WHERE doc_id = ? AND version < ?'),
@@ -374,25 +295,22 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async load(docId: string): Promise<LoadedDocument> {
-    const row = this.stmt.snapshot.get(docId, Number.MAX_SAFE_INTEGER);
-    const snapshot = row === undefined ? EMPTY_SNAPSHOT : toSnapshot(row);
-    const ops = this.stmt.ops.all(docId, snapshot.version, Number.MAX_SAFE_INTEGER).map(toRecord);
-    const marks = this.stmt.marks.all(docId).map((m) => ({
-      clientId: m.client_id,
-      seq: m.seq,
-      version: m.version,
-      baseVersion: m.base_version,
-      fingerprint: m.fingerprint,
-    }));
-    const head = this.stmt.head.get(docId);
-    return {
-      epoch: head?.epoch ?? this.newEpoch,
-      snapshot,
-      ops,
-      trimmedTo: head?.trimmed_to ?? 0,
-      marks,
-      recoveries: this.stmt.recoveries.all(docId).map(toRecovery),
-    };
+    try {
+      const row = this.stmt.snapshot.get(docId, Number.MAX_SAFE_INTEGER);
+      const snapshot = row === undefined ? EMPTY_SNAPSHOT : toSnapshot(docId, row);
+      const ops = this.stmt.ops.all(docId, snapshot.version, Number.MAX_SAFE_INTEGER).map(toRecord);
+      const head = this.stmt.head.get(docId);
+      return {
+        epoch: head?.epoch ?? this.newEpoch,
+        snapshot,
+        ops,
+        head: head?.head ?? 0,
+        trimmedTo: head?.trimmed_to ?? 0,
+        recoveries: this.stmt.recoveries.all(docId).map(toRecovery),
+      };
+    } catch (e) {
+      throw corruption(docId, e);
+    }
   }
 
   /** @inheritdoc */
@@ -441,21 +359,46 @@ export class SqliteStore implements Store {
   }
 
   /** @inheritdoc */
+  async getMarks(docId: string, clientIds: readonly string[]): Promise<ClientMark[]> {
+    if (clientIds.length === 0) return [];
+    try {
+      return this.stmt.marks.all(docId, JSON.stringify(clientIds)).map((m) => ({
+        clientId: m.client_id,
+        seq: m.seq,
+        version: m.version,
+        baseVersion: m.base_version,
+        fingerprint: m.fingerprint,
+      }));
+    } catch (e) {
+      throw corruption(docId, e);
+    }
+  }
+
+  /** @inheritdoc */
   async getOps(docId: string, from: number, to: number): Promise<OpRecord[]> {
-    return this.stmt.ops.all(docId, from, to).map(toRecord);
+    try {
+      return this.stmt.ops.all(docId, from, to).map(toRecord);
+    } catch (e) {
+      throw corruption(docId, e);
+    }
   }
 
   /** @inheritdoc */
   async getSnapshot(docId: string, atOrBefore = Number.MAX_SAFE_INTEGER): Promise<Snapshot | undefined> {
-    const s = this.stmt.snapshot.get(docId, atOrBefore);
-    if (s !== undefined) return toSnapshot(s);
+    let s: SnapshotRow | undefined;
+    try {
+      s = this.stmt.snapshot.get(docId, atOrBefore);
+    } catch (e) {
+      throw corruption(docId, e);
+    }
+    if (s !== undefined) return toSnapshot(docId, s);
     const trimmed = this.stmt.head.get(docId)?.trimmed_to ?? 0;
     return trimmed === 0 ? EMPTY_SNAPSHOT : undefined;
   }
 
   /** @inheritdoc */
   async putSnapshot(docId: string, snapshot: Snapshot): Promise<void> {
-    this.stmt.putSnapshot.run(docId, snapshot.version, snapshot.text, snapshot.checksum, snapshot.at ?? null);
+    this.stmt.putSnapshot.run(docId, snapshot.version, snapshot.text, snapshot.checksum, snapshot.at ?? null, snapshotHash(snapshot));
   }
 
   /** @inheritdoc */
@@ -474,12 +417,17 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async ping(): Promise<void> {
-    // Probe the write lock without waiting for it: better-sqlite3 is synchronous, so a wait here
-    // would stall the whole server while another process holds the lock.
+    if (this.closed) throw new Error('the store is closed');
+    // A real write that commits, in its own transaction: the `probe` row of meta (the time of
+    // the last probe). It fails as an append would on a full disk, a read-only file or a lock
+    // held by another process; taking the lock and rolling back did not (on a full disk it
+    // succeeded). It never waits for the lock: better-sqlite3 is synchronous, so a wait here
+    // would stall the whole server while another process holds it.
     this.db.pragma('busy_timeout = 0');
     try {
-      this.db.prepare('BEGIN IMMEDIATE').run();
-      this.db.prepare('ROLLBACK').run();
+      this.db
+        .prepare("INSERT INTO meta (key, value) VALUES ('probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+        .run(String(Date.now()));
     } finally {
       this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     }
@@ -491,5 +439,11 @@ export class SqliteStore implements Store {
     this.closed = true;
     this.flush();
     this.db.close();
+    this.lock?.close();
+  }
+
+  /** The database's instance id: made once with it, the epoch of documents it never wrote. */
+  get instance(): string {
+    return this.newEpoch;
   }
 }

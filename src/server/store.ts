@@ -6,7 +6,8 @@
  * - an op log: records with consecutive versions 1, 2, 3, … (version v takes the document
  *   from version v-1 to v; version 0 is the empty document);
  * - snapshots: the full text at some versions;
- * - client marks: for each client, the last sequence number applied and where;
+ * - client marks: for each client, the last sequence number applied and where, kept as long as
+ *   the document (without its mark, a client's resent op would be applied twice);
  * - a trim point T: ops with version ≤ T and snapshots older than T have been discarded, and a
  *   snapshot at T exists (or T = 0). Every version in [T, head] can be rebuilt;
  * - an epoch: the document's incarnation id, stored by its first append and never changed, so
@@ -105,10 +106,13 @@ export interface LoadedDocument {
   readonly snapshot: Snapshot;
   /** Every op after the snapshot, in version order. */
   readonly ops: OpRecord[];
+  /**
+   * The head the store recorded with the last append (0 for a new document). Never derived
+   * from the ops that were read: a loader checks that they end there (`integrity.ts`).
+   */
+  readonly head: number;
   /** Trim point: the oldest version that can still be rebuilt. */
   readonly trimmedTo: number;
-  /** Every client mark of the document. */
-  readonly marks: ClientMark[];
   /** Every recovery recorded in the document. */
   readonly recoveries: Recovery[];
 }
@@ -129,8 +133,20 @@ export class VersionConflictError extends Error {
 
 /** Durable (or not) home of documents; all methods are safe to call concurrently. */
 export interface Store {
-  /** Loads the epoch, latest snapshot, ops after it, trim point, client marks and recoveries. */
+  /**
+   * Loads the epoch, latest snapshot, ops after it, recorded head, trim point and recoveries
+   * (client marks are read on demand: {@link getMarks}). May reject with `StorageCorruptError`
+   * (`integrity.ts`) when what it read cannot be right.
+   */
   load(docId: string): Promise<LoadedDocument>;
+
+  /**
+   * The stored marks of those of `clientIds` that have one on `docId`, in any order (clients
+   * without a mark are left out): one indexed lookup, however many marks the document has.
+   * {@link load} returns no marks, so that a document edited by many clients opens in time
+   * and memory independent of their number; the sequencer reads a client's mark on demand.
+   */
+  getMarks(docId: string, clientIds: readonly string[]): Promise<ClientMark[]>;
 
   /**
    * Appends `records` (consecutive versions from expectedHead + 1), upserts `marks` and the
@@ -162,7 +178,13 @@ export interface Store {
    */
   trim(docId: string, version: number): Promise<void>;
 
-  /** Checks that the store can be written (a cheap probe for readiness). */
+  /**
+   * Checks that the store can be written now, by a real write that commits (a scratch row, in
+   * its own transaction), so that it fails whenever an append would fail for want of a
+   * writable store: disk full, read-only file, a lock held by another process, connection
+   * lost, closed. Cheap and never waits for a lock: readiness (`readiness.ts`) calls it every
+   * few seconds. Rejects with the store's error (its code, for SQLite).
+   */
   ping(): Promise<void>;
 
   /** Releases resources; pending appends finish first. */

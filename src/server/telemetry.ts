@@ -22,6 +22,12 @@ export interface Telemetry {
   diverged(): void;
   /** A slow consumer was disconnected. */
   slowConsumerDropped(): void;
+  /** A document's stored data failed an integrity check and was not served. */
+  storageCorrupt(): void;
+  /** A re-check of an open document's access lowered it to `access` (see `revoked`). */
+  accessRevoked(access: 'none' | 'read'): void;
+  /** A re-check of an open document's access failed (authorize threw or did not answer): access kept. */
+  recheckFailed(): void;
 }
 
 /** Telemetry that records nothing. */
@@ -34,6 +40,9 @@ export const noTelemetry: Telemetry = {
   lostState() {},
   diverged() {},
   slowConsumerDropped() {},
+  storageCorrupt() {},
+  accessRevoked() {},
+  recheckFailed() {},
 };
 
 /** Structured log calls: an object of fields, then a message. Never given tokens or text. */

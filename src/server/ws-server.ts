@@ -18,11 +18,15 @@ import {
   tokenOf,
 } from './auth.js';
 import { type RouteHandler, createRoutes } from './http.js';
+import { StorageCorruptError } from './integrity.js';
 import { MemoryStore } from './memory-store.js';
 import { Metrics } from './metrics.js';
+import { Reauthorizer } from './reauthorize.js';
+import { StoreReadiness } from './readiness.js';
 import { Rooms } from './rooms.js';
 import { Sequencer, type SequencerOptions } from './sequencer.js';
 import { type Authorize, SESSION_DEFAULTS, Session, type SessionContext, type SessionOptions } from './session.js';
+import { TokenBucket } from './token-bucket.js';
 import type { Store } from './store.js';
 import { type Logger, silentLogger } from './telemetry.js';
 
@@ -58,8 +62,25 @@ export interface ServerOptions {
   authenticate?: Authenticate;
   /** Verify JWTs with the built-in verifier instead of `authenticate`. */
   jwt?: JwtOptions;
-  /** What a user may do with a document: 'none', 'read' or 'write'. Default: 'write'. */
+  /**
+   * What a user may do with a document: 'none', 'read' or 'write'. Default: 'write'. Asked on
+   * every open, again for open documents every `reauthorizeInterval`, and on `revoke`.
+   */
   authorize?: Authorize;
+  /**
+   * Ms per round of re-checks of `authorize` for every document open on every connection,
+   * spread evenly over the round; a lowered access closes the document on that connection
+   * ('none') or makes it read-only ('read'), and the client gets a `revoked` message. Raised
+   * access is not applied live (it takes a re-open). 0 = never (only `revoke` re-checks).
+   * Default 60,000.
+   */
+  reauthorizeInterval?: number;
+  /**
+   * Ms a re-check waits for `authorize` to answer; a re-check that throws or times out keeps
+   * the current access (logged at warn, counted in `otter_access_recheck_failures_total`).
+   * Default 10,000.
+   */
+  reauthorizeTimeout?: number;
   /**
    * Browser origins allowed to connect (exact `scheme://host[:port]`); any other `Origin`,
    * including `null`, gets HTTP 403. Requests without an `Origin` (non-browser clients) pass.
@@ -79,6 +100,12 @@ export interface ServerOptions {
   slowConsumerGrace?: number;
   /** Serve the demo editor page at `/` (needs `npm run build`). Default false. */
   demo?: boolean;
+  /**
+   * Ms between the write probes that judge whether the store can be written (`/readyz`,
+   * `otter_store_ready`; see `readiness.ts`). The first runs at start; a failed append also
+   * makes the server not ready at once, and a successful one ready. Default 3,000.
+   */
+  readinessInterval?: number;
   /** Structured logger (pino fits). Default: silent. */
   logger?: Logger;
 }
@@ -103,6 +130,16 @@ export interface OtterServer {
    * for other requests. Mount it in an embedding HTTP server's request handler.
    */
   readonly handleRequest: RouteHandler;
+  /** Whether the store can be written, as `/readyz` answers (`readiness.status`). */
+  readonly readiness: StoreReadiness;
+  /**
+   * Re-checks `authorize` now for every document `user` has open (only `docId`, if given) on
+   * every connection — call it after taking a permission away. A lowered access is applied
+   * as by the periodic re-check (`reauthorizeInterval`). Resolves once every answer is in (or
+   * timed out, `reauthorizeTimeout`) with how many documents were closed or made read-only.
+   * `user` undefined means the anonymous connections.
+   */
+  revoke(user: string | undefined, docId?: string): Promise<number>;
   /**
    * Graceful shutdown: stops accepting connections, lets every queued submission commit and be
    * acknowledged, closes every connection with 1001 (so clients reconnect elsewhere), closes
@@ -129,8 +166,20 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
   const authenticate = options.jwt !== undefined ? await jwtAuthenticator(options.jwt) : options.authenticate;
   const store = options.store ?? new MemoryStore();
   const logger = options.logger ?? silentLogger;
-  const sequencer = new Sequencer(store, {
-    onError: (err, docId) => logger.error({ err: String(err), doc: docId }, 'background task failed'),
+  const readiness = new StoreReadiness(store, {
+    interval: options.readinessInterval,
+    logger,
+    telemetry: { storeWriteFailed: (source) => metrics.storeWriteFailed(source) },
+  });
+  const sequencer = new Sequencer(readiness.watch(store), {
+    onError: (err, docId) => {
+      if (err instanceof StorageCorruptError) {
+        metrics.storageCorrupt();
+        logger.error({ doc: docId, detail: err.detail }, 'document storage is damaged: the document is not served');
+      } else {
+        logger.error({ err: String(err), doc: docId }, 'background task failed');
+      }
+    },
     ...options.sequencer,
   });
   const rooms = new Rooms();
@@ -142,6 +191,8 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
     connections: () => sessions.size,
     openDocuments: () => rooms.size,
     loadedDocuments: () => sequencer.openDocuments,
+    historyBytes: () => sequencer.historyBytes,
+    storeReady: () => readiness.ready,
   });
   const maxPayload = options.maxPayload ?? 1 << 20;
   const bytesBurst = options.limits?.bytesBurst ?? Math.max(SESSION_DEFAULTS.bytesBurst, 2 * maxPayload);
@@ -161,6 +212,11 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
       maxPayload,
     },
     authorize: options.authorize ?? (() => 'write'),
+    history: new TokenBucket(
+      options.limits?.serverHistoryPerSecond ?? SESSION_DEFAULTS.serverHistoryPerSecond,
+      options.limits?.serverHistoryBurst ?? SESSION_DEFAULTS.serverHistoryBurst,
+      Date.now(),
+    ),
     reauthenticate: authenticate === undefined ? undefined : (token) => authenticate(token),
   };
   const maxBuffered = options.maxBufferedAmount ?? 8 << 20;
@@ -171,8 +227,12 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
     maxPayload,
     handleProtocols: (offered) => (offered.has(OTTER_SUBPROTOCOL) ? OTTER_SUBPROTOCOL : false),
   });
+  const reauthorizer = new Reauthorizer(() => sessions.values(), {
+    interval: options.reauthorizeInterval ?? 60_000,
+    timeout: options.reauthorizeTimeout ?? 10_000,
+  });
   const alive = new WeakSet<WebSocket>();
-  const handleRequest = createRoutes({ store, metrics, demo: options.demo ?? false });
+  const handleRequest = createRoutes({ readiness, metrics, demo: options.demo ?? false });
   const owned = options.server === undefined;
   const httpServer =
     options.server ??
@@ -261,6 +321,7 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
           checkBacklog();
         },
         close: (code, reason) => ws.close(code, reason),
+        buffered: () => ws.bufferedAmount,
       },
       context,
       identity,
@@ -315,11 +376,16 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
     });
   }
 
+  // Once listening (a failed listen leaves no probe running); the first probe runs now.
+  readiness.start();
+
   const address = (): AddressInfo => httpServer.address() as AddressInfo;
   let closing: Promise<void> | undefined;
 
   const close = async (): Promise<void> => {
     clearInterval(heartbeat);
+    readiness.stop();
+    reauthorizer.stop();
     httpServer.off('upgrade', onUpgrade);
     if (owned) httpServer.close();
     await sequencer.close();
@@ -355,6 +421,8 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
     },
     metrics,
     handleRequest,
+    readiness,
+    revoke: (user, docId) => reauthorizer.revoke(user, docId),
     close: () => (closing ??= close()),
   };
 }

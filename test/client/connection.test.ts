@@ -221,8 +221,8 @@ describe('Connection: documents', () => {
     const ws2 = FakeWebSocket.last;
     ws2.welcome();
     expect(ws2.messages().slice(1)).toEqual([
-      { type: 'open', doc: 'a', rid: expect.any(Number), v: 3, epoch: EPOCH, sum: 0 },
-      { type: 'open', doc: 'b', rid: expect.any(Number), v: 0, epoch: EPOCH, sum: 0 },
+      { type: 'open', doc: 'a', rid: expect.any(Number), v: 3, epoch: EPOCH, sum: 0, pieces: true },
+      { type: 'open', doc: 'b', rid: expect.any(Number), v: 0, epoch: EPOCH, sum: 0, pieces: true },
     ]);
     ws2.answerOpen('a', { v: 3, ops: [] });
     expect(ws2.messages().slice(3)).toEqual([{ type: 'submit', doc: 'a', v: 3, seq: 1, op: [3, '!'] }]);

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CollaborativeDocument, type ChangeEvent, type PresenceEvent } from '../../src/client/document.js';
 import { InvalidOperationError } from '../../src/ot/index.js';
-import type { ErrorMessage } from '../../src/protocol/messages.js';
+import { chainChecksum } from '../../src/protocol/checksum.js';
+import type { ErrorMessage, OpEntry } from '../../src/protocol/messages.js';
 import { EPOCH, FakeTransport, openedDoc, serve } from './fakes.js';
 
 function record<T>(doc: CollaborativeDocument, name: 'change' | 'presence' | 'error'): T[] {
@@ -129,7 +130,7 @@ describe('CollaborativeDocument: editing', () => {
     expect(doc.text).toBe('abcd');
     serve(doc, { type: 'ops', doc: 'd', ops: [{ v: 5, op: [5, 'f'] }] });
     expect(doc.text).toBe('abcd');
-    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number), v: 3, epoch: EPOCH, sum: expect.any(Number) }]);
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number), v: 3, epoch: EPOCH, sum: expect.any(Number), pieces: true }]);
     doc.insert(0, 'Z');
     expect(t.take()).toEqual([]);
     serve(doc, {
@@ -166,7 +167,7 @@ describe('CollaborativeDocument: reconnection', () => {
     r.doc.insert(3, 'Y'); // waits in the buffer while offline
     r.t.up = true;
     r.doc.connected();
-    expect(r.t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number), v: 1, epoch: EPOCH, sum: expect.any(Number) }]);
+    expect(r.t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number), v: 1, epoch: EPOCH, sum: expect.any(Number), pieces: true }]);
     return r;
   }
 
@@ -185,6 +186,26 @@ describe('CollaborativeDocument: reconnection', () => {
     expect(doc.text).toBe('QabXY');
     expect(doc.version).toBe(3);
     expect(t.take()).toEqual([{ type: 'submit', doc: 'd', v: 3, seq: 2, op: [4, 'Y'] }]);
+  });
+
+  it('takes a catch-up in pieces: keeps those of its current open, drops another attempt\'s, applies them with opened', () => {
+    const { doc, t } = inFlightThenOffline();
+    const rid = (doc.lifecycle as { rid: number }).rid;
+    const entries = [
+      { v: 2, op: ['Q', 2] },
+      { v: 3, op: [3, 'X'], seq: 1 }, // its op in flight: the ack
+      { v: 4, op: [4, 'Z'] },
+    ];
+    let sum = (doc as unknown as { checksum: number }).checksum;
+    for (const e of entries) sum = chainChecksum(sum, e.op);
+    doc.receive({ type: 'ops', doc: 'd', rid, ops: [entries[0] as OpEntry], sum: 2 });
+    doc.receive({ type: 'ops', doc: 'd', rid: rid - 1, ops: [{ v: 2, op: ['BAD', 2] }], sum: 1 }); // a late piece of an older attempt
+    doc.receive({ type: 'ops', doc: 'd', rid, ops: [entries[1] as OpEntry], sum: 3 });
+    expect(doc.version).toBe(1); // nothing is applied before the answer
+    doc.receive({ type: 'opened', doc: 'd', rid, epoch: EPOCH, v: 4, sum, seq: 1, ops: [entries[2] as OpEntry] });
+    expect(doc.version).toBe(4);
+    expect(doc.text.startsWith('QabX')).toBe(true);
+    expect(t.take()).toEqual([{ type: 'submit', doc: 'd', v: 4, seq: 2, op: expect.any(Array) }]);
   });
 
   it('resends an op still in flight after the catch-up with the same seq, transformed, on the new version', () => {
@@ -239,6 +260,17 @@ describe('CollaborativeDocument: reconnection', () => {
   });
 });
 
+describe('CollaborativeDocument: a server behind what the client holds', () => {
+  it('an op in flight refused version-ahead: re-opens naming its epoch, version and checksum, so the server answers lost, never a bare snapshot to adopt', () => {
+    const { doc, t } = openedDoc('ab', 3);
+    doc.insert(2, 'X');
+    t.take();
+    serve(doc, refused('version-ahead', 1));
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number), v: 3, epoch: EPOCH, sum: expect.any(Number), pieces: true }]);
+    expect(doc.text).toBe('abX');
+  });
+});
+
 describe('CollaborativeDocument: refusals', () => {
   beforeEach(() => {
     vi.useFakeTimers();
@@ -287,12 +319,12 @@ describe('CollaborativeDocument: refusals', () => {
     doc.disconnected();
     t.up = true;
     doc.connected();
-    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number), v: 1, epoch: EPOCH, sum: expect.any(Number) }]);
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number), v: 1, epoch: EPOCH, sum: expect.any(Number), pieces: true }]);
     serve(doc, { type: 'error', code: 'storage-failed', message: 'x', ref: { type: 'open', doc: 'd' } });
     doc.insert(0, 'Y');
     expect(t.take()).toEqual([]);
     vi.advanceTimersByTime(100);
-    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number), v: 1, epoch: EPOCH, sum: expect.any(Number) }]);
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number), v: 1, epoch: EPOCH, sum: expect.any(Number), pieces: true }]);
     serve(doc, { type: 'opened', doc: 'd', v: 1, seq: 0, ops: [] });
     expect(t.take()).toEqual([{ type: 'submit', doc: 'd', v: 1, seq: 1, op: ['X', 2] }]);
   });

@@ -4,9 +4,10 @@
  * drops frames for rate (`rate-limited` without ref) only slows the client down.
  */
 import { WebSocket } from 'ws';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Connection, type ConnectionOptions, type ConnectionState } from '../../src/client/index.js';
-import { type OtterServer, type ServerOptions, createServer } from '../../src/server/index.js';
+import { describe, expect, it } from 'vitest';
+import type { Connection, ConnectionOptions, ConnectionState } from '../../src/client/index.js';
+import type { ServerOptions } from '../../src/server/index.js';
+import { liveServer, until } from '../support/live-server.js';
 
 /** A `ws` WebSocket that records the byte size of every frame it sends. */
 function recordingWebSocket(sizes: number[]): ConnectionOptions['WebSocket'] {
@@ -28,33 +29,18 @@ function pasteOf(bytes: number): string {
   return chunk.repeat(Math.ceil(bytes / Buffer.byteLength(chunk)));
 }
 
-async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
-let server: OtterServer | undefined;
-const connections: Connection[] = [];
-
-afterEach(async () => {
-  for (const c of connections.splice(0)) c.close();
-  await server?.close();
-  server = undefined;
-});
+const live = liveServer();
 
 async function twoClients(options: ServerOptions, clientOptions: ConnectionOptions = {}) {
-  server = await createServer(options);
+  await live.start(options);
   const sizes: number[] = [];
   const states: ConnectionState[] = [];
   const errors: string[] = [];
   const make = (clientId: string, WebSocketClass: ConnectionOptions['WebSocket']): Connection => {
-    const c = new Connection(server!.url, { WebSocket: WebSocketClass, clientId, ...clientOptions });
+    const c = live.connect({ WebSocket: WebSocketClass, clientId, ...clientOptions });
     c.on('state', (s) => states.push(s));
     c.on('error', (e) => errors.push((e as { code?: string }).code ?? e.message));
-    connections.push(c);
     return c;
   };
   const a = make('paster', recordingWebSocket(sizes));
@@ -80,7 +66,7 @@ describe('client against the real server', () => {
     expect(Math.max(...sizes)).toBeLessThanOrEqual(200_000);
     expect(states).toEqual(['open', 'open']); // one welcome each, never 'connecting' again
     expect(errors).toEqual([]);
-    expect(server!.connections).toBe(2);
+    expect(live.server.connections).toBe(2);
   });
 
   it('a server dropping frames for rate (rate-limited without ref): the client pauses, resends, and still converges', async () => {

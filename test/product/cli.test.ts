@@ -7,7 +7,7 @@
  * opened and closed; never document text or tokens).
  */
 import { createHmac } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -385,6 +385,48 @@ describe('durability across a SIGTERM restart (--data)', () => {
     expect(r.stderr).toMatch(/^otter: .*no database/);
     expect(r.stdout).toBe('');
     expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('a database file that may not be served (exit code 3, nothing listens)', () => {
+  it('an existing file of 0 bytes (a truncated database) is refused with the reason and left as it was', async () => {
+    dir = makeTempDir();
+    const file = join(dir, 'otter.db');
+    writeFileSync(file, '');
+    const r = await runCli(['serve', '--port', '0', '--data', file]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/^otter: cannot open the database .*otter\.db: the file is empty \(0 bytes\)/);
+    expect(r.stdout).not.toMatch(/Otter is running/);
+    expect(statSync(file).size).toBe(0);
+  });
+
+  it('a file that is not a database is refused', async () => {
+    dir = makeTempDir();
+    const file = join(dir, 'otter.db');
+    writeFileSync(file, 'not a database '.repeat(400));
+    const r = await runCli(['serve', '--port', '0', '--data', file]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/not a SQLite database/);
+  });
+
+  it('a second process on the same file is refused while the first serves on; export still reads it', async () => {
+    dir = makeTempDir();
+    const file = join(dir, 'otter.db');
+    const first = await serve(['--port', '0', '--data', file]);
+    const client = await RawClient.connect(`${first.ws}/`);
+    await client.hello();
+    await client.open('shared');
+    await client.submit('shared', 0, 1, ['only one writer']);
+    const second = await runCli(['serve', '--port', '0', '--data', file]);
+    expect(second.code).toBe(3);
+    expect(second.stderr).toMatch(/another Otter process is serving it/);
+    await client.submit('shared', 1, 2, [15, ', still served']);
+    expect(await runCli(['export', 'shared', '--data', file])).toMatchObject({ code: 0, stdout: 'only one writer, still served' });
+    client.close();
+    expect(await first.cli.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    // The lock went with the process: the file can be served again.
+    const again = await serve(['--port', '0', '--data', file]);
+    expect((await request(`${again.http}/readyz`)).status).toBe(200);
   });
 });
 

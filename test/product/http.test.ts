@@ -43,6 +43,9 @@ class FlakyStore implements Store {
   append(...args: Parameters<Store['append']>): Promise<void> {
     return this.inner.append(...args);
   }
+  getMarks(...args: Parameters<Store['getMarks']>): ReturnType<Store['getMarks']> {
+    return this.inner.getMarks(...args);
+  }
   getOps(docId: string, from: number, to: number): Promise<OpRecord[]> {
     return this.inner.getOps(docId, from, to);
   }
@@ -167,8 +170,12 @@ describe('HTTP routes of createServer', () => {
 
   it('the demo page unbuilt: 503 with what to do', async () => {
     dir = makeTempDir();
-    const store = new MemoryStore();
-    const routes = createRoutes({ store, metrics: new Metrics({ connections: () => 0, openDocuments: () => 0, loadedDocuments: () => 0 }), demo: true, demoDir: dir });
+    const routes = createRoutes({
+      readiness: { status: { state: 'ready' } },
+      metrics: new Metrics({ connections: () => 0, openDocuments: () => 0, loadedDocuments: () => 0, historyBytes: () => 0 }),
+      demo: true,
+      demoDir: dir,
+    });
     const server = http.createServer((req, res) => {
       if (!routes(req, res)) res.writeHead(404).end();
     });
@@ -181,15 +188,34 @@ describe('HTTP routes of createServer', () => {
     expect((await request(`${base}/demo.js`)).status).toBe(404);
   });
 
-  it('/readyz: 503 while the store cannot be written, 200 again once it can; /healthz stays 200', async () => {
+  it('/readyz: 503 with the reason once a probe fails, 200 again after one succeeds, with no traffic; /healthz stays 200', async () => {
     const store = new FlakyStore();
-    const { base } = await start({ store });
+    const { base } = await start({ store, readinessInterval: 20 });
     expect((await request(`${base}/readyz`)).status).toBe(200);
+    expect((await scrape(base)).get('otter_store_ready')).toBe(1);
     store.down = true;
-    expect(await request(`${base}/readyz`)).toMatchObject({ status: 503, body: 'store unavailable\n' });
+    await waitUntil(async () => (await request(`${base}/readyz`)).status === 503, 5000, 'readiness down');
+    expect(await request(`${base}/readyz`)).toMatchObject({ body: 'not ready: the store cannot be written: disk on fire\n' });
     expect((await request(`${base}/healthz`)).status).toBe(200);
+    const down = await scrape(base);
+    expect(down.get('otter_store_ready')).toBe(0);
+    expect(down.get('otter_store_write_failures_total{source="probe"}')).toBeGreaterThanOrEqual(1);
     store.down = false;
+    await waitUntil(async () => (await request(`${base}/readyz`)).status === 200, 5000, 'readiness back');
+    expect((await scrape(base)).get('otter_store_ready')).toBe(1);
+  });
+
+  it('/readyz: 503 while shutting down', async () => {
+    const { otter, base } = await start();
+    const routes = otter.handleRequest;
     expect((await request(`${base}/readyz`)).status).toBe(200);
+    await otter.close();
+    let answer: { status: number; body: string } | undefined;
+    const res = {
+      writeHead: (status: number) => ({ end: (body: string) => (answer = { status, body }) }),
+    } as unknown as http.ServerResponse;
+    expect(routes({ method: 'GET', url: '/readyz' } as http.IncomingMessage, res)).toBe(true);
+    expect(answer).toEqual({ status: 503, body: 'not ready: shutting down\n' });
   });
 
   it('/readyz with a SqliteStore: 200', async () => {

@@ -54,6 +54,30 @@ describe('parseClientMessage: open', () => {
     }
   });
 
+  it('accepts pieces: true (the client takes a long catch-up in pieces) and refuses any other value', () => {
+    expect(client({ type: 'open', doc: 'd', rid: 2, v: 1, epoch: 'e', sum: 5, pieces: true })).toEqual({
+      type: 'open',
+      doc: 'd',
+      rid: 2,
+      v: 1,
+      epoch: 'e',
+      sum: 5,
+      pieces: true,
+    });
+    for (const pieces of [false, 1, 'true', null]) {
+      expectClientRefused({ type: 'open', doc: 'd', rid: 2, pieces }, ErrorCode.BadRequest, { type: 'open', doc: 'd', rid: 2 });
+    }
+  });
+
+  it('reads the rid of a catch-up piece (an ops message answering an open) and keeps plain ops without one', () => {
+    const piece = { type: 'ops', doc: 'd', rid: 9, ops: [{ v: 3, op: [1, 'x'] }], sum: 17 };
+    expect(server(piece)).toEqual([piece]);
+    expect(server({ type: 'ops', doc: 'd', ops: [{ v: 3, op: [1, 'x'] }], sum: 17 })).toEqual([
+      { type: 'ops', doc: 'd', ops: [{ v: 3, op: [1, 'x'] }], sum: 17 },
+    ]);
+    expectServerRefused({ ...piece, rid: 0 }, ErrorCode.BadRequest);
+  });
+
   it('accepts v, epoch and sum together (a catch-up) and returns exactly those fields', () => {
     const msg = client({ type: 'open', doc: 'd', rid: 3, v: 12, epoch: 'e-1', sum: 123456789, extra: 1 });
     expect(msg).toEqual({ type: 'open', doc: 'd', rid: 3, v: 12, epoch: 'e-1', sum: 123456789 });

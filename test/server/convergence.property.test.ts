@@ -59,6 +59,9 @@ const scenario = fc.record({
   options: fc.record({
     memoryHistory: fc.constantFrom(0, 3, 1000),
     snapshotEvery: fc.constantFrom(2, 5, 1000),
+    // Marks forgotten and history shed after every batch, or never.
+    cachedMarks: fc.constantFrom(0, 1, 4096),
+    historyMemoryBytes: fc.constantFrom(0, 64, 1 << 26),
   }),
 });
 

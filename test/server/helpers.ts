@@ -104,6 +104,8 @@ export class ControlledStore implements Store {
     context: AppendContext;
   }> = [];
   readonly snapshotsPut: Array<{ docId: string; version: number }> = [];
+  /** Every getMarks it forwarded: the ids asked for and how many marks came back. */
+  readonly markReads: Array<{ docId: string; clientIds: string[]; found: number }> = [];
 
   constructor(readonly inner: Store) {}
 
@@ -129,6 +131,12 @@ export class ControlledStore implements Store {
     await this.inner.append(docId, expectedHead, records, marks, context);
     this.appends.push({ docId, expectedHead, records, marks, context });
     if (failure !== undefined) throw failure.error;
+  }
+
+  async getMarks(docId: string, clientIds: readonly string[]): Promise<ClientMark[]> {
+    const marks = await this.inner.getMarks(docId, clientIds);
+    this.markReads.push({ docId, clientIds: [...clientIds], found: marks.length });
+    return marks;
   }
 
   async getOps(docId: string, from: number, to: number): Promise<OpRecord[]> {

@@ -2,8 +2,9 @@
  * The ordering law of opens: the sequencer answers an open of a client only after every
  * submit it received before that open — from any connection of that client — has been
  * decided (committed or refused), in every path: queued, batching, committing, failed and
- * retried. So `opened.seq` accounts for every earlier submit, and a client never resends or
- * drops an edit on a wrong premise.
+ * retried. So `opened.seq` accounts for every submit the sequencer received before the open
+ * (one still waiting in a session's request gate is not yet received; its resend is a
+ * duplicate), and a client never drops an edit on a wrong premise.
  */
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EMPTY_CHECKSUM, chainChecksum } from '../../src/protocol/checksum.js';
+import { StorageCorruptError } from '../../src/server/integrity.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
 import type { OpRecord } from '../../src/server/store.js';
 import { makeTempDir, removeTempDir, replay } from './helpers.js';
@@ -70,7 +71,8 @@ describe('SqliteStore specifics', () => {
     expect(loaded.snapshot).toEqual({ version: 2, text: 'hello 😀', checksum: 12 });
     expect(loaded.ops).toEqual(recs.slice(2));
     expect(loaded.recoveries).toEqual([{ lostEpoch: 'e0', version: 9, checksum: 99, text: 'lost 😀', guess: 'lost 😀!', samples: [[9, 99], [3, 7]], at: 3 }]);
-    expect(loaded.marks.sort((x, y) => x.clientId.localeCompare(y.clientId))).toEqual([
+    const marks = await b.getMarks('d', ['c1', 'c2']);
+    expect(marks.sort((x, y) => x.clientId.localeCompare(y.clientId))).toEqual([
       { clientId: 'c1', seq: 2, version: 3, baseVersion: 2, fingerprint: 'f3' },
       { clientId: 'c2', seq: 1, version: 2, baseVersion: 0, fingerprint: 'f2' },
     ]);
@@ -123,7 +125,7 @@ describe('SqliteStore specifics', () => {
     await s.ping();
   });
 
-  it('migrates a database of the first layout: epochs for its documents, checksums chained from its oldest snapshot', async () => {
+  it('migrates a database of the first layout: epochs for its documents, checksums chained from the empty text, or from the oldest snapshot once trimmed', async () => {
     const file = fresh();
     const s0 = new SqliteStore(file);
     await s0.close();
@@ -134,10 +136,11 @@ describe('SqliteStore specifics', () => {
       CREATE TABLE ops (doc_id TEXT NOT NULL, version INTEGER NOT NULL, op TEXT NOT NULL, client_id TEXT NOT NULL,
         seq INTEGER NOT NULL, author TEXT, PRIMARY KEY (doc_id, version)) WITHOUT ROWID;
       CREATE TABLE snapshots (doc_id TEXT NOT NULL, version INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (doc_id, version));
-      INSERT INTO documents VALUES ('fresh', 2, 0), ('trimmed', 3, 2);
+      INSERT INTO documents VALUES ('fresh', 2, 0), ('trimmed', 3, 2), ('whole', 3, 0);
       INSERT INTO ops VALUES ('fresh', 1, '["ab"]', 'c', 1, NULL), ('fresh', 2, '[2,"c"]', 'c', 2, NULL),
-        ('trimmed', 3, '[2,"!"]', 'c', 3, NULL);
-      INSERT INTO snapshots VALUES ('trimmed', 2, 'hi');`);
+        ('trimmed', 3, '[2,"!"]', 'c', 3, NULL),
+        ('whole', 1, '["x"]', 'c', 1, NULL), ('whole', 2, '[1,"y"]', 'c', 2, NULL), ('whole', 3, '[2,"z"]', 'c', 3, NULL);
+      INSERT INTO snapshots VALUES ('trimmed', 2, 'hi'), ('whole', 2, 'xy');`);
     raw.close();
     const s = new SqliteStore(file);
     open.push(s);
@@ -150,17 +153,27 @@ describe('SqliteStore specifics', () => {
     expect(trimmed.snapshot).toEqual({ version: 2, text: 'hi', checksum: base });
     expect(trimmed.ops.map((r) => r.checksum)).toEqual([chainChecksum(base, [2, '!'])]);
     expect(trimmed.epoch).not.toBe(freshDoc.epoch);
+    // A snapshot in the middle of a whole history: every op chained from the empty text.
+    const sums = [['x'], [1, 'y'], [2, 'z']].reduce<number[]>((acc, op) => [...acc, chainChecksum(acc[acc.length - 1] ?? EMPTY_CHECKSUM, op)], []);
+    expect((await s.getOps('whole', 0, 3)).map((r) => r.checksum)).toEqual(sums);
+    expect(await s.getSnapshot('whole')).toEqual({ version: 2, text: 'xy', checksum: sums[1] });
     // The migrated store takes appends under the epoch it gave.
     await s.append('fresh', 2, [{ version: 3, op: [3, 'd'], clientId: 'c', seq: 3, checksum: 5 }], [], { epoch: freshDoc.epoch as string });
     expect((await s.load('fresh')).ops).toHaveLength(3);
   });
 
-  it('migrates a database of the second layout: snapshots get a time column, unknown for the old ones', async () => {
+  /** A new database file holding document 'd': one op ('ab') and a snapshot at version 1, taken at 5. */
+  async function oneSnapshot(): Promise<string> {
     const file = fresh();
     const s0 = new SqliteStore(file);
     await s0.append('d', 0, [{ version: 1, op: ['ab'], clientId: 'c', seq: 1, checksum: 7 }], [], { epoch: 'e' });
     await s0.putSnapshot('d', { version: 1, text: 'ab', checksum: 7, at: 5 });
     await s0.close();
+    return file;
+  }
+
+  it('migrates a database of the second layout: snapshots get a time column, unknown for the old ones', async () => {
+    const file = await oneSnapshot();
     // The second layout: no taken_at column.
     const raw = new Database(file);
     raw.exec(`CREATE TABLE old_snapshots AS SELECT doc_id, version, text, checksum FROM snapshots; DROP TABLE snapshots;
@@ -178,7 +191,24 @@ describe('SqliteStore specifics', () => {
     await s.putSnapshot('d', { version: 2, text: 'abc', checksum: 8, at: 11 });
     expect(await s.getSnapshot('d')).toEqual({ version: 2, text: 'abc', checksum: 8, at: 11 });
     const check = new Database(file, { readonly: true });
-    expect((check.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: string }).value).toBe('3');
+    expect((check.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: string }).value).toBe('4');
     check.close();
+  });
+
+  it('migrates a database of the third layout: every snapshot gets its hash, checked from then on', async () => {
+    const file = await oneSnapshot();
+    const raw = new Database(file);
+    raw.exec("ALTER TABLE snapshots DROP COLUMN hash; UPDATE meta SET value = '3' WHERE key = 'schema';");
+    raw.close();
+    const s1 = new SqliteStore(file);
+    expect((await s1.load('d')).snapshot).toEqual({ version: 1, text: 'ab', checksum: 7, at: 5 });
+    await s1.close();
+    const damage = new Database(file);
+    damage.exec("UPDATE snapshots SET text = 'aB'");
+    damage.close();
+    const s = new SqliteStore(file);
+    open.push(s);
+    await expect(s.load('d')).rejects.toBeInstanceOf(StorageCorruptError);
+    await expect(s.getSnapshot('d')).rejects.toThrow(/snapshot at version 1 does not match its hash/);
   });
 });

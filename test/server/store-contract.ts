@@ -117,7 +117,7 @@ export function storeContract(
     }
 
     describe('load', () => {
-      it('loads a new document as version 0, empty, with the store epoch and no ops, trim, marks or recoveries', async () => {
+      it('loads a new document as version 0, empty, with the store epoch and no ops, trim or recoveries', async () => {
         const loaded = await store.load('new-doc');
         expect(typeof loaded.epoch).toBe('string');
         expect(loaded.epoch.length).toBeGreaterThan(0);
@@ -125,11 +125,11 @@ export function storeContract(
         expect(loaded.snapshot).toEqual(EMPTY_SNAPSHOT);
         expect(loaded.ops).toEqual([]);
         expect(loaded.trimmedTo).toBe(0);
-        expect(loaded.marks).toEqual([]);
         expect(loaded.recoveries).toEqual([]);
+        expect(await store.getMarks('new-doc', ['c1'])).toEqual([]);
       });
 
-      it('returns the appended ops and marks', async () => {
+      it('returns the appended ops, and getMarks the marks', async () => {
         const recs = records(0, 3);
         const marks = [mark('c1', 3, 3)];
         await store.append('d', 0, recs, marks, CTX);
@@ -137,7 +137,7 @@ export function storeContract(
         expect(loaded.snapshot).toEqual(EMPTY_SNAPSHOT);
         expect(loaded.ops).toEqual(recs);
         expect(loaded.trimmedTo).toBe(0);
-        expect(loaded.marks).toEqual(marks);
+        expect(await store.getMarks('d', ['c1'])).toEqual(marks);
         expect(await rebuild('d')).toEqual(snap(3));
       });
 
@@ -169,8 +169,8 @@ export function storeContract(
         const b = await store.load('b');
         expect(versions(a.ops)).toEqual([1, 2]);
         expect(versions(b.ops)).toEqual([1]);
-        expect(a.marks.map((m) => m.clientId)).toEqual(['x']);
-        expect(b.marks.map((m) => m.clientId)).toEqual(['y']);
+        expect(await store.getMarks('a', ['x', 'y'])).toEqual([mark('x', 2, 2)]);
+        expect(await store.getMarks('b', ['x', 'y'])).toEqual([mark('y', 1, 1)]);
       });
     });
 
@@ -195,8 +195,8 @@ export function storeContract(
           epoch: (await store.load('never-written')).epoch,
           snapshot: EMPTY_SNAPSHOT,
           ops: [],
+          head: 0,
           trimmedTo: 0,
-          marks: [],
           recoveries: [],
         });
       });
@@ -232,9 +232,9 @@ export function storeContract(
         await store.append('d', 1, [recordAt(2, 'c2', 1)], [mark('c2', 1, 2)], CTX);
         await store.append('d', 2, [recordAt(3, 'c1', 2)], [mark('c1', 2, 3, 1)], CTX);
         await store.append('d', 3, [recordAt(4, 'c1', 3), recordAt(5, 'c3', 1)], [mark('c1', 3, 4), mark('c3', 1, 5)], CTX);
-        const loaded = await store.load('d');
-        const byClient = new Map(loaded.marks.map((m) => [m.clientId, m]));
-        expect(loaded.marks).toHaveLength(3);
+        const marks = await store.getMarks('d', ['c1', 'c2', 'c3']);
+        const byClient = new Map(marks.map((m) => [m.clientId, m]));
+        expect(marks).toHaveLength(3);
         expect(byClient.get('c1')).toEqual(mark('c1', 3, 4));
         expect(byClient.get('c2')).toEqual(mark('c2', 1, 2));
         expect(byClient.get('c3')).toEqual(mark('c3', 1, 5));
@@ -245,7 +245,7 @@ export function storeContract(
         await expect(store.append('d', 0, [recordAt(1, 'c1', 2)], [mark('c1', 2, 1)], CTX)).rejects.toBeInstanceOf(
           VersionConflictError,
         );
-        expect((await store.load('d')).marks).toEqual([mark('c1', 1, 1)]);
+        expect(await store.getMarks('d', ['c1'])).toEqual([mark('c1', 1, 1)]);
       });
 
       it('accepts concurrent appends to different documents in the same tick', async () => {
@@ -257,7 +257,7 @@ export function storeContract(
         for (const [i, id] of ids.entries()) {
           const loaded = await store.load(id);
           expect(versions(loaded.ops)).toEqual(records(0, 1 + (i % 3)).map((r) => r.version));
-          expect(loaded.marks).toEqual([mark(`c-${i}`, 1 + (i % 3), 1 + (i % 3))]);
+          expect(await store.getMarks(id, ids.map((_, j) => `c-${j}`))).toEqual([mark(`c-${i}`, 1 + (i % 3), 1 + (i % 3))]);
         }
       });
 
@@ -277,7 +277,8 @@ export function storeContract(
         const loaded = await store.load('d');
         expect(versions(loaded.ops)).toEqual([1, 2]);
         expect(loaded.ops[1]?.clientId).toBe(won[0]);
-        expect(loaded.marks.map((m) => m.clientId).sort()).toEqual(['c1', won[0]].sort());
+        const marks = await store.getMarks('d', ['c1', ...contenders]);
+        expect(marks.map((m) => m.clientId).sort()).toEqual(['c1', won[0]].sort());
       });
 
       it('lets exactly one of concurrent appends win even across ticks of a chain', async () => {
@@ -299,6 +300,24 @@ export function storeContract(
         const loaded = await store.load('d');
         expect(versions(loaded.ops)).toEqual([1, 2]);
         expect(new Set(loaded.ops.map((r) => r.clientId)).size).toBe(1);
+      });
+    });
+
+    describe('getMarks', () => {
+      it('returns the marks of the clients asked for that have one, each once, whatever the order', async () => {
+        await store.append('d', 0, records(0, 3), [mark('c1', 2, 2), mark('c2', 1, 3)], CTX);
+        await store.append('other', 0, records(0, 1, 'c3'), [mark('c3', 1, 1)], CTX);
+        const got = await store.getMarks('d', ['c2', 'nobody', 'c1', 'c2', 'c3']);
+        expect(got.sort((a, b) => a.clientId.localeCompare(b.clientId))).toEqual([mark('c1', 2, 2), mark('c2', 1, 3)]);
+        expect(await store.getMarks('d', [])).toEqual([]);
+        expect(await store.getMarks('never-written', ['c1'])).toEqual([]);
+      });
+
+      it('finds a few among many marks, and ids that need quoting', async () => {
+        const many = Array.from({ length: 2000 }, (_, i) => mark(`client "${i}" 😀`, 1, 1));
+        await store.append('d', 0, records(0, 1), many, CTX);
+        const got = await store.getMarks('d', [`client "1999" 😀`, `client "7" 😀`]);
+        expect(got.map((m) => m.clientId).sort()).toEqual([`client "1999" 😀`, `client "7" 😀`]);
       });
     });
 
@@ -376,6 +395,7 @@ export function storeContract(
         const loaded = await store.load('d');
         expect(loaded.snapshot).toEqual(snap(4));
         expect(versions(loaded.ops)).toEqual([5, 6]);
+        expect(loaded.head).toBe(6);
         expect(loaded.trimmedTo).toBe(0);
         expect(await rebuild('d')).toEqual(snap(6));
         // Older ops are still there until trimmed.
@@ -402,7 +422,8 @@ export function storeContract(
         expect(await store.getSnapshot('d')).toEqual(snap(6));
         const loaded = await store.load('d');
         expect(loaded.trimmedTo).toBe(4);
-        expect(loaded.marks).toHaveLength(2);
+        // Marks outlive the history they were made in.
+        expect(await store.getMarks('d', ['c1', 'c2'])).toHaveLength(2);
       });
 
       it('requires a snapshot at the version, and changes nothing otherwise', async () => {
@@ -427,6 +448,7 @@ export function storeContract(
         expect(await rebuild('d')).toEqual(snap(8));
         await store.trim('d', 6);
         expect(await rebuild('d')).toEqual(snap(8));
+        expect((await store.load('d')).head).toBe(8);
         await expect(store.append('d', 6, [recordAt(7, 'late', 1)], [], CTX)).rejects.toBeInstanceOf(VersionConflictError);
         await store.append('d', 8, records(8, 10), [mark('c1', 10, 10)], CTX);
         expect(await rebuild('d')).toEqual(snap(10));

@@ -260,6 +260,11 @@ class NodeStore implements Store {
     }
   }
 
+  async getMarks(docId: string, clientIds: readonly string[]): Promise<ClientMark[]> {
+    this.alive();
+    return this.durable.store.getMarks(docId, clientIds);
+  }
+
   async getOps(docId: string, from: number, to: number): Promise<OpRecord[]> {
     this.alive();
     return this.durable.store.getOps(docId, from, to);
@@ -342,6 +347,7 @@ export class ServerNode {
           if (!link.clientGone) link.down.push({ kind: 'close', code });
           link.serverGone = true;
         },
+        buffered: () => 0,
       },
       this.context,
       identity,

@@ -134,12 +134,15 @@ function checkSynchronized(run: Run): void {
 
 function sequencerOptions(random: Random, tiny: boolean): SequencerOptions {
   if (!tiny) return {};
-  return {
+  const options = {
     retention: { ops: below(random, 4) },
     snapshotEvery: 1 + below(random, 3),
     memoryHistory: below(random, 3),
     catchUpBeyond: below(random, 3),
   };
+  // Derived, not drawn, so that every seed keeps its schedule: marks forgotten and history
+  // shed after every batch in some runs.
+  return { ...options, cachedMarks: options.memoryHistory, historyMemoryBytes: 20 * options.catchUpBeyond };
 }
 
 async function step(run: Run): Promise<void> {
