@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Text } from '@codemirror/state';
 import { type Component, apply, fromPatch, transform } from '../src/ot/index.js';
-import { DocumentState, type Submission } from '../src/server/document.js';
+import { DocumentState, type Submission } from '../src/server/document-state.js';
 import { MemoryStore } from '../src/server/memory-store.js';
 import { Rope } from '../src/server/rope.js';
 import { Sequencer, type SequencerOptions, type SubmitRequest } from '../src/server/sequencer.js';

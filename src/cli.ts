@@ -12,9 +12,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
+import type * as Pino from 'pino';
 import { type JwtOptions, jwtAuthenticator } from './server/auth.js';
 import { MemoryStore } from './server/memory-store.js';
+import { MissingPackageError, requireOptional } from './server/optional-package.js';
 import type { RetentionPolicy } from './server/retention.js';
 import { Sequencer } from './server/sequencer.js';
 import { StoreOpenError } from './server/sqlite-schema.js';
@@ -212,8 +213,10 @@ async function serve(config: ServeConfig): Promise<void> {
     config.jwt === undefined
       ? undefined
       : await jwtAuthenticator(config.jwt).catch((e: unknown) => {
+          if (e instanceof MissingPackageError) throw e;
           throw new UsageError(`the JWT key was refused: ${e instanceof Error ? e.message : String(e)}`);
         });
+  const { pino } = requireOptional<typeof Pino>('pino', 'otter serve (its logs)');
   const logger = pino({ level: config.logLevel, base: { service: 'otter' } });
   const store: Store = config.data === undefined ? new MemoryStore() : new SqliteStore(config.data);
   const instance = store instanceof SqliteStore ? store.instance : undefined;
@@ -232,7 +235,6 @@ async function serve(config: ServeConfig): Promise<void> {
     { url: where, store: config.data ?? 'memory', instance, auth: authenticate === undefined ? 'none' : 'jwt', origins: config.allowOrigins },
     'otter listening',
   );
-  process.stdout.write(`Otter is running: open ${where}/?doc=hello in two windows\n`);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -248,6 +250,8 @@ async function serve(config: ServeConfig): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // Announced only now: a supervisor that stops the server as soon as it reads this line shuts it down gracefully.
+  process.stdout.write(`Otter is running: open ${where}/?doc=hello in two windows\n`);
 }
 
 async function exportDoc(docId: string, config: ServeConfig, version: number | undefined): Promise<void> {

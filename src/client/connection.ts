@@ -18,7 +18,7 @@ import { ProtocolError, parseServerFrame } from '../protocol/parse.js';
 import { reconnectDelay } from './backoff.js';
 import { CollaborativeDocument, type DocumentOptions, type DocumentTransport } from './document.js';
 import { Emitter } from './emitter.js';
-import { DEFAULT_LIMITS, checkLimits } from './split.js';
+import { DEFAULT_LIMITS, checkLimits } from '../protocol/limits.js';
 import { handshake, tokenExpiry } from './token.js';
 
 /**

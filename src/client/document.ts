@@ -51,6 +51,8 @@ import {
 } from '../ot/index.js';
 import { EMPTY_CHECKSUM, chainChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError } from '../protocol/errors.js';
+import { DEFAULT_LIMITS, checkLimits } from '../protocol/limits.js';
+import { Throttle } from '../protocol/throttle.js';
 import type {
   AckMessage,
   ClientMessage,
@@ -69,7 +71,7 @@ import type {
 import { Emitter } from './emitter.js';
 import * as life from './lifecycle.js';
 import { type SelectionInput, localToServer, mapRemoteSelection, serverToLocal, toRanges } from './selection.js';
-import { DEFAULT_LIMITS, type OpBudget, budgetFor, checkLimits, splitText } from './split.js';
+import { type OpBudget, budgetFor, splitText } from './split.js';
 import {
   type RebaseResult,
   type SyncState,
@@ -342,7 +344,8 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    */
   readonly ready: Promise<void>;
 
-  private readonly presenceInterval: number;
+  /** Paces `presence` messages: at most one per `presenceInterval`, the latest selection wins. */
+  private readonly presence: Throttle;
   private readonly retryDelay: number;
   private readonly lostPolicy: 'restore' | 'accept';
   /** The largest op the server takes, from its last `welcome` ({@link DEFAULT_LIMITS} before one). */
@@ -377,8 +380,6 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   private presenceDirty = false;
   /** The last presence sent was approximate (pending ops): send it again once synchronized. */
   private presenceApproximate = false;
-  private lastPresenceAt = Number.NEGATIVE_INFINITY;
-  private presenceTimer: ReturnType<typeof setTimeout> | undefined;
 
   private retries = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -399,14 +400,13 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     options: DocumentOptions = {},
   ) {
     super();
-    this.presenceInterval = options.presenceInterval ?? 50;
+    const presenceInterval = options.presenceInterval ?? 50;
     this.retryDelay = options.retryDelay ?? 250;
     this.lostPolicy = options.onLost ?? 'restore';
-    if (!(this.presenceInterval >= 0) || !(this.retryDelay > 0)) {
-      throw new RangeError(
-        `presenceInterval must be ≥ 0 and retryDelay > 0, got ${this.presenceInterval} and ${this.retryDelay}`,
-      );
+    if (!(presenceInterval >= 0) || !(this.retryDelay > 0)) {
+      throw new RangeError(`presenceInterval must be ≥ 0 and retryDelay > 0, got ${presenceInterval} and ${this.retryDelay}`);
     }
+    this.presence = new Throttle(presenceInterval, () => this.sendPresence());
     if (this.lostPolicy !== 'restore' && this.lostPolicy !== 'accept') {
       throw new RangeError(`onLost must be 'restore' or 'accept', got ${String(this.lostPolicy)}`);
     }
@@ -435,7 +435,10 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     return this.serverEpoch;
   }
 
-  /** The sync state (for inspection): whether an op is in flight and what waits behind it. */
+  /**
+   * The sync state (for inspection): whether an op is in flight and what waits behind it.
+   * @internal for tests and benchmarks; applications await {@link synced}.
+   */
   get syncState(): SyncState {
     return this.sync;
   }
@@ -443,6 +446,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   /**
    * Where the document is in its life (for inspection): `offline`, `opening`, `restoring`,
    * `live` or `closed`, with its seq counters (see `lifecycle.ts`).
+   * @internal for tests and benchmarks; applications read {@link closed} and await {@link ready}.
    */
   get lifecycle(): life.Lifecycle {
     return this.life;
@@ -566,6 +570,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    * The transport is connected and past its handshake: (re-)open the document, from its
    * version if it has one, else for a snapshot. `limits` are the server's (from `welcome`);
    * without them the last ones known stay in force. Called by the connection.
+   * @internal
    */
   connected(limits?: ServerLimits): void {
     if (this.closed) return;
@@ -579,6 +584,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    * The transport lost its connection: stop sending until {@link connected}, keep every
    * local edit, and forget other connections' presences (the server resends the current
    * ones on the next open). Called by the connection.
+   * @internal
    */
   disconnected(): void {
     if (this.closed) return;
@@ -597,6 +603,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    * flight (same seq). Called by the connection after the server dropped a message without
    * saying which (`rate-limited` without `ref`); a resubmission that did arrive twice is
    * acknowledged as a duplicate.
+   * @internal
    */
   retryUnanswered(): void {
     switch (this.life.phase) {
@@ -619,6 +626,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    * Handles one server message about this document. Called by the connection. If the
    * server's messages ever disagree with the local state (an op that does not fit), the
    * document resyncs from a snapshot rather than fail.
+   * @internal
    */
   receive(message: DocumentMessage): void {
     if (this.closed) return;
@@ -1173,26 +1181,18 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   // ─── presence ─────────────────────────────────────────────────────────────────────────────
 
   private schedulePresence(): void {
-    if (!this.presenceDirty || this.life.phase !== 'live' || this.presenceTimer !== undefined) return;
-    const wait = this.lastPresenceAt + this.presenceInterval - Date.now();
-    if (wait <= 0) {
-      this.sendPresence();
-      return;
-    }
-    this.presenceTimer = setTimeout(() => {
-      this.presenceTimer = undefined;
-      this.sendPresence();
-    }, wait);
+    if (this.presenceDirty && this.life.phase === 'live') this.presence.request();
   }
 
-  private sendPresence(): void {
-    if (!this.presenceDirty || this.life.phase !== 'live') return;
+  /** Sends the selection if it changed and the document is live; says whether it did. */
+  private sendPresence(): boolean {
+    if (!this.presenceDirty || this.life.phase !== 'live') return false;
     const local = this.localSelection;
     const selection = local === null ? null : localToServer(local, this.sync, this.confirmed);
     this.transport.send({ type: 'presence', doc: this.id, v: this.serverVersion, selection });
-    this.lastPresenceAt = Date.now();
     this.presenceDirty = false;
     this.presenceApproximate = local !== null && this.sync.kind !== 'synchronized';
+    return true;
   }
 
   // ─── bookkeeping ──────────────────────────────────────────────────────────────────────────
@@ -1219,8 +1219,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   }
 
   private clearTimers(): void {
-    clearTimeout(this.presenceTimer);
-    this.presenceTimer = undefined;
+    this.presence.cancel();
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
   }

@@ -7,6 +7,11 @@
  *   await doc.ready;
  *   doc.insert(0, 'hello');
  *   doc.on('change', ({ op, local }) => { if (!local) editor.apply(op); });
+ *
+ * This is the whole public surface: the connection and its documents, their options and
+ * events, and the error and close-code registry an application classifies failures with. The
+ * sync state machine, op splitting, the handshake and the backoff are internal to this folder
+ * and may change in any release (`test/product/exports.test.ts` holds the list).
  */
 export {
   type ConnectionEvents,
@@ -20,9 +25,7 @@ export {
 export {
   type ChangeEvent,
   type DocumentEvents,
-  type DocumentMessage,
   type DocumentOptions,
-  type DocumentTransport,
   type Presence,
   type PresenceEvent,
   type ResetEvent,
@@ -31,45 +34,7 @@ export {
   type RevokedEvent,
   CollaborativeDocument,
 } from './document.js';
-export { type Listener, Emitter } from './emitter.js';
-export { type SelectionInput, localToServer, mapRemoteSelection, serverToLocal, toRanges } from './selection.js';
-export {
-  type AckResult,
-  type AwaitingConfirm,
-  type AwaitingWithBuffer,
-  type LocalResult,
-  type RebaseResult,
-  type RemoteResult,
-  type Synchronized,
-  type SyncState,
-  SyncStateError,
-  ack,
-  applyLocal,
-  applyRemote,
-  discardUnsent,
-  fitOutstanding,
-  pendingOp,
-  rebaseOnSnapshot,
-  rejectOutstanding,
-  synchronized,
-  transformLocalSelection,
-} from './sync.js';
-export {
-  type OpBudget,
-  DEFAULT_LIMITS,
-  UNLIMITED,
-  budgetFor,
-  checkLimits,
-  fits,
-  opBytes,
-  opLength,
-  splitOp,
-} from './split.js';
-export {
-  type Handshake,
-  OTTER_SUBPROTOCOL,
-  TOKEN_SUBPROTOCOL_PREFIX,
-  handshake,
-  tokenExpiry,
-} from './token.js';
-export { reconnectDelay } from './backoff.js';
+export type { SelectionInput } from './selection.js';
+export { ErrorCode, OtterError } from '../protocol/errors.js';
+export { CloseCode, type ErrorMessage, type ErrorRef, type ServerLimits } from '../protocol/messages.js';
+export { ProtocolError } from '../protocol/parse.js';

@@ -11,7 +11,8 @@
  * caller keeps only the state a transition returns.
  */
 import { type Component, OP_TREE_THRESHOLD, type Operation, OpTree, type Side, compose, isNoop, transform } from '../ot/index.js';
-import { NUMBER_COST, type OpBudget, opBytes, opLength } from './split.js';
+import { opLength } from '../protocol/limits.js';
+import { NUMBER_COST, type OpBudget, opBytes } from './split.js';
 
 function opposite(side: Side): Side {
   return side === 'left' ? 'right' : 'left';

@@ -15,6 +15,7 @@ import {
   OperationErrorCode,
   type Operation,
   type SelectionRange,
+  checkPosition,
   invert,
   transformSelection,
 } from '../ot/index.js';
@@ -23,13 +24,9 @@ import { type SyncState, pendingOp } from './sync.js';
 /** What `setSelection` accepts: ranges, one range, or null (no selection). */
 export type SelectionInput = readonly SelectionRange[] | SelectionRange | null;
 
-function checkPosition(value: unknown, what: string, length: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > length) {
-    throw new InvalidOperationError(
-      OperationErrorCode.BadArgument,
-      `selection ${what} ${String(value)} is outside the document (length ${length})`,
-    );
-  }
+/** `value` if it is a position in a text of `length` (throws InvalidOperationError naming `what`). */
+function position(value: unknown, what: string, length: number): number {
+  checkPosition(value, length, `selection ${what}`);
   return value;
 }
 
@@ -49,8 +46,8 @@ export function toRanges(input: SelectionInput, length: number): SelectionRange[
     }
     const range = r as Record<string, unknown>;
     return {
-      anchor: checkPosition(range['anchor'], `range ${i} anchor`, length),
-      head: checkPosition(range['head'], `range ${i} head`, length),
+      anchor: position(range['anchor'], `range ${i} anchor`, length),
+      head: position(range['head'], `range ${i} head`, length),
     };
   });
 }

@@ -15,6 +15,7 @@
  * op in flight that is transformed over remote ops and resent.
  */
 import { type Component, type Operation, OperationBuilder, baseLength } from '../ot/index.js';
+import { opLength } from '../protocol/limits.js';
 import type { ServerLimits } from '../protocol/messages.js';
 
 /** How large one submitted op may be. */
@@ -27,23 +28,6 @@ export interface OpBudget {
 
 /** No limit: every op fits. */
 export const UNLIMITED: OpBudget = Object.freeze({ maxLength: Infinity, maxBytes: Infinity });
-
-/**
- * The limits assumed before a server has announced its own (in `welcome`): 256 KiB frames and
- * ops of 256 Ki. Conservative: servers accept 1 MiB of each by default.
- */
-export const DEFAULT_LIMITS: ServerLimits = Object.freeze({ maxPayload: 256 * 1024, maxOpLength: 256 * 1024 });
-
-/** Returns `limits` if it holds two positive safe integers; throws RangeError naming the bad one. */
-export function checkLimits(limits: ServerLimits): ServerLimits {
-  for (const key of ['maxPayload', 'maxOpLength'] as const) {
-    const value = limits[key];
-    if (!Number.isSafeInteger(value) || value < 1) {
-      throw new RangeError(`Otter: limits.${key} must be a positive safe integer, got ${String(value)}`);
-    }
-  }
-  return limits;
-}
 
 /** Bytes of the widest JSON number a component can be (`-9007199254740991`). */
 const NUMBER_BYTES = 17;
@@ -83,13 +67,6 @@ function unitBytes(c: number): number {
 function jsonStringBytes(text: string, from: number, to: number): number {
   let n = 0;
   for (let i = from; i < to; i++) n += unitBytes(text.charCodeAt(i));
-  return n;
-}
-
-/** The server's measure of an op: its components plus its inserted code units. */
-export function opLength(op: Operation): number {
-  let n = op.length;
-  for (const c of op) if (typeof c === 'string') n += c.length;
   return n;
 }
 

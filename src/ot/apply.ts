@@ -5,10 +5,12 @@ import { InvalidOperationError, OperationErrorCode, describeValue } from './erro
 import {
   type Component,
   type Operation,
-  OperationBuilder,
   checkComponent,
   checkOperation,
   isWellFormed,
+  pushDelete,
+  pushInsert,
+  pushRetain,
   splitsSurrogatePair,
 } from './operation.js';
 
@@ -108,18 +110,18 @@ export function apply(doc: string, op: Operation): string {
  */
 export function invert(op: Operation, doc: string): Component[] {
   validate(doc, op);
-  const b = new OperationBuilder();
+  const b: Component[] = [];
   let pos = 0;
   for (let i = 0; i < op.length; i++) {
     const c = op[i] as Component;
-    if (typeof c === 'string') b.pushDelete(c.length);
+    if (typeof c === 'string') pushDelete(b, c.length);
     else if (c > 0) {
-      b.pushRetain(c);
+      pushRetain(b, c);
       pos += c;
     } else {
-      b.pushInsert(doc.slice(pos, pos - c));
+      pushInsert(b, doc.slice(pos, pos - c));
       pos -= c;
     }
   }
-  return b.take();
+  return b;
 }

@@ -5,10 +5,12 @@ import { InvalidOperationError, OperationErrorCode } from './errors.js';
 import {
   type Component,
   type Operation,
-  OperationBuilder,
   checkOperation,
   isHighSurrogate,
   normalize,
+  pushDelete,
+  pushInsert,
+  pushRetain,
 } from './operation.js';
 
 /**
@@ -43,7 +45,7 @@ export function compose(a: Operation, b: Operation): Component[] {
       `cannot compose: the first operation produces length ${la.target} but the second applies to length ${lb.base}`,
     );
   }
-  const out = new OperationBuilder();
+  const out: Component[] = [];
   let ia = 0;
   let ib = 0;
   // ca and cb hold what is left of the current component of a and of b.
@@ -53,13 +55,13 @@ export function compose(a: Operation, b: Operation): Component[] {
   for (;;) {
     if (typeof ca === 'number' && ca < 0) {
       // a deletes text b never sees.
-      out.pushDelete(-ca);
+      pushDelete(out, -ca);
       ca = a[++ia];
       continue;
     }
     if (typeof cb === 'string') {
       // b inserts text a never saw.
-      out.pushInsert(cb);
+      pushInsert(out, cb);
       cb = b[++ib];
       continue;
     }
@@ -68,13 +70,13 @@ export function compose(a: Operation, b: Operation): Component[] {
       // a retains; b retains (cb > 0) or deletes (cb < 0) the same text.
       if (cb > 0) {
         const n = ca < cb ? ca : cb;
-        out.pushRetain(n);
+        pushRetain(out, n);
         ca -= n;
         cb -= n;
         pos += n;
       } else {
         const n = ca < -cb ? ca : -cb;
-        out.pushDelete(n);
+        pushDelete(out, n);
         ca -= n;
         cb += n;
         pos += n;
@@ -87,7 +89,7 @@ export function compose(a: Operation, b: Operation): Component[] {
       if (n < len && isHighSurrogate(ca.charCodeAt(n - 1))) checkCut(b, ib, cb > 0, pos + n);
       pos += n;
       if (cb > 0) {
-        out.pushInsert(n === len ? ca : ca.slice(0, n));
+        pushInsert(out, n === len ? ca : ca.slice(0, n));
         cb -= n;
       } else {
         cb += n;
@@ -96,7 +98,7 @@ export function compose(a: Operation, b: Operation): Component[] {
     }
     if (cb === 0) cb = b[++ib];
   }
-  return out.take();
+  return out;
 }
 
 /**

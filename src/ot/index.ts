@@ -21,6 +21,7 @@ export { compose, composeAll } from './compose.js';
 export {
   type SelectionRange,
   type Side,
+  checkPosition,
   transform,
   transformPosition,
   transformSelection,

@@ -69,10 +69,12 @@ import { InvalidOperationError, OperationErrorCode, describeValue } from './erro
 import {
   type Component,
   type Operation,
-  OperationBuilder,
   checkOperation,
   isHighSurrogate,
   normalize,
+  pushDelete,
+  pushInsert,
+  pushRetain,
 } from './operation.js';
 import type { Side } from './transform.js';
 
@@ -330,8 +332,8 @@ function dropFirst(x: Node): Node | null {
   return pull(x);
 }
 
-/** Pushes the components of x, in order, into a builder (which canonicalizes them). */
-function pushAll(x: Node | null, out: OperationBuilder): void {
+/** Pushes the components of x, in order, onto `out`, keeping it canonical. */
+function pushAll(x: Node | null, out: Component[]): void {
   const stack: Node[] = [];
   while (x !== null || stack.length > 0) {
     while (x !== null) {
@@ -340,9 +342,9 @@ function pushAll(x: Node | null, out: OperationBuilder): void {
     }
     const y = stack.pop() as Node;
     const c = y.c;
-    if (typeof c === 'string') out.pushInsert(c);
-    else if (c > 0) out.pushRetain(c);
-    else out.pushDelete(-c);
+    if (typeof c === 'string') pushInsert(out, c);
+    else if (c > 0) pushRetain(out, c);
+    else pushDelete(out, -c);
     x = y.r;
   }
 }
@@ -408,10 +410,10 @@ function joinWindow(a: Node, b: Node): Node | null {
   splitCount(b, 3);
   const b1 = sL;
   const b2 = sR;
-  const w = new OperationBuilder();
+  const w: Component[] = [];
   pushAll(a2, w);
   pushAll(b1, w);
-  return merge(merge(a1, build(w.take())), b2);
+  return merge(merge(a1, build(w)), b2);
 }
 
 /** Joins a single new component to the end of a canonical treap. */
@@ -569,7 +571,7 @@ function transformInput(other: Operation, side: unknown, base: number, treeFirst
  * retained. Returns the tree's inserted text strictly inside the range (after the one at p).
  */
 function rebaseGap(
-  out: OperationBuilder,
+  out: Component[],
   ins: string | undefined,
   m: readonly Component[],
   treeFirst: boolean,
@@ -578,19 +580,19 @@ function rebaseGap(
   const x = m[0];
   if (typeof x === 'string') k = 1;
   if (treeFirst) {
-    if (k === 1) out.pushRetain((x as string).length);
-    if (ins !== undefined) out.pushInsert(ins);
+    if (k === 1) pushRetain(out, (x as string).length);
+    if (ins !== undefined) pushInsert(out, ins);
   } else {
-    if (ins !== undefined) out.pushInsert(ins);
-    if (k === 1) out.pushRetain((x as string).length);
+    if (ins !== undefined) pushInsert(out, ins);
+    if (k === 1) pushRetain(out, (x as string).length);
   }
   let inner = '';
   for (; k < m.length; k++) {
     const c = m[k] as Component;
     if (typeof c === 'string') {
-      out.pushRetain(c.length);
+      pushRetain(out, c.length);
       inner += c;
-    } else if (c > 0) out.pushDelete(c);
+    } else if (c > 0) pushDelete(out, c);
   }
   return inner;
 }
@@ -728,7 +730,7 @@ export class OpTree {
   transformAgainst(other: Operation, side: Side): Component[] {
     const o = transformInput(other, side, this.baseLength, true);
     const left = side === 'left';
-    const out = new OperationBuilder();
+    const out: Component[] = [];
     const m: Component[] = [];
     let rest = this.root;
     let done: Node | null = null;
@@ -738,7 +740,7 @@ export class OpTree {
       splitBase(rest, pos - at, false);
       const keep = sL;
       rest = sR;
-      if (keep !== null && keep.t > 0) out.pushRetain(keep.t);
+      if (keep !== null && keep.t > 0) pushRetain(out, keep.t);
       done = join(done, keep);
       // The gap: this op's insert at pos, and with a delete, all up to (not with) the inserts at its end.
       if (del > 0) splitBase(rest, del, false);
@@ -760,10 +762,10 @@ export class OpTree {
       }
       at = pos + del;
     });
-    if (rest !== null && rest.t > 0) out.pushRetain(rest.t);
+    if (rest !== null && rest.t > 0) pushRetain(out, rest.t);
     this.root = join(done, rest);
     sL = sR = null; // drop references to discarded subtrees
-    return out.take();
+    return out;
   }
 
   /**
@@ -782,12 +784,12 @@ export class OpTree {
     const o = transformInput(other, side, this.baseLength, false);
     const treeFirst = side === 'right';
     const root = this.root;
-    const out = new OperationBuilder();
+    const out: Component[] = [];
     const m: Component[] = [];
     let cursor = 0; // target position of this op that `out` has covered
     forEachGap(o, (pos, ins, del) => {
       const before = targetBefore(root, pos);
-      if (before > cursor) out.pushRetain(before - cursor);
+      if (before > cursor) pushRetain(out, before - cursor);
       m.length = 0;
       collectRange(root, 0, pos, pos + del, m);
       rebaseGap(out, ins, m, treeFirst);
@@ -795,7 +797,7 @@ export class OpTree {
       for (const x of m) cursor += typeof x === 'string' ? x.length : x > 0 ? x : 0;
     });
     const total = this.targetLength;
-    if (total > cursor) out.pushRetain(total - cursor);
-    return out.take();
+    if (total > cursor) pushRetain(out, total - cursor);
+    return out;
   }
 }

@@ -188,7 +188,52 @@ export function checkCount(n: unknown, what: string): asserts n is number {
 }
 
 /**
- * Builds canonical operations component by component.
+ * Appends a retain of `n` code units to `out`, an operation under construction, keeping it
+ * canonical (merged into a retain it ends with). Unchecked: `n` must be a positive safe
+ * integer. The fast path of the algorithms of this folder, whose arguments are valid by
+ * construction; not exported from `otter/ot`, where {@link OperationBuilder} checks them.
+ */
+export function pushRetain(out: Component[], n: number): void {
+  const last = out[out.length - 1];
+  if (typeof last === 'number' && last > 0) out[out.length - 1] = last + n;
+  else out.push(n);
+}
+
+/**
+ * Appends an insert of `text` (non-empty, well-formed) to `out`, keeping it canonical: merged
+ * into an insert it ends with, and placed before a delete it ends with. Unchecked, as
+ * {@link pushRetain}.
+ */
+export function pushInsert(out: Component[], text: string): void {
+  const n = out.length;
+  const last = out[n - 1];
+  if (typeof last === 'string') {
+    out[n - 1] = last + text;
+  } else if (typeof last === 'number' && last < 0) {
+    const before = out[n - 2];
+    if (typeof before === 'string') {
+      out[n - 2] = before + text;
+    } else {
+      out[n - 1] = text;
+      out.push(last);
+    }
+  } else {
+    out.push(text);
+  }
+}
+
+/**
+ * Appends a delete of `n` code units (a positive safe integer) to `out`, keeping it canonical
+ * (merged into a delete it ends with). Unchecked, as {@link pushRetain}.
+ */
+export function pushDelete(out: Component[], n: number): void {
+  const last = out[out.length - 1];
+  if (typeof last === 'number' && last < 0) out[out.length - 1] = last - n;
+  else out.push(-n);
+}
+
+/**
+ * Builds canonical operations component by component, checking every argument.
  *
  * Invariant: `build()` always returns an operation in canonical form (see the file header),
  * whatever order of calls produced it, because each call merges with or reorders around the
@@ -197,18 +242,17 @@ export function checkCount(n: unknown, what: string): asserts n is number {
 export class OperationBuilder {
   private readonly ops: Component[] = [];
 
-  /** Keeps the next `n` code units (`n` ≥ 0; 0 does nothing). */
+  /** Keeps the next `n` code units (`n` ≥ 0; 0 does nothing). Throws `bad-argument` otherwise. */
   retain(n: number): this {
     checkCount(n, 'retain count');
-    if (n === 0) return this;
-    const ops = this.ops;
-    const last = ops[ops.length - 1];
-    if (typeof last === 'number' && last > 0) ops[ops.length - 1] = last + n;
-    else ops.push(n);
+    if (n > 0) pushRetain(this.ops, n);
     return this;
   }
 
-  /** Inserts `text` at the current position (`""` does nothing; lone surrogates throw). */
+  /**
+   * Inserts `text` at the current position (`""` does nothing). Throws `bad-argument` for a
+   * non-string, `lone-surrogate` for text holding a lone surrogate.
+   */
   insert(text: string): this {
     if (typeof text !== 'string') {
       throw new InvalidOperationError(
@@ -223,65 +267,20 @@ export class OperationBuilder {
         `insert text ${describeValue(text)} holds a lone UTF-16 surrogate`,
       );
     }
-    this.pushInsert(text);
+    pushInsert(this.ops, text);
     return this;
   }
 
-  /** Deletes the next `n` code units (`n` ≥ 0; 0 does nothing). */
+  /** Deletes the next `n` code units (`n` ≥ 0; 0 does nothing). Throws `bad-argument` otherwise. */
   delete(n: number): this {
     checkCount(n, 'delete count');
-    if (n === 0) return this;
-    this.pushDelete(n);
+    if (n > 0) pushDelete(this.ops, n);
     return this;
   }
 
-  /** The operation built so far, in canonical form. The builder may be reused afterwards. */
+  /** The operation built so far, in canonical form (a copy). The builder may be reused afterwards. */
   build(): Component[] {
     return this.ops.slice();
-  }
-
-  /**
-   * Internal fast paths for the algorithms of this module, whose arguments are already valid
-   * (non-empty, well-formed, positive). Not part of the public contract.
-   */
-  pushRetain(n: number): void {
-    const ops = this.ops;
-    const last = ops[ops.length - 1];
-    if (typeof last === 'number' && last > 0) ops[ops.length - 1] = last + n;
-    else ops.push(n);
-  }
-
-  /** @see pushRetain */
-  pushInsert(text: string): void {
-    const ops = this.ops;
-    const n = ops.length;
-    const last = ops[n - 1];
-    if (typeof last === 'string') {
-      ops[n - 1] = last + text;
-    } else if (typeof last === 'number' && last < 0) {
-      const before = ops[n - 2];
-      if (typeof before === 'string') {
-        ops[n - 2] = before + text;
-      } else {
-        ops[n - 1] = text;
-        ops.push(last);
-      }
-    } else {
-      ops.push(text);
-    }
-  }
-
-  /** @see pushRetain */
-  pushDelete(n: number): void {
-    const ops = this.ops;
-    const last = ops[ops.length - 1];
-    if (typeof last === 'number' && last < 0) ops[ops.length - 1] = last - n;
-    else ops.push(-n);
-  }
-
-  /** Takes the built array without copying; the builder must not be used afterwards. */
-  take(): Component[] {
-    return this.ops;
   }
 }
 
@@ -300,11 +299,11 @@ export function isCanonical(op: Operation): boolean {
  */
 export function normalize(op: Operation): Component[] {
   checkOperation(op);
-  const b = new OperationBuilder();
+  const out: Component[] = [];
   for (const c of op) {
-    if (typeof c === 'string') b.pushInsert(c);
-    else if (c > 0) b.pushRetain(c);
-    else b.pushDelete(-c);
+    if (typeof c === 'string') pushInsert(out, c);
+    else if (c > 0) pushRetain(out, c);
+    else pushDelete(out, -c);
   }
-  return b.take();
+  return out;
 }

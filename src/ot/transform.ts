@@ -14,9 +14,11 @@ import { InvalidOperationError, OperationErrorCode, describeValue } from './erro
 import {
   type Component,
   type Operation,
-  OperationBuilder,
   checkOperation,
   normalize,
+  pushDelete,
+  pushInsert,
+  pushRetain,
 } from './operation.js';
 
 /**
@@ -58,7 +60,7 @@ export function transform(op: Operation, other: Operation, side: Side): Componen
   // Tie-breaking depends on the order of inserts and deletes: read both in canonical form.
   if (!la.canonical) op = normalize(op);
   if (!lb.canonical) other = normalize(other);
-  const out = new OperationBuilder();
+  const out: Component[] = [];
   let ia = 0;
   let ib = 0;
   let ca: Component | undefined = op[0];
@@ -67,12 +69,12 @@ export function transform(op: Operation, other: Operation, side: Side): Componen
   let passed = 0; // code units of other's target behind the current position
   for (;;) {
     if (typeof ca === 'string' && (left || typeof cb !== 'string')) {
-      out.pushInsert(ca);
+      pushInsert(out, ca);
       ca = op[++ia];
       continue;
     }
     if (typeof cb === 'string') {
-      out.pushRetain(cb.length);
+      pushRetain(out, cb.length);
       passed += cb.length;
       cb = other[++ib];
       continue;
@@ -81,31 +83,34 @@ export function transform(op: Operation, other: Operation, side: Side): Componen
     if (typeof ca !== 'number' || cb === undefined) break;
     if (ca > 0 && ia === lastA) {
       // op keeps everything that is left: the rest is one retain over the rest of other's target.
-      if (lb.target > passed) out.pushRetain(lb.target - passed);
+      if (lb.target > passed) pushRetain(out, lb.target - passed);
       break;
     }
     const na = ca > 0 ? ca : -ca;
     const nb = cb > 0 ? cb : -cb;
     const n = na < nb ? na : nb;
     if (ca > 0) {
-      if (cb > 0) out.pushRetain(n); // both keep it
+      if (cb > 0) pushRetain(out, n); // both keep it
       // else: other deleted the text op kept; nothing to do
     } else if (cb > 0) {
-      out.pushDelete(n); // op deletes text other kept
+      pushDelete(out, n); // op deletes text other kept
     } // else both deleted it
     if (cb > 0) passed += n;
     ca = na === n ? op[++ia] : ca > 0 ? ca - n : ca + n;
     cb = nb === n ? other[++ib] : cb > 0 ? cb - n : cb + n;
   }
-  return out.take();
+  return out;
 }
 
-/** Throws unless `pos` is a safe integer in [0, max]. */
-function checkPosition(pos: unknown, max: number): asserts pos is number {
+/**
+ * Throws InvalidOperationError (`bad-argument`) unless `pos` is a safe integer in [0, max];
+ * `what` names the position in the message (default "position").
+ */
+export function checkPosition(pos: unknown, max: number, what = 'position'): asserts pos is number {
   if (typeof pos !== 'number' || !Number.isSafeInteger(pos) || pos < 0 || pos > max) {
     throw new InvalidOperationError(
       OperationErrorCode.BadArgument,
-      `position ${describeValue(pos)} is outside the document (length ${max})`,
+      `${what} ${describeValue(pos)} is outside the document (length ${max})`,
     );
   }
 }

@@ -3,6 +3,7 @@
  * shared by the sequencer, the wire protocol, the server and the client. Codes never change
  * meaning; new reasons get new codes.
  */
+import { InvalidOperationError } from '../ot/index.js';
 
 /** Stable reasons a request was refused. */
 export const ErrorCode = {
@@ -68,4 +69,14 @@ export class OtterError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * The `invalid-op` refusal for `e` when it is the OT layer's InvalidOperationError (an op
+ * malformed or not fitting its text), its message after `context` if given; undefined for any
+ * other error, which the caller rethrows.
+ */
+export function invalidOpRefusal(e: unknown, context?: string): OtterError | undefined {
+  if (!(e instanceof InvalidOperationError)) return undefined;
+  return new OtterError(ErrorCode.InvalidOp, context === undefined ? e.message : `${context}: ${e.message}`);
 }

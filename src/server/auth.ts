@@ -7,16 +7,16 @@
  * `aud`/`iss` — is refused with HTTP 401 before the upgrade.
  */
 import type http from 'node:http';
-import {
-  type JWTPayload,
-  type JWTVerifyGetKey,
-  type KeyObject,
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  importSPKI,
-  jwtVerify,
-} from 'jose';
+import type * as Jose from 'jose';
+import type { JWTPayload, JWTVerifyGetKey, KeyObject } from 'jose';
 import { OTTER_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/messages.js';
+import { importOptional } from './optional-package.js';
+
+/** What a user may do with a document. */
+export type Access = 'none' | 'read' | 'write';
+
+/** Decides what `user` (undefined without authentication) may do with `docId`. */
+export type Authorize = (user: string | undefined, docId: string) => Access | Promise<Access>;
 
 /** Who a connection belongs to, as an authenticator established it. */
 export interface Identity {
@@ -92,13 +92,18 @@ export interface JwtOptions {
  * An {@link Authenticate} that verifies JWTs. The accepted algorithm follows the key kind —
  * HS256 for a secret, RS256/ES256 for public keys and key sets — so `alg: none` and an HS256
  * token signed with the RSA public key are refused. Throws at construction on options that
- * name no key or several.
+ * name no key or several; rejects with `MissingPackageError` when jose, an optional peer of
+ * `otter` loaded here, is not installed.
  */
 export async function jwtAuthenticator(options: JwtOptions): Promise<Authenticate> {
   const kinds = [options.secret, options.publicKey, options.jwks, options.jwksUrl].filter((k) => k !== undefined);
   if (kinds.length !== 1) {
     throw new RangeError('give exactly one of secret, publicKey, jwks or jwksUrl for JWT verification');
   }
+  const { createLocalJWKSet, createRemoteJWKSet, importSPKI, jwtVerify } = await importOptional<typeof Jose>(
+    'jose',
+    'JWT verification (jwtAuthenticator, otter serve --jwt-*)',
+  );
   let key: Uint8Array | KeyObject | CryptoKey | JWTVerifyGetKey;
   let algorithms: string[];
   if (options.secret !== undefined) {

@@ -2,7 +2,7 @@
  * Catching up far behind: a submission before it joins its document's queue, and an open.
  *
  * A submission whose base version is far behind the head must be rebased over every op since
- * (the only result equal to what its client computes; see `document.ts`). Done inside the
+ * (the only result equal to what its client computes; see `document-state.ts`). Done inside the
  * document's queue, reading that history from the store and transforming over it would stall
  * every other editor of the document, and, done in one go on the one event loop, every other
  * document too. So the sequencer first rebases such a submission here, outside the queue: over

@@ -24,10 +24,9 @@ export { MemoryStore } from './memory-store.js';
 export { SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 export { StoreOpenError } from './sqlite-schema.js';
 export { StorageCorruptError } from './integrity.js';
-export { Rope } from './rope.js';
 export { type OtterServer, type ServerOptions, createServer } from './ws-server.js';
-export { type Access, type Authorize, SESSION_DEFAULTS, type SessionOptions } from './session.js';
-export { type Authenticate, type Identity, type JwtOptions, jwtAuthenticator, tokenOf } from './auth.js';
+export { SESSION_DEFAULTS, type SessionOptions } from './session.js';
+export { type Access, type Authenticate, type Authorize, type Identity, type JwtOptions, jwtAuthenticator } from './auth.js';
 export { type Logger, type LogFn, type Telemetry } from './telemetry.js';
 export { Metrics } from './metrics.js';
 export {

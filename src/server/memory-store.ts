@@ -13,7 +13,7 @@ import {
   type Recovery,
   type Snapshot,
   type Store,
-  VersionConflictError,
+  appendConflict,
 } from './store.js';
 
 interface MemoryDocument {
@@ -72,15 +72,8 @@ export class MemoryStore implements Store {
     context: AppendContext,
   ): Promise<void> {
     const d = this.doc(docId);
-    const head = d.trimmedTo + d.ops.length;
-    if (head !== expectedHead || (d.epoch !== undefined && d.epoch !== context.epoch)) {
-      throw new VersionConflictError(docId, expectedHead, head);
-    }
-    records.forEach((r, i) => {
-      if (r.version !== expectedHead + i + 1) {
-        throw new VersionConflictError(docId, r.version - 1, expectedHead + i);
-      }
-    });
+    const conflict = appendConflict(docId, expectedHead, records, context.epoch, d.trimmedTo + d.ops.length, d.epoch);
+    if (conflict !== undefined) throw conflict;
     d.epoch = context.epoch;
     for (const r of records) d.ops.push(r);
     for (const m of marks) d.marks.set(m.clientId, m);

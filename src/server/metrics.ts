@@ -2,8 +2,17 @@
  * Prometheus metrics for an Otter server, on prom-client. The only file that imports it.
  * Each server gets its own registry, so several servers in one process do not collide.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type * as PromClient from 'prom-client';
+import { requireOptional } from './optional-package.js';
 import type { Telemetry } from './telemetry.js';
+
+// Loaded, not imported, so that a missing prom-client (an optional peer) is named clearly.
+const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = requireOptional<typeof PromClient>(
+  'prom-client',
+  'otter/server (its Prometheus metrics)',
+);
+type Counter<T extends string = string> = PromClient.Counter<T>;
+type Histogram<T extends string = string> = PromClient.Histogram<T>;
 
 /** Live values the metrics read when scraped. */
 export interface MetricsSources {

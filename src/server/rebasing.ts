@@ -1,7 +1,7 @@
 /**
  * A submitted op being rebased over history, one history op at a time, history first at ties
  * (`transform(op, past, 'right')`): the server's one rule for late ops, used by the document
- * queue (`document.ts`) and by catch-ups (`catch-up.ts`).
+ * queue (`document-state.ts`) and by catch-ups (`catch-up.ts`).
  */
 import { type Component, OP_TREE_THRESHOLD, OpTree, type Operation, transform } from '../ot/index.js';
 

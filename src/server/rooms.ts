@@ -5,6 +5,7 @@
  * Transport-agnostic: members are {@link RoomMember}s.
  */
 import { type SelectionRange, targetLength, transformSelection } from '../ot/index.js';
+import { entryJson } from './op-entry.js';
 import type { OpRecord } from './store.js';
 
 /** What a room needs of a connection. */
@@ -44,13 +45,6 @@ class Room {
 
 /** Ms without ops after which a room announces its head. */
 const DEFAULT_HEAD_DELAY = 1000;
-
-/** The JSON of an op entry as every recipient except the author sees it (serialized once). */
-function entryJson(record: OpRecord): string {
-  return JSON.stringify(
-    record.author === undefined ? { v: record.version, op: record.op } : { v: record.version, op: record.op, author: record.author },
-  );
-}
 
 /** All rooms of one server. */
 export class Rooms {

@@ -12,7 +12,6 @@
  */
 import {
   type Component,
-  InvalidOperationError,
   type OperationLengths,
   apply,
   checkOperation,
@@ -23,10 +22,11 @@ import {
   targetLength,
 } from '../ot/index.js';
 import { chainChecksum, isChecksum } from '../protocol/checksum.js';
-import { ErrorCode, OtterError } from '../protocol/errors.js';
+import { opLength } from '../protocol/limits.js';
+import { ErrorCode, OtterError, invalidOpRefusal } from '../protocol/errors.js';
 import { catchUp, readHistory } from './catch-up.js';
 import { StorageCorruptError, verifyCatchUp, verifyChain, verifyHistory } from './integrity.js';
-import { DocumentState, type Outcome, type Submission, isDuplicate, toClientMark } from './document.js';
+import { DocumentState, type Outcome, type Submission, isDuplicate, toClientMark } from './document-state.js';
 import { describeStoreError } from './readiness.js';
 import { type RetentionPolicy, checkRetention, countsBytes, trimPoint } from './retention.js';
 import {
@@ -569,8 +569,9 @@ export class Sequencer {
       pending.op = caught.op;
       return true;
     } catch (e) {
-      if (!(e instanceof InvalidOperationError)) return true;
-      refuse(pending, new OtterError(ErrorCode.InvalidOp, `the op does not fit version ${pending.baseVersion}: ${e.message}`));
+      const invalid = invalidOpRefusal(e, `the op does not fit version ${pending.baseVersion}`);
+      if (invalid === undefined) return true;
+      refuse(pending, invalid);
       return false;
     } finally {
       this.catchUpsRunning -= 1;
@@ -951,11 +952,9 @@ export class Sequencer {
     try {
       lengths = checkOperation(op);
     } catch (e) {
-      if (e instanceof InvalidOperationError) throw new OtterError(ErrorCode.InvalidOp, e.message);
-      throw e;
+      throw invalidOpRefusal(e) ?? e;
     }
-    let size = op.length;
-    for (const c of op) if (typeof c === 'string') size += c.length;
+    const size = opLength(op);
     // Canonical (as OpRecord requires) and a copy: the caller may reuse its array. Ops from
     // well-behaved clients are canonical already, and then a plain copy is that form.
     const canonical = lengths.canonical ? op.slice() : normalize(op);

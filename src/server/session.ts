@@ -16,21 +16,22 @@ import {
   type ClientMessage,
   CloseCode,
   type ErrorRef,
-  type OpEntry,
   type OpenedMessage,
   PROTOCOL_VERSION,
   type RestoreMessage,
   type ServerMessage,
 } from '../protocol/messages.js';
 import { ProtocolError, parseClientMessage } from '../protocol/parse.js';
-import type { Identity } from './auth.js';
+import { Throttle } from '../protocol/throttle.js';
+import type { Access, Authorize, Identity } from './auth.js';
+import { opEntry } from './op-entry.js';
 import { type OpenAnswer, openAnswer } from './open-answer.js';
 import { Outbox } from './outbox.js';
 import type { RoomMember, Rooms } from './rooms.js';
 import type { OpenClaim, OpenResult, Sequencer } from './sequencer.js';
 import type { OpRecord } from './store.js';
-import type { Logger, Telemetry } from './telemetry.js';
 import { RequestGate } from './request-gate.js';
+import type { Logger, Telemetry } from './telemetry.js';
 import { TokenBucket } from './token-bucket.js';
 
 /** The socket side of a session. */
@@ -43,11 +44,6 @@ export interface Transport {
   buffered(): number;
 }
 
-/** What a user may do with a document. */
-export type Access = 'none' | 'read' | 'write';
-
-/** Decides what `user` (undefined without authentication) may do with `docId`. */
-export type Authorize = (user: string | undefined, docId: string) => Access | Promise<Access>;
 
 /** Per-connection limits; defaults in {@link SESSION_DEFAULTS}. */
 export interface SessionOptions {
@@ -177,10 +173,9 @@ interface OpenDoc {
   held: Held[] | undefined;
   /** A restore whose pieces are arriving, if any. */
   upload: Upload | undefined;
-  /** Presence throttle: time of the last broadcast and the update waiting for its turn. */
-  lastPresence: number;
+  /** The presence update waiting for its turn, and the pace of broadcasts (`presenceInterval`). */
   waiting: { v: number; selection: SelectionRange[] | null } | undefined;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  presence: Throttle;
   /**
    * What this connection told the client of the document since its `opened` went out (undefined
    * before): the client's last applied seq there and the newest version sent. See {@link impossible}.
@@ -280,14 +275,7 @@ function openedMessage(docId: string, rid: number | undefined, result: OpenResul
     case 'ops':
       return {
         ...head,
-        ops: result.ops.map(
-          (r): OpEntry => ({
-            v: r.version,
-            op: r.op,
-            ...(r.author === undefined ? {} : { author: r.author }),
-            ...(r.clientId === key && r.seq > 0 ? { seq: r.seq } : {}),
-          }),
-        ),
+        ops: result.ops.map((r) => opEntry(r, key)),
       };
   }
 }
@@ -369,11 +357,6 @@ export class Session implements RoomMember {
       else this.end(CloseCode.OpenDeadline, 'no document opened in time');
     }, this.options.openDeadline);
     this.deadlineTimer.unref?.();
-  }
-
-  /** Number of documents this connection has open. */
-  get openDocuments(): number {
-    return this.docs.size;
   }
 
   /**
@@ -701,13 +684,12 @@ export class Session implements RoomMember {
       checking: 0,
       held: [],
       upload: undefined,
-      lastPresence: 0,
       waiting: undefined,
-      timer: undefined,
+      presence: new Throttle(this.options.presenceInterval, () => this.sendPresence(docId, doc)),
       told: undefined,
     };
     const previous = this.docs.get(docId);
-    if (previous?.timer !== undefined) clearTimeout(previous.timer);
+    previous?.presence.cancel();
     // Submits of the earlier open still queued are decided under the access found now.
     if (previous !== undefined && access === 'read') previous.access = 'read';
     this.docs.set(docId, doc);
@@ -877,23 +859,16 @@ export class Session implements RoomMember {
       return;
     }
     doc.waiting = { v, selection };
-    if (doc.timer !== undefined) return;
-    const wait = doc.lastPresence + this.options.presenceInterval - Date.now();
-    if (wait <= 0) this.sendPresence(docId, doc);
-    else {
-      doc.timer = setTimeout(() => {
-        doc.timer = undefined;
-        if (this.docs.get(docId) === doc) this.sendPresence(docId, doc);
-      }, wait);
-    }
+    doc.presence.request();
   }
 
-  private sendPresence(docId: string, doc: OpenDoc): void {
+  /** Broadcasts the presence update waiting in `doc`, if any and still open; says whether it did. */
+  private sendPresence(docId: string, doc: OpenDoc): boolean {
     const w = doc.waiting;
-    if (w === undefined) return;
+    if (w === undefined || this.docs.get(docId) !== doc) return false;
     doc.waiting = undefined;
-    doc.lastPresence = Date.now();
     this.context.rooms.setPresence(docId, this, w.v, w.selection);
+    return true;
   }
 
   /**
@@ -912,7 +887,7 @@ export class Session implements RoomMember {
   private closeDoc(docId: string): void {
     const doc = this.docs.get(docId);
     if (doc === undefined) return;
-    if (doc.timer !== undefined) clearTimeout(doc.timer);
+    doc.presence.cancel();
     this.docs.delete(docId);
     this.context.rooms.leave(docId, this);
     this.context.logger.info({ connectionId: this.connectionId, doc: docId }, 'document closed');

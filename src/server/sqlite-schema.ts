@@ -12,10 +12,11 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { Component } from '../ot/index.js';
 import { EMPTY_CHECKSUM, chainChecksum } from '../protocol/checksum.js';
 import { snapshotHash } from './integrity.js';
+import { requireOptional } from './optional-package.js';
 
 /** The database file cannot be served: why, in words an operator can act on. */
 export class StoreOpenError extends Error {
@@ -194,12 +195,13 @@ function openFailure(path: string, e: unknown): unknown {
  * beside it (`path.lock`) held with an exclusive lock in exclusive locking mode, which the
  * operating system releases when the process ends, however it ends. Throws
  * {@link StoreOpenError} when another process (or another open store of this one) holds it.
+ * `Sqlite` is better-sqlite3's constructor.
  */
-function holdLock(path: string): Database.Database {
+function holdLock(path: string, Sqlite: typeof Database): Database.Database {
   const file = `${path}.lock`;
   let lock: Database.Database;
   try {
-    lock = new Database(file);
+    lock = new Sqlite(file);
   } catch (e) {
     throw new StoreOpenError(path, `cannot create its lock file ${file}: ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -262,20 +264,23 @@ function existingLayout(path: string, db: Database.Database): number {
  * Opens the database at `path` for a {@link SqliteStore} (see the file comment): checks the
  * file, takes the lock, creates or migrates the layout (in one transaction each) and returns
  * the connection. Throws {@link StoreOpenError} with the reason when the file may not be
- * served; nothing is written to a refused file.
+ * served; nothing is written to a refused file. Throws `MissingPackageError` when
+ * better-sqlite3 is not installed.
  */
 export function openDatabase(path: string, options: OpenOptions): OpenedDatabase {
+  // Loaded here, not imported: a server on MemoryStore needs no native module.
+  const Sqlite = requireOptional<typeof Database>('better-sqlite3', 'SqliteStore (the store of otter serve without --memory)');
   const memory = path === ':memory:';
   const existed = !memory && existsSync(path);
   if (options.readOnly && !existed) throw new StoreOpenError(path, 'there is no database file there');
   if (!memory && !options.readOnly) mkdirSync(dirname(path), { recursive: true });
-  const lock = memory || options.readOnly ? undefined : holdLock(path);
+  const lock = memory || options.readOnly ? undefined : holdLock(path, Sqlite);
   let db: Database.Database | undefined;
   try {
     if (existed && statSync(path).size === 0) {
       throw new StoreOpenError(path, 'the file is empty (0 bytes) but a database was expected; move it away to start a new one');
     }
-    db = new Database(path, options.readOnly ? { readonly: true, fileMustExist: true } : {});
+    db = new Sqlite(path, options.readOnly ? { readonly: true, fileMustExist: true } : {});
     if (!options.readOnly) {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);

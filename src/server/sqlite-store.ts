@@ -30,6 +30,7 @@ import {
   type Snapshot,
   type Store,
   VersionConflictError,
+  appendConflict,
 } from './store.js';
 
 /** Options of {@link SqliteStore}. */
@@ -162,7 +163,9 @@ export class SqliteStore implements Store {
   /**
    * Opens (creating if needed, with its folder) the database file at `path`. Throws
    * `StoreOpenError` (see `sqlite-schema.ts`) when the file may not be served: damaged, emptied,
-   * foreign, of a newer layout, or served by another process.
+   * foreign, of a newer layout, or served by another process; `MissingPackageError` when
+   * better-sqlite3, an optional peer of `otter`, is not installed (it is loaded here, so a
+   * server on `MemoryStore` never needs it).
    */
   constructor(
     readonly path: string,
@@ -266,15 +269,7 @@ export class SqliteStore implements Store {
    */
   private conflictOf(a: PendingAppend): VersionConflictError | undefined {
     const row = this.stmt.head.get(a.docId);
-    const head = row?.head ?? 0;
-    if (head !== a.expectedHead || (row?.epoch != null && row.epoch !== a.context.epoch)) {
-      return new VersionConflictError(a.docId, a.expectedHead, head);
-    }
-    let expected = a.expectedHead;
-    for (const r of a.records) {
-      if (r.version !== ++expected) return new VersionConflictError(a.docId, r.version - 1, expected - 1);
-    }
-    return undefined;
+    return appendConflict(a.docId, a.expectedHead, a.records, a.context.epoch, row?.head ?? 0, row?.epoch ?? undefined);
   }
 
   /** Writes a checked append's ops, marks, recovery and new head (inside the caller's transaction). */

@@ -1,6 +1,7 @@
 /**
  * The storage contract of the sequencer. Every implementation (memory, SQLite, Redis) passes
- * the same contract suite in `test/server/store-contract.ts`.
+ * the same contract suite, `store-contract.ts` (published as `otter/server/store-contract`,
+ * so that a store written elsewhere runs it too).
  *
  * Model, per document:
  * - an op log: records with consecutive versions 1, 2, 3, … (version v takes the document
@@ -129,6 +130,30 @@ export class VersionConflictError extends Error {
   ) {
     super(`document ${JSON.stringify(docId)} is at version ${actual}, not ${expected}`);
   }
+}
+
+/**
+ * Why an append may not be written, if so: the document's head (`head`, with the epoch
+ * `storedEpoch` it stored, if any) is not the `expectedHead` the writer assumed, the document
+ * has another epoch than the writer's, or the records' versions do not run on consecutively
+ * from `expectedHead` + 1. Every store checks its appends with this before writing anything.
+ */
+export function appendConflict(
+  docId: string,
+  expectedHead: number,
+  records: readonly OpRecord[],
+  epoch: string,
+  head: number,
+  storedEpoch: string | undefined,
+): VersionConflictError | undefined {
+  if (head !== expectedHead || (storedEpoch !== undefined && storedEpoch !== epoch)) {
+    return new VersionConflictError(docId, expectedHead, head);
+  }
+  for (let i = 0; i < records.length; i++) {
+    const version = (records[i] as OpRecord).version;
+    if (version !== expectedHead + i + 1) return new VersionConflictError(docId, version - 1, expectedHead + i);
+  }
+  return undefined;
 }
 
 /** Durable (or not) home of documents; all methods are safe to call concurrently. */

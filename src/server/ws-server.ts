@@ -6,11 +6,12 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocket, WebSocketServer } from 'ws';
+import type * as Ws from 'ws';
 import { CloseCode } from '../protocol/messages.js';
 import {
   AmbiguousTokenError,
   type Authenticate,
+  type Authorize,
   type Identity,
   type JwtOptions,
   OTTER_SUBPROTOCOL,
@@ -21,14 +22,19 @@ import { type RouteHandler, createRoutes } from './http.js';
 import { StorageCorruptError } from './integrity.js';
 import { MemoryStore } from './memory-store.js';
 import { Metrics } from './metrics.js';
+import { requireOptional } from './optional-package.js';
 import { Reauthorizer } from './reauthorize.js';
 import { StoreReadiness } from './readiness.js';
 import { Rooms } from './rooms.js';
 import { Sequencer, type SequencerOptions } from './sequencer.js';
-import { type Authorize, SESSION_DEFAULTS, Session, type SessionContext, type SessionOptions } from './session.js';
+import { SESSION_DEFAULTS, Session, type SessionContext, type SessionOptions } from './session.js';
 import { TokenBucket } from './token-bucket.js';
 import type { Store } from './store.js';
 import { type Logger, silentLogger } from './telemetry.js';
+
+// Loaded, not imported, so that a missing ws (an optional peer) is named clearly.
+const { WebSocket, WebSocketServer } = requireOptional<typeof Ws>('ws', 'otter/server (its WebSocket server)');
+type WebSocket = Ws.WebSocket;
 
 /** Options of {@link createServer}; every field has a documented default. */
 export interface ServerOptions {
@@ -195,6 +201,11 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
     storeReady: () => readiness.ready,
   });
   const maxPayload = options.maxPayload ?? 1 << 20;
+  if (options.limits?.maxPayload !== undefined && options.limits.maxPayload !== maxPayload) {
+    throw new RangeError(
+      `limits.maxPayload (${options.limits.maxPayload}) contradicts maxPayload (${maxPayload}): give the frame limit once, as maxPayload`,
+    );
+  }
   const bytesBurst = options.limits?.bytesBurst ?? Math.max(SESSION_DEFAULTS.bytesBurst, 2 * maxPayload);
   if (bytesBurst < maxPayload) {
     throw new RangeError(`limits.bytesBurst (${bytesBurst}) must be at least maxPayload (${maxPayload}): larger frames could never pass`);

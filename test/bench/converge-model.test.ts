@@ -12,6 +12,7 @@ import {
   modelText,
   sequentialAsConcurrent,
 } from '../../bench/converge-model.js';
+import { seededRandom } from '../support/random.js';
 
 const TRACES = new URL('../../traces/', import.meta.url);
 const CONCURRENT = ['friendsforever', 'clownschool'];
@@ -39,17 +40,6 @@ function concurrent(name: string): { trace: ConcurrentTrace; model: Model } {
 function applyPatches(text: string, patches: readonly (readonly [number, number, string])[]): string {
   for (const [pos, del, ins] of patches) text = text.slice(0, pos) + ins + text.slice(pos + del);
   return text;
-}
-
-/** A deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(s ^ (s >>> 15), 1 | s);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('convergence model', () => {
@@ -106,7 +96,7 @@ describe('convergence model', () => {
     const { trace, model } = concurrent(name);
     const A = model.numAgents;
     for (const seed of [1, 2, 3]) {
-      const random = rng(seed);
+      const random = seededRandom(seed);
       const views = Array.from({ length: A }, () => new View(model));
       let mapped = 0;
       let remoteMapped = 0;

@@ -31,6 +31,7 @@ import {
   send,
   stronger,
 } from '../../src/client/lifecycle.js';
+import { thrown } from '../support/thrown.js';
 
 const KINDS: readonly OpenKind[] = ['catch-up', 'snapshot', 'reset'];
 
@@ -71,16 +72,6 @@ const SAMPLES: readonly Lifecycle[] = [
 ];
 
 /** Runs `f` and returns the LifecycleError it throws (fails the test if it throws nothing else). */
-function lifecycleError(f: () => unknown): LifecycleError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LifecycleError);
-    return e as LifecycleError;
-  }
-  throw new Error('expected a LifecycleError, nothing was thrown');
-}
-
 describe('initial, closed and stronger', () => {
   it('initial is offline, opens with a snapshot first, has used no seq and has nothing in flight; it is frozen', () => {
     expect(initial).toEqual({ phase: 'offline', next: 'snapshot', seq: 0, inflight: undefined });
@@ -117,7 +108,7 @@ describe('connect', () => {
 
   it('throws LifecycleError("connect", phase) in every phase but offline', () => {
     for (const s of SAMPLES.filter((x) => x.phase !== 'offline')) {
-      const e = lifecycleError(() => connect(s, 1));
+      const e = thrown(() => connect(s, 1), LifecycleError);
       expect(e.event).toBe('connect');
       expect(e.phase).toBe(s.phase);
       expect(e.name).toBe('LifecycleError');
@@ -273,7 +264,7 @@ describe('opened', () => {
   it('throws LifecycleError("opened") unless opening', () => {
     for (const s of SAMPLES.filter((x) => x.phase !== 'opening')) {
       for (const snapshot of [true, false]) {
-        const e = lifecycleError(() => opened(s, 0, snapshot));
+        const e = thrown(() => opened(s, 0, snapshot), LifecycleError);
         expect(e.event).toBe('opened');
         expect(e.phase).toBe(s.phase);
       }
@@ -288,7 +279,7 @@ describe('restoring and reset', () => {
 
   it('restoring: throws LifecycleError("lost") unless opening', () => {
     for (const s of SAMPLES.filter((x) => x.phase !== 'opening')) {
-      const e = lifecycleError(() => restoring(s, 30));
+      const e = thrown(() => restoring(s, 30), LifecycleError);
       expect(e.event).toBe('lost');
       expect(e.phase).toBe(s.phase);
     }
@@ -304,7 +295,7 @@ describe('restoring and reset', () => {
 
   it('reset: throws LifecycleError("reset") while offline, live or closed', () => {
     for (const s of SAMPLES.filter((x) => x.phase !== 'opening' && x.phase !== 'restoring')) {
-      const e = lifecycleError(() => reset(s, 31));
+      const e = thrown(() => reset(s, 31), LifecycleError);
       expect(e.event).toBe('reset');
       expect(e.phase).toBe(s.phase);
     }
@@ -319,11 +310,11 @@ describe('send, acknowledged, refused, adoptSeq', () => {
 
   it('send: throws LifecycleError("send") when not live, or live with an op in flight', () => {
     for (const s of SAMPLES.filter((x) => x.phase !== 'live')) {
-      const e = lifecycleError(() => send(s));
+      const e = thrown(() => send(s), LifecycleError);
       expect(e.event).toBe('send');
       expect(e.phase).toBe(s.phase);
     }
-    const e = lifecycleError(() => send(live(7, 7)));
+    const e = thrown(() => send(live(7, 7)), LifecycleError);
     expect(e.event).toBe('send');
     expect(e.phase).toBe('live');
   });
@@ -343,7 +334,7 @@ describe('send, acknowledged, refused, adoptSeq', () => {
   });
 
   it('acknowledged: throws LifecycleError("ack") when closed', () => {
-    const e = lifecycleError(() => acknowledged(closed));
+    const e = thrown(() => acknowledged(closed), LifecycleError);
     expect(e.event).toBe('ack');
     expect(e.phase).toBe('closed');
   });
@@ -360,7 +351,7 @@ describe('send, acknowledged, refused, adoptSeq', () => {
 
   it('refused: throws LifecycleError("refuse") when closed or when nothing is in flight', () => {
     for (const s of SAMPLES.filter((x) => x.phase === 'closed' || x.inflight === undefined)) {
-      const e = lifecycleError(() => refused(s));
+      const e = thrown(() => refused(s), LifecycleError);
       expect(e.event).toBe('refuse');
       expect(e.phase).toBe(s.phase);
     }
@@ -376,7 +367,7 @@ describe('send, acknowledged, refused, adoptSeq', () => {
   });
 
   it('adoptSeq: throws LifecycleError("adopt seq") when closed', () => {
-    const e = lifecycleError(() => adoptSeq(closed, 1));
+    const e = thrown(() => adoptSeq(closed, 1), LifecycleError);
     expect(e.event).toBe('adopt seq');
     expect(e.phase).toBe('closed');
   });

@@ -1,3 +1,5 @@
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 import { sourceFiles, specifiers } from '../support/imports.js';
 
@@ -17,5 +19,23 @@ describe('src/client is browser-safe', () => {
     for (const spec of specifiers(source)) {
       expect(spec, `${file} imports ${spec}`).toMatch(/^(\.\/[A-Za-z0-9_-]+|\.\.\/ot\/index|\.\.\/protocol\/[a-z]+)\.js$/);
     }
+  });
+
+  it('otter/client bundles for a browser from src/client, src/protocol and src/ot alone', async () => {
+    // A Node built-in (`util`, `node:fs`) does not resolve for the browser: the build throws.
+    // A package that does resolve shows up among the inputs, outside src/.
+    const result = await build({
+      absWorkingDir: fileURLToPath(new URL('../../', import.meta.url)),
+      entryPoints: ['src/client/index.ts'],
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+    });
+    const inputs = Object.keys(result.metafile.inputs);
+    expect(inputs).toContain('src/protocol/errors.ts');
+    expect(inputs.filter((f) => !/^src\/(client|protocol|ot)\/[a-z-]+\.ts$/.test(f))).toEqual([]);
   });
 });

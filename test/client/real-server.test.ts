@@ -7,7 +7,8 @@ import { WebSocket } from 'ws';
 import { describe, expect, it } from 'vitest';
 import type { Connection, ConnectionOptions, ConnectionState } from '../../src/client/index.js';
 import type { ServerOptions } from '../../src/server/index.js';
-import { liveServer, until } from '../support/live-server.js';
+import { liveServer } from '../support/live-server.js';
+import { waitFor } from '../support/wait.js';
 
 /** A `ws` WebSocket that records the byte size of every frame it sends. */
 function recordingWebSocket(sizes: number[]): ConnectionOptions['WebSocket'] {
@@ -58,7 +59,7 @@ describe('client against the real server', () => {
     da.insert(0, paste);
     db.insert(0, 'typed meanwhile: ');
     await Promise.all([da.synced(), db.synced()]);
-    await until('both clients hold the same version', () => da.version === db.version && da.text === db.text);
+    await waitFor('both clients hold the same version', () => da.version === db.version && da.text === db.text, 20_000);
     // The typed text lands where the server ordered it: before the paste or between two of its ops.
     expect(da.text.length).toBe(paste.length + 'typed meanwhile: '.length);
     expect(da.text.replace('typed meanwhile: ', '')).toBe(paste);
@@ -81,7 +82,7 @@ describe('client against the real server', () => {
     const paste = pasteOf(700_000);
     da.insert(0, paste);
     await da.synced();
-    await until('the other client has the paste', () => db.text === paste);
+    await waitFor('the other client has the paste', () => db.text === paste, 20_000);
     expect(errors).toContain('rate-limited');
     expect(new Set(errors)).toEqual(new Set(['rate-limited']));
     expect(states).toEqual(['open', 'open']);

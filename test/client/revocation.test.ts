@@ -14,9 +14,10 @@ import { apply } from '../../src/ot/index.js';
 import { ErrorCode, OtterError } from '../../src/protocol/errors.js';
 import type { ErrorMessage } from '../../src/protocol/messages.js';
 import { parseServerFrame } from '../../src/protocol/parse.js';
-import type { Access } from '../../src/server/session.js';
+import type { Access } from '../../src/server/auth.js';
 import { liveServer } from '../support/live-server.js';
 import { FakeWebSocket, openedDoc, serve } from './fakes.js';
+import { thrown } from '../support/thrown.js';
 
 function events(doc: CollaborativeDocument) {
   const changes: ChangeEvent[] = [];
@@ -39,16 +40,6 @@ function events(doc: CollaborativeDocument) {
 }
 
 /** The OtterError `fn` throws. */
-function thrown(fn: () => unknown): OtterError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(OtterError);
-    return e as OtterError;
-  }
-  throw new Error('expected a throw');
-}
-
 describe('the revoked message on the wire', () => {
   it('parses with access none or read, and nothing else', () => {
     expect(parseServerFrame('{"type":"revoked","doc":"d","access":"read","x":1}')).toEqual([{ type: 'revoked', doc: 'd', access: 'read' }]);
@@ -92,7 +83,7 @@ describe('CollaborativeDocument: revoked to read', () => {
     expect(e.revoked).toEqual([{ access: 'read', text: '>hello!', unconfirmed: true }]);
     expect(doc.revoked).toBe('read');
     expect(doc.closed).toBe(false);
-    const err = thrown(() => doc.insert(0, 'x'));
+    const err = thrown(() => doc.insert(0, 'x'), OtterError);
     expect(err.code).toBe(ErrorCode.ReadOnly);
     expect(doc.text).toBe('hello!');
     // Remote ops still arrive, around the op in flight.
@@ -163,7 +154,7 @@ describe('CollaborativeDocument: revoked to none', () => {
     expect(doc.text).toBe('abcd');
     await expect(waiting).rejects.toMatchObject({ code: 'forbidden' });
     await expect(doc.synced()).rejects.toMatchObject({ code: 'forbidden' });
-    expect(thrown(() => doc.insert(0, 'x')).code).toBe(ErrorCode.Forbidden);
+    expect(thrown(() => doc.insert(0, 'x'), OtterError).code).toBe(ErrorCode.Forbidden);
     expect(t.detached).toBe(true);
     doc.connected(); // a reconnect does not re-open it
     doc.close();

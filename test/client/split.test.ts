@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type OpBudget, budgetFor, fits, opBytes, opLength, splitOp } from '../../src/client/split.js';
+import { type OpBudget, budgetFor, fits, opBytes, splitOp } from '../../src/client/split.js';
+import { opLength } from '../../src/protocol/limits.js';
 import { type Component, apply, compose, fromPatch, isCanonical, isNoop } from '../../src/ot/index.js';
 
 /** UTF-8 bytes of the JSON text of `value`, as a WebSocket frame carries it. */

@@ -12,10 +12,15 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { OtterServer } from '../../src/server/index.js';
-import { Cleanup, RawClient, type Received, headOf, startServer, waitFor } from './helpers.js';
+import { Cleanup, headOf, startServer } from './helpers.js';
+import { RawClient, type Received } from '../support/raw-client.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const cleanup = new Cleanup();
-afterEach(() => cleanup.run());
+afterEach(async () => {
+  RawClient.terminateAll();
+  await cleanup.run();
+});
 
 type ErrorReply = Extract<Received, { type: 'error' }>;
 
@@ -116,7 +121,7 @@ describe('e2e: bad input over a raw socket', () => {
   beforeEach(async () => {
     protoBefore = Object.getOwnPropertyNames(Object.prototype).sort();
     server = await startServer(cleanup, { limits: { maxBadMessages: 1000 } });
-    client = await RawClient.connect(cleanup, server.url);
+    client = await RawClient.connect(server.url);
     await client.hello('raw');
     await client.open(DOC);
     client.send({ type: 'submit', doc: DOC, v: 0, seq: 1, op: ['hello'] });
@@ -165,8 +170,8 @@ describe('e2e: valid but hostile names', () => {
     async (name) => {
       const before = Object.getOwnPropertyNames(Object.prototype).sort();
       const server = await startServer(cleanup);
-      const writer = await RawClient.connect(cleanup, server.url);
-      const reader = await RawClient.connect(cleanup, server.url);
+      const writer = await RawClient.connect(server.url);
+      const reader = await RawClient.connect(server.url);
       expect((await writer.hello(name)).clientId).toBe(name);
       await reader.hello();
       expect(await writer.open(name)).toMatchObject({ v: 0, seq: 0, text: '' });
@@ -185,7 +190,7 @@ describe('e2e: valid but hostile names', () => {
 describe('e2e: bad input before hello and connection-ending input', () => {
   it('anything before hello gets bad-request (or bad-message if unreadable); hello then works', async () => {
     const server = await startServer(cleanup);
-    const client = await RawClient.connect(cleanup, server.url);
+    const client = await RawClient.connect(server.url);
     client.send({ type: 'ping' });
     expect(await client.nextOf('error')).toMatchObject({ code: 'bad-request', ref: { type: 'ping' } });
     client.send({ type: 'open', doc: 'd' });
@@ -202,7 +207,7 @@ describe('e2e: bad input before hello and connection-ending input', () => {
 
   it(`garbage beyond limits.maxBadMessages closes the connection with 4400 (limit lowered to 5)`, async () => {
     const server = await startServer(cleanup, { limits: { maxBadMessages: 5 } });
-    const client = await RawClient.connect(cleanup, server.url);
+    const client = await RawClient.connect(server.url);
     await client.hello();
     await client.open('d');
     for (let i = 0; i < 5; i++) {
@@ -214,12 +219,12 @@ describe('e2e: bad input before hello and connection-ending input', () => {
     expect((await client.waitClosed()).code).toBe(4400);
     expect(client.messages.filter((m) => m.type === 'error')).toHaveLength(6); // the sixth is answered, then the close
     expect(await headOf(server, 'd')).toEqual({ version: 0, text: '' });
-    await waitFor(() => server.connections === 0, 5000, 'the server to forget the connection');
+    await waitFor('the server to forget the connection', () => server.connections === 0);
   });
 
   it('a frame over maxPayload closes the connection with 1009 and applies nothing', async () => {
     const server = await startServer(cleanup, { maxPayload: 1024 });
-    const client = await RawClient.connect(cleanup, server.url);
+    const client = await RawClient.connect(server.url);
     const welcome = await client.hello();
     expect(welcome.limits.maxPayload).toBe(1024);
     await client.open('d');
@@ -230,7 +235,7 @@ describe('e2e: bad input before hello and connection-ending input', () => {
 
   it('a frame just under maxPayload is accepted', async () => {
     const server = await startServer(cleanup, { maxPayload: 1024 });
-    const client = await RawClient.connect(cleanup, server.url);
+    const client = await RawClient.connect(server.url);
     await client.hello();
     await client.open('d');
     const frame = JSON.stringify({ type: 'submit', doc: 'd', v: 0, seq: 1, op: [''] });
@@ -241,33 +246,32 @@ describe('e2e: bad input before hello and connection-ending input', () => {
 
   it('a flood past limits.messagesPerSecond (lowered to 5) is refused with rate-limited, no ref, and the connection stays open', async () => {
     const server = await startServer(cleanup, { limits: { messagesPerSecond: 5, maxRateStrikes: 1000 } });
-    const client = await RawClient.connect(cleanup, server.url);
+    const client = await RawClient.connect(server.url);
     await client.hello();
     await client.open('d');
     for (let i = 0; i < 30; i++) client.send({ type: 'submit', doc: 'd', v: 0, seq: 1, op: ['x'] });
-    await waitFor(() => client.messages.filter((m) => m.type === 'error').length >= 10, 5000, 'rate-limited refusals');
+    await waitFor('rate-limited refusals', () => client.messages.filter((m) => m.type === 'error').length >= 10);
     const errors = client.messages.filter((m): m is ErrorReply => m.type === 'error');
     expect(new Set(errors.map((e) => e.code))).toEqual(new Set(['rate-limited']));
     expect(errors.every((e) => e.ref === undefined)).toBe(true);
     // What got through was applied once (resubmissions of seq 1 are duplicates).
-    await waitFor(async () => (await headOf(server, 'd')).version === 1, 5000, 'the one submission');
+    await waitFor('the one submission', async () => (await headOf(server, 'd')).version === 1);
     expect(await headOf(server, 'd')).toEqual({ version: 1, text: 'x' });
     // Once the bucket refills, the connection answers again.
     expect(client.isOpen).toBe(true);
     await waitFor(
+      'a pong after the flood',
       async () => {
         client.send({ type: 'ping' });
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
         return client.messages.some((m) => m.type === 'pong');
       },
-      5000,
-      'a pong after the flood',
     );
   });
 
   it('a connection that keeps flooding past limits.maxRateStrikes (lowered to 3) is closed with 4429', async () => {
     const server = await startServer(cleanup, { limits: { messagesPerSecond: 2, maxRateStrikes: 3 } });
-    const client = await RawClient.connect(cleanup, server.url);
+    const client = await RawClient.connect(server.url);
     await client.hello();
     for (let i = 0; i < 20; i++) client.send({ type: 'ping' });
     expect((await client.waitClosed()).code).toBe(4429);
@@ -275,7 +279,7 @@ describe('e2e: bad input before hello and connection-ending input', () => {
 
   it.each([2, 0])('hello with unsupported protocol %i gets unsupported-protocol and close code 4000', async (protocol) => {
     const server = await startServer(cleanup);
-    const client = await RawClient.connect(cleanup, server.url);
+    const client = await RawClient.connect(server.url);
     client.send({ type: 'hello', protocol });
     expect(await client.nextOf('error')).toMatchObject({ code: 'unsupported-protocol', ref: { type: 'hello' } });
     expect((await client.waitClosed()).code).toBe(4000);

@@ -7,7 +7,8 @@ import { WebSocket } from 'ws';
 import { expect, it } from 'vitest';
 import type { ConnectionOptions } from '../../src/client/index.js';
 import type { Component } from '../../src/ot/index.js';
-import { liveServer, until } from '../support/live-server.js';
+import { liveServer } from '../support/live-server.js';
+import { waitFor } from '../support/wait.js';
 
 const MAX_PAYLOAD = 64 * 1024;
 
@@ -52,7 +53,7 @@ it('a catch-up of ~300 kB on a server of 64 KiB frames arrives in pieces, each w
   });
   const before = frames.length;
   (sockets[0] as WebSocket).terminate();
-  await until('the client caught up', () => written !== undefined && doc.version === 1 + away);
+  await waitFor('the client caught up', () => written !== undefined && doc.version === 1 + away, 20_000);
   await written;
   const after = frames.slice(before);
   const pieces = after.filter((f) => f.startsWith('{"type":"ops","doc":"doc","rid":'));

@@ -3,20 +3,14 @@
  * file itself.
  *
  * - {@link startServer}/{@link stopServer}: an Otter server on 127.0.0.1, port 0 by default;
- * - {@link RawClient}: a bare `ws` socket that sends JSON (or any bytes) and collects every
- *   server message, server frames that are arrays flattened;
  * - {@link ClientNetwork}: the WebSocket class an Otter `Connection` uses in these tests: it
  *   exposes the underlying `ws` socket so a test can kill it from underneath, can take a client
  *   offline (connection attempts fail), can delay frames in either direction by random amounts
  *   (keeping per-socket order) and taps every frame;
- * - {@link waitFor}: polls a (possibly async) predicate until it holds, with a deadline;
  * - {@link randomEdit}: a random insert or delete on a document that never cuts into or deletes
  *   a marker such as «c3-17», so tests can count markers afterwards.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { WebSocket, type ClientOptions, type RawData } from 'ws';
+import { WebSocket, type RawData } from 'ws';
 import {
   Connection,
   type ConnectionOptions,
@@ -24,47 +18,11 @@ import {
   type WebSocketLike,
 } from '../../src/client/connection.js';
 import type { CollaborativeDocument } from '../../src/client/document.js';
-import type { ServerMessage } from '../../src/protocol/messages.js';
 import { type OtterServer, type ServerOptions, createServer } from '../../src/server/index.js';
-import { within } from '../support/within.js';
 import { type Random, below, pick } from '../support/random.js';
-
-// ─── waiting ────────────────────────────────────────────────────────────────────────────────
-
-/** Resolves after `ms` milliseconds (only for pacing actions, never to wait for an outcome). */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/**
- * Polls `predicate` every 5 ms until it returns true; rejects if it has not within `ms`.
- * `describe` (optional) is called on timeout to explain what was seen instead.
- */
-export async function waitFor(
-  predicate: () => boolean | Promise<boolean>,
-  ms = 5000,
-  what = 'a condition',
-  describe?: () => string | Promise<string>,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      if (await predicate()) return;
-      lastError = undefined;
-    } catch (e) {
-      lastError = e;
-    }
-    if (Date.now() >= deadline) {
-      const seen = describe === undefined ? '' : `\n${await describe()}`;
-      const err = lastError === undefined ? '' : `\nlast error: ${String(lastError)}`;
-      throw new Error(`timed out after ${ms} ms waiting for ${what}${seen}${err}`);
-    }
-    await sleep(5);
-  }
-}
-
-export { within };
+import { textOf } from '../support/raw-client.js';
+import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
+import { waitFor, within } from '../support/wait.js';
 
 // ─── cleanup ────────────────────────────────────────────────────────────────────────────────
 
@@ -94,8 +52,8 @@ export class Cleanup {
 
 /** A fresh temporary directory, removed at cleanup. */
 export function tempDir(cleanup: Cleanup, prefix = 'otter-e2e-'): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  cleanup.add(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = makeTempDir(prefix);
+  cleanup.add(() => removeTempDir(dir));
   return dir;
 }
 
@@ -120,152 +78,6 @@ export async function stopServer(server: OtterServer, ms = 10_000): Promise<void
 export async function headOf(server: OtterServer, docId: string): Promise<{ version: number; text: string }> {
   const { version, text } = await server.sequencer.getSnapshot(docId);
   return { version, text };
-}
-
-// ─── a raw protocol client ──────────────────────────────────────────────────────────────────
-
-/** A server message as received (untrusted: checked by the tests, not by a parser). */
-export type Received = ServerMessage;
-
-/** A bare `ws` client speaking the wire protocol by hand. */
-export class RawClient {
-  /** Every message received, in order, array frames flattened. */
-  readonly messages: Received[] = [];
-  /** Every frame received, as text. */
-  readonly frames: string[] = [];
-  /** The close code and reason, once closed. */
-  closed: { code: number; reason: string } | undefined;
-  /** Index of the first message {@link next} has not consumed. */
-  private cursor = 0;
-
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data: RawData, isBinary: boolean) => {
-      const text = isBinary ? '<binary>' : rawText(data);
-      this.frames.push(text);
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch {
-        value = { type: '<unparseable>', text };
-      }
-      for (const m of Array.isArray(value) ? value : [value]) this.messages.push(m as Received);
-    });
-    ws.on('close', (code: number, reason: Buffer) => {
-      this.closed = { code, reason: reason.toString() };
-    });
-    ws.on('error', () => {}); // a close event follows
-  }
-
-  /** Connects to `url`; resolves once the socket is open. Registers its termination with `cleanup`. */
-  static async connect(cleanup: Cleanup, url: string, options: ClientOptions = {}): Promise<RawClient> {
-    const ws = new WebSocket(url, options);
-    const client = new RawClient(ws);
-    cleanup.add(() => ws.terminate());
-    await within(
-      new Promise<void>((resolve, reject) => {
-        ws.once('open', () => resolve());
-        ws.once('error', reject);
-      }),
-      5000,
-      `connecting to ${url}`,
-    );
-    return client;
-  }
-
-  /** True while the socket is open. */
-  get isOpen(): boolean {
-    return this.ws.readyState === WebSocket.OPEN;
-  }
-
-  /** Sends a message as JSON text. */
-  send(message: unknown): void {
-    this.ws.send(JSON.stringify(message));
-  }
-
-  /** Sends `text` as it is, in one text frame. */
-  sendText(text: string): void {
-    this.ws.send(text);
-  }
-
-  /** Sends `data` in one binary frame. */
-  sendBinary(data: Buffer): void {
-    this.ws.send(data, { binary: true });
-  }
-
-  /**
-   * Waits for the first not yet consumed message that satisfies `match`, consumes it (and
-   * every message before it) and returns it. Rejects after `ms`, or at once if the socket
-   * closed without such a message.
-   */
-  async next<T extends Received = Received>(
-    match: (m: Received) => boolean,
-    ms = 5000,
-    what = 'a matching message',
-  ): Promise<T> {
-    let found: Received | undefined;
-    await waitFor(
-      () => {
-        for (let i = this.cursor; i < this.messages.length; i++) {
-          const m = this.messages[i] as Received;
-          if (match(m)) {
-            this.cursor = i + 1;
-            found = m;
-            return true;
-          }
-        }
-        return this.closed !== undefined; // no point waiting any longer
-      },
-      ms,
-      what,
-      () => `received: ${JSON.stringify(this.messages.slice(this.cursor)).slice(0, 2000)}`,
-    );
-    if (found === undefined) {
-      throw new Error(
-        `the socket closed (${this.closed?.code}) before ${what}; received: ${JSON.stringify(this.unread).slice(0, 2000)}`,
-      );
-    }
-    return found as T;
-  }
-
-  /** Waits for the next message of type `type`. */
-  nextOf<K extends Received['type']>(type: K, ms = 5000): Promise<Extract<Received, { type: K }>> {
-    return this.next((m) => m.type === type, ms, `a ${type} message`);
-  }
-
-  /** The messages not consumed yet. */
-  get unread(): Received[] {
-    return this.messages.slice(this.cursor);
-  }
-
-  /** Says hello; resolves with the welcome. */
-  async hello(clientId?: string): Promise<Extract<Received, { type: 'welcome' }>> {
-    this.send(clientId === undefined ? { type: 'hello', protocol: 1 } : { type: 'hello', protocol: 1, clientId });
-    return this.nextOf('welcome');
-  }
-
-  /** Opens `doc` (from version `v` if given); resolves with the `opened` answer. */
-  async open(doc: string, v?: number): Promise<Extract<Received, { type: 'opened' }>> {
-    this.send(v === undefined ? { type: 'open', doc } : { type: 'open', doc, v });
-    return this.next((m) => m.type === 'opened' && m.doc === doc, 5000, `opened ${doc}`);
-  }
-
-  /** Sends a ping and waits for the pong: proves the connection is open and answering. */
-  async ping(ms = 5000): Promise<void> {
-    this.send({ type: 'ping' });
-    await this.nextOf('pong', ms);
-  }
-
-  /** Waits until the socket is closed; resolves with its close code and reason. */
-  async waitClosed(ms = 5000): Promise<{ code: number; reason: string }> {
-    await waitFor(() => this.closed !== undefined, ms, 'the socket to close');
-    return this.closed as { code: number; reason: string };
-  }
-}
-
-function rawText(data: RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString();
-  if (data instanceof ArrayBuffer) return Buffer.from(data).toString();
-  return data.toString();
 }
 
 // ─── the client's network ───────────────────────────────────────────────────────────────────
@@ -354,7 +166,7 @@ export class TestSocket implements WebSocketLike {
       (this.onopen as Handler)?.({});
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      const payload = isBinary ? data : rawText(data);
+      const payload = isBinary ? data : textOf(data);
       this.incoming.push(network.delay('in'), () => {
         if (this.done) return;
         if (typeof payload === 'string') {
@@ -631,6 +443,7 @@ export async function waitConverged(
 ): Promise<{ version: number; text: string }> {
   let head: { version: number; text: string } = { version: -1, text: '' };
   await waitFor(
+    `every client of ${docId} to converge on the server's head`,
     async () => {
       head = await headOf(getServer(), docId);
       return clients.every(
@@ -642,7 +455,6 @@ export async function waitConverged(
       );
     },
     ms,
-    `every client of ${docId} to converge on the server's head`,
     () => describeClients(getServer(), docId, clients),
   );
   return head;

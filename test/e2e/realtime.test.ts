@@ -18,24 +18,26 @@ import type { OtterServer, Store } from '../../src/server/index.js';
 import {
   Cleanup,
   type ClientDoc,
-  RawClient,
   type TestClient,
   headOf,
   markerCounts,
   markersIn,
   newClient,
   randomEdit,
-  sleep,
   startServer,
   stopServer,
   tempDir,
   waitConverged,
-  waitFor,
 } from './helpers.js';
 import { below, seededRandom } from '../support/random.js';
+import { RawClient } from '../support/raw-client.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const cleanup = new Cleanup();
-afterEach(() => cleanup.run());
+afterEach(async () => {
+  RawClient.terminateAll();
+  await cleanup.run();
+});
 
 /** Asserts every marker of `typed` occurs exactly once in `text`, and no other marker does. */
 function expectExactlyOnce(text: string, typed: Iterable<string>): void {
@@ -123,7 +125,7 @@ describe('e2e: catch-up after a disconnect', () => {
 
     // Cut c off: its socket dies and reconnection attempts fail until it is back online.
     c.net.goOffline();
-    await waitFor(() => c.connection.state === 'connecting', 5000, 'c to notice the disconnect');
+    await waitFor('c to notice the disconnect', () => c.connection.state === 'connecting');
     for (let i = 2; i <= 6; i++) {
       type(da, `«a-${i}»`);
       type(db, `«b-${i}»`);
@@ -158,7 +160,7 @@ describe('e2e: catch-up after a disconnect', () => {
     da.insert(0, '«a-0»\n');
     await waitConverged(() => server, 'doc', all);
     c.net.goOffline();
-    await waitFor(() => c.connection.state === 'connecting', 5000, 'c to notice the disconnect');
+    await waitFor('c to notice the disconnect', () => c.connection.state === 'connecting');
     const typed = ['«a-0»'];
     for (let i = 1; i <= 30; i++) {
       da.insert(da.text.length, `«a-${i}»\n`); // about 30 bytes an op: 900 bytes of catch-up
@@ -189,7 +191,7 @@ describe('e2e: catch-up after a disconnect', () => {
     hold = true;
     dc.insert(dc.text.length, '«c-1»🏳️‍🌈');
     da.insert(0, '«a-2»');
-    await waitFor(async () => (await headOf(server, 'doc')).text.includes('«c-1»'), 5000, "the server to apply c's op");
+    await waitFor("the server to apply c's op", async () => (await headOf(server, 'doc')).text.includes('«c-1»'));
     expect(dc.syncState.kind).toBe('awaiting-confirm'); // c never heard back
     dc.insert(0, '«c-2»'); // buffered behind the op in flight
     // The connection dies with the ack still in transit: it is lost.
@@ -214,7 +216,7 @@ describe('e2e: catch-up after a disconnect', () => {
     hold = true;
     dc.insert(0, '«c-1»');
     da.insert(0, '«a-1»');
-    await waitFor(() => dc.text.includes('«a-1»'), 5000, 'c to receive a-1');
+    await waitFor('c to receive a-1', () => dc.text.includes('«a-1»'));
     const head0 = await headOf(server, 'doc');
     expect(head0.text).not.toContain('«c-1»');
     hold = false;
@@ -251,15 +253,14 @@ describe('e2e: snapshot resync with pending edits', () => {
     da.insert(0, initial);
     await waitConverged(() => server, 'doc', [clientDoc(a, da), clientDoc(c, dc)]);
     c.net.goOffline();
-    await waitFor(() => c.connection.state === 'connecting', 5000, 'c to notice the disconnect');
+    await waitFor('c to notice the disconnect', () => c.connection.state === 'connecting');
     const reconnect = async (): Promise<string> => {
       await da.synced();
       // c's version is no longer in the history: its re-open gets a snapshot.
       const from = dc.version;
       await waitFor(
-        () => server.sequencer.getOps('doc', from).then(() => false, (e: { code?: string }) => e.code === 'history-gone'),
-        5000,
         "the history after c's version to be trimmed",
+        () => server.sequencer.getOps('doc', from).then(() => false, (e: { code?: string }) => e.code === 'history-gone'),
       );
       c.net.offline = false;
       return (await waitConverged(() => server, 'doc', [clientDoc(a, da), clientDoc(c, dc)])).text;
@@ -305,7 +306,7 @@ describe('e2e: presence', () => {
 
     da.setSelection({ anchor: 6, head: 11 });
     for (const d of [db, dc]) {
-      await waitFor(() => d.presences.get(idA)?.selection?.[0]?.anchor === 6, 5000, "a's selection to appear");
+      await waitFor("a's selection to appear", () => d.presences.get(idA)?.selection?.[0]?.anchor === 6);
       expect(d.presences.get(idA)?.selection).toEqual([{ anchor: 6, head: 11 }]);
       expect(d.presences.size).toBe(1);
     }
@@ -314,22 +315,22 @@ describe('e2e: presence', () => {
     db.insert(0, '¡😀 ');
     const shift = '¡😀 '.length;
     for (const d of [db, dc]) {
-      await waitFor(() => d.presences.get(idA)?.selection?.[0]?.anchor === 6 + shift, 5000, "a's selection to move");
+      await waitFor("a's selection to move", () => d.presences.get(idA)?.selection?.[0]?.anchor === 6 + shift);
       expect(d.presences.get(idA)?.selection).toEqual([{ anchor: 6 + shift, head: 11 + shift }]);
     }
-    await waitFor(() => da.selection?.[0]?.anchor === 6 + shift, 5000, "a's own selection to move");
+    await waitFor("a's own selection to move", () => da.selection?.[0]?.anchor === 6 + shift);
     // A latecomer gets the current presences when it opens the document.
     const late = newClient(cleanup, server.url, 'late');
     const dl = late.open('p');
     await dl.ready;
-    await waitFor(() => dl.presences.get(idA) !== undefined, 5000, 'the latecomer to see a');
+    await waitFor('the latecomer to see a', () => dl.presences.get(idA) !== undefined);
     expect(dl.presences.get(idA)?.selection).toEqual([{ anchor: 6 + shift, head: 11 + shift }]);
     expect(dl.text.slice(6 + shift, 11 + shift)).toBe('world');
 
     // 1. a closes the document: 'left' reaches the others.
     da.close();
     for (const d of [db, dc, dl]) {
-      await waitFor(() => !d.presences.has(idA), 5000, "a's presence to go after it closed the document");
+      await waitFor("a's presence to go after it closed the document", () => !d.presences.has(idA));
     }
     expect(leftEvents.filter((id) => id === idA)).toHaveLength(2);
 
@@ -337,25 +338,24 @@ describe('e2e: presence', () => {
     da = a.open('p');
     await da.ready;
     da.setSelection({ anchor: 0, head: 1 });
-    for (const d of [db, dc]) await waitFor(() => d.presences.get(idA)?.selection?.[0]?.head === 1, 5000, 'a back');
+    for (const d of [db, dc]) await waitFor('a back', () => d.presences.get(idA)?.selection?.[0]?.head === 1);
     a.connection.close();
-    for (const d of [db, dc, dl]) await waitFor(() => !d.presences.has(idA), 5000, "a's presence to go after it disconnected");
+    for (const d of [db, dc, dl]) await waitFor("a's presence to go after it disconnected", () => !d.presences.has(idA));
     expect(leftEvents.filter((id) => id === idA)).toHaveLength(4); // a presence-null event each time
 
     // 3. c's socket dies underneath: its old id leaves, and after the automatic reconnect its
     //    selection comes back under its new connection id.
     dc.setSelection({ anchor: 2, head: 2 });
     const idC = c.connection.connectionId as string;
-    await waitFor(() => db.presences.get(idC)?.selection?.[0]?.head === 2, 5000, "c's caret to appear");
+    await waitFor("c's caret to appear", () => db.presences.get(idC)?.selection?.[0]?.head === 2);
     c.net.kill();
-    await waitFor(() => !db.presences.has(idC), 5000, "c's old presence to go");
+    await waitFor("c's old presence to go", () => !db.presences.has(idC));
     await waitFor(
-      () => c.connection.connectionId !== undefined && c.connection.connectionId !== idC,
-      5000,
       'c to reconnect',
+      () => c.connection.connectionId !== undefined && c.connection.connectionId !== idC,
     );
     const idC2 = c.connection.connectionId as string;
-    await waitFor(() => db.presences.get(idC2)?.selection?.[0]?.head === 2, 5000, "c's caret to come back");
+    await waitFor("c's caret to come back", () => db.presences.get(idC2)?.selection?.[0]?.head === 2);
     expect(db.presences.has(idC)).toBe(false);
     expect([...db.presences.keys()]).toEqual([idC2]); // the latecomer never selected anything
   });
@@ -369,18 +369,18 @@ describe('e2e: presence', () => {
     await db.synced();
 
     // A raw client that never answers a WebSocket ping (and sends nothing after its presence).
-    const ghost = await RawClient.connect(cleanup, server.url, { autoPong: false });
+    const ghost = await RawClient.connect(server.url, { autoPong: false });
     const welcome = await ghost.hello('ghost');
-    const opened = await ghost.open('p');
+    const opened = await ghost.opened('p');
     ghost.send({ type: 'presence', doc: 'p', v: opened.v, selection: [{ anchor: 1, head: 2 }] });
-    await waitFor(() => db.presences.get(welcome.connectionId) !== undefined, 5000, "the ghost's presence");
+    await waitFor("the ghost's presence", () => db.presences.get(welcome.connectionId) !== undefined);
     expect(db.presences.get(welcome.connectionId)?.selection).toEqual([{ anchor: 1, head: 2 }]);
     expect(server.connections).toBe(2);
 
     const { code } = await ghost.waitClosed(5000); // terminated: no close frame
     expect(code).toBe(1006);
-    await waitFor(() => !db.presences.has(welcome.connectionId), 5000, 'the ghost to leave');
-    await waitFor(() => server.connections === 1, 5000, 'the server to drop the ghost');
+    await waitFor('the ghost to leave', () => !db.presences.has(welcome.connectionId));
+    await waitFor('the server to drop the ghost', () => server.connections === 1);
     // The well-behaved client answers pings and is still on its first socket.
     expect(b.connection.state).toBe('open');
     expect(b.net.sockets).toHaveLength(1);
@@ -399,33 +399,31 @@ describe('e2e: half-open connections', () => {
     await waitConverged(() => server, 'doc', [clientDoc(a, da), clientDoc(c, dc)]);
     dc.setSelection({ anchor: 6, head: 11 });
     const idOld = c.connection.connectionId as string;
-    await waitFor(() => da.presences.get(idOld)?.selection?.[0]?.head === 11, 5000, "c's selection");
+    await waitFor("c's selection", () => da.presences.get(idOld)?.selection?.[0]?.head === 11);
 
     c.net.freeze(); // nothing more gets through, and nobody closes anything
     dc.insert(dc.text.length, ' «c-2»');
     da.insert(0, '«a-1» ');
     // The server's heartbeat reaps the old connection: a sees c leave.
-    await waitFor(() => !da.presences.has(idOld), 5000, "c's old connection to be reaped");
+    await waitFor("c's old connection to be reaped", () => !da.presences.has(idOld));
     // c's heartbeat gives up on the dead socket and reconnects; its selection comes back.
     await waitFor(
-      () => c.connection.connectionId !== undefined && c.connection.connectionId !== idOld,
-      5000,
       'c to reconnect',
+      () => c.connection.connectionId !== undefined && c.connection.connectionId !== idOld,
     );
     const idNew = c.connection.connectionId as string;
     const head = await waitConverged(() => server, 'doc', [clientDoc(a, da), clientDoc(c, dc)]);
     expectExactlyOnce(head.text, ['«c-1»', '«c-2»', '«a-1»']);
-    await waitFor(() => da.presences.get(idNew)?.selection !== undefined, 5000, "c's selection under its new id");
+    await waitFor("c's selection under its new id", () => da.presences.get(idNew)?.selection !== undefined);
     // The same selection on both sides: "hello", and the " «c-2»" c typed at its caret.
     await waitFor(
-      () => JSON.stringify(da.presences.get(idNew)?.selection) === JSON.stringify(dc.selection),
-      5000,
       "a to see c's current selection",
+      () => JSON.stringify(da.presences.get(idNew)?.selection) === JSON.stringify(dc.selection),
     );
     const [range] = dc.selection ?? [];
     expect(dc.text.slice(range?.anchor, range?.head)).toBe('hello «c-2»');
     expect([...da.presences.keys()]).toEqual([idNew]);
-    await waitFor(() => server.connections === 2, 5000, 'the server to hold exactly the two live connections');
+    await waitFor('the server to hold exactly the two live connections', () => server.connections === 2);
     await expectCleanLog(server, 'doc');
   });
 });
@@ -455,14 +453,14 @@ describe('e2e: server restart and shutdown', () => {
       }
     });
 
-    await waitFor(async () => (await headOf(server, 'doc')).version >= 15, 10_000, 'some edits before the restart');
+    await waitFor('some edits before the restart', async () => (await headOf(server, 'doc')).version >= 15, 10_000);
     const socketsBefore = clients.map((c) => c.net.current);
     await stopServer(server);
     // Every acknowledgement the clients got before the shutdown finished.
     const ackedAtClose = clients.flatMap((c) => [...c.acks.of('doc')]);
     expect(ackedAtClose.length).toBeGreaterThan(0);
     // The graceful close told every client 1001 (going away).
-    for (const s of socketsBefore) await waitFor(() => s?.closeCode !== undefined, 5000, 'the 1001 close');
+    for (const s of socketsBefore) await waitFor('the 1001 close', () => s?.closeCode !== undefined);
     expect(socketsBefore.map((s) => s?.closeCode)).toEqual([1001, 1001, 1001]);
 
     server = await startServer(cleanup, { store: new SqliteStore(file), port });
@@ -474,7 +472,7 @@ describe('e2e: server restart and shutdown', () => {
 
     // Typing goes on after the clients reconnect by themselves.
     const version = restarted.version;
-    await waitFor(async () => (await headOf(server, 'doc')).version >= version + 15, 10_000, 'edits after the restart');
+    await waitFor('edits after the restart', async () => (await headOf(server, 'doc')).version >= version + 15, 10_000);
     stop = true;
     await Promise.all(typing);
 
@@ -505,11 +503,11 @@ describe('e2e: server restart and shutdown', () => {
       },
     });
     const server = await startServer(cleanup, { store });
-    const raw = await RawClient.connect(cleanup, server.url);
+    const raw = await RawClient.connect(server.url);
     await raw.hello();
     await raw.open('doc');
     raw.send({ type: 'submit', doc: 'doc', v: 0, seq: 1, op: ['kept'] });
-    await waitFor(() => appending, 5000, 'the append to start');
+    await waitFor('the append to start', () => appending);
     const closing = stopServer(server);
     release();
     await closing;
@@ -520,7 +518,7 @@ describe('e2e: server restart and shutdown', () => {
 
   it('a graceful close sends 1001 to raw and Otter clients, and Otter clients go back to reconnecting', async () => {
     const server = await startServer(cleanup);
-    const raw = await RawClient.connect(cleanup, server.url);
+    const raw = await RawClient.connect(server.url);
     await raw.hello();
     await raw.open('doc');
     raw.send({ type: 'submit', doc: 'doc', v: 0, seq: 1, op: ['x'] });
@@ -533,7 +531,7 @@ describe('e2e: server restart and shutdown', () => {
 
     await stopServer(server);
     expect((await raw.waitClosed()).code).toBe(1001);
-    await waitFor(() => c.net.closeCodes.length > 0, 5000, 'the Otter client to see the close');
+    await waitFor('the Otter client to see the close', () => c.net.closeCodes.length > 0);
     expect(c.net.closeCodes[0]).toBe(1001);
     expect(states[0]).toBe('connecting'); // not 'closed': it will reconnect
     expect(server.connections).toBe(0);

@@ -26,8 +26,7 @@
  * interleaving. Server limits are the defaults (no flooding: each client has at most one
  * submit in flight and throttled presence).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CollaborativeDocument } from '../../src/client/document.js';
@@ -42,13 +41,14 @@ import {
   markerCounts,
   newClient,
   randomEdit,
-  sleep,
   startServer,
   stopServer,
   tempDir,
   waitConverged,
 } from './helpers.js';
 import { below, seededRandom } from '../support/random.js';
+import { sleep } from '../support/wait.js';
+import { makeTempDir } from '../support/temp-dir.js';
 
 const LONG = process.env['OTTER_LONG'] === '1';
 const ONE = process.env['OTTER_SEED'];
@@ -254,7 +254,7 @@ async function simulate(seed: number): Promise<void> {
     let state = server === undefined ? '' : await describeClients(server, DOC, clients).catch(() => '');
     for (const c of clients) if (c.errors.length > 0) state += `\n${c.name} errors: ${c.errors.join(' | ')}`;
     // Each client's frames and socket events, for the post-mortem.
-    const dir = mkdtempSync(join(tmpdir(), `otter-sim-${seed}-`));
+    const dir = makeTempDir(`otter-sim-${seed}-`);
     for (const c of clients) writeFileSync(join(dir, `${c.name}.log`), `${c.net.trace.join('\n')}\n`);
     writeFileSync(join(dir, 'actions.log'), `${log.join('\n')}\n`);
     state += `\ntraces of every client's frames: ${dir}`;

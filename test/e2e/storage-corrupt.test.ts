@@ -10,10 +10,14 @@ import { OtterError } from '../../src/protocol/errors.js';
 import { Sequencer } from '../../src/server/sequencer.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
 import type { Logger } from '../../src/server/telemetry.js';
-import { Cleanup, RawClient, newClient, startServer, tempDir } from './helpers.js';
+import { Cleanup, newClient, startServer, tempDir } from './helpers.js';
+import { RawClient } from '../support/raw-client.js';
 
 const cleanup = new Cleanup();
-afterEach(() => cleanup.run());
+afterEach(async () => {
+  RawClient.terminateAll();
+  await cleanup.run();
+});
 
 /** A logger keeping every error line. */
 function capture(): { logger: Logger; errors: Array<{ fields: Record<string, unknown>; message: string }> } {
@@ -40,13 +44,13 @@ describe('e2e: a damaged document', () => {
 
     const { logger, errors } = capture();
     const server = await startServer(cleanup, { store: new SqliteStore(file), logger });
-    const raw = await RawClient.connect(cleanup, server.url);
+    const raw = await RawClient.connect(server.url);
     await raw.hello('raw');
     raw.send({ type: 'open', doc: 'bad', rid: 1 });
     const refusal = await raw.nextOf('error');
     expect(refusal).toMatchObject({ code: 'storage-corrupt', ref: { type: 'open', doc: 'bad' } });
     expect(refusal.message).not.toMatch(/retry/);
-    expect((await raw.open('good')).text).toBe('good:12345');
+    expect((await raw.opened('good')).text).toBe('good:12345');
 
     const client = newClient(cleanup, server.url, 'editor');
     const doc = client.open('bad');

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CollaborativeDocument, ResetEvent } from '../../src/client/index.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
-import { Cleanup, headOf, markerCounts, newClient, startServer, stopServer, tempDir, waitFor } from './helpers.js';
+import { Cleanup, headOf, markerCounts, newClient, startServer, stopServer, tempDir } from './helpers.js';
+import { waitFor } from '../support/wait.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -22,7 +23,7 @@ function settled(doc: CollaborativeDocument): boolean {
 /** Types `marker` at the end of `doc` and waits until the server acknowledged it. */
 async function typeAcked(doc: CollaborativeDocument, marker: string): Promise<void> {
   doc.insert(doc.text.length, marker);
-  await waitFor(() => settled(doc), 5000, `the ack of ${marker}`);
+  await waitFor(`the ack of ${marker}`, () => settled(doc));
 }
 
 describe('e2e: a database replaced by an older backup', () => {
@@ -44,10 +45,10 @@ describe('e2e: a database replaced by an older backup', () => {
     expect(existsSync(`${file}-wal`)).toBe(false);
 
     server = await startServer(cleanup, { store: new SqliteStore(file), port });
-    await waitFor(() => docs.every((d) => settled(d) && d.version === 5), 10_000, 'the clients back at version 5');
+    await waitFor('the clients back at version 5', () => docs.every((d) => settled(d) && d.version === 5), 10_000);
     const newer = Array.from({ length: 10 }, (_, i) => `«new-${i}»`);
     for (let i = 0; i < newer.length; i++) await typeAcked(docs[i % 2] as CollaborativeDocument, newer[i] as string);
-    await waitFor(() => docs.every((d) => d.version === 15 && settled(d)), 10_000, 'both clients at version 15');
+    await waitFor('both clients at version 15', () => docs.every((d) => d.version === 15 && settled(d)), 10_000);
     await stopServer(server);
 
     // The operator restores the older backup.
@@ -57,12 +58,12 @@ describe('e2e: a database replaced by an older backup', () => {
     expect((await headOf(server, 'doc')).version).toBe(5);
 
     await waitFor(
+      'the newer edits restored and the clients converged',
       async () => {
         const head = await headOf(server, 'doc');
         return newer.every((m) => head.text.includes(m)) && docs.every((d) => settled(d) && d.text === head.text);
       },
       15_000,
-      'the newer edits restored and the clients converged',
     );
     const head = await headOf(server, 'doc');
     const counts = markerCounts(head.text);

@@ -12,19 +12,10 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, type BrowserContext, type Frame, type Page, chromium } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type CliProcess,
-  ROOT,
-  RawClient,
-  type RunningServer,
-  makeTempDir,
-  removeTempDir,
-  requireBuild,
-  runCli,
-  sleep,
-  startServe,
-  waitUntil,
-} from './helpers.js';
+import { type CliProcess, ROOT, type RunningServer, requireBuild, runCli, startServe } from './helpers.js';
+import { RawClient } from '../support/raw-client.js';
+import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const IN_CI = process.env.CI === 'true';
@@ -116,7 +107,7 @@ describe.skipIf(SKIP)(TITLE, () => {
     const c = await RawClient.connect(`${ws}/`);
     try {
       await c.hello();
-      const opened = await c.open(doc);
+      const opened = await c.opened(doc);
       return { text: opened.text ?? '', v: opened.v };
     } finally {
       c.close();
@@ -139,13 +130,13 @@ describe.skipIf(SKIP)(TITLE, () => {
   async function converged(ws: string, doc: string, pages: Array<Page | Frame>, ms = 15_000): Promise<string> {
     let last: string[] = [];
     try {
-      await waitUntil(
+      await waitFor(
+        'convergence',
         async () => {
           last = [...(await Promise.all(pages.map(valueOf))), await serverText(ws, doc)];
           return last.every((t) => t === last[0]);
         },
         ms,
-        'convergence',
       );
     } catch (e) {
       throw new Error(`${(e as Error).message}: pages and server hold ${JSON.stringify(last)}`);

@@ -11,22 +11,11 @@ import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { type Component, apply } from '../../src/ot/index.js';
-import {
-  type CliProcess,
-  RawClient,
-  freePort,
-  ins,
-  isListening,
-  makeTempDir,
-  removeTempDir,
-  request,
-  requireBuild,
-  runCli,
-  startServe,
-  waitUntil,
-  within,
-} from './helpers.js';
+import { type Component, apply, fromPatch } from '../../src/ot/index.js';
+import { type CliProcess, freePort, isListening, request, requireBuild, runCli, startServe } from './helpers.js';
+import { RawClient } from '../support/raw-client.js';
+import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
+import { waitFor, within } from '../support/wait.js';
 
 beforeAll(() => {
   requireBuild();
@@ -149,9 +138,9 @@ describe('otter serve', () => {
     expect((await request(`${server.http}/healthz`)).status).toBe(200);
     const client = await RawClient.connect(`${server.ws}/`);
     await client.hello();
-    const opened = await client.open('hello');
+    const opened = await client.opened('hello');
     expect(opened).toMatchObject({ v: 0, text: '' });
-    expect(await client.submit('hello', 0, 1, ['hi'])).toBe(1);
+    expect(await client.submitAcked('hello', 0, 1, ['hi'])).toBe(1);
     client.close();
     expect(await server.cli.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(readdirSync(dir), '--memory writes nothing (not even ./data/otter.db)').toEqual([]);
@@ -165,8 +154,8 @@ describe('otter serve', () => {
     expect(existsSync(file)).toBe(true);
     const client = await RawClient.connect(`${server.ws}/`);
     await client.hello();
-    await client.open('notes');
-    await client.submit('notes', 0, 1, ['kept on disk']);
+    await client.opened('notes');
+    await client.submitAcked('notes', 0, 1, ['kept on disk']);
     client.close();
     expect(await server.cli.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     const r = await runCli(['export', 'notes', '--data', file]);
@@ -180,7 +169,7 @@ describe('otter serve', () => {
     const client = await RawClient.connect(`${server.ws}/`);
     await client.hello();
     client.close();
-    await client.closed;
+    await client.waitClosed();
     expect(await server.cli.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     // warn: the info lines (listening, connections, shutdown) are not written.
     expect(jsonLogs(server.cli)).toEqual([]);
@@ -212,10 +201,10 @@ describe('otter serve', () => {
       const b = await RawClient.connect(`${server.ws}/`);
       await a.hello();
       await b.hello();
-      await a.open('doc');
-      await b.open('doc');
+      await a.opened('doc');
+      await b.opened('doc');
       server.cli.child.kill(signal);
-      const [closeA, closeB] = await within(Promise.all([a.closed, b.closed]), 5000, 'the clients being closed');
+      const [closeA, closeB] = await Promise.all([a.waitClosed(), b.waitClosed()]);
       expect(closeA.code).toBe(1001);
       expect(closeB.code).toBe(1001);
       expect(await within(server.cli.exited, 5000, 'the exit')).toEqual({ code: 0, signal: null });
@@ -281,7 +270,7 @@ describe('durability across a SIGTERM restart (--data)', () => {
     let server = await serve(['--port', '0', '--data', file]);
     let client = await RawClient.connect(`${server.ws}/`);
     await client.hello('durable-client');
-    await client.open(DOC);
+    await client.opened(DOC);
     // 60 acknowledged edits: inserts anywhere, some deletes, some non-ASCII.
     /** `at`, moved back off the middle of a surrogate pair. */
     const boundary = (at: number): number => (/[\uDC00-\uDFFF]/.test(text[at] ?? '') ? at - 1 : at);
@@ -293,9 +282,9 @@ describe('durability across a SIGTERM restart (--data)', () => {
         op = [...(at > 0 ? [at] : []), at - end, ...(text.length - end > 0 ? [text.length - end] : [])];
       } else {
         const at = boundary((i * 31) % (text.length + 1));
-        op = ins(text.length, at, i % 5 === 0 ? `é${i}🦦` : `w${i} `);
+        op = fromPatch(text.length, at, 0, i % 5 === 0 ? `é${i}🦦` : `w${i} `);
       }
-      const v = await client.submit(DOC, texts.length - 1, ++seq, op);
+      const v = await client.submitAcked(DOC, texts.length - 1, ++seq, op);
       text = apply(text, op);
       texts.push(text);
       expect(v).toBe(texts.length - 1);
@@ -307,13 +296,13 @@ describe('durability across a SIGTERM restart (--data)', () => {
     for (const id of ['late-b', 'late-c']) {
       const c = await RawClient.connect(`${server.ws}/`);
       await c.hello(id);
-      await c.open(DOC);
+      await c.opened(DOC);
       writers.push({ client: c, seq: 1, id });
     }
     const marks = writers.map((w) => w.client.messages.length);
-    for (const w of writers) w.client.send({ type: 'submit', doc: DOC, v: base, seq: w.seq, op: ins(text.length, text.length, `<${w.id}>`) });
+    for (const w of writers) w.client.send({ type: 'submit', doc: DOC, v: base, seq: w.seq, op: fromPatch(text.length, text.length, 0, `<${w.id}>`) });
     server.cli.child.kill('SIGTERM');
-    for (const w of writers) expect((await within(w.client.closed, 5000, 'close on shutdown')).code).toBe(1001);
+    for (const w of writers) expect((await w.client.waitClosed()).code).toBe(1001);
     expect(await within(server.cli.exited, 5000, 'exit on SIGTERM')).toEqual({ code: 0, signal: null });
     const acked = writers.map((w, i) => {
       const answers = w.client.messages.slice(marks[i]);
@@ -331,12 +320,12 @@ describe('durability across a SIGTERM restart (--data)', () => {
       if (i === 0) continue;
       const c = await RawClient.connect(`${server.ws}/`);
       await c.hello(w.id);
-      expect((await c.open(DOC)).seq, `${w.id}'s last applied seq`).toBe(acked[i] ? 1 : 0);
+      expect((await c.opened(DOC)).seq, `${w.id}'s last applied seq`).toBe(acked[i] ? 1 : 0);
       c.close();
     }
     client = await RawClient.connect(`${server.ws}/`);
     await client.hello('durable-client');
-    const opened = await client.open(DOC);
+    const opened = await client.opened(DOC);
     expect(opened.v).toBe(base + acked.filter(Boolean).length);
     expect(opened.seq).toBe(acked[0] ? seq : seq - 1);
     const tail = (opened.text ?? '').slice(text.length);
@@ -347,8 +336,8 @@ describe('durability across a SIGTERM restart (--data)', () => {
     text = opened.text ?? '';
     while (texts.length - 1 < opened.v) texts.push(text); // the exact text is known at the head only
     // Editing goes on from there.
-    const more = ins(text.length, 0, '» ');
-    expect(await client.submit(DOC, opened.v, opened.seq + 1, more)).toBe(opened.v + 1);
+    const more = fromPatch(text.length, 0, 0, '» ');
+    expect(await client.submitAcked(DOC, opened.v, opened.seq + 1, more)).toBe(opened.v + 1);
     text = apply(text, more);
     texts.push(text);
     client.close();
@@ -415,12 +404,12 @@ describe('a database file that may not be served (exit code 3, nothing listens)'
     const first = await serve(['--port', '0', '--data', file]);
     const client = await RawClient.connect(`${first.ws}/`);
     await client.hello();
-    await client.open('shared');
-    await client.submit('shared', 0, 1, ['only one writer']);
+    await client.opened('shared');
+    await client.submitAcked('shared', 0, 1, ['only one writer']);
     const second = await runCli(['serve', '--port', '0', '--data', file]);
     expect(second.code).toBe(3);
     expect(second.stderr).toMatch(/another Otter process is serving it/);
-    await client.submit('shared', 1, 2, [15, ', still served']);
+    await client.submitAcked('shared', 1, 2, [15, ', still served']);
     expect(await runCli(['export', 'shared', '--data', file])).toMatchObject({ code: 0, stdout: 'only one writer, still served' });
     client.close();
     expect(await first.cli.stop('SIGTERM')).toEqual({ code: 0, signal: null });
@@ -436,25 +425,21 @@ describe('logs', () => {
     const SECRET_TEXT = 'SECRET-TEXT-8f3a1c';
     const SECRET_TOKEN = 'tok-5ec7e7-bearer-value';
     const server = await serve(['--port', '0', '--data', join(dir, 'otter.db'), '--log-level', 'trace']);
-    const a = await RawClient.connect(`${server.ws}/?doc=x&token=${SECRET_TOKEN}`, ['otter.v1', `otter.token.${SECRET_TOKEN}`]);
+    const a = await RawClient.connect(`${server.ws}/?doc=x&token=${SECRET_TOKEN}`, { protocols: ['otter.v1', `otter.token.${SECRET_TOKEN}`] });
     await a.hello();
-    await a.open('logged-doc');
-    await a.submit('logged-doc', 0, 1, [`first ${SECRET_TEXT} line`]);
+    await a.opened('logged-doc');
+    await a.submitAcked('logged-doc', 0, 1, [`first ${SECRET_TEXT} line`]);
     a.send({ type: 'presence', doc: 'logged-doc', v: 1, selection: [{ anchor: 2, head: 8 }] });
     // A refused submit whose op carries the secret as well.
     const refusedAt = a.messages.length;
     a.send({ type: 'submit', doc: 'logged-doc', v: 99, seq: 2, op: [`${SECRET_TEXT}`] });
-    await a.next((m) => m.type === 'error', 'the refusal', refusedAt);
+    await a.next((m) => m.type === 'error', { what: 'the refusal', from: refusedAt });
     const b = await RawClient.connect(`${server.ws}/`);
     await b.hello();
-    expect((await b.open('logged-doc')).text).toContain(SECRET_TEXT);
+    expect((await b.opened('logged-doc')).text).toContain(SECRET_TEXT);
     a.close();
     b.terminate();
-    await waitUntil(
-      () => jsonLogs(server.cli).filter((l) => l.msg === 'connection closed').length === 2,
-      5000,
-      'two "connection closed" lines',
-    );
+    await waitFor('two "connection closed" lines', () => jsonLogs(server.cli).filter((l) => l.msg === 'connection closed').length === 2);
     expect(await server.cli.stop('SIGTERM')).toEqual({ code: 0, signal: null });
 
     const logs = jsonLogs(server.cli);

@@ -1,24 +1,23 @@
 /**
- * Shared helpers of the product tests: the built CLI (dist/cli.js) run as a child process, a
- * raw protocol client over `ws`, HTTP fetches and Prometheus text parsing. Not a test file.
+ * Shared helpers of the product tests: the built CLI (dist/cli.js) run as a child process,
+ * HTTP fetches and Prometheus text parsing. Not a test file.
  *
  * The product tests exercise what `npm run build` produced. They never build it themselves
  * (other tests and engineers share dist/), and they fail with a clear message if it is missing.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WebSocket } from 'ws';
-import type { Component } from '../../src/ot/index.js';
-import type { ClientMessage, ServerMessage } from '../../src/protocol/messages.js';
-import { within } from '../support/within.js';
+import { within } from '../support/wait.js';
 
+/** The repository's root folder. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The built command line (`npm run build`). */
 export const CLI = join(ROOT, 'dist/cli.js');
+/** The built demo page. */
 export const DEMO_DIR = join(ROOT, 'dist/demo');
 
 /** Throws (failing the suite, never skipping it) unless `npm run build` has produced dist/. */
@@ -32,33 +31,9 @@ export function requireBuild(): void {
   }
 }
 
-/** A fresh temporary directory; remove it with {@link removeTempDir}. */
-export function makeTempDir(prefix = 'otter-product-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
-export function removeTempDir(dir: string | undefined): void {
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-}
-
-export { within };
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `cond` every `stepMs` until it holds; throws after `ms`. */
-export async function waitUntil(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms} ms`);
-    await sleep(20);
-  }
-}
-
 // ─── the CLI as a child process ──────────────────────────────────────────────────────────────
 
+/** How a child process ended: its exit code, or the signal that ended it. */
 export interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -185,6 +160,7 @@ export function isListening(port: number): Promise<boolean> {
 
 // ─── HTTP ────────────────────────────────────────────────────────────────────────────────────
 
+/** An HTTP response: status, headers and the whole body as text. */
 export interface HttpAnswer {
   status: number;
   headers: http.IncomingHttpHeaders;
@@ -220,118 +196,4 @@ export function parseMetrics(text: string): Map<string, number> {
     samples.set(m[1] as string, Number(m[2]));
   }
   return samples;
-}
-
-// ─── a raw protocol client ───────────────────────────────────────────────────────────────────
-
-/**
- * A client speaking the wire protocol (docs/protocol.md) by hand over `ws`: it records every
- * server message (batched frames flattened) and lets a test wait for one.
- */
-export class RawClient {
-  readonly messages: ServerMessage[] = [];
-  readonly closed: Promise<{ code: number; reason: string }>;
-  private readonly waiters = new Set<() => void>();
-
-  private constructor(readonly socket: WebSocket) {
-    socket.on('message', (data) => {
-      const parsed = JSON.parse(String(data)) as ServerMessage | ServerMessage[];
-      for (const m of Array.isArray(parsed) ? parsed : [parsed]) this.messages.push(m);
-      for (const w of this.waiters) w();
-    });
-    socket.on('error', () => {});
-    this.closed = new Promise((resolve) =>
-      socket.on('close', (code, reason) => {
-        resolve({ code, reason: String(reason) });
-        for (const w of this.waiters) w();
-      }),
-    );
-  }
-
-  /** Connects to `url` (ws://host:port/path?query) and waits for the upgrade. */
-  static async connect(url: string, protocols: string[] = []): Promise<RawClient> {
-    const socket = new WebSocket(url, protocols);
-    const client = new RawClient(socket);
-    await within(
-      new Promise<void>((resolve, reject) => {
-        socket.once('open', () => resolve());
-        socket.once('error', reject);
-      }),
-      10_000,
-      `connecting to ${url}`,
-    );
-    return client;
-  }
-
-  send(message: ClientMessage | Record<string, unknown>): void {
-    this.socket.send(JSON.stringify(message));
-  }
-
-  /** Waits (bounded) for the first message at index ≥ `from` matching `match`. */
-  async next<T extends ServerMessage>(match: (m: ServerMessage) => boolean, what: string, from = 0, ms = 10_000): Promise<T> {
-    const find = (): T | undefined => this.messages.slice(from).find(match) as T | undefined;
-    const found = find();
-    if (found !== undefined) return found;
-    return within(
-      new Promise<T>((resolve, reject) => {
-        const check = (): void => {
-          const m = find();
-          if (m !== undefined) {
-            this.waiters.delete(check);
-            resolve(m);
-          } else if (this.socket.readyState === WebSocket.CLOSED) {
-            this.waiters.delete(check);
-            reject(new Error(`the connection closed while waiting for ${what}; got ${JSON.stringify(this.messages)}`));
-          }
-        };
-        this.waiters.add(check);
-      }),
-      ms,
-      what,
-    );
-  }
-
-  /** `hello` and wait for `welcome`. */
-  async hello(clientId?: string): Promise<void> {
-    this.send(clientId === undefined ? { type: 'hello', protocol: 1 } : { type: 'hello', protocol: 1, clientId });
-    await this.next((m) => m.type === 'welcome', 'welcome');
-  }
-
-  /** Opens `doc` (snapshot) and returns the `opened` answer. */
-  async open(doc: string, v?: number): Promise<Extract<ServerMessage, { type: 'opened' }>> {
-    const from = this.messages.length;
-    this.send(v === undefined ? { type: 'open', doc } : { type: 'open', doc, v });
-    return this.next((m) => m.type === 'opened' && m.doc === doc, `opened ${doc}`, from);
-  }
-
-  /** Submits and waits for the ack (or throws with the error); returns the acked version. */
-  async submit(doc: string, v: number, seq: number, op: Component[]): Promise<number> {
-    const from = this.messages.length;
-    this.send({ type: 'submit', doc, v, seq, op });
-    const answer = await this.next(
-      (m) => (m.type === 'ack' && m.doc === doc && m.seq === seq) ||
-        (m.type === 'error' && (m.ref === undefined || m.ref.seq === seq)),
-      `ack of seq ${seq}`,
-      from,
-    );
-    if (answer.type !== 'ack') throw new Error(`submit seq ${seq} refused: ${JSON.stringify(answer)}`);
-    return answer.v;
-  }
-
-  close(): void {
-    this.socket.close(1000);
-  }
-
-  terminate(): void {
-    this.socket.terminate();
-  }
-}
-
-/** An op inserting `text` at `pos` of a document of length `len`. */
-export function ins(len: number, pos: number, text: string): Component[] {
-  const op: Component[] = [];
-  if (pos > 0) op.push(pos);
-  op.push(text);
-  if (len - pos > 0) op.push(len - pos);
-  return op;
 }

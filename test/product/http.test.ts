@@ -15,19 +15,10 @@ import { Metrics } from '../../src/server/metrics.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
 import type { LoadedDocument, OpRecord, Snapshot, Store } from '../../src/server/store.js';
 import { type OtterServer, type ServerOptions, createServer } from '../../src/server/ws-server.js';
-import {
-  type CliProcess,
-  DEMO_DIR,
-  RawClient,
-  makeTempDir,
-  parseMetrics,
-  removeTempDir,
-  request,
-  requireBuild,
-  startServe,
-  waitUntil,
-  within,
-} from './helpers.js';
+import { type CliProcess, DEMO_DIR, parseMetrics, request, requireBuild, startServe } from './helpers.js';
+import { RawClient } from '../support/raw-client.js';
+import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
+import { waitFor, within } from '../support/wait.js';
 
 beforeAll(() => {
   requireBuild();
@@ -194,14 +185,14 @@ describe('HTTP routes of createServer', () => {
     expect((await request(`${base}/readyz`)).status).toBe(200);
     expect((await scrape(base)).get('otter_store_ready')).toBe(1);
     store.down = true;
-    await waitUntil(async () => (await request(`${base}/readyz`)).status === 503, 5000, 'readiness down');
+    await waitFor('readiness down', async () => (await request(`${base}/readyz`)).status === 503);
     expect(await request(`${base}/readyz`)).toMatchObject({ body: 'not ready: the store cannot be written: disk on fire\n' });
     expect((await request(`${base}/healthz`)).status).toBe(200);
     const down = await scrape(base);
     expect(down.get('otter_store_ready')).toBe(0);
     expect(down.get('otter_store_write_failures_total{source="probe"}')).toBeGreaterThanOrEqual(1);
     store.down = false;
-    await waitUntil(async () => (await request(`${base}/readyz`)).status === 200, 5000, 'readiness back');
+    await waitFor('readiness back', async () => (await request(`${base}/readyz`)).status === 200);
     expect((await scrape(base)).get('otter_store_ready')).toBe(1);
   });
 
@@ -243,8 +234,8 @@ describe('HTTP routes of createServer', () => {
     const welcomeBytes = m.get('otter_bytes_sent_total') as number;
     expect(welcomeBytes).toBeGreaterThan(2 * '{"type":"welcome"}'.length);
 
-    await a.open('m');
-    await b.open('m');
+    await a.opened('m');
+    await b.opened('m');
     m = await scrape(base);
     expect(m.get('otter_open_documents')).toBe(1);
     expect(m.get('otter_frames_sent_total')).toBeGreaterThanOrEqual(4);
@@ -255,8 +246,8 @@ describe('HTTP routes of createServer', () => {
     const fromB = b.messages.length;
     a.send({ type: 'submit', doc: 'm', v: 0, seq: 1, op: ['aaa'] });
     b.send({ type: 'submit', doc: 'm', v: 0, seq: 1, op: ['bbb'] });
-    await a.next((x) => x.type === 'ack', 'ack a', fromA);
-    await b.next((x) => x.type === 'ack', 'ack b', fromB);
+    await a.next((x) => x.type === 'ack', { what: 'ack a', from: fromA });
+    await b.next((x) => x.type === 'ack', { what: 'ack b', from: fromB });
     m = await scrape(base);
     expect(m.get('otter_ops_applied_total')).toBe(2);
     expect(m.get('otter_submit_ack_seconds_count')).toBe(2);
@@ -271,7 +262,7 @@ describe('HTTP routes of createServer', () => {
     const refuse = async (message: Record<string, unknown>, code: string): Promise<void> => {
       const from = a.messages.length;
       a.send(message);
-      const e = await a.next((x) => x.type === 'error', `error ${code}`, from, 2000).catch((err: unknown) => {
+      const e = await a.next((x) => x.type === 'error', { what: `error ${code}`, from, ms: 2000 }).catch((err: unknown) => {
         throw new Error(`${String(err)}; got ${JSON.stringify(a.messages.slice(from))}`);
       });
       expect(e).toMatchObject({ code });
@@ -290,17 +281,17 @@ describe('HTTP routes of createServer', () => {
 
     // Catch-up from a version the server never had: answered with a snapshot, counted.
     expect(m.get('otter_resyncs_total')).toBe(0);
-    const again = await a.open('m', 50);
+    const again = await a.opened('m', 50);
     expect(again.text).toHaveLength(6);
     expect((await scrape(base)).get('otter_resyncs_total')).toBe(1);
     // A catch-up it can serve with ops is not a resync.
-    expect((await a.open('m', 1)).ops).toHaveLength(1);
+    expect((await a.opened('m', 1)).ops).toHaveLength(1);
     expect((await scrape(base)).get('otter_resyncs_total')).toBe(1);
 
     a.close();
     b.close();
-    await Promise.all([a.closed, b.closed]);
-    await waitUntil(async () => (await scrape(base)).get('otter_connections') === 0, 5000, 'connections back to 0');
+    await Promise.all([a.waitClosed(), b.waitClosed()]);
+    await waitFor('connections back to 0', async () => (await scrape(base)).get('otter_connections') === 0);
     m = await scrape(base);
     expect(m.get('otter_open_documents')).toBe(0);
     expect(m.get('otter_connections_total')).toBe(2);
@@ -313,25 +304,25 @@ describe('HTTP routes of createServer', () => {
       limits: { bytesPerSecond: 1 << 30, bytesBurst: 1 << 30 },
     });
     const writer = await connect(`${otter.url}/`);
-    await writer.open('big');
+    await writer.opened('big');
     const reader = await connect(`${otter.url}/`);
-    await reader.open('big');
+    await reader.opened('big');
     // The reader stops reading; the writer keeps inserting and deleting 800 KB until the
     // kernel's socket buffers are full and the server's backlog for the reader passes the cap.
-    (reader.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+    (reader.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     const chunk = 'x'.repeat(800_000);
     let v = 0;
     let seq = 0;
     let drops = 0;
     for (let i = 0; i < 40 && drops === 0; i++) {
-      v = await writer.submit('big', v, ++seq, [chunk]);
-      v = await writer.submit('big', v, ++seq, [-chunk.length]);
+      v = await writer.submitAcked('big', v, ++seq, [chunk]);
+      v = await writer.submitAcked('big', v, ++seq, [-chunk.length]);
       drops = (await scrape(base)).get('otter_slow_consumer_drops_total') as number;
     }
     expect(drops).toBe(1);
     // Terminated after the grace period; the writer is unaffected.
-    await waitUntil(() => otter.connections === 1, 5000, 'the slow reader being terminated');
-    expect(await writer.submit('big', v, ++seq, ['still here'])).toBe(v + 1);
+    await waitFor('the slow reader being terminated', () => otter.connections === 1);
+    expect(await writer.submitAcked('big', v, ++seq, ['still here'])).toBe(v + 1);
     const m = await scrape(base);
     expect(m.get('otter_connections')).toBe(1);
     expect(m.get('otter_slow_consumer_drops_total')).toBe(1);
@@ -344,8 +335,8 @@ describe('HTTP routes of the CLI', () => {
     cli = server.cli;
     await checkRoutes(server.http);
     const c = await connect(`${server.ws}/`);
-    await c.open('cli-doc');
-    await c.submit('cli-doc', 0, 1, ['x']);
+    await c.opened('cli-doc');
+    await c.submitAcked('cli-doc', 0, 1, ['x']);
     const m = await scrape(server.http);
     expect(m.get('otter_connections')).toBe(1);
     expect(m.get('otter_open_documents')).toBe(1);
@@ -388,11 +379,11 @@ describe('embedding in an existing http.Server', () => {
 
     // The WebSocket protocol runs on the application's port.
     const c = await connect(`ws://127.0.0.1:${port}/`);
-    await c.open('embedded');
-    expect(await c.submit('embedded', 0, 1, ['hi'])).toBe(1);
+    await c.opened('embedded');
+    expect(await c.submitAcked('embedded', 0, 1, ['hi'])).toBe(1);
 
     await otter.close();
-    expect((await within(c.closed, 5000, 'the client closed by otter.close()')).code).toBe(1001);
+    expect((await c.waitClosed()).code).toBe(1001);
     expect(app.listening).toBe(true);
     expect(await request(`${base}/app`)).toMatchObject({ status: 200, body: 'the application\n' });
   });
@@ -420,8 +411,8 @@ describe('embedding in an existing http.Server', () => {
     servers.push(otter);
 
     const c = await connect(`ws://127.0.0.1:${port}/collab?doc=x`);
-    await c.open('p');
-    expect(await c.submit('p', 0, 1, ['ok'])).toBe(1);
+    await c.opened('p');
+    expect(await c.submitAcked('p', 0, 1, ['ok'])).toBe(1);
 
     const ws = new WebSocket(`ws://127.0.0.1:${port}/echo`);
     const reply = await within(

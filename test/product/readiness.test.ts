@@ -9,17 +9,19 @@
  * test runs against a store that fails the same way, and says so in its name and on stderr.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, closeSync, mkdtempSync, openSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { ServerMessage } from '../../src/protocol/messages.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
 import type { Store } from '../../src/server/store.js';
 import type { Logger } from '../../src/server/telemetry.js';
 import { type OtterServer, createServer } from '../../src/server/ws-server.js';
-import { RawClient, ins, makeTempDir, removeTempDir, request, waitUntil } from './helpers.js';
+import { request } from './helpers.js';
+import { RawClient } from '../support/raw-client.js';
+import { fromPatch } from '../../src/ot/index.js';
+import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 interface Line {
   level: string;
@@ -41,7 +43,7 @@ function firstLine(e: unknown): string {
 
 /** A 3 MiB tmpfs mounted on a new temporary folder, or why it could not be. */
 function mountSmallDisk(): { dir: string; mounted: boolean; why: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'otter-full-disk-'));
+  const dir = makeTempDir('otter-full-disk-');
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', dir], { stdio: 'pipe' });
     return { dir, mounted: true, why: '' };
@@ -53,7 +55,7 @@ function mountSmallDisk(): { dir: string; mounted: boolean; why: string } {
 /** How this machine can make a database file read-only for its own user (root ignores modes). */
 function readOnlyMethod(): { how: 'chattr' | 'chmod' | 'option'; why: string } {
   if (process.getuid?.() !== 0) return { how: 'chmod', why: '' };
-  const dir = mkdtempSync(join(tmpdir(), 'otter-chattr-'));
+  const dir = makeTempDir('otter-chattr-');
   const file = join(dir, 'probe');
   writeFileSync(file, '');
   try {
@@ -63,7 +65,7 @@ function readOnlyMethod(): { how: 'chattr' | 'chmod' | 'option'; why: string } {
   } catch (e) {
     return { how: 'option', why: firstLine(e) };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
   }
 }
 
@@ -136,7 +138,7 @@ afterAll(() => {
       execFileSync('umount', ['-l', DISK.dir], { stdio: 'pipe' });
     }
   }
-  rmSync(DISK.dir, { recursive: true, force: true });
+  removeTempDir(DISK.dir);
 });
 
 async function start(store: Store): Promise<{ otter: OtterServer; readyz: () => ReturnType<typeof request>; lines: Line[] }> {
@@ -153,12 +155,6 @@ async function connect(otter: OtterServer): Promise<RawClient> {
   return c;
 }
 
-/** Submits and returns the server's answer, an ack or an error. */
-async function submit(c: RawClient, v: number, seq: number, op: ReturnType<typeof ins>): Promise<ServerMessage> {
-  const from = c.messages.length;
-  c.send({ type: 'submit', doc: 'doc', v, seq, op });
-  return c.next((m) => (m.type === 'ack' && m.seq === seq) || m.type === 'error', `the answer to seq ${seq}`, from);
-}
 
 describe('/readyz against real storage faults', () => {
   const diskName = DISK.mounted
@@ -173,13 +169,13 @@ describe('/readyz against real storage faults', () => {
     const { otter, readyz, lines } = await start(store);
     expect(await readyz()).toMatchObject({ status: 200, body: 'ready\n' });
     const c = await connect(otter);
-    await c.open('doc');
-    expect(await submit(c, 0, 1, ['hello'])).toMatchObject({ type: 'ack', v: 1 });
+    await c.opened('doc');
+    expect(await c.submit('doc', 0, 1, ['hello'])).toMatchObject({ type: 'ack', v: 1 });
 
     let filler: string | undefined;
     if (DISK.mounted) filler = fillDisk(DISK.dir);
     else full = true;
-    await waitUntil(async () => (await readyz()).status === 503, 10_000, '/readyz 503 on a full disk');
+    await waitFor('/readyz 503 on a full disk', async () => (await readyz()).status === 503, 10_000);
     expect((await readyz()).body).toBe('not ready: the store cannot be written: SQLITE_FULL: database or disk is full\n');
     const down = lines.filter((l) => l.level === 'error');
     expect(down).toHaveLength(1);
@@ -187,7 +183,7 @@ describe('/readyz against real storage faults', () => {
       message: 'store cannot be written: not ready',
       fields: { reason: 'SQLITE_FULL: database or disk is full', source: 'probe' },
     });
-    const refusal = await submit(c, 1, 2, ins(5, 5, ' world'));
+    const refusal = await c.submit('doc', 1, 2, fromPatch(5, 5, 0, ' world'));
     expect(refusal).toMatchObject({ type: 'error', code: 'storage-failed' });
     expect((refusal as { message: string }).message).toMatch(/SQLITE_FULL: database or disk is full; retry later$/);
     expect((await readyz()).status).toBe(503);
@@ -196,7 +192,7 @@ describe('/readyz against real storage faults', () => {
     const sent = c.messages.length;
     if (filler !== undefined) unlinkSync(filler);
     else full = false;
-    await waitUntil(async () => (await readyz()).status === 200, 10_000, '/readyz 200 once space is back');
+    await waitFor('/readyz 200 once space is back', async () => (await readyz()).status === 200, 10_000);
     expect(c.messages.length).toBe(sent);
     const up = lines.filter((l) => l.message === 'store writable again: ready');
     expect(up).toHaveLength(1);
@@ -204,7 +200,7 @@ describe('/readyz against real storage faults', () => {
     expect(up[0]?.fields.downMs).toBeGreaterThan(0);
     expect(up[0]?.fields.failures).toBeGreaterThanOrEqual(2); // the probe and the append, at least
     // The refused op was not applied; sent again, it is.
-    expect(await submit(c, 1, 2, ins(5, 5, ' world'))).toMatchObject({ type: 'ack', v: 2 });
+    expect(await c.submit('doc', 1, 2, fromPatch(5, 5, 0, ' world'))).toMatchObject({ type: 'ack', v: 2 });
   });
 
   const readOnlyName = {
@@ -237,11 +233,11 @@ describe('/readyz against real storage faults', () => {
       'SQLITE_READONLY: attempt to write a readonly database',
     ]);
     const c = await connect(otter);
-    await c.open('doc');
-    const refusal = await submit(c, 0, 1, ['hello']);
+    await c.opened('doc');
+    const refusal = await c.submit('doc', 0, 1, ['hello']);
     expect(refusal).toMatchObject({ type: 'error', code: 'storage-failed' });
     expect((refusal as { message: string }).message).toMatch(/SQLITE_READONLY: attempt to write a readonly database; retry later$/);
-    await new Promise((r) => setTimeout(r, 200)); // several more probes
+    await sleep(200); // several more probes
     expect((await readyz()).status).toBe(503);
     expect(lines.filter((l) => l.level === 'error')).toHaveLength(1); // rate-limited
   });
@@ -261,7 +257,7 @@ describe('/readyz against real storage faults', () => {
     expect(await readyz()).toMatchObject({ status: 503, body: 'not ready: the store cannot be written: SQLITE_BUSY: database is locked\n' });
     expect(lines.filter((l) => l.level === 'error')).toHaveLength(1);
     other.prepare('ROLLBACK').run();
-    await waitUntil(async () => (await readyz()).status === 200, 10_000, '/readyz 200 once the lock is released');
+    await waitFor('/readyz 200 once the lock is released', async () => (await readyz()).status === 200, 10_000);
   });
 });
 

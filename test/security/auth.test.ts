@@ -11,7 +11,6 @@ import { type JWK, SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { JwtOptions } from '../../src/server/auth.js';
 import {
-  type Attempt,
   type CapturingLogger,
   algNoneToken,
   attempt,
@@ -19,11 +18,12 @@ import {
   closeAll,
   connect,
   hs256Token,
-  ins,
   joined,
   nowSeconds,
   startServer,
 } from './helpers.js';
+import type { Attempt } from '../support/raw-client.js';
+import { fromPatch } from '../../src/ot/index.js';
 
 afterEach(closeAll);
 
@@ -171,10 +171,10 @@ describe.each([0, 1, 2])('JWT authentication (%#)', (index) => {
       expect(client.ws.protocol).toBe('otter.v1');
       const from = watcher.client.messages.length;
       // A client-supplied author field is ignored.
-      client.send({ type: 'submit', doc: 'doc', v, seq: 1, op: ins(len, len, `${i}`), author: 'mallory' });
+      client.send({ type: 'submit', doc: 'doc', v, seq: 1, op: fromPatch(len, len, 0, `${i}`), author: 'mallory' });
       await client.nextOf('ack', { doc: 'doc', seq: 1 });
-      const ops = await watcher.client.nextOf('ops', { doc: 'doc' }, from);
-      expect(ops.ops).toEqual([{ v: v + 1, op: ins(len, len, `${i}`), author: p.user }]);
+      const ops = await watcher.client.nextOf('ops', { doc: 'doc' }, { from: from });
+      expect(ops.ops).toEqual([{ v: v + 1, op: fromPatch(len, len, 0, `${i}`), author: p.user }]);
       v++;
       len++;
       client.terminate();
@@ -192,15 +192,15 @@ describe.each([0, 1, 2])('JWT authentication (%#)', (index) => {
     await client.hello();
     const from = client.messages.length;
     client.send({ type: 'auth', token: await k.sign({ sub: 'ann', exp: exp + 600 }) });
-    expect(await client.nextOf('authed', {}, from)).toEqual({ type: 'authed', expiresAt: (exp + 600) * 1000 });
+    expect(await client.nextOf('authed', {}, { from: from })).toEqual({ type: 'authed', expiresAt: (exp + 600) * 1000 });
     // A refreshed token that is bad in any way is refused, the connection stays.
     for (const token of [algNoneToken(defaults({ sub: 'ann' })), await k.forge({ sub: 'ann' }), 'garbage']) {
       const at = client.messages.length;
       client.send({ type: 'auth', token });
-      const err = await client.nextOf('error', {}, at);
+      const err = await client.nextOf('error', {}, { from: at });
       expect(err.code).toBe('auth-expired');
     }
-    await client.roundTrip();
+    await client.ping();
   });
 });
 
@@ -274,10 +274,10 @@ describe('origin allow-list', () => {
     }
     const exact = await connect(server, { origin: 'https://app.example' });
     await exact.hello();
-    await exact.roundTrip();
+    await exact.ping();
     const none = await connect(server); // non-browser clients send no Origin
     await none.hello();
-    await none.roundTrip();
+    await none.ping();
     expect(server.connections).toBe(2);
   });
 

@@ -5,21 +5,11 @@
 import { SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Authenticate } from '../../src/server/auth.js';
-import type { Access } from '../../src/server/session.js';
-import {
-  type Msg,
-  type RawClient,
-  closeAll,
-  connect,
-  ins,
-  joined,
-  nowSeconds,
-  replayOf,
-  sleep,
-  startServer,
-  until,
-  within,
-} from './helpers.js';
+import type { Access } from '../../src/server/auth.js';
+import { closeAll, connect, joined, nowSeconds, replayOf, startServer, aboutDoc } from './helpers.js';
+import type { ReceivedOf } from '../support/raw-client.js';
+import { fromPatch } from '../../src/ot/index.js';
+import { sleep, waitFor, within } from '../support/wait.js';
 
 afterEach(closeAll);
 
@@ -32,11 +22,6 @@ const authenticate: Authenticate = async (token) => {
 };
 
 const as = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
-
-/** Every message of `client` that names `doc` (as its doc or its error's ref). */
-function aboutDoc(client: RawClient, doc: string): Msg[] {
-  return client.messages.filter((m) => m.doc === doc || (m.ref as Msg | undefined)?.doc === doc);
-}
 
 describe('authorize', () => {
   const SECRET_TEXT = 'TOP-SECRET-7f3a9c';
@@ -68,7 +53,7 @@ describe('authorize', () => {
     for (const open of [{ type: 'open', doc: 'secret' }, { type: 'open', doc: 'secret', v: 0 }, { type: 'open', doc: 'secret', v: 1 }]) {
       const from = eve.messages.length;
       eve.send(open);
-      const err = await eve.nextOf('error', {}, from);
+      const err = await eve.nextOf('error', {}, { from: from });
       expect(err).toMatchObject({ code: 'forbidden', ref: { type: 'open', doc: 'secret' } });
     }
     // Still usable for its other documents.
@@ -81,7 +66,7 @@ describe('authorize', () => {
         let v = 1;
         let len = SECRET_TEXT.length;
         for (const piece of ['-more', '-and-more']) {
-          const answer = await alice.submit('secret', v, v + 1, ins(len, len, `${SECRET_TEXT}${piece}`));
+          const answer = await alice.submit('secret', v, v + 1, fromPatch(len, len, 0, `${SECRET_TEXT}${piece}`));
           expect(answer.type).toBe('ack');
           len += SECRET_TEXT.length + piece.length;
           v++;
@@ -99,7 +84,7 @@ describe('authorize', () => {
     for (const m of smuggled) {
       const from = eve.messages.length;
       eve.send(m);
-      const err = await eve.nextOf('error', {}, from);
+      const err = await eve.nextOf('error', {}, { from: from });
       expect(err.code).toBe('not-open');
     }
     expect((await server.sequencer.getSnapshot('secret')).version).toBe(ops);
@@ -109,12 +94,12 @@ describe('authorize', () => {
     await alice.nextOf('opened', { doc: 'public' });
     await alice.submit('public', 0, 1, ['public text']);
     await eve.nextOf('ops', { doc: 'public' });
-    await eve.roundTrip();
+    await eve.ping();
 
     for (const frame of eve.frames) expect(frame).not.toContain(SECRET_TEXT);
     for (const m of aboutDoc(eve, 'secret')) {
       expect(m.type).toBe('error');
-      expect(['forbidden', 'not-open']).toContain(m.code);
+      expect(['forbidden', 'not-open']).toContain((m as ReceivedOf<'error'>).code);
     }
     expect(eve.messages.some((m) => m.type === 'presence' && m.doc === 'secret')).toBe(false);
     expect(await replayOf(server, 'secret')).toBe((await server.sequencer.getSnapshot('secret')).text);
@@ -129,7 +114,7 @@ describe('authorize', () => {
     expect(opened).toMatchObject({ v: 1, text: 'hello' });
     const from = bob.messages.length;
     await alice.submit('secret', 1, 2, [5, ' world']);
-    expect((await bob.nextOf('ops', { doc: 'secret' }, from)).ops).toEqual([{ v: 2, op: [5, ' world'], author: 'alice' }]);
+    expect((await bob.nextOf('ops', { doc: 'secret' }, { from: from })).ops).toEqual([{ v: 2, op: [5, ' world'], author: 'alice' }]);
 
     const aliceFrom = alice.messages.length;
     for (const [seq, v, op] of [
@@ -143,8 +128,8 @@ describe('authorize', () => {
     expect(await server.sequencer.getSnapshot('secret')).toMatchObject({ version: 2, text: 'hello world' });
     // Sentinel: alice's next op arrives to bob as version 3: nothing of bob's came in between.
     await alice.submit('secret', 2, 3, [11, '.']);
-    await until(() => bob.opsOf('secret').some((e) => e.v === 3), 'op 3 reaching bob');
-    await bob.roundTrip();
+    await waitFor('op 3 reaching bob', () => bob.opsOf('secret').some((e) => e.v === 3));
+    await bob.ping();
     expect(bob.opsOf('secret').map((e) => e.v)).toEqual([2, 3]);
     expect(alice.messages.slice(aliceFrom).some((m) => m.type === 'ops')).toBe(false);
     expect(bob.isOpen).toBe(true);
@@ -165,14 +150,14 @@ describe('authorize', () => {
       await server.sequencer.submit({ docId: doc, clientId: 'seed', seq: 1, baseVersion: 0, op: [SECRET_TEXT] });
       const err = await seeder.open(doc);
       expect(err.type).toBe('error');
-      expect(['forbidden', 'storage-failed']).toContain(err.code);
+      expect(['forbidden', 'storage-failed']).toContain((err as ReceivedOf<'error'>).code);
       const from = seeder.messages.length;
       seeder.send({ type: 'submit', doc, v: 1, seq: 1, op: [SECRET_TEXT.length, 'x'] });
-      expect((await seeder.nextOf('error', {}, from)).code).toBe('not-open');
+      expect((await seeder.nextOf('error', {}, { from: from })).code).toBe('not-open');
       expect((await server.sequencer.getSnapshot(doc)).version).toBe(1);
     }
     for (const frame of seeder.frames) expect(frame).not.toContain(SECRET_TEXT);
-    await seeder.roundTrip();
+    await seeder.ping();
   });
 
   it('access is decided again on re-open: a revoked user stops receiving the document', async () => {
@@ -188,12 +173,12 @@ describe('authorize', () => {
     expect(err).toMatchObject({ type: 'error', code: 'forbidden' });
     const from = eve.frames.length;
     await alice.submit('secret', 1, 2, [7, SECRET_TEXT]);
-    await eve.roundTrip();
+    await eve.ping();
     expect(eve.frames.slice(from).join('')).not.toContain(SECRET_TEXT);
     const after = eve.messages.length;
     eve.send({ type: 'submit', doc: 'secret', v: 2, seq: 1, op: [7 + SECRET_TEXT.length, '!'] });
     // Revoked, not malformed: a submit sent before the refusal arrived is no client's fault.
-    expect((await eve.nextOf('error', {}, after)).code).toBe('forbidden');
+    expect((await eve.nextOf('error', {}, { from: after })).code).toBe('forbidden');
   });
 });
 
@@ -204,7 +189,7 @@ describe('credential expiry mid-session', () => {
     const deadline = Date.now() + 400;
     while (Date.now() <= deadline + 20 && client.isOpen) await sleep(10);
     if (client.isOpen) client.send({ type: 'submit', doc: 'doc', v: 0, seq: 1, op: ['late'] });
-    expect(await client.waitClosed()).toBe(4401);
+    expect((await client.waitClosed()).code).toBe(4401);
     expect((await server.sequencer.getSnapshot('doc')).version).toBe(0);
     expect(client.messages.some((m) => m.type === 'ack')).toBe(false);
   });
@@ -214,7 +199,7 @@ describe('credential expiry mid-session', () => {
     const { client } = await joined(server, 'doc', as('alice:1000'));
     const from = client.messages.length;
     client.send({ type: 'auth', token: 'alice:60000' });
-    const authed = await client.nextOf('authed', {}, from);
+    const authed = await client.nextOf('authed', {}, { from: from });
     expect(authed.expiresAt).toBeGreaterThan(Date.now() + 30_000);
     await sleep(1200); // past the original expiry
     expect(client.isOpen).toBe(true);
@@ -227,10 +212,10 @@ describe('credential expiry mid-session', () => {
     for (const token of ['bob:60000', 'NOT A TOKEN']) {
       const from = client.messages.length;
       client.send({ type: 'auth', token });
-      expect(await client.nextOf('error', {}, from)).toMatchObject({ code: 'auth-expired', ref: { type: 'auth' } });
+      expect(await client.nextOf('error', {}, { from: from })).toMatchObject({ code: 'auth-expired', ref: { type: 'auth' } });
     }
     expect(client.messages.some((m) => m.type === 'authed')).toBe(false);
-    expect(await client.waitClosed()).toBe(4401);
+    expect((await client.waitClosed()).code).toBe(4401);
   });
 
   it('a JWT expiring mid-session closes the connection with 4401', async () => {
@@ -240,7 +225,7 @@ describe('credential expiry mid-session', () => {
       .setProtectedHeader({ alg: 'HS256' })
       .sign(new TextEncoder().encode(secret));
     const { client } = await joined(server, 'doc', as(token));
-    expect(await client.waitClosed(4000)).toBe(4401);
+    expect((await client.waitClosed(4000)).code).toBe(4401);
   });
 
   it('auth on a server without authentication is a bad request', async () => {
@@ -248,7 +233,7 @@ describe('credential expiry mid-session', () => {
     const { client } = await joined(server, 'doc');
     const from = client.messages.length;
     client.send({ type: 'auth', token: 'whatever' });
-    expect(await client.nextOf('error', {}, from)).toMatchObject({ code: 'bad-request', ref: { type: 'auth' } });
+    expect(await client.nextOf('error', {}, { from: from })).toMatchObject({ code: 'bad-request', ref: { type: 'auth' } });
   });
 });
 
@@ -279,7 +264,7 @@ describe('identity', () => {
     // Bob, same clientId, sees no trace of ann's mark, and his seq 1 is his own.
     expect(await bob.open('doc')).toMatchObject({ type: 'opened', v: 1, seq: 0 });
     expect(await bob.submit('doc', 0, 1, ['A'])).toMatchObject({ type: 'ack', v: 2 });
-    await until(() => ann.opsOf('doc').length === 2 && ann2.opsOf('doc').length === 1, 'both ops broadcast');
+    await waitFor('both ops broadcast', () => ann.opsOf('doc').length === 2 && ann2.opsOf('doc').length === 1);
     expect(ann.opsOf('doc').map((e) => e.author)).toEqual(['ann', 'bob']);
     // Each receives the other's op as an op, not as an ack of its own.
     expect(ann2.opsOf('doc').map((e) => e.author)).toEqual(['bob']);
@@ -305,7 +290,7 @@ describe('identity', () => {
     const attacker = await connect(server, as('attacker'));
     const from = attacker.messages.length;
     attacker.send({ type: 'hello', protocol: 1, clientId: 'b\nc' });
-    const answer = await attacker.next((m) => m.type === 'welcome' || m.type === 'error', 'hello answer', from);
+    const answer = await attacker.next<ReceivedOf<'welcome' | 'error'>>((m) => m.type === 'welcome' || m.type === 'error', { what: 'hello answer', from });
     if (answer.type === 'welcome') {
       // Accepted: then it must be a client of its own, with no access to the victim's marks.
       expect(await attacker.open('doc')).toMatchObject({ type: 'opened', seq: 0 });

@@ -16,17 +16,9 @@ import { apply } from '../../src/ot/index.js';
 import { ErrorCode } from '../../src/protocol/errors.js';
 import { ProtocolError, parseClientMessage } from '../../src/protocol/parse.js';
 import type { OtterServer } from '../../src/server/ws-server.js';
-import {
-  type RawClient,
-  closeAll,
-  connect,
-  joined,
-  prototypeKeys,
-  prototypePolluted,
-  replayOf,
-  startServer,
-  within,
-} from './helpers.js';
+import { closeAll, connect, joined, prototypeKeys, prototypePolluted, replayOf, startServer } from './helpers.js';
+import type { RawClient } from '../support/raw-client.js';
+import { sleep, within } from '../support/wait.js';
 
 // ─── an independent validator of parsed client messages ─────────────────────────────────────
 
@@ -324,7 +316,7 @@ describe('socket fuzz (a live server)', () => {
         let seq = 1;
         for (const a of actions) {
           if (!client.isOpen) break;
-          if (a.kind === 'raw') client.sendRaw(a.text);
+          if (a.kind === 'raw') client.sendText(a.text);
           else if (a.kind === 'binary') client.ws.send(a.bytes, { binary: true });
           else {
             const head = await server.sequencer.getSnapshot(DOC);
@@ -345,8 +337,8 @@ describe('socket fuzz (a live server)', () => {
             if (!a.mutate && a.seqDelta === 0 && !LONE_SURROGATE.test(a.text) && !splits(pos) && !splits(pos + del)) seq++;
           }
         }
-        if (client.isOpen) await client.roundTrip().catch((e: unknown) => (client.isOpen ? Promise.reject(e) : undefined));
-        await bystander.roundTrip();
+        if (client.isOpen) await client.ping().catch((e: unknown) => (client.isOpen ? Promise.reject(e) : undefined));
+        await bystander.ping();
         client.terminate();
 
         // The document is exactly the replay of its log, and well-formed.
@@ -356,7 +348,7 @@ describe('socket fuzz (a live server)', () => {
         // The bystander saw every op, in order, and holds the same text.
         await within(
           (async () => {
-            while (bystander.opsOf(DOC).length < snap.version) await new Promise((r) => setTimeout(r, 5));
+            while (bystander.opsOf(DOC).length < snap.version) await sleep(5);
           })(),
           5000,
           'the bystander catching up',

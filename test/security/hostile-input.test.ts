@@ -5,22 +5,13 @@
  * Every refusal is an error reply with nothing applied, the server keeps answering at once,
  * and Object.prototype stays untouched.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
-import {
-  type RawClient,
-  closeAll,
-  connect,
-  joined,
-  prototypeKeys,
-  prototypePolluted,
-  replayOf,
-  startServer,
-  until,
-} from './helpers.js';
+import { closeAll, connect, joined, prototypeKeys, prototypePolluted, replayOf, startServer } from './helpers.js';
+import type { RawClient, ReceivedOf } from '../support/raw-client.js';
+import { waitFor } from '../support/wait.js';
+import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
 
 let protoBefore: string[];
 beforeEach(() => {
@@ -62,11 +53,11 @@ async function seeded(limits = { maxBadMessages: 10_000, messagesPerSecond: 10_0
  */
 async function refused(client: RawClient, frame: string, what: string, probe = client): Promise<string> {
   const from = client.messages.length;
-  client.sendRaw(frame);
-  const answer = await client.next((m) => m.type === 'error' || m.type === 'ack' || m.type === 'opened', what, from);
+  client.sendText(frame);
+  const answer = await client.next((m) => m.type === 'error' || m.type === 'ack' || m.type === 'opened', { what, from });
   expect(answer.type, `${what}: ${frame}`).toBe('error');
-  await probe.roundTrip(1000);
-  return answer.code as string;
+  await probe.ping(1000);
+  return (answer as ReceivedOf<'error'>).code;
 }
 
 describe('hostile numbers', () => {
@@ -83,7 +74,7 @@ describe('hostile numbers', () => {
       }
     }
     expect(await server.sequencer.getSnapshot('d')).toMatchObject({ version: 1, text: 'hello' });
-    await watcher.roundTrip();
+    await watcher.ping();
     expect(watcher.opsOf('d')).toEqual([]);
     expect(watcher.messages.some((m) => m.type === 'presence')).toBe(false);
   });
@@ -99,9 +90,9 @@ describe('hostile numbers', () => {
     await client.hello(); // still allowed to say hello properly
     for (const v of ['0', '2', '9007199254740991']) {
       const other = await connect(server);
-      other.sendRaw(`{"type":"hello","protocol":${v}}`);
+      other.sendText(`{"type":"hello","protocol":${v}}`);
       expect((await other.nextOf('error')).code).toBe('unsupported-protocol');
-      expect(await other.waitClosed()).toBe(4000);
+      expect((await other.waitClosed()).code).toBe(4000);
     }
   });
 
@@ -116,7 +107,7 @@ describe('hostile numbers', () => {
     expect(await client.submit('d', 1, 1, [-max, '!'])).toMatchObject({ code: 'invalid-op' });
     expect(await client.open('d', max)).toMatchObject({ type: 'opened', v: 1, text: 'hello' });
     client.send({ type: 'presence', doc: 'd', v: 1, selection: [{ anchor: max, head: max }] });
-    await client.roundTrip();
+    await client.ping();
     expect(await server.sequencer.getSnapshot('d')).toMatchObject({ version: 1, text: 'hello' });
   });
 });
@@ -131,31 +122,31 @@ describe('presence outside the document', () => {
     const { client: mallory } = await joined(server, 'p');
     mallory.send({ type: 'presence', doc: 'p', v: 1, selection: [{ anchor: 1000, head: 1000 }] });
     mallory.send({ type: 'presence', doc: 'p', v: 0, selection: [{ anchor: 3, head: 3 }] });
-    await mallory.roundTrip();
+    await mallory.ping();
     watcher.send({ type: 'presence', doc: 'p', v: 1, selection: [{ anchor: 5, head: 5 }] });
-    await watcher.roundTrip();
+    await watcher.ping();
     for (let i = 0; i < 3; i++) {
       const v = 1 + i;
       expect(await author.submit('p', v, 1 + i, [5 + i, '!'])).toMatchObject({ type: 'ack', v: v + 1 });
     }
-    await until(() => watcher.opsOf('p').length === 3, 'three ops reaching the watcher');
+    await waitFor('three ops reaching the watcher', () => watcher.opsOf('p').length === 3);
     expect(watcher.opsOf('p').map((e) => e.v)).toEqual([2, 3, 4]);
-    await until(() => mallory.opsOf('p').length === 3, 'three ops reaching mallory');
+    await waitFor('three ops reaching mallory', () => mallory.opsOf('p').length === 3);
     expect(await server.sequencer.getSnapshot('p')).toMatchObject({ version: 4, text: 'hello!!!' });
 
     // Now the room knows the length: a range past it is not relayed.
     const from = watcher.messages.length;
     mallory.send({ type: 'presence', doc: 'p', v: 4, selection: [{ anchor: 9, head: 9 }] });
     mallory.send({ type: 'presence', doc: 'p', v: 4, selection: [{ anchor: 2, head: 2 }] });
-    await until(() => watcher.messages.slice(from).some((m) => m.type === 'presence'), 'the valid presence');
-    await mallory.roundTrip();
-    await watcher.roundTrip();
+    await waitFor('the valid presence', () => watcher.messages.slice(from).some((m) => m.type === 'presence'));
+    await mallory.ping();
+    await watcher.ping();
     const relayed = watcher.messages.slice(from).filter((m) => m.type === 'presence');
     expect(relayed.map((m) => m.selection)).toEqual([[{ anchor: 2, head: 2 }]]);
 
     // A newcomer gets every presence inside the document.
     const { client: late } = await joined(server, 'p');
-    await late.roundTrip();
+    await late.ping();
     const seen = late.messages.filter((m) => m.type === 'presence');
     expect(seen.length).toBe(2);
     for (const p of seen) {
@@ -184,7 +175,7 @@ describe('hostile structure', () => {
     ];
     for (const f of frames) expect(await refused(client, f, 'prototype key'), f).toBe('bad-message');
     expect(await server.sequencer.getSnapshot('d')).toMatchObject({ version: 1, text: 'hello' });
-    await watcher.roundTrip();
+    await watcher.ping();
     expect(watcher.opsOf('d')).toEqual([]);
   });
 
@@ -205,7 +196,7 @@ describe('hostile structure', () => {
   });
 
   it('ids that look like SQL are stored as data (SqliteStore)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'otter-security-'));
+    const dir = makeTempDir('otter-security-');
     try {
       const { server } = await startServer({ store: new SqliteStore(join(dir, 'otter.db')) });
       const client = await connect(server);
@@ -219,7 +210,7 @@ describe('hostile structure', () => {
       expect(await server.store.load('d')).toMatchObject({ ops: [] });
     } finally {
       await closeAll();
-      rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     }
   });
 
@@ -234,8 +225,8 @@ describe('hostile structure', () => {
     const wide: Record<string, number> = { type: 0 };
     for (let i = 0; i < 50_000; i++) wide[`k${i}`] = i;
     const from = client.messages.length;
-    client.sendRaw(JSON.stringify({ ...wide, type: 'ping' }));
-    await client.nextOf('pong', {}, from);
+    client.sendText(JSON.stringify({ ...wide, type: 'ping' }));
+    await client.nextOf('pong', {}, { from: from });
     expect(await refused(client, JSON.stringify({ type: 'open', doc: 'x'.repeat(257) }), 'long doc')).toBe('bad-request');
     expect(await refused(client, JSON.stringify({ type: 'auth', token: 't'.repeat(8193) }), 'long token')).toBe('bad-request');
     expect(await refused(client, JSON.stringify({ type: 'x'.repeat(100_000) }), 'long type')).toBe('unknown-type');
@@ -265,9 +256,9 @@ describe('poison ops', () => {
     await mallory.nextOf('error', { code: 'invalid-op' });
     await late.nextOf('ack', { seq: 1 });
     await author.nextOf('ack', { seq: 2 });
-    await until(() => mallory.errors().length === 2, 'both poison ops refused');
+    await waitFor('both poison ops refused', () => mallory.errors().length === 2);
     expect(mallory.errors().map((e) => e.code)).toEqual(['invalid-op', 'invalid-op']);
-    await until(() => watcher.opsOf('d').length === 2, 'the two good ops reaching the watcher');
+    await waitFor('the two good ops reaching the watcher', () => watcher.opsOf('d').length === 2);
     const snap = await server.sequencer.getSnapshot('d');
     expect(snap.version).toBe(3);
     expect(snap.text).toBe(await replayOf(server, 'd'));

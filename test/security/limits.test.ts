@@ -5,14 +5,16 @@
  * one connection while another shows the server unaffected.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Access } from '../../src/server/session.js';
-import { type RawClient, attempt, closeAll, connect, joined, sleep, startServer, until } from './helpers.js';
+import type { Access } from '../../src/server/auth.js';
+import { attempt, closeAll, connect, joined, startServer } from './helpers.js';
+import type { RawClient } from '../support/raw-client.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 afterEach(closeAll);
 
 /** A bystander that proves the server still serves others: a round trip and an ack. */
 async function bystanderWorks(client: RawClient, doc: string, v: number, seq: number): Promise<void> {
-  await client.roundTrip();
+  await client.ping();
   expect(await client.submit(doc, v, seq, v === 0 ? ['ok'] : [v * 2, 'ok'])).toMatchObject({ type: 'ack', v: v + 1 });
 }
 
@@ -24,7 +26,7 @@ async function sendUntilClosed(client: RawClient, send: () => void, max: number)
     sent++;
     if (sent % 1000 === 0) await sleep(0);
   }
-  return client.waitClosed();
+  return (await client.waitClosed()).code;
 }
 
 describe('frame limits', () => {
@@ -35,8 +37,8 @@ describe('frame limits', () => {
     const welcome = client.messages.find((m) => m.type === 'welcome');
     expect(welcome?.limits).toMatchObject({ maxPayload: 4096 });
     client.send({ type: 'submit', doc: 'doc', v: 0, seq: 1, op: ['x'.repeat(5000)] });
-    expect(await client.waitClosed()).toBe(1009);
-    await until(() => server.connections === 1, 'the server dropping the connection');
+    expect((await client.waitClosed()).code).toBe(1009);
+    await waitFor('the server dropping the connection', () => server.connections === 1);
     expect((await server.sequencer.getSnapshot('doc')).version).toBe(0);
     await bystanderWorks(other, 'doc', 0, 1);
   });
@@ -48,7 +50,7 @@ describe('frame limits', () => {
     await client.hello();
     const code = await sendUntilClosed(client, () => client.ws.send('x', { fin: false }), 100_000);
     expect([1008, 1009]).toContain(code);
-    await until(() => server.connections === 1, 'the server dropping the connection');
+    await waitFor('the server dropping the connection', () => server.connections === 1);
     await bystanderWorks(other, 'doc', 0, 1);
   });
 
@@ -60,7 +62,7 @@ describe('frame limits', () => {
     const chunk = 'y'.repeat(1024);
     const code = await sendUntilClosed(client, () => client.ws.send(chunk, { fin: false }), 10_000);
     expect(code).toBe(1009);
-    await until(() => server.connections === 1, 'the server dropping the connection');
+    await waitFor('the server dropping the connection', () => server.connections === 1);
     await bystanderWorks(other, 'doc', 0, 1);
   });
 
@@ -76,7 +78,7 @@ describe('frame limits', () => {
       if (++sent % 500 === 0) await sleep(0);
     }
     await client.waitClosed();
-    await until(() => server.connections === 1, 'the server dropping the connection');
+    await waitFor('the server dropping the connection', () => server.connections === 1);
     await bystanderWorks(other, 'doc', 0, 1);
   });
 
@@ -85,12 +87,21 @@ describe('frame limits', () => {
     const { client } = await joined(server, 'doc');
     const from = client.messages.length;
     client.ws.send(Buffer.from('{"type":"ping"}'), { binary: true });
-    expect((await client.nextOf('error', {}, from)).code).toBe('bad-message');
-    await client.roundTrip();
+    expect((await client.nextOf('error', {}, { from: from })).code).toBe('bad-message');
+    await client.ping();
     // A text frame that is not UTF-8: ws closes with 1007.
     const raw = await connect(server);
     raw.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
-    expect(await raw.waitClosed()).toBe(1007);
+    expect((await raw.waitClosed()).code).toBe(1007);
+  });
+});
+
+describe('contradictory options', () => {
+  it('throw at construction: a frame limit given twice with two values, a byte burst below the frame limit', async () => {
+    await expect(startServer({ maxPayload: 4096, limits: { maxPayload: 8192 } })).rejects.toThrow(/limits.maxPayload \(8192\) contradicts maxPayload \(4096\)/);
+    await expect(startServer({ maxPayload: 4096, limits: { bytesBurst: 1000 } })).rejects.toThrow(/bytesBurst \(1000\) must be at least maxPayload/);
+    const { server } = await startServer({ maxPayload: 4096, limits: { maxPayload: 4096 } });
+    expect(server.port).toBeGreaterThan(0);
   });
 });
 
@@ -101,7 +112,7 @@ describe('rate limits', () => {
     const client = await connect(server);
     await client.hello();
     for (let i = 0; i < 200 && client.isOpen; i++) client.send({ type: 'ping' });
-    expect(await client.waitClosed()).toBe(4429);
+    expect((await client.waitClosed()).code).toBe(4429);
     const limited = client.errors().filter((e) => e.code === 'rate-limited');
     expect(limited.length).toBeGreaterThan(0);
     expect(limited.every((e) => e.ref === undefined)).toBe(true); // dropped unread: no ref
@@ -116,7 +127,7 @@ describe('rate limits', () => {
     for (let i = 0; i < 60; i++) client.send({ type: 'ping' });
     await client.nextOf('error', { code: 'rate-limited' });
     await sleep(300); // the bucket refills
-    await client.roundTrip();
+    await client.ping();
     expect(client.isOpen).toBe(true);
   });
 
@@ -138,8 +149,8 @@ describe('rate limits', () => {
     const { server } = await startServer({ limits: { maxBadMessages: 5 } });
     const other = (await joined(server, 'doc')).client;
     const client = await connect(server);
-    for (let i = 0; i < 10 && client.isOpen; i++) client.sendRaw('{not json');
-    expect(await client.waitClosed()).toBe(4400);
+    for (let i = 0; i < 10 && client.isOpen; i++) client.sendText('{not json');
+    expect((await client.waitClosed()).code).toBe(4400);
     expect(client.errors().every((e) => e.code === 'bad-message')).toBe(true);
     await bystanderWorks(other, 'doc', 0, 1);
   });
@@ -152,11 +163,11 @@ describe('rate limits', () => {
     await client.hello();
     const from = client.messages.length;
     client.send({ type: 'hello', protocol: 1, clientId: 'other' });
-    expect((await client.nextOf('error', {}, from)).code).toBe('bad-request');
+    expect((await client.nextOf('error', {}, { from: from })).code).toBe('bad-request');
     const old = await connect(server);
     old.send({ type: 'hello', protocol: 2 });
     expect((await old.nextOf('error')).code).toBe('unsupported-protocol');
-    expect(await old.waitClosed()).toBe(4000);
+    expect((await old.waitClosed()).code).toBe(4000);
   });
 });
 
@@ -179,7 +190,7 @@ describe('resource caps', () => {
     const client = await connect(server);
     await client.hello();
     for (let i = 0; i < 10; i++) client.send({ type: 'open', doc: `burst-${i}` });
-    await until(() => client.messages.filter((m) => m.type === 'opened' || m.type === 'error').length === 10, '10 answers');
+    await waitFor('10 answers', () => client.messages.filter((m) => m.type === 'opened' || m.type === 'error').length === 10);
     expect(client.messages.filter((m) => m.type === 'opened').length).toBe(2);
     expect(client.errors().map((e) => e.code)).toEqual(Array(8).fill('too-many-documents'));
     expect(server.openDocuments).toBe(2);
@@ -198,9 +209,9 @@ describe('resource caps', () => {
     const client = await connect(server);
     await client.hello();
     for (let i = 0; i < 5; i++) client.send({ type: 'open', doc: `slow-${i}` });
-    await client.roundTrip(); // all five are waiting on authorize
+    await client.ping(); // all five are waiting on authorize
     release();
-    await until(() => client.messages.filter((m) => m.type === 'opened' || m.type === 'error').length === 5, '5 answers');
+    await waitFor('5 answers', () => client.messages.filter((m) => m.type === 'opened' || m.type === 'error').length === 5);
     expect(client.messages.filter((m) => m.type === 'opened').length).toBe(2);
     expect(server.openDocuments).toBe(2);
   });
@@ -218,12 +229,12 @@ describe('resource caps', () => {
     const client = await connect(server);
     await client.hello();
     for (let i = 0; i < 5; i++) client.send({ type: 'open', doc: `p-${i}` });
-    await client.roundTrip();
+    await client.ping();
     const limited = client.errors();
     expect(limited.map((e) => e.code)).toEqual(['rate-limited', 'rate-limited']);
     expect(limited.map((e) => (e.ref as { doc: string }).doc)).toEqual(['p-3', 'p-4']);
     release();
-    await until(() => client.messages.filter((m) => m.type === 'opened').length === 3, '3 opened');
+    await waitFor('3 opened', () => client.messages.filter((m) => m.type === 'opened').length === 3);
     // Once answered, requests are accepted again.
     expect((await client.open('p-3')).type).toBe('opened');
   });
@@ -243,7 +254,7 @@ describe('resource caps', () => {
     await bob.hello();
     const first = attempts.find((a) => a.ok);
     if (first?.ok) first.client.terminate();
-    await until(() => server.connections === 2, 'the server seeing the close');
+    await waitFor('the server seeing the close', () => server.connections === 2);
     const again = await attempt(server, bearer('ann'));
     expect(again.ok).toBe(true);
   });
@@ -254,8 +265,8 @@ describe('resource caps', () => {
     const helloOnly = await connect(server);
     await helloOnly.hello();
     const { client: active } = await joined(server, 'doc');
-    expect(await idle.waitClosed()).toBe(4408);
-    expect(await helloOnly.waitClosed()).toBe(4408);
+    expect((await idle.waitClosed()).code).toBe(4408);
+    expect((await helloOnly.waitClosed()).code).toBe(4408);
     await sleep(100);
     await bystanderWorks(active, 'doc', 0, 1);
   });
@@ -265,7 +276,7 @@ describe('resource caps', () => {
     const { client: live } = await joined(server, 'doc');
     const { client: dead } = await joined(server, 'doc');
     (dead.ws as unknown as { _socket: { pause(): void } })._socket.pause();
-    await until(() => server.connections === 1, 'the server terminating the silent connection');
+    await waitFor('the server terminating the silent connection', () => server.connections === 1);
     await bystanderWorks(live, 'doc', 0, 1);
   });
 

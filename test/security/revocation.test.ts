@@ -7,11 +7,14 @@
  * is for a message, an event or a count, bounded by the helpers' timeout.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Authenticate } from '../../src/server/auth.js';
+import type { Access, Authenticate } from '../../src/server/auth.js';
 import { MemoryStore } from '../../src/server/memory-store.js';
 import { Reauthorizer, SLICES } from '../../src/server/reauthorize.js';
-import type { Access, Session } from '../../src/server/session.js';
-import { type Msg, type RawClient, closeAll, ins, joined, startServer, until } from './helpers.js';
+import type { Session } from '../../src/server/session.js';
+import { closeAll, joined, startServer, aboutDoc } from './helpers.js';
+import type { RawClient } from '../support/raw-client.js';
+import { fromPatch } from '../../src/ot/index.js';
+import { waitFor } from '../support/wait.js';
 
 afterEach(closeAll);
 
@@ -39,10 +42,6 @@ function permissions() {
   return { table, calls, authorize, callsOf: (user: string, doc: string) => calls.get(`${user} ${doc}`) ?? 0 };
 }
 
-/** The messages of `client` from index `from` on that name `doc`. */
-function aboutDoc(client: RawClient, doc: string, from = 0): Msg[] {
-  return client.messages.slice(from).filter((m) => m.doc === doc || (m.ref as Msg | undefined)?.doc === doc);
-}
 
 /** Alice writes `doc` and eve has it open; eve has received alice's first op. */
 async function aliceAndEve(options: Parameters<typeof startServer>[0], doc = 'secret') {
@@ -60,9 +59,9 @@ async function aliceAndEve(options: Parameters<typeof startServer>[0], doc = 'se
  * arrived as well.
  */
 async function afterBarrier(alice: RawClient, eve: RawClient, doc: string, v: number, len: number, barrierV: number): Promise<void> {
-  expect(await alice.submit(doc, v, v + 1, ins(len, len, SECRET))).toMatchObject({ type: 'ack' });
-  expect(await alice.submit('barrier', barrierV, barrierV + 1, ins(barrierV, barrierV, 'b'))).toMatchObject({ type: 'ack' });
-  await until(() => eve.opsOf('barrier').some((e) => e.v === barrierV + 1), 'the barrier op reaching eve');
+  expect(await alice.submit(doc, v, v + 1, fromPatch(len, len, 0, SECRET))).toMatchObject({ type: 'ack' });
+  expect(await alice.submit('barrier', barrierV, barrierV + 1, fromPatch(barrierV, barrierV, 0, 'b'))).toMatchObject({ type: 'ack' });
+  await waitFor('the barrier op reaching eve', () => eve.opsOf('barrier').some((e) => e.v === barrierV + 1));
 }
 
 describe('revocation: access lowered to none', () => {
@@ -78,7 +77,7 @@ describe('revocation: access lowered to none', () => {
     const revoked = await eve.nextOf('revoked', { doc: 'secret' });
     expect(revoked).toEqual({ type: 'revoked', doc: 'secret', access: 'none' });
     // Alice is told eve left.
-    await alice.nextOf('left', { doc: 'secret' }, aliceFrom);
+    await alice.nextOf('left', { doc: 'secret' }, { from: aliceFrom });
 
     const from = eve.messages.length;
     const framesFrom = eve.frames.length;
@@ -89,8 +88,8 @@ describe('revocation: access lowered to none', () => {
     // a malformed message; presence is dropped.
     eve.send({ type: 'presence', doc: 'secret', v: 1, selection: [{ anchor: 0, head: 0 }] });
     expect(await eve.submit('secret', 1, 1, [7, '!'])).toMatchObject({ type: 'error', code: 'forbidden', ref: { type: 'submit', seq: 1 } });
-    await eve.roundTrip();
-    expect(aboutDoc(eve, 'secret', from).map((m) => m.code)).toEqual(['forbidden']);
+    await eve.ping();
+    expect(aboutDoc(eve, 'secret', from).map((m) => (m.type === 'error' ? m.code : m.type))).toEqual(['forbidden']);
     expect((await server.sequencer.getSnapshot('secret')).text).toBe(`visible${SECRET}`);
     expect(eve.isOpen).toBe(true);
     // The other document stays open and writable for eve.
@@ -131,7 +130,7 @@ describe('revocation: access lowered to none', () => {
     p.table.set('bob secret', 'none'); // not applied: bob is not revoked
     expect(await server.revoke('eve', 'secret')).toBe(3);
     for (const eve of eves) await eve.nextOf('revoked', { doc: 'secret' });
-    await bob.roundTrip();
+    await bob.ping();
     expect(bob.messages.some((m) => m.type === 'revoked')).toBe(false);
     expect(p.callsOf('bob', 'secret')).toBe(1);
   });
@@ -154,14 +153,14 @@ describe('revocation: access lowered to none', () => {
     const { server, alice, eve } = await aliceAndEve({ authorize: p.authorize, reauthorizeInterval: 0, store: new SlowStore() });
     stalled = true;
     alice.send({ type: 'submit', doc: 'secret', v: 1, seq: 2, op: [7, ' A'] }); // its append stalls
-    await until(() => appending, 'alice\'s append under way');
+    await waitFor('alice\'s append under way', () => appending);
     eve.send({ type: 'submit', doc: 'secret', v: 1, seq: 1, op: [7, ' E1'] });
-    await eve.roundTrip(); // the submit was read and queued behind alice's batch
+    await eve.ping(); // the submit was read and queued behind alice's batch
     p.table.set('eve secret', 'none');
     expect(await server.revoke('eve', 'secret')).toBe(1);
     await eve.nextOf('revoked', { doc: 'secret' });
     release();
-    const answer = await eve.next((m) => m.type === 'error' || m.type === 'ack', 'the answer to eve\'s queued submit');
+    const answer = await eve.next((m) => m.type === 'error' || m.type === 'ack', { what: 'the answer to eve\'s queued submit' });
     expect(answer).toMatchObject({ type: 'error', code: 'forbidden', ref: { type: 'submit', doc: 'secret', seq: 1 } });
     await alice.nextOf('ack', { seq: 2 });
     expect((await server.sequencer.getSnapshot('secret')).text).toBe('visible A');
@@ -181,7 +180,7 @@ describe('revocation: access lowered to read', () => {
     expect(await server.revoke('eve')).toBe(0); // read already: nothing changes
     const from = eve.messages.length;
     expect(await alice.submit('secret', 2, 2, [8, '!'])).toMatchObject({ type: 'ack', v: 3 });
-    await until(() => eve.opsOf('secret').some((e) => e.v === 3), 'alice\'s op reaching eve');
+    await waitFor('alice\'s op reaching eve', () => eve.opsOf('secret').some((e) => e.v === 3));
     expect(await eve.submit('secret', 3, 2, [9, '?'])).toMatchObject({ type: 'error', code: 'read-only', ref: { seq: 2 } });
     expect(await server.sequencer.getSnapshot('secret')).toMatchObject({ version: 3, text: 'visible+!' });
     // Presence still goes both ways.
@@ -198,7 +197,7 @@ describe('revocation: access lowered to read', () => {
     expect(await server.revoke('eve')).toBe(0);
     // Wait for a few periodic rounds (counted by authorize calls), then: still read-only.
     const calls = p.callsOf('eve', 'secret');
-    await until(() => p.callsOf('eve', 'secret') >= calls + 3, 'three periodic re-checks');
+    await waitFor('three periodic re-checks', () => p.callsOf('eve', 'secret') >= calls + 3);
     expect(await eve.submit('secret', 1, 1, [7, '!'])).toMatchObject({ code: 'read-only' });
     expect(eve.messages.some((m) => m.type === 'revoked')).toBe(false);
     expect(await eve.open('secret')).toMatchObject({ type: 'opened', v: 1 });
@@ -212,7 +211,7 @@ describe('revocation: an authorize that fails keeps the current access', () => {
     const { server, logger, alice, eve } = await aliceAndEve({ authorize: p.authorize, reauthorizeInterval: 20 });
     p.table.set('eve secret', 'throw');
     const calls = p.callsOf('eve', 'secret');
-    await until(() => p.callsOf('eve', 'secret') >= calls + 3, 'three failing re-checks');
+    await waitFor('three failing re-checks', () => p.callsOf('eve', 'secret') >= calls + 3);
     expect(await server.revoke('eve')).toBe(0);
     const warns = logger.lines.filter((l) => l.level === 'warn' && l.message.includes('access re-check failed'));
     expect(warns.length).toBeGreaterThanOrEqual(3);
@@ -221,7 +220,7 @@ describe('revocation: an authorize that fails keeps the current access', () => {
     // Eve still reads and writes.
     expect(await eve.submit('secret', 1, 1, [7, '!'])).toMatchObject({ type: 'ack', v: 2 });
     expect(await alice.submit('secret', 2, 2, [8, '?'])).toMatchObject({ type: 'ack', v: 3 });
-    await until(() => eve.opsOf('secret').some((e) => e.v === 3), 'alice\'s op reaching eve');
+    await waitFor('alice\'s op reaching eve', () => eve.opsOf('secret').some((e) => e.v === 3));
     expect(eve.messages.some((m) => m.type === 'revoked')).toBe(false);
   });
 
@@ -236,10 +235,10 @@ describe('revocation: an authorize that fails keeps the current access', () => {
     // Many rounds later (counted on the other document), the hung pair was asked once more at most.
     const hung = p.callsOf('eve', 'secret');
     const barrier = p.callsOf('eve', 'barrier');
-    await until(() => p.callsOf('eve', 'barrier') >= barrier + 5, 'five re-checks of the other document');
+    await waitFor('five re-checks of the other document', () => p.callsOf('eve', 'barrier') >= barrier + 5);
     expect(p.callsOf('eve', 'secret')).toBeLessThanOrEqual(hung + 1);
     expect(await alice.submit('secret', 1, 2, [7, '!'])).toMatchObject({ type: 'ack', v: 2 });
-    await until(() => eve.opsOf('secret').some((e) => e.v === 2), 'alice\'s op reaching eve');
+    await waitFor('alice\'s op reaching eve', () => eve.opsOf('secret').some((e) => e.v === 2));
     expect(await eve.submit('secret', 2, 1, [8, '?'])).toMatchObject({ type: 'ack', v: 3 });
   });
 

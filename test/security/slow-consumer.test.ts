@@ -6,7 +6,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Component, apply } from '../../src/ot/index.js';
-import { type RawClient, closeAll, connect, joined, startServer, until } from './helpers.js';
+import { closeAll, connect, joined, startServer } from './helpers.js';
+import type { RawClient, ReceivedOf } from '../support/raw-client.js';
+import { waitFor } from '../support/wait.js';
 
 afterEach(closeAll);
 
@@ -17,9 +19,9 @@ function socketOf(client: RawClient): { pause(): void; resume(): void } {
 
 /** The text a client holds: its `opened` snapshot plus every op it received, in order. */
 function textOf(client: RawClient, doc: string): { text: string; v: number } {
-  const opened = client.messages.find((m) => m.type === 'opened' && m.doc === doc);
-  let text = (opened?.text as string | undefined) ?? '';
-  let v = (opened?.v as number | undefined) ?? 0;
+  const opened = client.messages.find((m): m is ReceivedOf<'opened'> => m.type === 'opened' && m.doc === doc);
+  let text = opened?.text ?? '';
+  let v = opened?.v ?? 0;
   for (const e of client.opsOf(doc)) {
     expect(e.v).toBe(v + 1);
     text = apply(text, e.op);
@@ -59,32 +61,31 @@ describe('slow consumer', () => {
       }
       seq += WINDOW;
       v += WINDOW;
-      await flooder.nextOf('ack', { doc, seq }, from);
+      await flooder.nextOf('ack', { doc, seq }, { from: from });
       maxGrowth = Math.max(maxGrowth, process.memoryUsage().rss - rss0);
     }
     expect(flooder.errors()).toEqual([]);
-    await until(() => server.connections === 2, 'the slow consumer being dropped');
+    await waitFor('the slow consumer being dropped', () => server.connections === 2);
     expect(maxGrowth).toBeLessThan(200 * 1024 * 1024);
 
     // The others go on: the flooder gets acks, the reader every op.
     expect(await flooder.submit(doc, v, seq + 1, ['tail:', chunkSize])).toMatchObject({ type: 'ack', v: v + 1 });
     v++;
-    await until(() => reader.opsOf(doc).length === v, 'every op reaching the reader');
+    await waitFor('every op reaching the reader', () => reader.opsOf(doc).length === v);
     const head = await server.sequencer.getSnapshot(doc);
     expect(head.version).toBe(v);
     expect(textOf(reader, doc)).toEqual({ text: head.text, v });
 
     // The slow client reads what it was sent before the cut, sees the connection end…
     socketOf(slow).resume();
-    const code = await slow.waitClosed();
+    const { code } = await slow.waitClosed();
     expect([4503, 1006]).toContain(code);
     const held = textOf(slow, doc);
     expect(held.v).toBeLessThan(v);
     // …and, reconnecting with its version, catches up and converges.
     const back = await connect(server);
     await back.hello('slow-client');
-    const opened = await back.open(doc, held.v);
-    expect(opened.type).toBe('opened');
+    const opened = await back.opened(doc, held.v);
     let text = held.text;
     if (typeof opened.text === 'string') text = opened.text;
     else for (const e of opened.ops as Array<{ op: Component[] }>) text = apply(text, e.op);
@@ -105,7 +106,7 @@ describe('slow consumer', () => {
     }
     const { client, opened } = await joined(server, 'big');
     expect((opened.text as string).length).toBe(8_000_000);
-    await client.roundTrip();
+    await client.ping();
     expect(client.isOpen).toBe(true);
   });
 });

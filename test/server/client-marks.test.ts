@@ -11,7 +11,10 @@ import { MemoryStore } from '../../src/server/memory-store.js';
 import { Sequencer, type SequencerOptions } from '../../src/server/sequencer.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
 import type { ClientMark, Store } from '../../src/server/store.js';
-import { ControlledStore, deferred, expectOtterError, ins, makeTempDir, removeTempDir, replay, within } from './helpers.js';
+import { ControlledStore, deferred, expectOtterError, replay } from './helpers.js';
+import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
+import { tick, within } from '../support/wait.js';
+import { fromPatch } from '../../src/ot/index.js';
 
 const DOC = 'doc';
 
@@ -86,7 +89,7 @@ describe.each<Kind>(['memory', 'sqlite'])('client marks (%s store)', (kind) => {
     });
     // Three other clients push a's mark out of a cache of two.
     for (const [i, id] of ['c', 'd', 'e'].entries()) {
-      await s.submit({ docId: DOC, clientId: id, seq: 1, baseVersion: 2 + i, op: ins(2 + i, 2 + i, id) });
+      await s.submit({ docId: DOC, clientId: id, seq: 1, baseVersion: 2 + i, op: fromPatch(2 + i, 2 + i, 0, id) });
     }
     const before = store.markReads.length;
     // The same op again (a reconnect that resends its op in flight) ...
@@ -102,8 +105,8 @@ describe.each<Kind>(['memory', 'sqlite'])('client marks (%s store)', (kind) => {
     });
     // A different op under the same seq is refused, and the next seq is applied once.
     await expectOtterError(s.submit({ docId: DOC, clientId: 'a', seq: 1, baseVersion: 1, op: [1, 'Z'] }), ErrorCode.SeqReused);
-    await expectOtterError(s.submit({ docId: DOC, clientId: 'a', seq: 3, baseVersion: 5, op: ins(5, 0, 'Z') }), ErrorCode.SeqGap);
-    expect(await s.submit({ docId: DOC, clientId: 'a', seq: 2, baseVersion: 5, op: ins(5, 5, '!') })).toMatchObject({
+    await expectOtterError(s.submit({ docId: DOC, clientId: 'a', seq: 3, baseVersion: 5, op: fromPatch(5, 0, 0, 'Z') }), ErrorCode.SeqGap);
+    expect(await s.submit({ docId: DOC, clientId: 'a', seq: 2, baseVersion: 5, op: fromPatch(5, 5, 0, '!') })).toMatchObject({
       duplicate: false,
       version: 6,
     });
@@ -120,7 +123,7 @@ describe.each<Kind>(['memory', 'sqlite'])('client marks (%s store)', (kind) => {
     const gate = deferred();
     store.getOpsGate = gate.promise;
     const first = s.submit({ docId: DOC, clientId: 'a', seq: 1, baseVersion: 0, op: ['a'] });
-    await new Promise((r) => setImmediate(r));
+    await tick();
     const again = s.submit({ docId: DOC, clientId: 'a', seq: 1, baseVersion: 0, op: ['a'] });
     const other = s.submit({ docId: DOC, clientId: 'b', seq: 1, baseVersion: 0, op: ['b'] });
     store.getOpsGate = undefined;

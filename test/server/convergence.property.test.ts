@@ -21,7 +21,9 @@ import { MemoryStore } from '../../src/server/memory-store.js';
 import { Sequencer, type SequencerOptions, type SubmitRequest } from '../../src/server/sequencer.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
 import type { OpRecord, Store } from '../../src/server/store.js';
-import { makeTempDir, removeTempDir, replay } from './helpers.js';
+import { replay } from './helpers.js';
+import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
+import { tick } from '../support/wait.js';
 
 const DOC = 'shared';
 /** `npm run test:long` (OTTER_LONG=1) explores far more cases. */
@@ -192,7 +194,6 @@ async function runScenario(
     void p.finally(() => inFlight.delete(p));
   };
 
-  const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
   try {
     for (const cmd of commands) {

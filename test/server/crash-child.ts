@@ -12,6 +12,7 @@
 import { type Component, apply, fromPatch } from '../../src/ot/index.js';
 import { Sequencer } from '../../src/server/sequencer.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
+import { below, seededRandom } from '../support/random.js';
 
 export const CRASH_DOC = 'crash-doc';
 export const CRASH_CLIENT = 'crash-client';
@@ -25,13 +26,8 @@ function main(file: string): void {
   let ackedVersion = 0;
   let nextSeq = 1;
   let inFlight = 0;
-  let x = 0x9e3779b9;
-  const rand = (n: number): number => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
+  const random = seededRandom(0x9e3779b9);
+  const rand = (n: number): number => below(random, n);
   // Synchronous for pipes on Linux. Were a line still buffered when killed, the parent would
   // only see fewer acks: the check stays sound, as "acknowledged" means "seen by the parent".
   const say = (line: string): void => {

@@ -12,7 +12,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type Component, apply, checkOperation } from '../../src/ot/index.js';
 import { Sequencer } from '../../src/server/sequencer.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
-import { makeTempDir, removeTempDir, within } from './helpers.js';
+import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
+import { within } from '../support/wait.js';
 
 const CHILD = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
 const DOC = 'crash-doc';

@@ -21,6 +21,7 @@ import { SESSION_DEFAULTS, Session, type SessionOptions, type Transport } from '
 import type { OpRecord } from '../../src/server/store.js';
 import { noTelemetry, silentLogger } from '../../src/server/telemetry.js';
 import { TokenBucket } from '../../src/server/token-bucket.js';
+import { tick } from '../support/wait.js';
 
 /** A MemoryStore that counts calls of getOps (history reads). */
 class CountingStore extends MemoryStore {
@@ -61,7 +62,7 @@ class FakeTransport implements Transport {
 
 /** Lets promises, setImmediate callbacks (the outbox) and store calls run; no timers. */
 async function settle(): Promise<void> {
-  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 20; i++) await tick();
 }
 
 /** A document of `n` ops ('x' appended at the head each time) written by client 'writer'. */

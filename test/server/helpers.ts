@@ -1,36 +1,13 @@
 /**
- * Shared helpers of the server tests: temp directories, store wrappers that fail or block on
- * demand, and small OT conveniences. Not a test file itself.
+ * Shared helpers of the server tests: store wrappers that fail or block on demand, log
+ * replay, hand-settled promises and error assertions. Not a test file itself.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect } from 'vitest';
-import { type Component, apply } from '../../src/ot/index.js';
+import { apply } from '../../src/ot/index.js';
 import { OtterError } from '../../src/protocol/errors.js';
 import type { ErrorCode } from '../../src/protocol/errors.js';
 import type { Sequencer } from '../../src/server/sequencer.js';
 import type { AppendContext, ClientMark, LoadedDocument, OpRecord, Snapshot, Store } from '../../src/server/store.js';
-import { within } from '../support/within.js';
-
-/** A fresh temporary directory; remove it with {@link removeTempDir}. */
-export function makeTempDir(prefix = 'otter-server-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
-/** Removes a directory made by {@link makeTempDir}. */
-export function removeTempDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
-}
-
-/** An op inserting `text` at `pos` of a document of length `len`. */
-export function ins(len: number, pos: number, text: string): Component[] {
-  const op: Component[] = [];
-  if (pos > 0) op.push(pos);
-  op.push(text);
-  if (len - pos > 0) op.push(len - pos);
-  return op;
-}
 
 /** The text of a log replayed from the empty document. */
 export function replay(records: readonly OpRecord[], from = ''): string {
@@ -46,6 +23,7 @@ export interface Deferred<T> {
   reject: (error: unknown) => void;
 }
 
+/** A promise and the functions that settle it. */
 export function deferred<T = void>(): Deferred<T> {
   let resolve!: (value: T) => void;
   let reject!: (error: unknown) => void;
@@ -54,22 +32,6 @@ export function deferred<T = void>(): Deferred<T> {
     reject = rej;
   });
   return { promise, resolve, reject };
-}
-
-export { within };
-
-/** Waits for `cond` by polling every `stepMs`, at most `tries` times; false if it never held. */
-export async function pollUntil(cond: () => boolean, tries = 400, stepMs = 10): Promise<boolean> {
-  for (let i = 0; i < tries; i++) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-  return cond();
-}
-
-/** Lets pending microtasks and one macrotask turn run. */
-export function tick(): Promise<void> {
-  return new Promise((r) => setImmediate(r));
 }
 
 /**

@@ -10,7 +10,7 @@ import { EMPTY_CHECKSUM, chainChecksum } from '../../src/protocol/checksum.js';
 import { MemoryStore } from '../../src/server/memory-store.js';
 import { Sequencer } from '../../src/server/sequencer.js';
 import type { Store } from '../../src/server/store.js';
-import { within } from './helpers.js';
+import { within } from '../support/wait.js';
 
 const DOC = 'doc';
 

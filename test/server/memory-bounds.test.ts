@@ -11,7 +11,10 @@ import { MemoryStore } from '../../src/server/memory-store.js';
 import { Metrics } from '../../src/server/metrics.js';
 import { Sequencer } from '../../src/server/sequencer.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
-import { ControlledStore, ins, makeTempDir, removeTempDir } from './helpers.js';
+import { ControlledStore } from './helpers.js';
+import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
+import { fromPatch } from '../../src/ot/index.js';
+import { sleep, tick } from '../support/wait.js';
 
 // A collector this file can call without a flag on the whole test run.
 setFlagsFromString('--expose-gc');
@@ -21,7 +24,7 @@ const collect = runInNewContext('gc') as () => void;
 async function heapAfterGc(): Promise<number> {
   for (let i = 0; i < 3; i++) {
     collect();
-    await new Promise((r) => setImmediate(r));
+    await tick();
   }
   return process.memoryUsage().heapUsed;
 }
@@ -111,19 +114,19 @@ describe('history budget', () => {
     sequencer = s;
     const write = async (doc: string, count: number): Promise<void> => {
       for (let v = 0; v < count; v++) {
-        await s.submit({ docId: doc, clientId: 'w', seq: v + 1, baseVersion: v, op: ins(200 * v, 200 * v, doc.repeat(200)) });
+        await s.submit({ docId: doc, clientId: 'w', seq: v + 1, baseVersion: v, op: fromPatch(200 * v, 200 * v, 0, doc.repeat(200)) });
       }
     };
     await write('a', 4);
     expect(s.historyBytes).toBeGreaterThan(800);
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
     await write('b', 3);
     expect(s.historyBytes).toBeLessThanOrEqual(1000);
     // b, written last, kept its history: a late op there reads nothing from the store ...
-    await s.submit({ docId: 'b', clientId: 'late', seq: 1, baseVersion: 1, op: ins(200, 0, '<') });
+    await s.submit({ docId: 'b', clientId: 'late', seq: 1, baseVersion: 1, op: fromPatch(200, 0, 0, '<') });
     expect(reads).toBe(0);
     // ... while a gave its oldest ops up: they are read back to rebase a late op.
-    await s.submit({ docId: 'a', clientId: 'late', seq: 1, baseVersion: 1, op: ins(200, 100, '|') });
+    await s.submit({ docId: 'a', clientId: 'late', seq: 1, baseVersion: 1, op: fromPatch(200, 100, 0, '|') });
     expect(reads).toBe(1);
     expect((await s.getSnapshot('a')).text).toBe(`${'a'.repeat(100)}|${'a'.repeat(700)}`);
     expect((await s.getSnapshot('b')).text).toBe(`<${'b'.repeat(600)}`);

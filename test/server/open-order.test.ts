@@ -12,7 +12,9 @@ import { ErrorCode, OtterError } from '../../src/protocol/errors.js';
 import { MemoryStore } from '../../src/server/memory-store.js';
 import { Sequencer } from '../../src/server/sequencer.js';
 import { VersionConflictError } from '../../src/server/store.js';
-import { ControlledStore, deferred, ins, within } from './helpers.js';
+import { ControlledStore, deferred } from './helpers.js';
+import { tick, within } from '../support/wait.js';
+import { fromPatch } from '../../src/ot/index.js';
 
 const DOC = 'doc';
 const LONG = process.env['OTTER_LONG'] === '1';
@@ -37,7 +39,7 @@ describe('an open is answered after every earlier submit is decided', () => {
     store.appendGate = { docId: DOC, gate: gate.promise };
     const b = s.submit({ docId: DOC, clientId: 'a', seq: 2, baseVersion: 1, op: [1, 'B'] });
     // Let B's batch reach the store and wait there.
-    await new Promise((r) => setImmediate(r));
+    await tick();
     const c = s.submit({ docId: DOC, clientId: 'a', seq: 3, baseVersion: 2, op: [2, 'C'] });
     const opened = s.open(DOC, 'a', 1);
     const order: string[] = [];
@@ -58,7 +60,7 @@ describe('an open is answered after every earlier submit is decided', () => {
     store.appendGate = { docId: DOC, gate: gate.promise };
     store.appendFailures.push({ error: new Error('disk full') });
     const a = s.submit({ docId: DOC, clientId: 'a', seq: 1, baseVersion: 0, op: ['A'] });
-    await new Promise((r) => setImmediate(r));
+    await tick();
     const b = s.submit({ docId: DOC, clientId: 'a', seq: 2, baseVersion: 0, op: ['B'] });
     const opened = s.open(DOC, 'a');
     const settled: string[] = [];
@@ -96,7 +98,7 @@ describe('an open is answered after every earlier submit is decided', () => {
           // Each append waits a few turns, as a slow disk would.
           const slow = store.append.bind(store);
           store.append = async (...args) => {
-            for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+            for (let i = 0; i < 3; i++) await tick();
             return slow(...args);
           };
           let seq = 0;
@@ -105,7 +107,7 @@ describe('an open is answered after every earlier submit is decided', () => {
           const checks: Array<Promise<void>> = [];
           for (const step of steps) {
             if (step.kind === 'wait') {
-              for (let i = 0; i < step.turns; i++) await new Promise((r) => setImmediate(r));
+              for (let i = 0; i < step.turns; i++) await tick();
               continue;
             }
             if (step.kind === 'submit') {
@@ -120,7 +122,7 @@ describe('an open is answered after every earlier submit is decided', () => {
               // sequencer rebases it; a refused one leaves a gap the next seqs run into.
               const entry = { seq: mine, decided: false, committed: false, done: Promise.resolve() };
               entry.done = s
-                .submit({ docId: DOC, clientId: 'k', seq: mine, baseVersion: 0, op: ins(0, 0, `${mine};`) })
+                .submit({ docId: DOC, clientId: 'k', seq: mine, baseVersion: 0, op: fromPatch(0, 0, 0, `${mine};`) })
                 .then(
                   () => {
                     entry.decided = true;

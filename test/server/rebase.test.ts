@@ -10,7 +10,8 @@ import { MemoryStore } from '../../src/server/memory-store.js';
 import { Sequencer } from '../../src/server/sequencer.js';
 import { type Random, below, seededRandom } from '../support/random.js';
 import { ErrorCode } from '../../src/protocol/errors.js';
-import { ControlledStore, expectOtterError, within } from './helpers.js';
+import { ControlledStore, expectOtterError } from './helpers.js';
+import { tick, within } from '../support/wait.js';
 
 const LONG = process.env.OTTER_LONG === '1';
 const DOC = 'doc';
@@ -129,7 +130,7 @@ describe('catching up a far-behind submission outside its document queue', () =>
       () => (settled = true),
       () => (settled = true),
     );
-    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    for (let i = 0; i < 5; i++) await tick();
     return !settled;
   }
 

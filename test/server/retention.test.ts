@@ -11,7 +11,8 @@ import { type RetentionPolicy, type TrimCandidate, opBytes, trimPoint } from '..
 import { Sequencer, type SequencerOptions } from '../../src/server/sequencer.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
 import type { Store } from '../../src/server/store.js';
-import { expectOtterError, makeTempDir, removeTempDir } from './helpers.js';
+import { expectOtterError } from './helpers.js';
+import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
 
 const DOC = 'doc';
 const open: Array<{ close(): Promise<void> }> = [];

@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Rope } from '../../src/server/rope.js';
+import { below, seededRandom } from '../support/random.js';
 
 /** `npm run test:long` (OTTER_LONG=1) explores far more cases. */
 const LONG = process.env.OTTER_LONG === '1';
@@ -131,11 +132,8 @@ describe('Rope', () => {
     // Enough inserts at scattered positions to make branches split more than once.
     const rope = new Rope();
     let text = '';
-    let x = 12345;
-    const rand = (n: number): number => {
-      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-      return x % n;
-    };
+    const random = seededRandom(12345);
+    const rand = (n: number): number => below(random, n);
     for (let i = 0; i < 2500; i++) {
       const at = rand(text.length + 1);
       const s = `<${i}>`.repeat(1 + rand(30));

@@ -4,12 +4,13 @@
  * onApplied event.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Component } from '../../src/ot/index.js';
+import { type Component, fromPatch } from '../../src/ot/index.js';
 import { ErrorCode, type OtterError } from '../../src/protocol/errors.js';
 import { MemoryStore } from '../../src/server/memory-store.js';
 import { Sequencer, type SequencerOptions, type SubmitRequest } from '../../src/server/sequencer.js';
 import type { OpRecord, Store } from '../../src/server/store.js';
-import { ControlledStore, expectOtterError, ins, recordApplied, replay, within } from './helpers.js';
+import { ControlledStore, expectOtterError, recordApplied, replay } from './helpers.js';
+import { tick, within } from '../support/wait.js';
 
 const DOC = 'doc';
 
@@ -42,7 +43,7 @@ async function fill(h: Harness, texts: readonly string[], clientId = 'setup', do
       clientId,
       seq: ++seq,
       baseVersion: head.version,
-      op: ins(head.text.length, head.text.length, t),
+      op: fromPatch(head.text.length, head.text.length, 0, t),
     });
   }
 }
@@ -282,7 +283,7 @@ describe('history-gone', () => {
     for (const base of [0, trimmedTo - 1]) {
       await rejectsUnchanged(
         h,
-        () => h.sequencer.submit(req({ baseVersion: base, op: ins(base, base, '!') })),
+        () => h.sequencer.submit(req({ baseVersion: base, op: fromPatch(base, base, 0, '!') })),
         ErrorCode.HistoryGone,
       );
       await rejectsUnchanged(h, () => h.sequencer.getOps(DOC, base), ErrorCode.HistoryGone);
@@ -294,7 +295,7 @@ describe('history-gone', () => {
       Array.from({ length: 10 - trimmedTo }, (_, i) => trimmedTo + 1 + i),
     );
     await expect(
-      h.sequencer.submit(req({ baseVersion: trimmedTo, op: ins(trimmedTo, 0, '!') })),
+      h.sequencer.submit(req({ baseVersion: trimmedTo, op: fromPatch(trimmedTo, 0, 0, '!') })),
     ).resolves.toMatchObject({ version: 11, duplicate: false });
     expect((await h.sequencer.getSnapshot(DOC)).text).toBe(`!${texts}`);
   });
@@ -414,7 +415,7 @@ describe('storage-failed', () => {
     let release!: () => void;
     h.store.appendGate = { docId: DOC, gate: new Promise<void>((r) => (release = r)) };
     const first = h.sequencer.submit(req({ clientId: 'a', seq: 1, baseVersion: 1, op: [5, 'A'] }));
-    await new Promise((r) => setImmediate(r));
+    await tick();
     h.store.appendGate = undefined;
     const batch = [
       h.sequencer.submit(req({ clientId: 'b', seq: 1, baseVersion: 1, op: [5, 'B'] })),
@@ -497,7 +498,7 @@ describe('a poison op in a batch', () => {
     let release!: () => void;
     h.store.appendGate = { docId: DOC, gate: new Promise<void>((r) => (release = r)) };
     const head = h.sequencer.submit(req({ clientId: 'a', seq: 1, baseVersion: 1, op: [5, ' world'] })); // v2
-    await new Promise((r) => setImmediate(r));
+    await tick();
     h.store.appendGate = undefined;
     // Shape-valid; base length 11 fits the head (v2) but not version 1, so only its rebase fails.
     const poison = h.sequencer.submit(req({ clientId: 'p', seq: 1, baseVersion: 1, op: [11, '☠'] }));

@@ -11,17 +11,10 @@ import { MemoryStore } from '../../src/server/memory-store.js';
 import { Sequencer, type SequencerOptions, type SubmitRequest } from '../../src/server/sequencer.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
 import type { Store } from '../../src/server/store.js';
-import {
-  ControlledStore,
-  expectOtterError,
-  ins,
-  makeTempDir,
-  pollUntil,
-  recordApplied,
-  removeTempDir,
-  replay,
-  within,
-} from './helpers.js';
+import { ControlledStore, expectOtterError, recordApplied, replay } from './helpers.js';
+import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
+import { sleep, tick, waitFor, within } from '../support/wait.js';
+import { below, seededRandom } from '../support/random.js';
 
 const DOC = 'doc';
 
@@ -59,13 +52,8 @@ function submit(s: Sequencer, r: Partial<SubmitRequest> & Pick<SubmitRequest, 'c
 
 /** A small deterministic generator of edits (with emoji) on `text`, on code-point boundaries. */
 function editor(seed: number): (text: string) => Component[] {
-  let x = seed >>> 0 || 1;
-  const rand = (n: number): number => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
+  const random = seededRandom(seed);
+  const rand = (n: number): number => below(random, n);
   const pieces = ['a', 'bc', '😀', 'é', '👍🏽', ' ', 'xyz'];
   return (text) => {
     const cps = Array.from(text);
@@ -432,18 +420,18 @@ describe('snapshots', () => {
     const s = sequencer(store, { snapshotEvery: 4 });
     let text = '';
     for (let v = 1; v <= 12; v++) {
-      await submit(s, { clientId: 'a', seq: v, baseVersion: v - 1, op: ins(text.length, text.length, String(v % 10)) });
+      await submit(s, { clientId: 'a', seq: v, baseVersion: v - 1, op: fromPatch(text.length, text.length, 0, String(v % 10)) });
       text += String(v % 10);
     }
     expect(store.snapshotsPut.map((p) => p.version)).toEqual([4, 8, 12]);
     // One batch jumping over 16: a single snapshot at the batch's head.
     let release!: () => void;
     store.appendGate = { docId: DOC, gate: new Promise<void>((r) => (release = r)) };
-    const held = submit(s, { clientId: 'b', seq: 1, baseVersion: 12, op: ins(12, 12, 'x') });
-    await new Promise((r) => setImmediate(r));
+    const held = submit(s, { clientId: 'b', seq: 1, baseVersion: 12, op: fromPatch(12, 12, 0, 'x') });
+    await tick();
     store.appendGate = undefined;
     const batch = [1, 2, 3, 4].map((i) =>
-      submit(s, { clientId: 'c', seq: i, baseVersion: 12 + i, op: ins(12 + i, 12 + i, 'y') }),
+      submit(s, { clientId: 'c', seq: i, baseVersion: 12 + i, op: fromPatch(12 + i, 12 + i, 0, 'y') }),
     );
     release();
     await held;
@@ -463,7 +451,7 @@ describe('idle documents', () => {
     await s.submit({ docId: 'x', clientId: 'a', seq: 1, baseVersion: 0, op: ['x'] });
     await s.submit({ docId: 'y', clientId: 'a', seq: 1, baseVersion: 0, op: ['y'] });
     expect(s.openDocuments).toBe(2);
-    expect(await pollUntil(() => s.openDocuments === 0, 500, 10)).toBe(true);
+    await waitFor('every idle document to be unloaded', () => s.openDocuments === 0);
     // Reloaded on demand, with its marks: a resubmission is still a duplicate.
     await expect(s.submit({ docId: 'x', clientId: 'a', seq: 1, baseVersion: 0, op: ['x'] })).resolves.toMatchObject({
       duplicate: true,
@@ -476,7 +464,7 @@ describe('idle documents', () => {
     expect(s.openDocuments).toBeGreaterThanOrEqual(1);
     expect(await s.getSnapshot('x')).toMatchObject({ version: 2, text: 'x!' });
     expect(await s.getSnapshot('y')).toMatchObject({ version: 1, text: 'y' });
-    expect(await pollUntil(() => s.openDocuments === 0, 500, 10)).toBe(true);
+    await waitFor('every idle document to be unloaded', () => s.openDocuments === 0);
   });
 
   it('are never unloaded with idleTimeout 0, nor while work is queued', async () => {
@@ -488,7 +476,7 @@ describe('idle documents', () => {
     store.appendGate = { docId: 'z', gate: new Promise<void>((r) => (release = r)) };
     const held = s2.submit({ docId: 'z', clientId: 'a', seq: 1, baseVersion: 0, op: ['z'] });
     // Give the sweepers several chances.
-    for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 10; i++) await sleep(10);
     expect(s.openDocuments).toBe(1);
     expect(s2.openDocuments).toBe(1);
     release();
@@ -512,7 +500,7 @@ describe('independence of documents', () => {
     );
     for (let i = 0; i < 5; i++) {
       const r = await within(
-        s.submit({ docId: 'B', clientId: 'c', seq: i + 1, baseVersion: i, op: ins(i, i, 'b') }),
+        s.submit({ docId: 'B', clientId: 'c', seq: i + 1, baseVersion: i, op: fromPatch(i, i, 0, 'b') }),
         5000,
         'a submit to B',
       );

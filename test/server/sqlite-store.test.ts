@@ -1,16 +1,18 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EMPTY_CHECKSUM, chainChecksum } from '../../src/protocol/checksum.js';
 import { StorageCorruptError } from '../../src/server/integrity.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
+import { storeContract } from '../../src/server/store-contract.js';
 import type { OpRecord } from '../../src/server/store.js';
-import { makeTempDir, removeTempDir, replay } from './helpers.js';
-import { storeContract } from './store-contract.js';
+import { replay } from './helpers.js';
+import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
 
 let contractDir: string | undefined;
 
 storeContract(
+  { describe, it, beforeEach, afterEach, expect },
   'SqliteStore',
   async () => {
     contractDir = makeTempDir('otter-sqlite-contract-');

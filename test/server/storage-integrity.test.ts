@@ -20,7 +20,8 @@ import { StorageCorruptError } from '../../src/server/integrity.js';
 import { Sequencer } from '../../src/server/sequencer.js';
 import { StoreOpenError } from '../../src/server/sqlite-schema.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
-import { makeTempDir, removeTempDir, within } from './helpers.js';
+import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
+import { within } from '../support/wait.js';
 
 let dir: string | undefined;
 const stores: SqliteStore[] = [];

@@ -41,12 +41,3 @@ export function liveServer(): LiveServer {
     },
   };
 }
-
-/** Polls `ok` every 5 ms until it holds; rejects naming `what` after `ms`. */
-export async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

@@ -29,6 +29,7 @@ import { Sequencer, type SequencerOptions } from '../../src/server/sequencer.js'
 import { SESSION_DEFAULTS, Session, type SessionContext, type SessionOptions } from '../../src/server/session.js';
 import type { AppendContext, ClientMark, LoadedDocument, OpRecord, Snapshot, Store } from '../../src/server/store.js';
 import { noTelemetry, silentLogger } from '../../src/server/telemetry.js';
+import { sleep } from './wait.js';
 
 /** The real setImmediate, taken before a test installs fake timers. */
 const realSetImmediate = globalThis.setImmediate;
@@ -239,7 +240,7 @@ class NodeStore implements Store {
     if (f.delay > 0) {
       const ms = f.delay;
       f.delay = 0;
-      await new Promise((r) => setTimeout(r, ms));
+      await sleep(ms);
       this.alive();
     }
     if (f.failBefore) {

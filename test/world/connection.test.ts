@@ -6,7 +6,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ConnectionOptions } from '../../src/client/connection.js';
-import { DEFAULT_LIMITS, budgetFor, fits, opLength } from '../../src/client/split.js';
+import { budgetFor, fits } from '../../src/client/split.js';
+import { DEFAULT_LIMITS, opLength } from '../../src/protocol/limits.js';
 import { tokenExpiry } from '../../src/client/token.js';
 import type { ClientMessage, SubmitMessage } from '../../src/protocol/messages.js';
 import type { ProtocolError } from '../../src/protocol/parse.js';

@@ -8,14 +8,13 @@
  */
 import {
   type Component,
-  InvalidOperationError,
   type Operation,
   type OperationLengths,
   checkOperation,
 } from '../ot/index.js';
 import { isHighSurrogate, isLowSurrogate } from '../ot/operation.js';
 import { chainChecksum } from '../protocol/checksum.js';
-import { ErrorCode, OtterError } from '../protocol/errors.js';
+import { ErrorCode, OtterError, invalidOpRefusal } from '../protocol/errors.js';
 import { fingerprint } from './fingerprint.js';
 import { StorageCorruptError, verifyLoaded } from './integrity.js';
 import { Rebasing } from './rebasing.js';
@@ -334,10 +333,7 @@ export class DocumentState {
       try {
         rebasing.over(past.op);
       } catch (e) {
-        if (e instanceof InvalidOperationError) {
-          throw invalid(`the op does not fit version ${v - 1}: ${e.message}`);
-        }
-        throw e;
+        throw invalidOpRefusal(e, `the op does not fit version ${v - 1}`) ?? e;
       }
     }
     return rebasing.result();

@@ -1,19 +1,24 @@
 /**
  * The contract every {@link Store} implementation must pass (the pattern of ShareDB's
- * test/db.js): call `storeContract(name, makeStore, cleanup)` from the implementation's test
- * file. `makeStore` is called before every test and must return an empty store; after every
- * test the store is closed and `cleanup` (if given) runs.
+ * test/db.js), published as `otter/server/store-contract` so that a store written outside
+ * Otter runs it too: call `storeContract(runner, name, makeStore, cleanup)` from the
+ * implementation's test file, with the test functions of vitest or jest as `runner`.
+ * `makeStore` is called before every test and must return an empty store; after every test
+ * the store is closed and `cleanup` (if given) runs. A conflict must be refused with
+ * {@link VersionConflictError} (the sequencer retries on that error alone).
  *
  * Beyond the interface's doc comments, the contract pins down what the sequencer relies on: a
  * document never written reads as the empty snapshot at version 0 (from load and getSnapshot),
  * and a rejected append changes nothing, marks included.
  *
- * Example (a future Redis store):
- *   storeContract('RedisStore', async () => new RedisStore(await freshDb()), () => dropDb());
+ * Example (a Redis store, with vitest):
+ *   import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+ *   import { storeContract } from 'otter/server/store-contract';
+ *   storeContract({ describe, it, beforeEach, afterEach, expect }, 'RedisStore',
+ *     async () => new RedisStore(await freshDb()), () => dropDb());
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type Component, apply } from '../../src/ot/index.js';
-import { EMPTY_CHECKSUM, chainChecksum } from '../../src/protocol/checksum.js';
+import { type Component, apply } from '../ot/index.js';
+import { EMPTY_CHECKSUM, chainChecksum } from '../protocol/checksum.js';
 import {
   type AppendContext,
   type ClientMark,
@@ -23,7 +28,35 @@ import {
   type Snapshot,
   type Store,
   VersionConflictError,
-} from '../../src/server/store.js';
+} from './store.js';
+
+/** The matchers the contract uses (those of vitest and jest). */
+export interface ContractMatchers {
+  toBe(expected: unknown): void;
+  toEqual(expected: unknown): void;
+  toMatchObject(expected: object): void;
+  toBeInstanceOf(expected: unknown): void;
+  toHaveLength(length: number): void;
+  toBeUndefined(): void;
+  toBeGreaterThan(n: number): void;
+  toThrow(expected?: RegExp | string): void;
+}
+
+/** The matchers of a promise's outcome (`expect(p).resolves`, `expect(p).rejects`). */
+export interface ContractAsyncMatchers {
+  toBeInstanceOf(expected: unknown): Promise<void>;
+  toBeUndefined(): Promise<void>;
+  toThrow(expected?: RegExp | string): Promise<void>;
+}
+
+/** The test functions the contract registers its suite with: vitest's or jest's. */
+export interface ContractRunner {
+  describe(name: string, body: () => void): void;
+  it(name: string, body: () => Promise<void> | void): void;
+  beforeEach(hook: () => Promise<void> | void): void;
+  afterEach(hook: () => Promise<void> | void): void;
+  expect(actual: unknown): ContractMatchers & { readonly resolves: ContractAsyncMatchers; readonly rejects: ContractAsyncMatchers };
+}
 
 /** The texts of the contract's reference document: version v holds TEXTS[v]. */
 const WORDS = ['a', 'bc', 'def', '😀', 'gh', 'ij', 'k', 'lmn', 'o', 'pq', 'r', 'st'];
@@ -78,15 +111,18 @@ function versions(rs: readonly OpRecord[]): number[] {
 
 /**
  * Registers the contract suite for one Store implementation.
+ * @param runner the test framework's functions (vitest's or jest's)
  * @param name shown in the test names
  * @param makeStore returns a fresh, empty store (called before each test)
  * @param cleanup called after each test, after the store was closed
  */
 export function storeContract(
+  runner: ContractRunner,
   name: string,
   makeStore: () => Promise<Store>,
   cleanup?: () => Promise<void> | void,
 ): void {
+  const { describe, it, beforeEach, afterEach, expect } = runner;
   describe(`Store contract: ${name}`, () => {
     let store: Store;
     let closed = false;
