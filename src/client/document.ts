@@ -50,7 +50,7 @@ import {
   normalize,
 } from '../ot/index.js';
 import { EMPTY_CHECKSUM, chainChecksum } from '../protocol/checksum.js';
-import { ErrorCode, OtterError } from '../protocol/errors.js';
+import { ErrorCode, OtterError, clientPolicy } from '../protocol/errors.js';
 import { DEFAULT_LIMITS, checkLimits } from '../protocol/limits.js';
 import { Throttle } from '../protocol/throttle.js';
 import type {
@@ -259,48 +259,6 @@ const PRESENCE_HISTORY = 32;
 const MAX_SAMPLES = 64;
 /** Bytes of a `restore` frame besides its text: keys, rid, lost state, 64 samples. */
 const RESTORE_ENVELOPE_BYTES = 4096;
-
-/** Codes of a refused in-flight op that call for a resync from a snapshot. */
-const RESYNC_CODES: ReadonlySet<string> = new Set<string>([
-  ErrorCode.HistoryGone,
-  ErrorCode.InvalidOp,
-  ErrorCode.SeqGap,
-  ErrorCode.SeqReused,
-  ErrorCode.SeqStale,
-]);
-
-/**
- * Codes about a seq this client sent and no longer holds in flight that only a wrong premise
- * explains: the server applied that seq with other content, expects an older seq, or does not
- * know the base version. (A late `seq-stale`, `history-gone` or `storage-failed` about an old
- * seq is harmless: that op is acknowledged.)
- */
-const CONTRADICTION_CODES: ReadonlySet<string> = new Set<string>([
-  ErrorCode.SeqReused,
-  ErrorCode.SeqGap,
-  ErrorCode.InvalidOp,
-  ErrorCode.VersionAhead,
-]);
-
-/** Codes of a refused in-flight op that the server will never accept: undo it locally. */
-const REFUSED_CODES: ReadonlySet<string> = new Set<string>([
-  ErrorCode.TooLarge,
-  ErrorCode.ReadOnly,
-  ErrorCode.Forbidden,
-]);
-
-/** Codes of a refused request worth repeating unchanged, later. */
-const RETRY_CODES: ReadonlySet<string> = new Set<string>([ErrorCode.StorageFailed, ErrorCode.RateLimited]);
-
-/** Codes of a refused `open` that a later attempt cannot fix. */
-const FATAL_OPEN_CODES: ReadonlySet<string> = new Set<string>([
-  ErrorCode.BadRequest,
-  ErrorCode.BadMessage,
-  ErrorCode.TooLarge,
-  ErrorCode.Forbidden,
-  ErrorCode.TooManyDocuments,
-  ErrorCode.StorageCorrupt,
-]);
 
 function closedError(id: string): OtterError {
   return new OtterError(ErrorCode.Closed, `document ${JSON.stringify(id)} is closed`);
@@ -1039,13 +997,14 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     if (state.phase === 'closed') return;
     if (ref.type === 'submit' && ref.seq !== undefined) {
       if (ref.seq === state.inflight) {
-        if (RETRY_CODES.has(message.code)) this.scheduleRetry(() => this.resend());
-        else if (REFUSED_CODES.has(message.code)) this.reject();
-        // A server behind the version the op rests on lost what this client holds: re-open with
-        // the claim (epoch, version, checksum), so that it answers `lost` and the text is restored.
-        else if (message.code === ErrorCode.NotOpen || message.code === ErrorCode.VersionAhead) this.resync('catch-up');
-        else if (RESYNC_CODES.has(message.code)) this.resync('snapshot');
-      } else if (ref.seq <= state.seq && CONTRADICTION_CODES.has(message.code)) {
+        const action = clientPolicy(message.code).submit;
+        if (action === 'retry') this.scheduleRetry(() => this.resend());
+        else if (action === 'undo') this.reject();
+        // A re-open with the claim (epoch, version, checksum): a server behind the version the op
+        // rests on lost what this client holds, and answers `lost` so that it is restored.
+        else if (action === 'catch-up') this.resync('catch-up');
+        else if (action === 'snapshot') this.resync('snapshot');
+      } else if (ref.seq <= state.seq && clientPolicy(message.code).contradicts) {
         // About a seq we sent and no longer hold in flight: a premise of ours was wrong.
         this.heal({ reason: 'refusal', version: this.serverVersion, code: message.code });
       }
@@ -1058,14 +1017,15 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   }
 
   private onOpenRefused(message: ErrorMessage): void {
-    if (RETRY_CODES.has(message.code)) {
+    const action = clientPolicy(message.code).open;
+    if (action === 'retry') {
       this.scheduleRetry(() => this.transition(life.retryOpen(this.life, ++lastRequestId)));
-    } else if (message.code === ErrorCode.HistoryGone) {
+    } else if (action === 'snapshot') {
       this.resync('snapshot');
     } else if (message.code === ErrorCode.Forbidden && this.hasOpened) {
       // A re-open (after a reconnect, a resync) refused: the access was revoked meanwhile.
       this.onRevoked('none');
-    } else if (FATAL_OPEN_CODES.has(message.code) && !this.hasOpened) {
+    } else if (action === 'fatal' && !this.hasOpened) {
       this.settleReady?.reject(new OtterError(message.code, message.message));
       this.settleReady = undefined;
     }
@@ -1105,7 +1065,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   /** A restore the server refused: retry it, or (refused for good) take the server's text. */
   private onRestoreRefused(message: ErrorMessage): void {
-    if (RETRY_CODES.has(message.code)) {
+    if (clientPolicy(message.code).open === 'retry') {
       this.scheduleRetry(() => {
         this.life = life.retryRestore(this.life, ++lastRequestId);
         this.sendRestore();

@@ -58,6 +58,62 @@ export const ErrorCode = {
 /** One of the values of {@link ErrorCode}. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/**
+ * What a client does when the server refuses one of its requests with a code: part of the wire
+ * contract, so that every code has a decided meaning for clients (adding a code forces a
+ * decision here: the table is exhaustive).
+ */
+export interface ClientPolicy {
+  /**
+   * The op in flight refused: `retry` it unchanged later; `undo` it (the server will never take
+   * it); re-open with the client's claim (`catch-up`: the server may be behind, or lost what
+   * the client holds) or for a `snapshot` (the client's premise was wrong); or only `report` it.
+   */
+  readonly submit: 'retry' | 'undo' | 'catch-up' | 'snapshot' | 'report';
+  /**
+   * An `open` refused: `retry` it later; `snapshot`: open again without a version; `fatal`: a
+   * later attempt cannot succeed (the first open's `ready` rejects); or only `report` it.
+   */
+  readonly open: 'retry' | 'snapshot' | 'fatal' | 'report';
+  /**
+   * About a seq the client sent and no longer holds in flight, this code can only mean a wrong
+   * premise of the client (the server applied that seq with other content, expects an older
+   * seq, or does not know the base): its copy must be healed.
+   */
+  readonly contradicts: boolean;
+}
+
+const REPORT: ClientPolicy = { submit: 'report', open: 'report', contradicts: false };
+
+/** The {@link ClientPolicy} of every code. */
+export const CLIENT_POLICY: { readonly [C in ErrorCode]: ClientPolicy } = {
+  [ErrorCode.BadMessage]: { ...REPORT, open: 'fatal' },
+  [ErrorCode.UnknownType]: REPORT,
+  [ErrorCode.BadRequest]: { ...REPORT, open: 'fatal' },
+  [ErrorCode.UnsupportedProtocol]: REPORT,
+  [ErrorCode.NotOpen]: { ...REPORT, submit: 'catch-up' },
+  [ErrorCode.Forbidden]: { submit: 'undo', open: 'fatal', contradicts: false },
+  [ErrorCode.ReadOnly]: { ...REPORT, submit: 'undo' },
+  [ErrorCode.RateLimited]: { submit: 'retry', open: 'retry', contradicts: false },
+  [ErrorCode.TooManyDocuments]: { ...REPORT, open: 'fatal' },
+  [ErrorCode.AuthExpired]: REPORT,
+  [ErrorCode.InvalidOp]: { submit: 'snapshot', open: 'report', contradicts: true },
+  [ErrorCode.VersionAhead]: { submit: 'catch-up', open: 'report', contradicts: true },
+  [ErrorCode.HistoryGone]: { submit: 'snapshot', open: 'snapshot', contradicts: false },
+  [ErrorCode.TooLarge]: { submit: 'undo', open: 'fatal', contradicts: false },
+  [ErrorCode.SeqGap]: { submit: 'snapshot', open: 'report', contradicts: true },
+  [ErrorCode.SeqReused]: { submit: 'snapshot', open: 'report', contradicts: true },
+  [ErrorCode.SeqStale]: { ...REPORT, submit: 'snapshot' },
+  [ErrorCode.StorageFailed]: { submit: 'retry', open: 'retry', contradicts: false },
+  [ErrorCode.StorageCorrupt]: { ...REPORT, open: 'fatal' },
+  [ErrorCode.Closed]: REPORT,
+};
+
+/** The {@link ClientPolicy} of `code`; a code this version does not know is only reported. */
+export function clientPolicy(code: string): ClientPolicy {
+  return Object.hasOwn(CLIENT_POLICY, code) ? CLIENT_POLICY[code as ErrorCode] : REPORT;
+}
+
 /** An error with a stable {@link ErrorCode}; safe to send to a client as `{ code, message }`. */
 export class OtterError extends Error {
   override readonly name = 'OtterError';
