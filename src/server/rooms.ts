@@ -29,16 +29,19 @@ interface Presence {
   selection: SelectionRange[] | null;
 }
 
-/** Recent ops kept per room to map a presence made at an older version. */
-const PRESENCE_HISTORY = 256;
+/**
+ * The committed ops of `docId` with after < version ≤ upTo, if all of them are at hand (the
+ * sequencer's history in memory); undefined otherwise. Synchronous.
+ */
+export type RecentOps = (docId: string, after: number, upTo: number) => readonly OpRecord[] | undefined;
 
 class Room {
   readonly members = new Set<RoomMember>();
   readonly presence = new Map<RoomMember, Presence>();
   /** Last version published to this room (or learned from an open). */
   head = 0;
-  /** The latest ops, versions head - recent.length + 1 … head. */
-  readonly recent: OpRecord[] = [];
+  /** The document's length at `head`, once an op was published here. */
+  length: number | undefined;
   /** The pending announcement of the head, once the ops pause. */
   announce: ReturnType<typeof setTimeout> | undefined;
 }
@@ -53,8 +56,14 @@ export class Rooms {
   /**
    * @param headDelay ms without ops after which every member of a room is sent the head
    *   (version and checksum); 0 never announces. Default 1000.
+   * @param recentOps where a presence made at an older version finds the ops to map it through
+   *   (the one op history of the server: the sequencer's); without it only presences made at
+   *   the head are taken.
    */
-  constructor(private readonly headDelay = DEFAULT_HEAD_DELAY) {
+  constructor(
+    private readonly headDelay = DEFAULT_HEAD_DELAY,
+    private readonly recentOps: RecentOps = () => undefined,
+  ) {
     if (!(headDelay >= 0) || !Number.isFinite(headDelay)) throw new RangeError(`headDelay must be ≥ 0 ms, got ${headDelay}`);
   }
 
@@ -81,7 +90,7 @@ export class Rooms {
   /** Records that `docId` is known to be at `version` (after an open read the store). */
   observe(docId: string, version: number): void {
     const room = this.rooms.get(docId);
-    if (room !== undefined && version > room.head && room.recent.length === 0) room.head = version;
+    if (room !== undefined && version > room.head && room.length === undefined) room.head = version;
   }
 
   /**
@@ -103,8 +112,7 @@ export class Rooms {
     const room = this.rooms.get(docId);
     if (room === undefined) return;
     room.head = record.version;
-    room.recent.push(record);
-    if (room.recent.length > PRESENCE_HISTORY) room.recent.shift();
+    room.length = targetLength(record.op);
     for (const p of room.presence.values()) {
       if (p.selection !== null && p.v === record.version - 1) {
         try {
@@ -140,28 +148,25 @@ export class Rooms {
 
   /**
    * Sets `member`'s selection, made at version `v`, maps it to the room's head and sends it
-   * to the other members. Returns false (and changes nothing) when `v` is ahead of the room or
-   * too old to map, or a range lies outside the document at `v`.
+   * to the other members. Returns false (and changes nothing) when `v` is ahead of the room,
+   * older than the ops at hand ({@link RecentOps}), or a range lies outside the document at `v`.
    */
   setPresence(docId: string, member: RoomMember, v: number, selection: SelectionRange[] | null): boolean {
     const room = this.rooms.get(docId);
     if (room === undefined || !room.members.has(member) || v > room.head) return false;
     let mapped = selection;
-    try {
-      for (const r of room.recent) {
-        if (r.version > v && mapped !== null) mapped = transformSelection(mapped, r.op);
+    if (v < room.head && mapped !== null) {
+      const ops = this.recentOps(docId, v, room.head);
+      if (ops === undefined) return false;
+      try {
+        for (const r of ops) if (mapped !== null) mapped = transformSelection(mapped, r.op);
+      } catch {
+        return false; // a range outside the document
       }
-    } catch {
-      return false; // a range outside the document
     }
-    const oldest = room.head - room.recent.length;
-    if (v < oldest) return false;
     // At the head the ranges are checked against the length the last op produced, if known.
-    const last = room.recent[room.recent.length - 1];
-    if (mapped !== null && last !== undefined) {
-      const length = targetLength(last.op);
-      if (mapped.some((r) => r.anchor > length || r.head > length)) return false;
-    }
+    const length = room.length;
+    if (mapped !== null && length !== undefined && mapped.some((r) => r.anchor > length || r.head > length)) return false;
     room.presence.set(member, { v: room.head, selection: mapped });
     for (const m of room.members) {
       if (m !== member) m.deliverPresence(docId, member.connectionId, member.user, room.head, mapped);

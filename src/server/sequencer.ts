@@ -634,6 +634,16 @@ export class Sequencer {
   }
 
   /**
+   * The committed ops of `docId` with after < version ≤ upTo, if the document is loaded and
+   * holds all of them in memory; else undefined. Synchronous: what presence maps through.
+   */
+  recentOps(docId: string, after: number, upTo: number): readonly OpRecord[] | undefined {
+    const s = this.docs.get(docId)?.state;
+    if (s === undefined || after < s.recentStart || upTo > s.committed || after > upTo) return undefined;
+    return s.recent.slice(after - s.recentStart, upTo - s.recentStart);
+  }
+
+  /**
    * The text at `version` (default: the committed head). Versions older than the head are
    * rebuilt from the nearest snapshot and the ops after it. Rejects with `version-ahead` past
    * the head, `history-gone` before the trim point, `bad-request` for malformed arguments.

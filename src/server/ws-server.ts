@@ -188,7 +188,7 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
     },
     ...options.sequencer,
   });
-  const rooms = new Rooms();
+  const rooms = new Rooms(undefined, (docId, after, upTo) => sequencer.recentOps(docId, after, upTo));
   sequencer.onApplied((docId, record) => rooms.publish(docId, record));
   const sessions = new Map<WebSocket, Session>();
   const perUser = new Map<string, number>();

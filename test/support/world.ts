@@ -298,7 +298,7 @@ class NodeStore implements Store {
 export class ServerNode {
   readonly store: NodeStore;
   readonly sequencer: Sequencer;
-  readonly rooms = new Rooms();
+  readonly rooms: Rooms;
   readonly links: Link[] = [];
   /** Frames over the payload limit, and other broken limits. */
   readonly violations: string[] = [];
@@ -310,6 +310,7 @@ export class ServerNode {
   constructor(world: World, durable: Durable, private readonly options: WorldOptions) {
     this.store = new NodeStore(world, durable);
     this.sequencer = new Sequencer(this.store, { idleTimeout: 0, ...options.sequencer });
+    this.rooms = new Rooms(undefined, (docId, after, upTo) => this.sequencer.recentOps(docId, after, upTo));
     this.sequencer.onApplied((docId, record) => this.rooms.publish(docId, record));
     this.context = {
       sequencer: this.sequencer,
