@@ -19,6 +19,7 @@ const modules: readonly (readonly [string, () => Promise<BenchModule>])[] = [
   ['far-behind', () => import('./far-behind.js')],
   ['fairness', () => import('./fairness.js')],
   ['intent', () => import('./intent.js')],
+  ['keystroke', () => import('./keystroke.js')],
 ];
 
 const only = process.argv.slice(2);

@@ -27,7 +27,7 @@ import { Text } from '@codemirror/state';
 import { type Component, apply, fromPatch, transform } from '../src/ot/index.js';
 import { DocumentState, type Submission } from '../src/server/document-state.js';
 import { MemoryStore } from '../src/server/memory-store.js';
-import { Rope } from '../src/server/rope.js';
+import { Rope } from '../src/ot/rope.js';
 import { Sequencer, type SequencerOptions, type SubmitRequest } from '../src/server/sequencer.js';
 import { SqliteStore, type SqliteStoreOptions } from '../src/server/sqlite-store.js';
 import { EMPTY_SNAPSHOT, type Store } from '../src/server/store.js';
@@ -363,7 +363,7 @@ export async function run(): Promise<SequencerBenchResult> {
         },
       },
       {
-        name: 'Otter Rope alone (src/server/rope.ts)',
+        name: 'Otter Rope alone (src/ot/rope.ts)',
         fn: () => {
           const rope = new Rope(trace.startContent);
           for (const [pos, del, ins] of patches) {

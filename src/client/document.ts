@@ -49,6 +49,8 @@ import {
   isNoop,
   normalize,
 } from '../ot/index.js';
+import { checkApplies } from '../ot/apply.js';
+import { Rope, applyToRope } from '../ot/rope.js';
 import { EMPTY_CHECKSUM, chainChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError, clientPolicy } from '../protocol/errors.js';
 import { DEFAULT_LIMITS, checkLimits } from '../protocol/limits.js';
@@ -150,6 +152,16 @@ export interface ChangeEvent {
    * editor bound to the document must apply.
    */
   readonly local: boolean;
+  /**
+   * With a local edit made while a local selection was set: that selection as it was just
+   * before the edit, on the previous text (it has since been mapped through `op`).
+   */
+  readonly selectionBefore?: readonly SelectionRange[];
+  /**
+   * With a local edit that deletes: the text each delete of `op` removed, in order (so the
+   * edit can be inverted without the previous text).
+   */
+  readonly deleted?: readonly string[];
 }
 
 /** Another connection's selection changed, or it left (`selection: null`, then it is gone). */
@@ -309,9 +321,16 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   /** The largest op the server takes, from its last `welcome` ({@link DEFAULT_LIMITS} before one). */
   private budget: OpBudget;
 
-  private localText = '';
-  /** C: the server text at `serverVersion` of incarnation `serverEpoch`. */
-  private confirmed = '';
+  /**
+   * The local text, in a rope: a keystroke, its acknowledgement and a remote op each cost
+   * O(log n) here, never a copy of the document (a V8 string edited by slicing is a cons
+   * string that the next read of a code unit flattens, copying it whole).
+   */
+  private localText = new Rope();
+  /** `localText` as a string, once read through {@link text}; cleared by every change. */
+  private localString: string | undefined = '';
+  /** C: the server text at `serverVersion` of incarnation `serverEpoch`, in a rope. */
+  private confirmed = new Rope();
   private serverVersion = 0;
   /** The document's incarnation id, from the last `opened`; undefined before the first. */
   private serverEpoch: string | undefined;
@@ -378,9 +397,14 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   // ─── reading ──────────────────────────────────────────────────────────────────────────────
 
-  /** The local text: the server's text with every local edit applied. */
+  /**
+   * The local text: the server's text with every local edit applied. Joined from the
+   * document's rope on the first read after a change (linear in the text), then cached until
+   * the next change; the document itself never reads it.
+   */
   get text(): string {
-    return this.localText;
+    this.localString ??= this.localText.toString();
+    return this.localString;
   }
 
   /** The last server version known: the version of the server text the local edits rest on. */
@@ -463,15 +487,22 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   submit(op: Operation): void {
     if (this.closed) throw this.closedReason();
     if (this.revokedTo === 'read') throw readOnlyError(this.id);
-    const text = apply(this.localText, op);
+    checkApplies(this.localText, op);
     if (isNoop(op)) return;
     const canonical = normalize(op);
     const { state } = applyLocal(this.sync, canonical, this.budget);
+    const selectionBefore = this.localSelection;
+    const deleted = deletedTexts(this.localText, canonical);
     this.sync = state;
-    this.localText = text;
+    this.changeLocal(canonical);
     this.mapSelections(canonical, true);
     this.flush();
-    this.emit('change', { op: canonical, local: true });
+    this.emit('change', {
+      op: canonical,
+      local: true,
+      ...(selectionBefore === null ? {} : { selectionBefore }),
+      ...(deleted.length === 0 ? {} : { deleted }),
+    });
   }
 
   /**
@@ -719,13 +750,12 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    */
   private rebaseOnto(message: OpenedMessage, snapshot: string, landed: boolean): void {
     const sync = this.sync;
-    const base = this.confirmed;
+    const base = this.confirmed.toString();
     const unsent = sync.kind === 'synchronized' ? 0 : (landed ? 0 : 1) + (sync.kind === 'awaiting-with-buffer' ? sync.buffer.length : 0);
     const merged = unsent > 0 && (landed && sync.kind !== 'synchronized' ? apply(base, sync.outstanding.op) : base) !== snapshot;
     const result: RebaseResult = rebaseOnSnapshot(sync, base, landed, snapshot, this.budget);
-    const text = apply(this.localText, result.apply);
-    this.localText = text;
-    this.confirmed = snapshot;
+    this.changeLocal(result.apply);
+    this.confirmed = new Rope(snapshot);
     this.serverVersion = message.v;
     this.serverEpoch = message.epoch;
     this.checksum = message.sum;
@@ -752,7 +782,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       epoch,
       version: this.serverVersion,
       checksum: this.checksum,
-      text: this.confirmed,
+      text: this.confirmed.toString(),
       action: undefined,
       inflightTaken: false,
     };
@@ -808,7 +838,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    */
   private finishReset(message: OpenedMessage, snapshot: string): void {
     const lost = this.lost;
-    const before = this.localText;
+    const before = this.text;
     const inflight = this.life.phase === 'closed' ? undefined : this.life.inflight;
     // The op in flight is in the server's text if the restore took it, or, in the epoch that
     // kept this client's marks, if the server counts its seq.
@@ -872,7 +902,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   private applyRemoteEntries(entries: readonly OpEntry[]): void {
     if (entries.length === 0) return;
     const ops = entries.map((e) => e.op);
-    const confirmed = apply(this.confirmed, ops.length === 1 ? (ops[0] as Component[]) : composeAll(ops));
+    applyToRope(this.confirmed, ops.length === 1 ? (ops[0] as Component[]) : composeAll(ops));
     const applied: Component[][] = [];
     let checksum = this.checksum;
     for (const entry of entries) {
@@ -884,8 +914,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       this.mapSelections(result.apply, false);
     }
     const change = applied.length === 1 ? (applied[0] as Component[]) : composeAll(applied);
-    this.localText = apply(this.localText, change);
-    this.confirmed = confirmed;
+    this.changeLocal(change);
     this.emit('change', { op: change, local: false });
   }
 
@@ -911,9 +940,8 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       this.heal({ reason: 'checksum', version: v, expected: sum, actual: checksum });
       return false;
     }
-    const confirmed = apply(this.confirmed, op);
+    applyToRope(this.confirmed, op);
     this.sync = ack(this.sync, this.budget).state;
-    this.confirmed = confirmed;
     this.life = life.acknowledged(this.life);
     this.retries = 0;
     clearTimeout(this.retryTimer);
@@ -984,7 +1012,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       for (const entry of this.history) {
         if (entry.v > v) ranges = mapRemoteSelection(ranges, entry.op, false);
       }
-      return serverToLocal(ranges, this.sync, this.confirmed);
+      return serverToLocal(ranges, this.sync, this.confirmed.length);
     } catch (e) {
       if (e instanceof InvalidOperationError) return null;
       throw e;
@@ -1038,7 +1066,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    */
   private onRevoked(access: 'none' | 'read'): void {
     if (access === 'read' && this.revokedTo === 'read') return; // told already
-    const text = this.localText;
+    const text = this.text;
     const unconfirmed = this.sync.kind !== 'synchronized';
     this.revokedTo = access;
     if (access === 'none') this.shut(revokedError(this.id));
@@ -1054,9 +1082,9 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     if (this.sync.kind === 'synchronized' || this.life.phase === 'closed') return false;
     const inFlight = this.life.inflight !== undefined;
     if (inFlight && this.sync.kind === 'awaiting-confirm') return false;
-    const result = discardUnsent(this.sync, this.confirmed, inFlight);
+    const result = discardUnsent(this.sync, this.confirmed.toString(), inFlight);
     this.sync = result.state;
-    this.localText = apply(this.localText, result.apply);
+    this.changeLocal(result.apply);
     this.mapSelections(result.apply, false);
     this.emit('change', { op: result.apply, local: false });
     this.settleSynced();
@@ -1115,12 +1143,12 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   /** The server refused the op in flight for good: undo it locally, send the buffer. */
   private reject(): void {
-    const result = rejectOutstanding(this.sync, this.confirmed, this.budget);
-    const text = apply(this.localText, result.apply);
+    const result = rejectOutstanding(this.sync, this.confirmed.toString(), this.budget);
+    checkApplies(this.localText, result.apply);
     // The refused seq was not applied: the next op reuses it.
     this.life = life.refused(this.life);
     this.sync = result.state;
-    this.localText = text;
+    this.changeLocal(result.apply);
     this.mapSelections(result.apply, false);
     this.emit('change', { op: result.apply, local: false });
     // After the change: read-only, flush undoes the rest with a change of its own.
@@ -1148,7 +1176,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   private sendPresence(): boolean {
     if (!this.presenceDirty || this.life.phase !== 'live') return false;
     const local = this.localSelection;
-    const selection = local === null ? null : localToServer(local, this.sync, this.confirmed);
+    const selection = local === null ? null : localToServer(local, this.sync, this.confirmed.length);
     this.transport.send({ type: 'presence', doc: this.id, v: this.serverVersion, selection });
     this.presenceDirty = false;
     this.presenceApproximate = local !== null && this.sync.kind !== 'synchronized';
@@ -1156,6 +1184,12 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   }
 
   // ─── bookkeeping ──────────────────────────────────────────────────────────────────────────
+
+  /** Applies `change` to the local text (InvalidOperationError, nothing changed, if it does not fit). */
+  private changeLocal(change: Operation): void {
+    applyToRope(this.localText, change);
+    this.localString = undefined;
+  }
 
   /** Maps the local selection and remote presences through a change of the local text. */
   private mapSelections(change: Component[], local: boolean): void {
@@ -1183,6 +1217,27 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
   }
+}
+
+/** The texts `op` deletes from `text`, in order. Linear in the components and the deleted length. */
+function deletedTexts(text: Rope, op: Operation): string[] {
+  const out: string[] = [];
+  let pos = 0;
+  for (const c of op) {
+    if (typeof c === 'string' || c > 0) {
+      if (typeof c === 'number') pos += c;
+      continue;
+    }
+    const parts: string[] = [];
+    for (let from = pos; from < pos - c; from += 4096) {
+      const codes: number[] = [];
+      for (let i = from; i < Math.min(from + 4096, pos - c); i++) codes.push(text.charCodeAt(i));
+      parts.push(String.fromCharCode(...codes));
+    }
+    out.push(parts.join(''));
+    pos -= c;
+  }
+  return out;
 }
 
 function exhaustive(message: never): never {

@@ -35,6 +35,7 @@ export {
   CollaborativeDocument,
 } from './document.js';
 export type { SelectionInput } from './selection.js';
+export { type UndoManagerOptions, UndoManager } from './undo.js';
 export { ErrorCode, OtterError } from '../protocol/errors.js';
 export { CloseCode, type ErrorMessage, type ErrorRef, type ServerLimits } from '../protocol/messages.js';
 export { ProtocolError } from '../protocol/parse.js';

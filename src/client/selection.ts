@@ -11,12 +11,12 @@
  *     one's own typing never drags other people's cursors along.
  */
 import {
+  type Component,
   InvalidOperationError,
   OperationErrorCode,
   type Operation,
   type SelectionRange,
   checkPosition,
-  invert,
   transformSelection,
 } from '../ot/index.js';
 import { type SyncState, pendingOp } from './sync.js';
@@ -53,32 +53,43 @@ export function toRanges(input: SelectionInput, length: number): SelectionRange[
 }
 
 /**
+ * An op that undoes `op` as far as positions can tell: its inserts become deletes and its
+ * deletes become inserts of as many spaces. Mapping a selection through it is mapping it
+ * through the true inverse, whose inserted text only counts by its length; building it never
+ * reads the document. Linear in `op`'s components and the code units it deletes.
+ */
+function inverseShape(op: Operation): Component[] {
+  return op.map((c) => (typeof c === 'string' ? -c.length : c < 0 ? ' '.repeat(-c) : c));
+}
+
+/**
  * Maps a selection on the local text to the server text C (what `presence` sends): through
  * the inverse of the pending ops. A caret inside pending inserted text moves to where the
- * insert is; a caret where pending ops deleted text stays before that text.
+ * insert is; a caret where pending ops deleted text stays before that text. `confirmedLength`
+ * is C's length. Never reads C: linear in the pending ops, not in the document.
  * Throws InvalidOperationError if the selection does not fit the local text.
  */
 export function localToServer(
   selection: readonly SelectionRange[],
   state: SyncState,
-  confirmed: string,
+  confirmedLength: number,
 ): SelectionRange[] {
   const pending = pendingOp(state);
-  if (pending === undefined) return toRanges(selection, confirmed.length) as SelectionRange[];
-  return transformSelection(selection, invert(pending, confirmed), 'left');
+  if (pending === undefined) return toRanges(selection, confirmedLength) as SelectionRange[];
+  return transformSelection(selection, inverseShape(pending), 'left');
 }
 
 /**
- * Maps a remote selection on the server text C to the local text: through the pending ops,
- * which go after the remote carets (side 'left').
+ * Maps a remote selection on the server text C (of `confirmedLength` code units) to the local
+ * text: through the pending ops, which go after the remote carets (side 'left').
  * Throws InvalidOperationError if the selection does not fit C.
  */
 export function serverToLocal(
   selection: readonly SelectionRange[],
   state: SyncState,
-  confirmed: string,
+  confirmedLength: number,
 ): SelectionRange[] {
-  const ranges = toRanges(selection, confirmed.length) as SelectionRange[];
+  const ranges = toRanges(selection, confirmedLength) as SelectionRange[];
   const pending = pendingOp(state);
   return pending === undefined ? ranges : transformSelection(ranges, pending, 'left');
 }

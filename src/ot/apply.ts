@@ -3,6 +3,7 @@
  */
 import { InvalidOperationError, OperationErrorCode, describeValue } from './errors.js';
 import {
+  type CodeUnits,
   type Component,
   type Operation,
   checkComponent,
@@ -14,14 +15,14 @@ import {
   splitsSurrogatePair,
 } from './operation.js';
 
-function lengthMismatch(doc: string, consumed: number, index: number): InvalidOperationError {
+function lengthMismatch(doc: CodeUnits, consumed: number, index: number): InvalidOperationError {
   return new InvalidOperationError(
     OperationErrorCode.LengthMismatch,
     `component ${index} reaches position ${consumed}, past the end of the document (length ${doc.length})`,
   );
 }
 
-function checkBoundary(doc: string, pos: number, index: number): void {
+function checkBoundary(doc: CodeUnits, pos: number, index: number): void {
   if (splitsSurrogatePair(doc, pos)) {
     throw new InvalidOperationError(
       OperationErrorCode.SplitSurrogate,
@@ -48,6 +49,16 @@ function checkDocument(doc: unknown): asserts doc is string {
  */
 function validate(doc: string, op: unknown): asserts op is Operation {
   checkDocument(doc);
+  checkApplies(doc, op);
+}
+
+/**
+ * Validates `op` against the text `doc` (a string or a rope) as {@link apply} does, reading
+ * only the code units around the op's boundaries: linear in the op's components and inserted
+ * code units, never in the text's length. Throws {@link InvalidOperationError} on the first
+ * broken rule; returns nothing.
+ */
+export function checkApplies(doc: CodeUnits, op: unknown): asserts op is Operation {
   if (!Array.isArray(op)) checkOperation(op);
   const ops = op as unknown[];
   const len = doc.length;

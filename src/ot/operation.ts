@@ -78,8 +78,21 @@ export function isWellFormed(text: string): boolean {
   return true;
 }
 
-/** True if cutting `doc` at `pos` would separate the two halves of a surrogate pair. */
-export function splitsSurrogatePair(doc: string, pos: number): boolean {
+/**
+ * A text read one UTF-16 code unit at a time: a string, or a rope (`rope.ts`), whose reads
+ * never copy the text.
+ */
+export interface CodeUnits {
+  readonly length: number;
+  /** The code unit at `pos` (0 ≤ pos < length). */
+  charCodeAt(pos: number): number;
+}
+
+/**
+ * True if cutting `doc` at `pos` would separate the two halves of a surrogate pair. Reads at
+ * most the two code units around `pos`.
+ */
+export function splitsSurrogatePair(doc: CodeUnits, pos: number): boolean {
   return (
     pos > 0 &&
     pos < doc.length &&

@@ -12,14 +12,13 @@ import {
   type OperationLengths,
   checkOperation,
 } from '../ot/index.js';
-import { isHighSurrogate, isLowSurrogate } from '../ot/operation.js';
+import { Rope, applyToRope } from '../ot/rope.js';
 import { chainChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError, invalidOpRefusal } from '../protocol/errors.js';
 import { fingerprint } from './fingerprint.js';
 import { StorageCorruptError, verifyLoaded } from './integrity.js';
 import { Rebasing } from './rebasing.js';
 import { type TrimCandidate, opBytes } from './retention.js';
-import { Rope } from './rope.js';
 import type { ClientMark, LoadedDocument, OpRecord, Recovery } from './store.js';
 
 /** A validated submission. */
@@ -115,40 +114,16 @@ export function isDuplicate(o: Outcome): o is Duplicate {
   return (o as Partial<Duplicate>).duplicate === true;
 }
 
-function invalid(message: string): OtterError {
-  return new OtterError(ErrorCode.InvalidOp, message);
-}
-
 /**
- * Applies `op` to `rope` after checking it fits: base length equals the rope's length and no
- * boundary splits a surrogate pair. Throws `invalid-op` (rope untouched) otherwise.
- * `base` may be passed when the op was already validated and its base length is known.
+ * Applies `op` to `rope` (`applyToRope` of src/ot: checked first, O(components × log n)),
+ * refusing an op that does not fit the rope (another length, a boundary inside a surrogate
+ * pair) with `invalid-op`; the rope is then untouched.
  */
-export function applyToRope(rope: Rope, op: Operation, base = checkOperation(op).base): void {
-  if (base !== rope.length) {
-    throw invalid(`the op spans ${base} code units but the document has ${rope.length}`);
-  }
-  let pos = 0;
-  for (let i = 0; i < op.length; i++) {
-    const c = op[i] as Component;
-    if (typeof c === 'string') continue;
-    const end = pos + (c > 0 ? c : -c);
-    // A boundary splits a pair when a low surrogate follows a high one across it.
-    if (end < base && isLowSurrogate(rope.charCodeAt(end)) && isHighSurrogate(rope.charCodeAt(end - 1))) {
-      throw invalid(`component ${i} ends at ${end}, inside a surrogate pair`);
-    }
-    pos = end;
-  }
-  pos = 0;
-  for (const c of op) {
-    if (typeof c === 'string') {
-      rope.insert(pos, c);
-      pos += c.length;
-    } else if (c > 0) {
-      pos += c;
-    } else {
-      rope.delete(pos, -c);
-    }
+function applyOrRefuse(rope: Rope, op: Operation): void {
+  try {
+    applyToRope(rope, op);
+  } catch (e) {
+    throw invalidOpRefusal(e, 'the op does not fit the document') ?? e;
   }
 }
 
@@ -209,7 +184,7 @@ export class DocumentState {
     this.rope = new Rope(loaded.snapshot.text);
     for (const r of loaded.ops) {
       try {
-        applyToRope(this.rope, r.op);
+        applyOrRefuse(this.rope, r.op);
       } catch (e) {
         if (!(e instanceof OtterError)) throw e;
         throw new StorageCorruptError(id, `the op of version ${r.version} does not fit the text before it: ${e.message}`);
@@ -250,7 +225,7 @@ export class DocumentState {
    * head + 1 attributed to `clientId` with seq 0. `op` must fit the rope (throws `invalid-op`).
    */
   applyMerge(op: Component[], clientId: string, author: string | undefined): OpRecord {
-    applyToRope(this.rope, op);
+    applyOrRefuse(this.rope, op);
     const version = ++this.head;
     this.checksum = chainChecksum(this.checksum, op);
     const record: OpRecord =
@@ -438,14 +413,14 @@ export class DocumentState {
     }
     const late = s.baseVersion < this.head;
     const op = late ? this.rebase(s.op, s.baseVersion, this.head, older) : s.op;
-    const { base, target } = late ? checkOperation(op) : s.lengths;
+    const { target } = late ? checkOperation(op) : s.lengths;
     if (target > limits.maxDocLength) {
       throw new OtterError(
         ErrorCode.TooLarge,
         `the document would grow to ${target} code units, over the limit of ${limits.maxDocLength}`,
       );
     }
-    applyToRope(this.rope, op, base);
+    applyOrRefuse(this.rope, op);
     const version = ++this.head;
     const checksum = (this.checksum = chainChecksum(this.checksum, op));
     const record: OpRecord =

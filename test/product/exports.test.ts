@@ -54,7 +54,7 @@ const SURFACES = {
     types: ['Component', 'DiffCleanup', 'Operation', 'OperationLengths', 'SelectionRange', 'Side'],
   },
   './client': {
-    values: ['CloseCode', 'CollaborativeDocument', 'Connection', 'ErrorCode', 'OtterError', 'ProtocolError'],
+    values: ['CloseCode', 'CollaborativeDocument', 'Connection', 'ErrorCode', 'OtterError', 'ProtocolError', 'UndoManager'],
     types: [
       'ChangeEvent',
       'ConnectionEvents',
@@ -73,6 +73,7 @@ const SURFACES = {
       'SelectionInput',
       'ServerLimits',
       'SocketHandler',
+      'UndoManagerOptions',
       'WebSocketConstructor',
       'WebSocketLike',
     ],

@@ -5,7 +5,11 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Rope } from '../../src/server/rope.js';
+import { apply } from '../../src/ot/apply.js';
+import type { Component } from '../../src/ot/operation.js';
+import { InvalidOperationError } from '../../src/ot/errors.js';
+import { Rope, applyToRope } from '../../src/ot/rope.js';
+import { docAndEdit } from './arbitraries.js';
 import { below, seededRandom } from '../support/random.js';
 
 /** `npm run test:long` (OTTER_LONG=1) explores far more cases. */
@@ -186,5 +190,32 @@ describe('Rope', () => {
     r2.delete(0, r2.length);
     expect(r2.length).toBe(0);
     expect(r2.toString()).toBe('');
+  });
+});
+
+describe('applyToRope', () => {
+  it('leaves the rope holding apply(text, op), raw or canonical ops, long or short texts', () => {
+    fc.assert(
+      fc.property(docAndEdit, fc.nat(2000), fc.boolean(), (e, pad, raw) => {
+        // A long prefix puts the edit across many leaves.
+        const prefix = 'p'.repeat(pad);
+        const op = pad > 0 ? [pad, ...(raw ? e.raw : e.op)] : raw ? e.raw : e.op;
+        const rope = new Rope(prefix + e.doc);
+        applyToRope(rope, op);
+        expect(rope.toString()).toBe(apply(prefix + e.doc, op));
+        expect(rope.toString()).toBe(prefix + e.expected);
+      }),
+      { numRuns: LONG ? 20_000 : 500 },
+    );
+  });
+
+  it('throws InvalidOperationError and leaves the rope unchanged for an op that does not fit', () => {
+    const text = 'ab😀c'; // the surrogate pair at 2..4
+    const misfits: Component[][] = [[4, 'x'], [5, 'x', 1], [3, 'x', 2], [3, -1, 1], ['\uD800', 5], [0, 'x', 5]];
+    for (const op of misfits) {
+      const rope = new Rope(text);
+      expect(() => applyToRope(rope, op), JSON.stringify(op)).toThrow(InvalidOperationError);
+      expect(rope.toString()).toBe(text);
+    }
   });
 });

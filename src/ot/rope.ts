@@ -3,9 +3,13 @@
  * O(log n) tree steps plus work on one chunk of at most {@link LEAF_MAX} code units, whatever
  * the document's size. Positions count UTF-16 code units.
  *
- * Why a small rope of our own: the sequencer needs exactly four things — insert, delete,
- * charCodeAt (to check surrogate boundaries) and toString (for snapshots) — at several million
- * edits per second. Well-kept rope libraries are either line-oriented editor models
+ * The server's sequencer and the client's document both hold their texts in ropes, so that
+ * neither copies a long document per keystroke; it lives in src/ot (pure, no Node imports) for
+ * both to import.
+ *
+ * Why a small rope of our own: both need exactly four things — insert, delete, charCodeAt (to
+ * check surrogate boundaries) and toString (for snapshots, or a client's `text`) — at several
+ * million edits per second. Well-kept rope libraries are either line-oriented editor models
  * (@codemirror/state's Text, ~1 M edits/s here) or native/WASM. A B+-tree over V8 strings is
  * small and lets V8's own string slicing do the leaf work.
  *
@@ -19,6 +23,8 @@
  * sliced or read). Typing at the gap only appends to `head` (a cons string, no copy) and
  * reading next to the gap reads `tail`; the chunk is copied only when the gap moves.
  */
+import { checkApplies } from './apply.js';
+import type { Operation } from './operation.js';
 
 /** Largest chunk a leaf holds, in code units. */
 const LEAF_MAX = 512;
@@ -300,5 +306,25 @@ export class Rope {
     const parts: string[] = [];
     collect(this.root, parts);
     return parts.join('');
+  }
+}
+
+/**
+ * Applies `op` to `rope` in place: the rope becomes `apply(rope.toString(), op)`.
+ *
+ * Contract: `op` is valid, its base length equals `rope.length` and no boundary splits a
+ * surrogate pair; otherwise throws InvalidOperationError and the rope is unchanged.
+ * Time: O(k log n) for an op of k components on a rope of n code units, plus the inserted
+ * text; the rope's text is never copied or joined.
+ */
+export function applyToRope(rope: Rope, op: Operation): void {
+  checkApplies(rope, op);
+  let pos = 0;
+  for (const c of op) {
+    if (typeof c === 'string') {
+      rope.insert(pos, c);
+      pos += c.length;
+    } else if (c > 0) pos += c;
+    else rope.delete(pos, -c);
   }
 }
