@@ -98,11 +98,14 @@ export interface ConnectionOptions extends DocumentOptions {
   minReconnectDelay?: number;
   /** Longest delay before a reconnection attempt, in ms. Default 30,000. */
   maxReconnectDelay?: number;
-  /** Time between two `ping` messages, in ms. Default 15,000. */
+  /** Time between two `ping` messages, in ms. Default 4,000. */
   heartbeatInterval?: number;
   /**
    * With no frame from the server for this long (in ms), the socket is deemed dead, closed
-   * and reopened. Must exceed `heartbeatInterval`. Default twice `heartbeatInterval`.
+   * and reopened: a link that went silent is noticed at most this long after the last frame
+   * arrived. Must exceed `heartbeatInterval`. Default twice `heartbeatInterval` (8,000 with
+   * the default interval). Browsers run the timers of a hidden tab as seldom as once a
+   * minute, so there it may take that long.
    */
   heartbeatTimeout?: number;
 }
@@ -114,6 +117,22 @@ const ABNORMAL_CLOSURE = 1006;
 const MAX_TIMER = 2 ** 31 - 1;
 /** Pause before the one retry of a refused token refresh, in ms (at most half the margin). */
 const AUTH_RETRY_DELAY = 1000;
+
+/** A browser's global scope: it says when the network goes and comes back. */
+interface NetworkEvents {
+  addEventListener(type: 'online' | 'offline', listener: () => void): void;
+  removeEventListener(type: 'online' | 'offline', listener: () => void): void;
+}
+
+/** The global scope if it announces `online` and `offline` (a browser's does; Node's does not). */
+function networkEvents(): NetworkEvents | undefined {
+  const scope = globalThis as { addEventListener?: unknown; removeEventListener?: unknown; navigator?: { onLine?: unknown } };
+  const announces =
+    typeof scope.addEventListener === 'function' &&
+    typeof scope.removeEventListener === 'function' &&
+    typeof scope.navigator?.onLine === 'boolean';
+  return announces ? (globalThis as unknown as NetworkEvents) : undefined;
+}
 
 /** `error` as an Error, for the `error` event. */
 function asError(error: unknown, what: string): Error {
@@ -157,6 +176,11 @@ function askToken(getToken: () => string | Promise<string>): Promise<string> {
  * (4401), where it stops and emits `error`; and when the server dropped it for having no
  * document open (4408), where it reconnects on the next {@link open}. While disconnected,
  * local edits wait in their documents and go out after the re-open.
+ *
+ * A dead link is noticed by the heartbeat (`heartbeatTimeout`, 8 s by default). In a browser
+ * (where the global scope has `addEventListener` and `navigator.onLine`) the connection also
+ * follows the `offline` and `online` events: going offline closes the socket at once (state
+ * `connecting`), coming back online reconnects at once, with the backoff starting over.
  *
  * Documents cut their edits to the size limits the server announces in `welcome` (before
  * the first one, to the `limits` option). When the server drops a message without reading it
@@ -211,6 +235,12 @@ export class Connection extends Emitter<ConnectionEvents> {
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private deadline: ReturnType<typeof setTimeout> | undefined;
+  /** When the last frame arrived on the current socket (ms since the epoch). */
+  private lastFrameAt = 0;
+  /** When the oldest ping not followed by any frame was sent (≤ lastFrameAt: none outstanding). */
+  private pingSentAt = 0;
+  /** The browser's global scope, listened to for `online` and `offline`; undefined elsewhere. */
+  private readonly network = networkEvents();
   private readonly docs = new Map<string, CollaborativeDocument>();
   private readonly transport: DocumentTransport = {
     send: (message) => this.send(message),
@@ -253,7 +283,7 @@ export class Connection extends Emitter<ConnectionEvents> {
         `Otter: maxReconnectDelay (${this.maxDelay}) is below minReconnectDelay (${this.minDelay})`,
       );
     }
-    this.heartbeatInterval = positive('heartbeatInterval', options.heartbeatInterval ?? 15_000);
+    this.heartbeatInterval = positive('heartbeatInterval', options.heartbeatInterval ?? 4_000);
     this.heartbeatTimeout = positive('heartbeatTimeout', options.heartbeatTimeout ?? 2 * this.heartbeatInterval);
     if (this.heartbeatTimeout <= this.heartbeatInterval) {
       throw new RangeError(
@@ -264,6 +294,8 @@ export class Connection extends Emitter<ConnectionEvents> {
     this.retryDelay = positive('retryDelay', options.retryDelay ?? 250);
     this.limits = checkLimits(options.limits ?? DEFAULT_LIMITS);
     this.clientId = options.clientId ?? randomId();
+    this.network?.addEventListener('offline', this.onOffline);
+    this.network?.addEventListener('online', this.onOnline);
     this.connect();
   }
 
@@ -309,6 +341,26 @@ export class Connection extends Emitter<ConnectionEvents> {
 
   // ─── connecting ───────────────────────────────────────────────────────────────────────────
 
+  /** The browser lost its network: give up the socket now rather than at the heartbeat's end. */
+  private readonly onOffline = (): void => {
+    const socket = this.socket;
+    if (this.stopped || socket === undefined) return;
+    this.lost(ABNORMAL_CLOSURE);
+    try {
+      socket.close(1000, 'offline');
+    } catch {
+      // already closing: nothing to do
+    }
+  };
+
+  /** The browser has a network again: a reconnection waiting for its backoff starts now. */
+  private readonly onOnline = (): void => {
+    if (this.stopped || this.reconnectTimer === undefined) return;
+    clearTimeout(this.reconnectTimer);
+    this.attempt = 0;
+    this.connect();
+  };
+
   private connect(): void {
     this.reconnectTimer = undefined;
     const generation = ++this.generation;
@@ -348,7 +400,10 @@ export class Connection extends Emitter<ConnectionEvents> {
       if (this.socket !== socket) return;
       this.armDeadline();
       this.sendRaw(socket, { type: 'hello', protocol: PROTOCOL_VERSION, clientId: this.clientId });
-      this.pingTimer = setInterval(() => this.send({ type: 'ping' }), this.heartbeatInterval);
+      this.pingTimer = setInterval(() => {
+        if (this.pingSentAt <= this.lastFrameAt) this.pingSentAt = Date.now();
+        this.send({ type: 'ping' });
+      }, this.heartbeatInterval);
     };
     socket.onmessage = (event: { data?: unknown }) => {
       if (this.socket !== socket) return;
@@ -362,10 +417,28 @@ export class Connection extends Emitter<ConnectionEvents> {
     this.armDeadline();
   }
 
-  /** (Re)starts the wait for the next frame; at its end the socket is deemed dead. */
+  /**
+   * (Re)starts the wait for the next frame (a frame arrived, or the socket is new). The socket is
+   * deemed dead once `heartbeatTimeout` passed without a frame and, once it is open (pinging), a
+   * ping sent at least `heartbeatTimeout - heartbeatInterval` ago is still unanswered. Judged by the clock when the
+   * timer runs, not by the timer alone: a hidden tab's timers are throttled (to once a minute in
+   * Chromium), and a ping and this timer woken together must not kill a live link.
+   */
   private armDeadline(): void {
+    this.lastFrameAt = Date.now();
+    this.scheduleDeadline(this.heartbeatTimeout);
+  }
+
+  private scheduleDeadline(wait: number): void {
     clearTimeout(this.deadline);
     this.deadline = setTimeout(() => {
+      const now = Date.now();
+      const unanswered = this.pingSentAt > this.lastFrameAt ? now - this.pingSentAt : 0;
+      const grace = this.pingTimer === undefined ? 0 : this.heartbeatTimeout - this.heartbeatInterval;
+      if (now - this.lastFrameAt < this.heartbeatTimeout || unanswered < grace) {
+        this.scheduleDeadline(Math.max(1, Math.min(this.heartbeatTimeout - (now - this.lastFrameAt), grace - unanswered, this.heartbeatInterval)));
+        return;
+      }
       const socket = this.socket;
       this.lost(ABNORMAL_CLOSURE);
       try {
@@ -373,7 +446,7 @@ export class Connection extends Emitter<ConnectionEvents> {
       } catch {
         // already closing: nothing to do
       }
-    }, this.heartbeatTimeout);
+    }, wait);
   }
 
   /** The socket is gone (closed, or deemed dead): tell the documents, then reconnect or stop. */
@@ -470,6 +543,8 @@ export class Connection extends Emitter<ConnectionEvents> {
   private stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.network?.removeEventListener('offline', this.onOffline);
+    this.network?.removeEventListener('online', this.onOnline);
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     const socket = this.socket;

@@ -247,6 +247,15 @@ export interface RevokedEvent {
   readonly unconfirmed: boolean;
 }
 
+/**
+ * Whether the document holds local edits the server has not acknowledged (see
+ * {@link CollaborativeDocument.unsaved}).
+ */
+export interface UnsavedEvent {
+  /** True once a local edit awaits the server; false once every one is acknowledged (or undone). */
+  readonly unsaved: boolean;
+}
+
 /** Events of a {@link CollaborativeDocument}. */
 export interface DocumentEvents {
   /** The local text changed. */
@@ -263,6 +272,8 @@ export interface DocumentEvents {
   merged: MergedEvent;
   /** The server lowered this user's access to the document (see {@link RevokedEvent}). */
   revoked: RevokedEvent;
+  /** {@link CollaborativeDocument.unsaved} changed: emitted once per change, never twice with one value. */
+  unsaved: UnsavedEvent;
 }
 
 /** Server ops kept to map presences a few versions old. */
@@ -361,6 +372,9 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   private retries = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
 
+  /** The value of {@link unsaved} the last `unsaved` event announced (false before any). */
+  private announcedUnsaved = false;
+
   private settleReady: { resolve: () => void; reject: (e: unknown) => void } | undefined;
   private syncedWaiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
 
@@ -457,6 +471,18 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     return this.revokedTo;
   }
 
+  /**
+   * True while some local edit has not been acknowledged by the server: one in flight, edits
+   * waiting behind it, edits made offline or before the document opened. False once each has
+   * been acknowledged, or undone (refused for good, or unsent when access was lowered to
+   * `read`). Rebasing onto a snapshot keeps it true. After {@link close} it keeps its last
+   * value: edits not acknowledged then never will be. `unsaved` events announce changes; an
+   * application may warn before leaving while it is true.
+   */
+  get unsaved(): boolean {
+    return this.sync.kind !== 'synchronized';
+  }
+
   // ─── editing ──────────────────────────────────────────────────────────────────────────────
 
   /**
@@ -503,6 +529,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       ...(selectionBefore === null ? {} : { selectionBefore }),
       ...(deleted.length === 0 ? {} : { deleted }),
     });
+    this.announceUnsaved();
   }
 
   /**
@@ -1204,12 +1231,21 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   /** Resolves `synced()` waiters if synchronized; re-sends an approximate presence. */
   private settleSynced(): void {
+    this.announceUnsaved();
     if (this.sync.kind !== 'synchronized') return;
     for (const w of this.syncedWaiters.splice(0)) w.resolve();
     if (this.presenceApproximate) {
       this.presenceDirty = true;
       this.schedulePresence();
     }
+  }
+
+  /** Emits `unsaved` if {@link unsaved} differs from what the last one said. */
+  private announceUnsaved(): void {
+    const unsaved = this.unsaved;
+    if (unsaved === this.announcedUnsaved) return;
+    this.announcedUnsaved = unsaved;
+    this.emit('unsaved', { unsaved });
   }
 
   private clearTimers(): void {

@@ -32,6 +32,7 @@ export {
   type DivergedEvent,
   type MergedEvent,
   type RevokedEvent,
+  type UnsavedEvent,
   CollaborativeDocument,
 } from './document.js';
 export type { SelectionInput } from './selection.js';

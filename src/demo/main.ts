@@ -1,7 +1,8 @@
 /**
  * The demo editor page: a textarea bound to one Otter document (`?doc=`), the connection state,
  * the version, and everyone else's cursors and selections drawn live over the text. Edits made
- * while offline stay in the document and are sent after reconnecting. A token for servers with
+ * while offline stay in the document and are sent after reconnecting; while any edit is not yet
+ * acknowledged the header says so, and closing the tab asks first. A token for servers with
  * authentication on can be given as `?token=`.
  */
 import { Connection, type CollaborativeDocument, type Presence } from '../client/index.js';
@@ -24,6 +25,7 @@ const version = element<HTMLElement>('version');
 const people = element<HTMLDivElement>('people');
 const errorLine = element<HTMLDivElement>('error');
 const notice = element<HTMLDivElement>('notice');
+const saved = element<HTMLElement>('saved');
 element<HTMLElement>('doc').textContent = docId;
 
 const COLORS = ['#d7263d', '#1b998b', '#f46036', '#2e294e', '#c5d86d', '#5b8e7d', '#8e44ad', '#e67e22'];
@@ -123,6 +125,14 @@ doc.on('change', ({ op, local }) => {
   renderPresence();
 });
 doc.on('presence', renderPresence);
+doc.on('unsaved', ({ unsaved }) => {
+  saved.textContent = unsaved ? 'unsaved edits' : 'all edits saved';
+  saved.dataset.unsaved = String(unsaved);
+});
+// Closing the tab while edits await the server would lose them: the browser asks first.
+window.addEventListener('beforeunload', (event) => {
+  if (doc.unsaved) event.preventDefault();
+});
 doc.on('reset', (e) => {
   const what = {
     restored: 'The server had lost this document; the text from this page was put back.',

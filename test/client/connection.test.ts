@@ -297,6 +297,28 @@ describe('Connection: heartbeat', () => {
     expect(FakeWebSocket.instances).toHaveLength(2);
   });
 
+  it('a hidden tab whose timers wake together (throttled) keeps a live link, and still drops a dead one', () => {
+    new Connection('ws://h/', base);
+    const ws = FakeWebSocket.last;
+    ws.welcome();
+    // The wall clock jumps a minute while no timer ran; then the ping and the deadline run at
+    // the same instant, before the pong to that ping can arrive.
+    const now = vi.spyOn(Date, 'now').mockReturnValue(Date.now() + 60_000);
+    vi.advanceTimersByTime(2000);
+    expect(ws.closedWith).toBeUndefined();
+    now.mockReturnValue(Date.now() + 1); // the pong arrives at once
+    ws.receive({ type: 'pong' });
+    expect(ws.closedWith).toBeUndefined();
+    // A dead link: a minute later nothing answered the pings sent since.
+    now.mockReturnValue(Date.now() + 60_000);
+    vi.advanceTimersByTime(2000);
+    expect(ws.closedWith).toBeUndefined(); // the ping sent at this wake-up is not overdue yet
+    now.mockReturnValue(Date.now() + 60_000);
+    vi.advanceTimersByTime(2000);
+    expect(ws.closedWith).toEqual({ code: 1000, reason: 'heartbeat timeout' });
+    now.mockRestore();
+  });
+
   it('gives up on a socket that never opens after heartbeatTimeout', () => {
     new Connection('ws://h/', { ...base, heartbeatTimeout: 1500 });
     vi.advanceTimersByTime(1500);
@@ -440,5 +462,87 @@ describe('token helpers', () => {
       expect(h.protocols).toEqual(['otter.v1']);
       expect(new URL(h.url).searchParams.get('token')).toBe(bad);
     }
+  });
+});
+
+describe('Connection: the browser says the network went or came back', () => {
+  /** Stands in for a browser's global scope: records listeners of `online` and `offline`. */
+  function fakeBrowser(): { fire(type: 'online' | 'offline'): void; listeners: Map<string, Set<() => void>> } {
+    const listeners = new Map<string, Set<() => void>>([
+      ['online', new Set()],
+      ['offline', new Set()],
+    ]);
+    vi.stubGlobal('navigator', { onLine: true });
+    vi.stubGlobal('addEventListener', (type: string, listener: () => void) => listeners.get(type)?.add(listener));
+    vi.stubGlobal('removeEventListener', (type: string, listener: () => void) => listeners.get(type)?.delete(listener));
+    return { listeners, fire: (type) => [...(listeners.get(type) ?? [])].forEach((l) => l()) };
+  }
+
+  it('offline: closes the socket at once and reconnects; its documents keep their edits', () => {
+    const browser = fakeBrowser();
+    const { c, states } = connectionWithStates({ ...base, heartbeatInterval: 60_000 });
+    const a = c.open('a');
+    const ws = FakeWebSocket.last;
+    ws.welcome();
+    ws.answerOpen('a', { v: 0, text: '' });
+    a.insert(0, 'x');
+    browser.fire('offline');
+    expect(ws.closedWith).toEqual({ code: 1000, reason: 'offline' });
+    expect(c.state).toBe('connecting');
+    expect(states).toEqual(['open', 'connecting']);
+    expect(a.unsaved).toBe(true);
+    msUntilNextSocket();
+    expect(FakeWebSocket.instances).toHaveLength(2);
+    browser.fire('offline'); // no socket open: nothing to do
+    expect(FakeWebSocket.instances).toHaveLength(2);
+  });
+
+  it('online: a reconnection waiting for its backoff starts at once, and the backoff starts over', () => {
+    const browser = fakeBrowser();
+    vi.spyOn(Math, 'random').mockReturnValue(0.99); // every delay at the top of its window
+    const c = new Connection('ws://h/', { ...base, minReconnectDelay: 1000, maxReconnectDelay: 60_000, heartbeatInterval: 120_000 });
+    for (let i = 0; i < 3; i++) {
+      FakeWebSocket.last.serverClose(1006);
+      msUntilNextSocket(60_000);
+    }
+    FakeWebSocket.last.serverClose(1006); // the next attempt would wait reconnectDelay(3, …): 15.9 s
+    vi.advanceTimersByTime(5000);
+    const count = FakeWebSocket.instances.length;
+    browser.fire('online');
+    expect(FakeWebSocket.instances).toHaveLength(count + 1);
+    FakeWebSocket.last.serverClose(1006);
+    expect(msUntilNextSocket(60_000)).toBe(Math.ceil(reconnectDelay(0, 1000, 60_000))); // 1.99 s: the first delay again
+    browser.fire('online'); // a socket is being opened: it is left alone
+    expect(FakeWebSocket.instances).toHaveLength(count + 2);
+    expect(c.state).toBe('connecting');
+  });
+
+  it('close() removes its listeners; where the global scope has no navigator.onLine it adds none', () => {
+    const browser = fakeBrowser();
+    const c = new Connection('ws://h/', base);
+    expect(browser.listeners.get('online')?.size).toBe(1);
+    expect(browser.listeners.get('offline')?.size).toBe(1);
+    c.close();
+    expect(browser.listeners.get('online')?.size).toBe(0);
+    expect(browser.listeners.get('offline')?.size).toBe(0);
+    vi.stubGlobal('navigator', {});
+    new Connection('ws://h/', base);
+    expect(browser.listeners.get('online')?.size).toBe(0);
+  });
+});
+
+describe('Connection: heartbeat defaults', () => {
+  it('notices a link that went silent within 10 s by default: pings every 4 s, gives up 8 s after the last frame', () => {
+    const { c } = connectionWithStates({ WebSocket: FakeWebSocket });
+    const ws = FakeWebSocket.last;
+    ws.welcome();
+    vi.advanceTimersByTime(4000);
+    expect(ws.messages().filter((m) => m.type === 'ping')).toHaveLength(1);
+    ws.receive({ type: 'pong' }); // the last frame; then the link goes silent
+    vi.advanceTimersByTime(7999);
+    expect(ws.closedWith).toBeUndefined();
+    vi.advanceTimersByTime(1);
+    expect(ws.closedWith).toEqual({ code: 1000, reason: 'heartbeat timeout' });
+    expect(c.state).toBe('connecting');
   });
 });

@@ -433,3 +433,133 @@ describe('CollaborativeDocument: close', () => {
     doc.close();
   });
 });
+
+describe('CollaborativeDocument: unsaved', () => {
+  /** The `unsaved` events of `doc`, in order. */
+  function unsavedEvents(doc: CollaborativeDocument): boolean[] {
+    const events: boolean[] = [];
+    doc.on('unsaved', ({ unsaved }) => events.push(unsaved));
+    return events;
+  }
+
+  it('turns true on a local edit and false on its ack, once each however many edits wait behind it', () => {
+    const { doc, t } = openedDoc('ab', 1);
+    const events = unsavedEvents(doc);
+    expect(doc.unsaved).toBe(false);
+    doc.insert(2, 'c');
+    expect(doc.unsaved).toBe(true);
+    doc.insert(3, 'd'); // buffered behind the op in flight
+    doc.insert(4, 'e');
+    expect(events).toEqual([true]);
+    serve(doc, { type: 'ack', doc: 'd', seq: 1, v: 2 });
+    expect(t.take()).toEqual([{ type: 'submit', doc: 'd', v: 1, seq: 1, op: [2, 'c'] }, { type: 'submit', doc: 'd', v: 2, seq: 2, op: [3, 'de'] }]);
+    expect(doc.unsaved).toBe(true); // the buffer is in flight now
+    serve(doc, { type: 'ack', doc: 'd', seq: 2, v: 3 });
+    expect(doc.unsaved).toBe(false);
+    expect(events).toEqual([true, false]);
+    serve(doc, { type: 'ops', doc: 'd', ops: [{ v: 4, op: [4, '!'] }] }); // remote edits save nothing
+    expect(events).toEqual([true, false]);
+  });
+
+  it('counts edits made offline and before the first open, until the server acknowledges them', () => {
+    const t = new FakeTransport();
+    const doc = new CollaborativeDocument('d', t);
+    const events = unsavedEvents(doc);
+    doc.insert(0, 'early');
+    expect(doc.unsaved).toBe(true);
+    doc.connected();
+    serve(doc, { type: 'opened', doc: 'd', v: 0, seq: 0, text: '' });
+    serve(doc, { type: 'ack', doc: 'd', seq: 1, v: 1 });
+    expect(events).toEqual([true, false]);
+    doc.disconnected();
+    doc.insert(5, '!');
+    expect(events).toEqual([true, false, true]);
+    doc.connected();
+    serve(doc, { type: 'opened', doc: 'd', v: 1, seq: 1, ops: [] });
+    expect(doc.unsaved).toBe(true);
+    serve(doc, { type: 'ack', doc: 'd', seq: 2, v: 2 });
+    expect(events).toEqual([true, false, true, false]);
+  });
+
+  it('a catch-up carrying its op in flight saves it', () => {
+    const { doc } = openedDoc('ab', 1);
+    doc.insert(2, 'X');
+    const events = unsavedEvents(doc);
+    doc.disconnected();
+    doc.connected();
+    serve(doc, { type: 'opened', doc: 'd', v: 2, seq: 1, ops: [{ v: 2, op: [2, 'X'], seq: 1 }] });
+    expect(doc.unsaved).toBe(false);
+    expect(events).toEqual([false]);
+  });
+
+  it('a resync from a snapshot that holds the op in flight saves it; one that does not keeps the edits unsaved', () => {
+    const { doc, t } = openedDoc('ab', 1);
+    const events = unsavedEvents(doc);
+    doc.insert(2, 'X');
+    serve(doc, refused('history-gone', 1));
+    serve(doc, { type: 'opened', doc: 'd', v: 5, seq: 1, text: 'QabX' });
+    expect(doc.unsaved).toBe(false);
+    expect(events).toEqual([true, false]);
+    doc.insert(0, 'Y');
+    t.take();
+    serve(doc, refused('invalid-op', 2));
+    serve(doc, { type: 'opened', doc: 'd', v: 6, seq: 1, text: 'ZQabX' });
+    expect(doc.text).toBe('ZYQabX');
+    expect(doc.unsaved).toBe(true); // rebased and sent again
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number) }, { type: 'submit', doc: 'd', v: 6, seq: 2, op: [1, 'Y', 4] }]);
+    serve(doc, { type: 'ack', doc: 'd', seq: 2, v: 7 });
+    expect(events).toEqual([true, false, true, false]);
+  });
+
+  it('after a server lost its data and the document took its text (onLost: accept), the kept edits stay unsaved until acknowledged', () => {
+    const { doc, t } = openedDoc('ab', 3, { onLost: 'accept' });
+    const events = unsavedEvents(doc);
+    doc.insert(2, 'X');
+    doc.disconnected();
+    doc.connected();
+    t.take();
+    serve(doc, { type: 'opened', doc: 'd', v: 0, seq: 0, lost: true });
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number) }]);
+    serve(doc, { type: 'opened', doc: 'd', v: 0, seq: 0, text: '', epoch: 'epoch-2' });
+    expect(doc.text).toBe('X');
+    expect(doc.unsaved).toBe(true);
+    serve(doc, { type: 'ack', doc: 'd', seq: 1, v: 1 });
+    expect(events).toEqual([true, false]);
+  });
+
+  it('an op refused for good and undone is no longer unsaved; with edits behind it, those still are', () => {
+    const { doc, t } = openedDoc('', 0);
+    const events = unsavedEvents(doc);
+    doc.insert(0, 'big');
+    serve(doc, refused('too-large', 1));
+    expect(doc.text).toBe('');
+    expect(doc.unsaved).toBe(false);
+    expect(events).toEqual([true, false]);
+    doc.insert(0, 'big');
+    doc.insert(3, '!');
+    t.take();
+    serve(doc, refused('too-large', 1));
+    expect(doc.text).toBe('!');
+    expect(doc.unsaved).toBe(true);
+    serve(doc, { type: 'ack', doc: 'd', seq: 1, v: 1 });
+    expect(events).toEqual([true, false, true, false]);
+  });
+
+  it('edits undone because access was lowered to read are no longer unsaved', () => {
+    const { doc } = openedDoc('ab', 1);
+    doc.disconnected();
+    doc.insert(0, 'X');
+    const events = unsavedEvents(doc);
+    serve(doc, { type: 'revoked', doc: 'd', access: 'read' });
+    expect(doc.text).toBe('ab');
+    expect(doc.unsaved).toBe(false);
+    expect(events).toEqual([false]);
+  });
+
+  it('keeps its value after close: edits not acknowledged then never will be', () => {
+    const { doc } = openedDoc('ab', 1);
+    doc.insert(0, 'X');
+    doc.close();
+    expect(doc.unsaved).toBe(true);
+  });
+});

@@ -2,7 +2,8 @@
  * The demo editor page in a real Chromium (playwright-core, the system browser): two pages on
  * one document typing at once (also at the same position) converge on the server's text; a
  * page that keeps typing through a server restart loses no keystroke; other people's cursors
- * appear in #mirror and go away when they leave; and a screenshot of two editors side by side.
+ * appear in #mirror and go away when they leave; a page offline says its edits are unsaved and
+ * asks before closing, and sends them once back online; and a screenshot of two editors side by side.
  *
  * Needs the built package (`npm run build`) and Chromium at /usr/bin/chromium (or
  * CHROMIUM_PATH). Without the browser the suite is skipped, except with CI=true, where it fails.
@@ -271,6 +272,23 @@ describe.skipIf(SKIP)(TITLE, () => {
     const notices = await Promise.all([a, b].map((p) => p.textContent('#notice')));
     expect(notices.filter((n) => n?.includes('the text from this page was put back'))).toHaveLength(1);
     await second.cli.stop('SIGTERM');
+  });
+
+  it('offline: the page says its edits are unsaved and asks before closing; back online, it sends them', async () => {
+    const doc = 'offline';
+    const page = await openEditor(server.http, doc);
+    await page.context().setOffline(true);
+    await page.waitForFunction(() => document.querySelector<HTMLElement>('#state')?.dataset.state === 'connecting', undefined, WAIT);
+    await caretAt(page, 0);
+    await page.keyboard.type('typed offline', { delay: 5 });
+    expect(await page.$eval('#saved', (e) => (e as HTMLElement).dataset.unsaved)).toBe('true');
+    const asked = new Promise<string>((resolve) => page.once('dialog', (d) => void d.dismiss().then(() => resolve(d.type()))));
+    await page.close({ runBeforeUnload: true });
+    expect(await asked).toBe('beforeunload');
+    expect(page.isClosed()).toBe(false);
+    await page.context().setOffline(false);
+    await page.waitForFunction(() => document.querySelector<HTMLElement>('#saved')?.dataset.unsaved === 'false', undefined, WAIT);
+    expect(await serverText(server.ws, doc)).toBe('typed offline');
   });
 
   it("shows another person's cursor in #mirror, and removes it when they leave", async () => {

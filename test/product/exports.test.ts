@@ -74,6 +74,7 @@ const SURFACES = {
       'ServerLimits',
       'SocketHandler',
       'UndoManagerOptions',
+      'UnsavedEvent',
       'WebSocketConstructor',
       'WebSocketLike',
     ],
