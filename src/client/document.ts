@@ -54,6 +54,7 @@ import { Rope, applyToRope } from '../ot/rope.js';
 import { EMPTY_CHECKSUM, chainChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError, clientPolicy } from '../protocol/errors.js';
 import { DEFAULT_LIMITS, checkLimits } from '../protocol/limits.js';
+import { readProfile } from '../protocol/parse.js';
 import { Throttle } from '../protocol/throttle.js';
 import type {
   AckMessage,
@@ -66,6 +67,7 @@ import type {
   OpenedMessage,
   OpsMessage,
   PresenceMessage,
+  PresenceProfile,
   RestoredMessage,
   RevokedMessage,
   ServerLimits,
@@ -104,6 +106,13 @@ export interface DocumentTransport {
 export interface DocumentOptions {
   /** Least time between two presence messages, in ms (the latest selection wins). Default 50. */
   presenceInterval?: number;
+  /**
+   * Who this user is, sent with every presence message and shown to the others: a
+   * {@link PresenceProfile} (name, colour, application fields; capped in size — the constructor
+   * throws a TypeError on one the server would refuse). On an authenticated connection the
+   * server puts the authenticated name and colour in place of the ones given here.
+   */
+  profile?: PresenceProfile;
   /**
    * First delay before repeating a request refused with `storage-failed` or `rate-limited`,
    * in ms; it doubles on each further refusal, up to 32 times this. Default 250.
@@ -172,6 +181,8 @@ export interface PresenceEvent {
   readonly selection: SelectionRange[] | null;
   /** The authenticated user behind it, if the server names one. */
   readonly user?: string;
+  /** Its profile (name, colour, application fields), if it has one. */
+  readonly profile?: PresenceProfile;
 }
 
 /** Another connection's presence on the document. */
@@ -180,6 +191,8 @@ export interface Presence {
   readonly selection: SelectionRange[] | null;
   /** The authenticated user behind it, if the server names one. */
   readonly user?: string;
+  /** Its profile (name, colour, application fields), if it has one. */
+  readonly profile?: PresenceProfile;
 }
 
 /**
@@ -365,6 +378,8 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   private localSelection: SelectionRange[] | null = null;
   private readonly remote = new Map<string, Presence>();
+  /** This user's profile, sent with every presence message. */
+  private readonly profile: PresenceProfile | undefined;
   private presenceDirty = false;
   /** The last presence sent was approximate (pending ops): send it again once synchronized. */
   private presenceApproximate = false;
@@ -398,6 +413,11 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       throw new RangeError(`presenceInterval must be ≥ 0 and retryDelay > 0, got ${presenceInterval} and ${this.retryDelay}`);
     }
     this.presence = new Throttle(presenceInterval, () => this.sendPresence());
+    if (options.profile !== undefined) {
+      const profile = readProfile(options.profile);
+      if (typeof profile === 'string') throw new TypeError(`Otter: profile must be ${profile}`);
+      this.profile = profile;
+    }
     if (this.lostPolicy !== 'restore' && this.lostPolicy !== 'accept') {
       throw new RangeError(`onLost must be 'restore' or 'accept', got ${String(this.lostPolicy)}`);
     }
@@ -1020,7 +1040,11 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       selection = this.placeRemoteSelection(message.selection, message.v);
       if (selection === null) return; // cannot be placed: ignore it, the next one will do
     }
-    const presence: Presence = message.user === undefined ? { selection } : { selection, user: message.user };
+    const presence: Presence = {
+      selection,
+      ...(message.user === undefined ? {} : { user: message.user }),
+      ...(message.profile === undefined ? {} : { profile: message.profile }),
+    };
     this.remote.set(message.id, presence);
     this.emit('presence', { id: message.id, ...presence });
   }
@@ -1204,7 +1228,8 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     if (!this.presenceDirty || this.life.phase !== 'live') return false;
     const local = this.localSelection;
     const selection = local === null ? null : localToServer(local, this.sync, this.confirmed.length);
-    this.transport.send({ type: 'presence', doc: this.id, v: this.serverVersion, selection });
+    const profile = this.profile === undefined ? {} : { profile: this.profile };
+    this.transport.send({ type: 'presence', doc: this.id, v: this.serverVersion, selection, ...profile });
     this.presenceDirty = false;
     this.presenceApproximate = local !== null && this.sync.kind !== 'synchronized';
     return true;

@@ -38,5 +38,5 @@ export {
 export type { SelectionInput } from './selection.js';
 export { type UndoManagerOptions, UndoManager } from './undo.js';
 export { ErrorCode, OtterError } from '../protocol/errors.js';
-export { CloseCode, type ErrorMessage, type ErrorRef, type ServerLimits } from '../protocol/messages.js';
+export { CloseCode, type ErrorMessage, type ErrorRef, type PresenceProfile, type ServerLimits } from '../protocol/messages.js';
 export { ProtocolError } from '../protocol/parse.js';

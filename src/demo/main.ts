@@ -3,7 +3,8 @@
  * the version, and everyone else's cursors and selections drawn live over the text. Edits made
  * while offline stay in the document and are sent after reconnecting; while any edit is not yet
  * acknowledged the header says so, and closing the tab asks first. A token for servers with
- * authentication on can be given as `?token=`.
+ * authentication on can be given as `?token=`, and the name shown to the others as `?name=`
+ * (a token's name wins); remote cursors carry their user's name and colour.
  */
 import { Connection, type CollaborativeDocument, type Presence } from '../client/index.js';
 import { fromDiff, transformPosition } from '../ot/index.js';
@@ -11,6 +12,7 @@ import { fromDiff, transformPosition } from '../ot/index.js';
 const params = new URLSearchParams(location.search);
 const docId = params.get('doc') ?? 'hello';
 const token = params.get('token') ?? undefined;
+const userName = params.get('name')?.slice(0, 128) || undefined;
 
 function element<T extends HTMLElement>(id: string): T {
   const el = document.getElementById(id);
@@ -36,7 +38,10 @@ function colorOf(id: string): string {
 }
 
 const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`;
-const connection = new Connection(url, token === undefined ? {} : { token });
+const connection = new Connection(url, {
+  ...(token === undefined ? {} : { token }),
+  ...(userName === undefined ? {} : { profile: { name: userName } }),
+});
 const doc: CollaborativeDocument = connection.open(docId);
 
 connection.on('state', (s) => {
@@ -54,8 +59,8 @@ function renderPresence(): void {
   const names: string[] = [];
   const length = doc.text.length;
   for (const [id, p] of doc.presences as ReadonlyMap<string, Presence>) {
-    const color = colorOf(id);
-    const name = p.user ?? id.slice(0, 4);
+    const color = p.profile?.color ?? colorOf(id);
+    const name = p.profile?.name ?? p.user ?? id.slice(0, 4);
     names.push(`<span style="background:${color}">${escapeHtml(name)}</span>`);
     for (const r of p.selection ?? []) {
       const from = Math.min(r.anchor, r.head, length);

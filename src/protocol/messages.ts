@@ -92,12 +92,35 @@ export interface SubmitMessage {
   readonly op: Component[];
 }
 
-/** This client's selection on a document at version `v`; `null` hides it. */
+/**
+ * A small record about the person behind a presence, shown beside their cursor: a display
+ * `name`, a `color` (`#rrggbb` or a CSS colour keyword of lowercase letters) and flat
+ * application fields. Values are strings, finite numbers or booleans; at most
+ * {@link PROFILE_LIMITS}`.fields` fields, keys of at most `.keyLength` code units, strings of at
+ * most `.stringLength`, and `.jsonLength` code units as JSON in all.
+ */
+export interface PresenceProfile {
+  /** The display name. */
+  readonly name?: string;
+  /** The cursor colour: `#rrggbb` or a lowercase CSS colour keyword such as `teal`. */
+  readonly color?: string;
+  /** Application fields. */
+  readonly [field: string]: string | number | boolean | undefined;
+}
+
+/** The caps of a {@link PresenceProfile}, checked by the parser on both sides. */
+export const PROFILE_LIMITS = { fields: 16, keyLength: 32, stringLength: 128, jsonLength: 1024 } as const;
+
+/**
+ * This client's selection on a document at version `v`; `null` hides it. `profile` describes
+ * the user; the server replaces its `name` (and `color`) with the authenticated ones, if any.
+ */
 export interface PresenceUpdateMessage {
   readonly type: 'presence';
   readonly doc: string;
   readonly v: number;
   readonly selection: SelectionRange[] | null;
+  readonly profile?: PresenceProfile;
 }
 
 /** Close (unsubscribe from) a document. */
@@ -228,7 +251,7 @@ export interface AckMessage {
   readonly sum?: number;
 }
 
-/** Another connection's selection at version `v` (`null`: hidden). */
+/** Another connection's selection at version `v` (`null`: hidden), its user id and profile. */
 export interface PresenceMessage {
   readonly type: 'presence';
   readonly doc: string;
@@ -236,6 +259,7 @@ export interface PresenceMessage {
   readonly user?: string;
   readonly v: number;
   readonly selection: SelectionRange[] | null;
+  readonly profile?: PresenceProfile;
 }
 
 /** Another connection left the document (closed it, disconnected or timed out). */

@@ -13,8 +13,10 @@ import type {
   ErrorRef,
   LostState,
   OpEntry,
+  PresenceProfile,
   ServerMessage,
 } from './messages.js';
+import { PROFILE_LIMITS } from './messages.js';
 
 /** Limits the parser enforces; every field has a default. */
 export interface ParseLimits {
@@ -197,6 +199,15 @@ class Reader {
     return (v as Component[]).slice();
   }
 
+  /** The optional `profile` field, checked by {@link readProfile}. */
+  profile(): { profile?: PresenceProfile } {
+    const v = field(this.msg, 'profile');
+    if (v === undefined) return {};
+    const profile = readProfile(v);
+    if (typeof profile === 'string') this.fail('profile', profile);
+    return { profile };
+  }
+
   selection(): SelectionRange[] | null {
     const v = field(this.msg, 'selection');
     if (v === null) return null;
@@ -211,6 +222,44 @@ class Reader {
       return { anchor, head };
     });
   }
+}
+
+/** A `#rrggbb` colour or a lowercase CSS colour keyword (letters only, so nothing else fits in a style). */
+const COLOR = /^(#[0-9a-fA-F]{6}|[a-z]{3,20})$/;
+
+/** Whether `value` is a colour a {@link PresenceProfile} may carry: `#rrggbb` or a lowercase keyword. */
+export function isProfileColor(value: unknown): value is string {
+  return typeof value === 'string' && COLOR.test(value);
+}
+
+/**
+ * Checks `value` as a {@link PresenceProfile} (see {@link PROFILE_LIMITS}) and returns a fresh
+ * copy holding its fields, or a sentence saying what is wrong with it.
+ */
+export function readProfile(value: unknown): PresenceProfile | string {
+  const { fields, keyLength, stringLength, jsonLength } = PROFILE_LIMITS;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'an object';
+  const keys = Object.keys(value);
+  if (keys.length > fields) return `an object of at most ${fields} fields`;
+  const copy: Record<string, string | number | boolean> = {};
+  for (const key of keys) {
+    if (key.length === 0 || key.length > keyLength || FORBIDDEN_KEYS.has(key)) {
+      return `an object whose keys are 1 to ${keyLength} code units (and not a prototype key)`;
+    }
+    const v = (value as Fields)[key];
+    const ok =
+      typeof v === 'boolean' ||
+      (typeof v === 'number' && Number.isFinite(v)) ||
+      (typeof v === 'string' && v.length <= stringLength);
+    if (!ok) return `an object of strings of at most ${stringLength} code units, finite numbers and booleans`;
+    copy[key] = v;
+  }
+  if (copy.name !== undefined && typeof copy.name !== 'string') return 'an object whose name is a string';
+  if (copy.color !== undefined && !isProfileColor(copy.color)) {
+    return 'an object whose color is #rrggbb or a lowercase colour keyword';
+  }
+  if (JSON.stringify(copy).length > jsonLength) return `an object of at most ${jsonLength} code units as JSON`;
+  return copy;
 }
 
 function limitsOf(limits: ParseLimits): Required<ParseLimits> {
@@ -303,7 +352,7 @@ export function parseClientMessage(data: string, limits: ParseLimits = {}): Clie
     case 'submit':
       return { type, doc: r.doc(), v: r.integer('v', 0), seq: r.integer('seq', 1), op: r.op() };
     case 'presence':
-      return { type, doc: r.doc(), v: r.integer('v', 0), selection: r.selection() };
+      return { type, doc: r.doc(), v: r.integer('v', 0), selection: r.selection(), ...r.profile() };
     case 'close':
       return { type, doc: r.doc() };
     case 'ping':
@@ -404,6 +453,7 @@ export function parseServerFrame(data: string): ServerMessage[] {
           v: r.integer('v', 0),
           selection: r.selection(),
           ...(user === undefined ? {} : { user }),
+          ...r.profile(),
         };
       }
       case 'left':

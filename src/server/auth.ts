@@ -9,7 +9,8 @@
 import type http from 'node:http';
 import type * as Jose from 'jose';
 import type { JWTPayload, JWTVerifyGetKey, KeyObject } from 'jose';
-import { OTTER_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/messages.js';
+import { OTTER_SUBPROTOCOL, PROFILE_LIMITS, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/messages.js';
+import { isProfileColor } from '../protocol/parse.js';
 import { importOptional } from './optional-package.js';
 
 /** What a user may do with a document. */
@@ -24,6 +25,11 @@ export interface Identity {
   readonly user: string;
   /** When the credentials expire (ms since the epoch), if they do. */
   readonly expiresAt?: number | undefined;
+  /**
+   * The user's display name and cursor colour, which a client cannot override in its presence
+   * profile. Without a `name` here the user id is shown as the name.
+   */
+  readonly profile?: { readonly name?: string; readonly color?: string } | undefined;
 }
 
 /**
@@ -84,6 +90,13 @@ export interface JwtOptions {
   readonly issuer?: string;
   /** The claim naming the user. Default `sub`. */
   readonly userClaim?: string;
+  /**
+   * The claim holding the display name shown with the user's presence (a string of 1 to
+   * {@link PROFILE_LIMITS}`.stringLength` code units; otherwise the user id is shown). Default `name`.
+   */
+  readonly nameClaim?: string;
+  /** The claim holding the user's cursor colour (`#rrggbb` or a colour keyword; ignored otherwise). Default `color`. */
+  readonly colorClaim?: string;
   /** Allowed clock skew in seconds for `exp` and `nbf`. Default 0. */
   readonly clockTolerance?: number;
 }
@@ -129,8 +142,15 @@ export async function jwtAuthenticator(options: JwtOptions): Promise<Authenticat
       ...(options.issuer === undefined ? {} : { issuer: options.issuer }),
       clockTolerance: options.clockTolerance ?? 0,
     });
-    const user = (payload as JWTPayload & Record<string, unknown>)[claim];
+    const claims = payload as JWTPayload & Record<string, unknown>;
+    const user = claims[claim];
     if (typeof user !== 'string' || user.length === 0 || user.length > 256) return undefined;
-    return { user, expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined };
+    const name = claims[options.nameClaim ?? 'name'];
+    const color = claims[options.colorClaim ?? 'color'];
+    const profile = {
+      ...(typeof name === 'string' && name.length > 0 && name.length <= PROFILE_LIMITS.stringLength ? { name } : {}),
+      ...(isProfileColor(color) ? { color } : {}),
+    };
+    return { user, expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined, profile };
   };
 }

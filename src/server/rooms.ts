@@ -5,6 +5,7 @@
  * Transport-agnostic: members are {@link RoomMember}s.
  */
 import { type SelectionRange, targetLength, transformSelection } from '../ot/index.js';
+import type { PresenceProfile } from '../protocol/messages.js';
 import { entryJson } from './op-entry.js';
 import type { OpRecord } from './store.js';
 
@@ -16,8 +17,15 @@ export interface RoomMember {
   readonly user: string | undefined;
   /** Receives a committed op of `docId` (the member decides: ack, broadcast or buffer). */
   deliver(docId: string, record: OpRecord, entryJson: string): void;
-  /** Receives another member's presence (`selection` null: hidden) at version `v`. */
-  deliverPresence(docId: string, id: string, user: string | undefined, v: number, selection: SelectionRange[] | null): void;
+  /** Receives another member's presence (`selection` null: hidden) at version `v`, with its profile if any. */
+  deliverPresence(
+    docId: string,
+    id: string,
+    user: string | undefined,
+    v: number,
+    selection: SelectionRange[] | null,
+    profile: PresenceProfile | undefined,
+  ): void;
   /** Receives the news that another member left. */
   deliverLeft(docId: string, id: string): void;
   /** Receives the document's head: version `v`, whose checksum is `sum` (see protocol `head`). */
@@ -27,6 +35,7 @@ export interface RoomMember {
 interface Presence {
   v: number;
   selection: SelectionRange[] | null;
+  profile: PresenceProfile | undefined;
 }
 
 /**
@@ -147,11 +156,17 @@ export class Rooms {
   }
 
   /**
-   * Sets `member`'s selection, made at version `v`, maps it to the room's head and sends it
-   * to the other members. Returns false (and changes nothing) when `v` is ahead of the room,
+   * Sets `member`'s selection, made at version `v`, and profile, maps the selection to the
+   * room's head and sends both to the other members. Returns false (and changes nothing) when `v` is ahead of the room,
    * older than the ops at hand ({@link RecentOps}), or a range lies outside the document at `v`.
    */
-  setPresence(docId: string, member: RoomMember, v: number, selection: SelectionRange[] | null): boolean {
+  setPresence(
+    docId: string,
+    member: RoomMember,
+    v: number,
+    selection: SelectionRange[] | null,
+    profile?: PresenceProfile,
+  ): boolean {
     const room = this.rooms.get(docId);
     if (room === undefined || !room.members.has(member) || v > room.head) return false;
     let mapped = selection;
@@ -167,9 +182,9 @@ export class Rooms {
     // At the head the ranges are checked against the length the last op produced, if known.
     const length = room.length;
     if (mapped !== null && length !== undefined && mapped.some((r) => r.anchor > length || r.head > length)) return false;
-    room.presence.set(member, { v: room.head, selection: mapped });
+    room.presence.set(member, { v: room.head, selection: mapped, profile });
     for (const m of room.members) {
-      if (m !== member) m.deliverPresence(docId, member.connectionId, member.user, room.head, mapped);
+      if (m !== member) m.deliverPresence(docId, member.connectionId, member.user, room.head, mapped, profile);
     }
     return true;
   }
@@ -179,7 +194,7 @@ export class Rooms {
     const room = this.rooms.get(docId);
     if (room === undefined) return;
     for (const [m, p] of room.presence) {
-      if (m !== member) member.deliverPresence(docId, m.connectionId, m.user, p.v, p.selection);
+      if (m !== member) member.deliverPresence(docId, m.connectionId, m.user, p.v, p.selection, p.profile);
     }
   }
 }

@@ -18,10 +18,12 @@ import {
   type ErrorRef,
   type OpenedMessage,
   PROTOCOL_VERSION,
+  PROFILE_LIMITS,
+  type PresenceProfile,
   type RestoreMessage,
   type ServerMessage,
 } from '../protocol/messages.js';
-import { ProtocolError, parseClientMessage } from '../protocol/parse.js';
+import { ProtocolError, isProfileColor, parseClientMessage, readProfile } from '../protocol/parse.js';
 import { Throttle } from '../protocol/throttle.js';
 import type { Access, Authorize, Identity } from './auth.js';
 import { opEntry } from './op-entry.js';
@@ -174,7 +176,7 @@ interface OpenDoc {
   /** A restore whose pieces are arriving, if any. */
   upload: Upload | undefined;
   /** The presence update waiting for its turn, and the pace of broadcasts (`presenceInterval`). */
-  waiting: { v: number; selection: SelectionRange[] | null } | undefined;
+  waiting: { v: number; selection: SelectionRange[] | null; profile: PresenceProfile | undefined } | undefined;
   presence: Throttle;
   /**
    * What this connection told the client of the document since its `opened` went out (undefined
@@ -242,6 +244,17 @@ function accessError(docId: string, access: Access): OtterError {
     : new OtterError(ErrorCode.Forbidden, `access to document ${JSON.stringify(docId)} was revoked`);
 }
 
+/**
+ * The name and colour an identity fixes in its presences (undefined without one): its
+ * profile's name, else the user id, cut to the profile's string cap; its colour if valid.
+ */
+function authProfileOf(identity: Identity | undefined): PresenceProfile | undefined {
+  if (identity === undefined) return undefined;
+  const name = (identity.profile?.name || identity.user).slice(0, PROFILE_LIMITS.stringLength);
+  const color = identity.profile?.color;
+  return isProfileColor(color) ? { name, color } : { name };
+}
+
 /** Calls `authorize`, turning a synchronous throw into a rejection. */
 function ask(authorize: Authorize, user: string | undefined, docId: string): Promise<Access> {
   try {
@@ -284,6 +297,8 @@ function openedMessage(docId: string, rid: number | undefined, result: OpenResul
 export class Session implements RoomMember {
   readonly connectionId = randomUUID();
   readonly user: string | undefined;
+  /** The authenticated name and colour, which replace the client's in its presence profile. */
+  private authProfile: PresenceProfile | undefined;
   /** The client id the client chose (or was given), once it said hello. */
   clientId: string | undefined;
   /** The sequencer's client key: the client id scoped to the user, so no one can reuse another's. */
@@ -323,6 +338,7 @@ export class Session implements RoomMember {
   ) {
     this.options = context.options;
     this.user = identity?.user;
+    this.authProfile = authProfileOf(identity);
     this.outbox = new Outbox((frame) => transport.send(frame), this.options.maxPayload);
     const now = Date.now();
     this.messages = new TokenBucket(this.options.messagesPerSecond, this.options.messagesPerSecond * 2, now);
@@ -488,7 +504,7 @@ export class Session implements RoomMember {
       case 'submit':
         return this.submit(msg.doc, msg.v, msg.seq, msg.op);
       case 'presence':
-        this.presence(msg.doc, msg.v, msg.selection);
+        this.presence(msg.doc, msg.v, msg.selection, msg.profile);
         return;
       case 'close':
         this.closeDoc(msg.doc);
@@ -608,6 +624,7 @@ export class Session implements RoomMember {
       return;
     }
     this.setExpiry(identity.expiresAt);
+    this.authProfile = authProfileOf(identity);
     this.outbox.message(identity.expiresAt === undefined ? { type: 'authed' } : { type: 'authed', expiresAt: identity.expiresAt });
   }
 
@@ -848,7 +865,7 @@ export class Session implements RoomMember {
       .finally(() => this.pending--);
   }
 
-  private presence(docId: string, v: number, selection: SelectionRange[] | null): void {
+  private presence(docId: string, v: number, selection: SelectionRange[] | null, profile: PresenceProfile | undefined): void {
     const doc = this.docs.get(docId);
     if (doc === undefined) {
       if (this.revoked.has(docId)) return; // sent before the client learned of the revocation
@@ -858,7 +875,7 @@ export class Session implements RoomMember {
       });
       return;
     }
-    doc.waiting = { v, selection };
+    doc.waiting = { v, selection, profile: this.profileOf(profile) };
     doc.presence.request();
   }
 
@@ -867,8 +884,19 @@ export class Session implements RoomMember {
     const w = doc.waiting;
     if (w === undefined || this.docs.get(docId) !== doc) return false;
     doc.waiting = undefined;
-    this.context.rooms.setPresence(docId, this, w.v, w.selection);
+    this.context.rooms.setPresence(docId, this, w.v, w.selection, w.profile);
     return true;
+  }
+
+  /**
+   * The profile shown with this connection's presence: the client's, with the authenticated
+   * name and colour in place of its own. Should the two together exceed the caps, only the
+   * authenticated fields are kept.
+   */
+  private profileOf(profile: PresenceProfile | undefined): PresenceProfile | undefined {
+    if (this.authProfile === undefined) return profile;
+    const merged = readProfile({ ...profile, ...this.authProfile });
+    return typeof merged === 'string' ? this.authProfile : merged;
   }
 
   /**
@@ -966,8 +994,23 @@ export class Session implements RoomMember {
   }
 
   /** @inheritdoc */
-  deliverPresence(docId: string, id: string, user: string | undefined, v: number, selection: SelectionRange[] | null): void {
-    this.toDoc(docId, { type: 'presence', doc: docId, id, v, selection, ...(user === undefined ? {} : { user }) });
+  deliverPresence(
+    docId: string,
+    id: string,
+    user: string | undefined,
+    v: number,
+    selection: SelectionRange[] | null,
+    profile: PresenceProfile | undefined,
+  ): void {
+    this.toDoc(docId, {
+      type: 'presence',
+      doc: docId,
+      id,
+      v,
+      selection,
+      ...(user === undefined ? {} : { user }),
+      ...(profile === undefined ? {} : { profile }),
+    });
   }
 
   /** @inheritdoc */

@@ -376,6 +376,20 @@ describe('CollaborativeDocument: selection and presence', () => {
     expect(t.take()).toEqual([{ type: 'presence', doc: 'd', v: 1, selection: null }]);
   });
 
+  it('sends its profile with every presence and shows the profiles of others; refuses a profile past the caps', () => {
+    const profile = { name: 'Ann', color: '#00aa55', role: 'editor' };
+    const { doc, t } = openedDoc('abc', 1, { profile });
+    doc.setSelection({ anchor: 1, head: 1 });
+    expect(t.take()).toEqual([{ type: 'presence', doc: 'd', v: 1, selection: [{ anchor: 1, head: 1 }], profile }]);
+    const events = record<PresenceEvent>(doc, 'presence');
+    serve(doc, { type: 'presence', doc: 'd', id: 'c9', v: 1, selection: null, user: 'bob', profile: { name: 'Bob', color: 'teal' } });
+    expect(doc.presences.get('c9')).toEqual({ selection: null, user: 'bob', profile: { name: 'Bob', color: 'teal' } });
+    expect(events).toEqual([{ id: 'c9', selection: null, user: 'bob', profile: { name: 'Bob', color: 'teal' } }]);
+    const t2 = new FakeTransport();
+    expect(() => new CollaborativeDocument('d', t2, { profile: { color: 'url(x)' } })).toThrow(TypeError);
+    expect(() => new CollaborativeDocument('d', t2, { profile: { name: 'x'.repeat(129) } })).toThrow(TypeError);
+  });
+
   it('maps remote presences through pending ops and later changes; removes them on left and on disconnect', () => {
     const { doc, t } = openedDoc('hello', 1);
     doc.insert(0, '>>');

@@ -360,6 +360,28 @@ describe('e2e: presence', () => {
     expect([...db.presences.keys()]).toEqual([idC2]); // the latecomer never selected anything
   });
 
+  it("a connection's profile travels with its presence to the others and to a latecomer", async () => {
+    const server = await startServer(cleanup);
+    const profile = { name: 'Ann', color: '#00aa55', team: 'red', seat: 4 };
+    const a = newClient(cleanup, server.url, 'a', { profile });
+    const b = newClient(cleanup, server.url, 'b');
+    const da = a.open('p');
+    const db = b.open('p');
+    await Promise.all([da.ready, db.ready]);
+    const idA = a.connection.connectionId as string;
+    const events: unknown[] = [];
+    db.on('presence', (e) => events.push(e.profile));
+    da.setSelection(null);
+    await waitFor("a's presence to appear", () => db.presences.has(idA));
+    expect(db.presences.get(idA)).toEqual({ selection: null, profile });
+    expect(events).toEqual([profile]);
+    const late = newClient(cleanup, server.url, 'late');
+    const dl = late.open('p');
+    await dl.ready;
+    await waitFor('the latecomer to see a', () => dl.presences.has(idA));
+    expect(dl.presences.get(idA)?.profile).toEqual(profile);
+  });
+
   it('a half-open connection that never answers pings is reaped by the heartbeat and the others see it leave', async () => {
     const server = await startServer(cleanup, { heartbeatInterval: 100 });
     const b = newClient(cleanup, server.url, 'b');

@@ -67,12 +67,13 @@ describe.skipIf(SKIP)(TITLE, () => {
   });
 
   /** A page of the demo on `doc`, in its own browser context, once connected and enabled. */
-  async function openEditor(base: string, doc: string, viewport = { width: 700, height: 600 }): Promise<Page> {
+  /** Opens the demo page on `doc`; `query` adds parameters (`&name=…`). */
+  async function openEditor(base: string, doc: string, viewport = { width: 700, height: 600 }, query = ''): Promise<Page> {
     const context = await browser.newContext({ viewport });
     contexts.push(context);
     const page = await context.newPage();
     page.on('pageerror', (e) => pageErrors.push(`${doc}: ${e.message}`));
-    await page.goto(`${base}/?doc=${encodeURIComponent(doc)}`, { timeout: 15_000 });
+    await page.goto(`${base}/?doc=${encodeURIComponent(doc)}${query}`, { timeout: 15_000 });
     await waitReady(page);
     return page;
   }
@@ -291,9 +292,9 @@ describe.skipIf(SKIP)(TITLE, () => {
     expect(await serverText(server.ws, doc)).toBe('typed offline');
   });
 
-  it("shows another person's cursor in #mirror, and removes it when they leave", async () => {
+  it("shows another person's cursor in #mirror with their name, and removes it when they leave", async () => {
     const doc = 'presence';
-    const a = await openEditor(server.http, doc);
+    const a = await openEditor(server.http, doc, undefined, '&name=Ann');
     await caretAt(a, 0);
     await a.keyboard.type('The quick brown fox jumps over the lazy dog.', { delay: 2 });
     const b = await openEditor(server.http, doc);
@@ -322,7 +323,8 @@ describe.skipIf(SKIP)(TITLE, () => {
       WAIT,
     );
     expect(await b.locator('#mirror .caret').count()).toBe(1);
-    expect(await b.textContent('#people')).toMatch(/^Also here: /);
+    expect(await b.getAttribute('#mirror .caret', 'data-name')).toBe('Ann');
+    expect(await b.textContent('#people')).toBe('Also here: Ann');
     // A sees B's caret too (B focused its editor on load).
     await a.waitForFunction(() => document.querySelectorAll('#mirror .caret').length === 1, undefined, WAIT);
 

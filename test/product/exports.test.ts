@@ -68,6 +68,7 @@ const SURFACES = {
       'MergedEvent',
       'Presence',
       'PresenceEvent',
+      'PresenceProfile',
       'ResetEvent',
       'RevokedEvent',
       'SelectionInput',

@@ -184,6 +184,27 @@ describe.each([0, 1, 2])('JWT authentication (%#)', (index) => {
     expectNotLogged(logger, [tAnn, tBob, tCat]);
   });
 
+  it('takes the presence name and colour from the token, whatever the client sends; keeps its other fields', async () => {
+    const k = kind();
+    const { server } = await startServer({ jwt: k.jwt() });
+    const bearer = async (claims: Record<string, unknown>) => ({ headers: { authorization: `Bearer ${await k.sign(claims)}` } });
+    const watcher = await joined(server, 'doc', await bearer({ sub: 'bob' }));
+    const ann = await joined(server, 'doc', { ...(await bearer({ sub: 'ann', name: 'Ann Lee', color: '#00aa55' })), clientId: 'a' });
+    // No name claim: the user id is the name; a colour claim that is no colour is ignored.
+    const cat = await joined(server, 'doc', { ...(await bearer({ sub: 'cat', color: 'url(x)' })), clientId: 'c' });
+    const from = watcher.client.messages.length;
+    ann.client.send({ type: 'presence', doc: 'doc', v: 0, selection: null, profile: { name: 'Mallory', color: '#ff0000', role: 'editor' } });
+    const fromAnn = await watcher.client.nextOf('presence', { doc: 'doc', user: 'ann' }, { from });
+    expect(fromAnn.profile).toEqual({ name: 'Ann Lee', color: '#00aa55', role: 'editor' });
+    cat.client.send({ type: 'presence', doc: 'doc', v: 0, selection: null, profile: { name: 'Mallory', color: 'red' } });
+    const fromCat = await watcher.client.nextOf('presence', { doc: 'doc', user: 'cat' }, { from });
+    expect(fromCat.profile).toEqual({ name: 'cat', color: 'red' });
+    // A client that sends no profile is still named.
+    const at = watcher.client.messages.length;
+    cat.client.send({ type: 'presence', doc: 'doc', v: 0, selection: [{ anchor: 0, head: 0 }] });
+    expect((await watcher.client.nextOf('presence', { doc: 'doc', user: 'cat' }, { from: at })).profile).toEqual({ name: 'cat' });
+  });
+
   it('states the credentials expiry from the token exp in `authed`', async () => {
     const k = kind();
     const { server } = await startServer({ jwt: k.jwt() });
