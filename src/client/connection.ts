@@ -64,11 +64,21 @@ export interface ConnectionEvents {
   /**
    * Something went wrong that is not about one document: a server error without a document
    * (a {@link ProtocolError} with the server's code and ref), an unreadable frame, a failed
-   * `getToken`, an unsupported protocol (then the connection closes for good). Errors about
+   * `getToken`, an unsupported protocol (then the connection closes for good), an OtterError
+   * `unauthorized` when the server's token check refused the token. Errors about
    * an open document go to that document's `error` event instead.
    */
   error: Error;
 }
+
+/**
+ * The part of `fetch` the token check uses: a GET of `url` with the given headers, resolving
+ * to the response's HTTP status, or rejecting on a network failure.
+ */
+export type FetchLike = (
+  url: string,
+  init: { method: 'GET'; headers: Record<string, string> },
+) => Promise<{ readonly status: number }>;
 
 /** Options of a {@link Connection}; every field has a default. */
 export interface ConnectionOptions extends DocumentOptions {
@@ -92,6 +102,11 @@ export interface ConnectionOptions extends DocumentOptions {
    * that lives less than twice this is refreshed halfway to its expiry. Default 30,000.
    */
   refreshMargin?: number;
+  /**
+   * What asks the server's token check after an attempt with a token that closed before
+   * opening (see {@link Connection}). Default `globalThis.fetch`; without one there is no check.
+   */
+  fetch?: FetchLike;
   /** This client's id, stable across reconnections. Default: 128 random bits, hex. */
   clientId?: string;
   /** Shortest delay before a reconnection attempt, in ms. Default 500. */
@@ -173,7 +188,9 @@ function askToken(getToken: () => string | Promise<string>): Promise<string> {
  * document's `revoked` event). It reconnects after any close, with exponential backoff and jitter
  * (see {@link reconnectDelay}), except: after {@link close}; when the server does not speak
  * its protocol (close code 4000) or the token expired and there is no `getToken` to renew it
- * (4401), where it stops and emits `error`; and when the server dropped it for having no
+ * (4401), where it stops and emits `error`; when the server's token check refuses the token
+twice in a row, or a static token once (see docs/security.md), where it stops after emitting
+`unauthorized`; and when the server dropped it for having no
  * document open (4408), where it reconnects on the next {@link open}. While disconnected,
  * local edits wait in their documents and go out after the re-open.
  *
@@ -228,6 +245,8 @@ export class Connection extends Emitter<ConnectionEvents> {
   private resendTimer: ReturnType<typeof setTimeout> | undefined;
   /** Such pauses since the last answer (ack or opened): each doubles the next. */
   private resendStrikes = 0;
+  /** The token check refused a token since the last welcome: a second refusal stops. */
+  private refused = false;
   /** Consecutive attempts without a welcome. */
   private attempt = 0;
   /** Bumped by each connection attempt, so a stale `getToken` answer is ignored. */
@@ -396,8 +415,10 @@ export class Connection extends Emitter<ConnectionEvents> {
     this.token = token;
     // Handlers stay attached for the socket's life and ignore it once it is replaced: `ws`
     // throws on an `error` event that has no listener.
+    let opened = false;
     socket.onopen = () => {
       if (this.socket !== socket) return;
+      opened = true;
       this.armDeadline();
       this.sendRaw(socket, { type: 'hello', protocol: PROTOCOL_VERSION, clientId: this.clientId });
       this.pingTimer = setInterval(() => {
@@ -411,7 +432,9 @@ export class Connection extends Emitter<ConnectionEvents> {
       this.onFrame(socket, event.data);
     };
     socket.onclose = (event: { code?: number }) => {
-      if (this.socket === socket) this.lost(event.code ?? ABNORMAL_CLOSURE);
+      if (this.socket !== socket) return;
+      this.lost(event.code ?? ABNORMAL_CLOSURE);
+      if (!opened && token !== undefined) this.checkToken(token);
     };
     socket.onerror = () => {}; // a close event follows
     this.armDeadline();
@@ -447,6 +470,44 @@ export class Connection extends Emitter<ConnectionEvents> {
         // already closing: nothing to do
       }
     }, wait);
+  }
+
+  /**
+   * An attempt with `token` closed before opening: ask the server's token check (a GET of the
+   * WebSocket URL as http(s) with `Authorization: Bearer <token>`) whether it refuses the
+   * token. On 401, while no later attempt has started: emit OtterError `unauthorized`, then
+   * ask `getToken` again at once, or stop (state `closed`) after a second refusal since the
+   * last welcome or with a static token. Any other answer, or a failed fetch, leaves the
+   * reconnection to the backoff.
+   */
+  private checkToken(token: string): void {
+    const fetchFn = this.options.fetch ?? (globalThis as { fetch?: FetchLike }).fetch;
+    if (fetchFn === undefined || this.stopped) return;
+    const generation = this.generation;
+    const url = new URL(this.url);
+    url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+    let answer: Promise<{ readonly status: number }>;
+    try {
+      answer = fetchFn.call(globalThis, url.href, { method: 'GET', headers: { authorization: `Bearer ${token}` } });
+    } catch {
+      return; // a token a header cannot carry: the backoff goes on
+    }
+    answer.then(
+      ({ status }) => {
+        if (status !== 401 || this.stopped || generation !== this.generation) return;
+        const error = new OtterError(ErrorCode.Unauthorized, 'the server refused the token (HTTP 401)');
+        if (this.options.getToken === undefined || this.refused) {
+          this.fail(error);
+          return;
+        }
+        this.refused = true;
+        this.emit('error', error);
+        if (this.stopped || generation !== this.generation) return; // a listener acted
+        clearTimeout(this.reconnectTimer);
+        this.connect();
+      },
+      () => {}, // no answer: the backoff goes on
+    );
   }
 
   /** The socket is gone (closed, or deemed dead): tell the documents, then reconnect or stop. */
@@ -621,6 +682,7 @@ export class Connection extends Emitter<ConnectionEvents> {
         this.welcomed = true;
         this.id = message.connectionId;
         this.attempt = 0;
+        this.refused = false;
         this.limits = message.limits;
         this.scheduleRefresh(this.token === undefined ? undefined : tokenExpiry(this.token));
         this.setState('open');

@@ -17,6 +17,7 @@ export {
   type ConnectionEvents,
   type ConnectionOptions,
   type ConnectionState,
+  type FetchLike,
   type SocketHandler,
   type WebSocketConstructor,
   type WebSocketLike,

@@ -36,6 +36,11 @@ export const ErrorCode = {
   VersionAhead: 'version-ahead',
   /** The base version is older than the retained history: the client must resync. */
   HistoryGone: 'history-gone',
+  /**
+   * The server refuses the client's token (HTTP 401 at the upgrade). Never sent in a message:
+   * the client learns it from the token check (see docs/protocol.md) and reports it itself.
+   */
+  Unauthorized: 'unauthorized',
   /** An operation or the resulting document is over the configured size limit. */
   TooLarge: 'too-large',
   /** A sequence number skips past the next expected one for this client. */
@@ -97,6 +102,7 @@ export const CLIENT_POLICY: { readonly [C in ErrorCode]: ClientPolicy } = {
   [ErrorCode.RateLimited]: { submit: 'retry', open: 'retry', contradicts: false },
   [ErrorCode.TooManyDocuments]: { ...REPORT, open: 'fatal' },
   [ErrorCode.AuthExpired]: REPORT,
+  [ErrorCode.Unauthorized]: { ...REPORT, open: 'fatal' },
   [ErrorCode.InvalidOp]: { submit: 'snapshot', open: 'report', contradicts: true },
   [ErrorCode.VersionAhead]: { submit: 'catch-up', open: 'report', contradicts: true },
   [ErrorCode.HistoryGone]: { submit: 'snapshot', open: 'snapshot', contradicts: false },

@@ -29,6 +29,7 @@ import { Rooms } from './rooms.js';
 import { Sequencer, type SequencerOptions } from './sequencer.js';
 import { SESSION_DEFAULTS, Session, type SessionContext, type SessionOptions } from './session.js';
 import { TokenBucket } from './token-bucket.js';
+import { createTokenCheck } from './token-check.js';
 import type { Store } from './store.js';
 import { type Logger, silentLogger } from './telemetry.js';
 
@@ -132,8 +133,9 @@ export interface OtterServer {
   /** The server's Prometheus metrics. */
   readonly metrics: Metrics;
   /**
-   * Answers `/healthz`, `/readyz`, `/metrics` (and the demo page if enabled); returns false
-   * for other requests. Mount it in an embedding HTTP server's request handler.
+   * Answers `/healthz`, `/readyz`, `/metrics` (and the demo page if enabled) and the token
+   * check on the WebSocket path (see `token-check.ts`); returns false for other requests.
+   * Mount it in an embedding HTTP server's request handler.
    */
   readonly handleRequest: RouteHandler;
   /** Whether the store can be written, as `/readyz` answers (`readiness.status`). */
@@ -243,7 +245,7 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
     timeout: options.reauthorizeTimeout ?? 10_000,
   });
   const alive = new WeakSet<WebSocket>();
-  const handleRequest = createRoutes({ readiness, metrics, demo: options.demo ?? false });
+  const routes = createRoutes({ readiness, metrics, demo: options.demo ?? false });
   const owned = options.server === undefined;
   const httpServer =
     options.server ??
@@ -263,6 +265,8 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
       return 401;
     }
   };
+  const tokenCheck = createTokenCheck({ path: options.path, allowOrigins, identify });
+  const handleRequest: RouteHandler = (req, res) => tokenCheck(req, res) || routes(req, res);
 
   const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (options.path !== undefined && new URL(req.url ?? '/', 'http://x').pathname !== options.path) {

@@ -11,6 +11,8 @@ const base: ConnectionOptions = {
   minReconnectDelay: 100,
   maxReconnectDelay: 1000,
   heartbeatInterval: 1000,
+  // No request leaves the test: the token check after a failed attempt finds no network.
+  fetch: () => Promise.reject(new Error('no network in this test')),
 };
 
 /** Advances fake time 1 ms at a time until a new socket is created; returns the ms it took. */

@@ -65,6 +65,7 @@ const SURFACES = {
       'DocumentOptions',
       'ErrorMessage',
       'ErrorRef',
+      'FetchLike',
       'MergedEvent',
       'Presence',
       'PresenceEvent',
