@@ -1289,13 +1289,7 @@ function deletedTexts(text: Rope, op: Operation): string[] {
       if (typeof c === 'number') pos += c;
       continue;
     }
-    const parts: string[] = [];
-    for (let from = pos; from < pos - c; from += 4096) {
-      const codes: number[] = [];
-      for (let i = from; i < Math.min(from + 4096, pos - c); i++) codes.push(text.charCodeAt(i));
-      parts.push(String.fromCharCode(...codes));
-    }
-    out.push(parts.join(''));
+    out.push(text.slice(pos, pos - c));
     pos -= c;
   }
   return out;

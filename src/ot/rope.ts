@@ -156,6 +156,23 @@ function deleteAt(node: Node, pos: number, count: number): void {
 }
 
 /** Pushes the text of every leaf under `node`, in order (each leaf's two halves, unjoined). */
+/** Pushes to `out` the text of `node` between `from` and `to` (offsets within it). */
+function collectRange(node: Node, from: number, to: number, out: string[]): void {
+  if (node.leaf) {
+    const split = node.head.length;
+    if (from < split) out.push(node.head.slice(from, Math.min(to, split)));
+    if (to > split) out.push(node.tail.slice(Math.max(0, from - split), to - split));
+    return;
+  }
+  let start = 0;
+  for (const c of node.children) {
+    const end = start + c.length;
+    if (end > from && start < to) collectRange(c, Math.max(0, from - start), Math.min(c.length, to - start), out);
+    if (end >= to) return;
+    start = end;
+  }
+}
+
 function collect(node: Node, out: string[]): void {
   if (node.leaf) {
     out.push(node.head);
@@ -299,6 +316,17 @@ export class Rope {
     const at = pos - this.hotStart;
     const head = leaf.head;
     return at < head.length ? head.charCodeAt(at) : leaf.tail.charCodeAt(at - head.length);
+  }
+
+  /**
+   * The text from `from` to `to` (as String#slice for 0 ≤ from ≤ to ≤ length; callers
+   * validate). O(log n + leaves touched + to − from): never the whole text.
+   */
+  slice(from: number, to: number): string {
+    if (from >= to) return '';
+    const parts: string[] = [];
+    collectRange(this.root, from, to, parts);
+    return parts.join('');
   }
 
   /** The whole text. Linear in its length. */

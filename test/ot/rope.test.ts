@@ -96,6 +96,14 @@ function checkTree(rope: Rope): number {
 function check(rope: Rope, text: string, probes: readonly number[]): void {
   expect(rope.length).toBe(text.length);
   for (const p of probes) expect(rope.charCodeAt(p)).toBe(text.charCodeAt(p));
+  // slice(from, to) between every two probes (and the whole text) is the string's.
+  for (const a of probes) {
+    for (const b of probes) {
+      const [from, to] = a <= b ? [a, b] : [b, a];
+      expect(rope.slice(from, Math.min(to, text.length))).toBe(text.slice(from, to));
+    }
+  }
+  expect(rope.slice(0, text.length)).toBe(text);
   expect(rope.charCodeAt(-1)).toBeNaN();
   expect(rope.charCodeAt(text.length)).toBeNaN();
 }

@@ -77,6 +77,17 @@ async function build(sequencer: Sequencer, docId: string, n: number): Promise<vo
   for (const a of await sequencer.submitMany(requests)) if (a instanceof Error) throw a;
 }
 
+/** Fakes the clock and timers (not setImmediate, which the outbox uses) and returns a fresh in-memory sequencer. */
+function onFakeClock(): Sequencer {
+  vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+  return new Sequencer(new MemoryStore(), { idleTimeout: 0 });
+}
+
+/** Rooms and a server history bucket of 100 versions a second (burst 1,000): easily in debt. */
+function slowServerBucket(): Shared & { readonly history: TokenBucket } {
+  return { rooms: new Rooms(0), history: new TokenBucket(100, 1000, Date.now()) };
+}
+
 /** What sessions of one server share: the rooms and, if given, the shared history bucket. */
 interface Shared {
   readonly rooms: Rooms;
@@ -184,8 +195,7 @@ describe('impossible requests at an old base', () => {
 
 describe('history work charged to the connection', () => {
   it('an honest client rejoining far behind with an empty bucket is delayed, then answered, never closed', async () => {
-    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
-    const sequencer = new Sequencer(new MemoryStore(), { idleTimeout: 0 });
+    const sequencer = onFakeClock();
     await build(sequencer, 'doc', 3000);
     const { session: s, transport } = session(sequencer, { historyPerSecond: 100, historyBurst: 1000 });
     send(s, { type: 'hello', protocol: 1, clientId: 'rejoiner' });
@@ -249,11 +259,10 @@ describe('history work charged to the connection', () => {
   });
 
   it('the shared bucket in debt holds far-behind requests of every connection, never an edit at the head', async () => {
-    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
-    const sequencer = new Sequencer(new MemoryStore(), { idleTimeout: 0 });
+    const sequencer = onFakeClock();
     await build(sequencer, 'hist', 3000);
     await build(sequencer, 'other', 1);
-    const shared = { rooms: new Rooms(0), history: new TokenBucket(100, 1000, Date.now()) };
+    const shared = slowServerBucket();
     const generous = { historyPerSecond: 100_000, historyBurst: 100_000 };
     const join = (clientId: string, docId: string): { session: Session; transport: FakeTransport } => {
       const joined = session(sequencer, generous, shared);
@@ -319,11 +328,10 @@ describe('catch-up frames', () => {
 
 describe('the history buckets, whoever asks and however often', () => {
   it('an open waiting for the shared bucket counts as opened for the open deadline: an honest rejoiner is not closed', async () => {
-    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
-    const sequencer = new Sequencer(new MemoryStore(), { idleTimeout: 0 });
+    const sequencer = onFakeClock();
     await build(sequencer, 'doc', 3000);
     const epoch = (await sequencer.open('doc', 'x')).epoch;
-    const shared = { rooms: new Rooms(0), history: new TokenBucket(100, 1000, Date.now()) };
+    const shared = slowServerBucket();
     const editor = session(sequencer, {}, shared);
     send(editor.session, { type: 'hello', protocol: 1, clientId: 'editor' });
     send(editor.session, { type: 'open', doc: 'doc', rid: 1 });
@@ -345,8 +353,7 @@ describe('the history buckets, whoever asks and however often', () => {
   });
 
   it('a connection whose open waits nowhere is still closed at the open deadline', async () => {
-    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
-    const sequencer = new Sequencer(new MemoryStore(), { idleTimeout: 0 });
+    const sequencer = onFakeClock();
     const { session: s, transport } = session(sequencer, { openDeadline: 10_000 });
     send(s, { type: 'hello', protocol: 1, clientId: 'idle' });
     vi.advanceTimersByTime(10_000);
@@ -355,11 +362,10 @@ describe('the history buckets, whoever asks and however often', () => {
   });
 
   it('a first open far behind on a document no one has open waits for the shared bucket and is charged, on every reconnect', async () => {
-    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
-    const sequencer = new Sequencer(new MemoryStore(), { idleTimeout: 0 });
+    const sequencer = onFakeClock();
     await build(sequencer, 'doc', 3000);
     const epoch = (await sequencer.open('doc', 'x')).epoch;
-    const shared = { rooms: new Rooms(0), history: new TokenBucket(100, 1000, Date.now()) };
+    const shared = slowServerBucket();
     shared.history.charge(2000, Date.now()); // 1,000 versions in debt: 10 s
     const rejoin = async (clientId: string): Promise<{ session: Session; transport: FakeTransport }> => {
       const joined = session(sequencer, {}, shared);
@@ -386,8 +392,7 @@ describe('the history buckets, whoever asks and however often', () => {
   });
 
   it('the messages waiting at one connection are bounded in bytes: one more is refused like a full queue', async () => {
-    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
-    const sequencer = new Sequencer(new MemoryStore(), { idleTimeout: 0 });
+    const sequencer = onFakeClock();
     await build(sequencer, 'doc', 3000);
     const epoch = (await sequencer.open('doc', 'x')).epoch;
     const { session: s, transport } = session(sequencer, { historyPerSecond: 100, historyBurst: 1000, maxPayload: 4096 });
