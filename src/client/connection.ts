@@ -19,6 +19,7 @@ import { reconnectDelay } from './backoff.js';
 import { CollaborativeDocument, type DocumentOptions, type DocumentTransport } from './document.js';
 import { Emitter } from './emitter.js';
 import { DEFAULT_LIMITS, checkLimits } from '../protocol/limits.js';
+import { type ClientIdLease, type ClientStorage, isStoredDocument, randomClientId } from './storage.js';
 import { handshake, tokenExpiry } from './token.js';
 
 /**
@@ -107,8 +108,20 @@ export interface ConnectionOptions extends DocumentOptions {
    * opening (see {@link Connection}). Default `globalThis.fetch`; without one there is no check.
    */
   fetch?: FetchLike;
-  /** This client's id, stable across reconnections. Default: 128 random bits, hex. */
+  /**
+   * This client's id, stable across reconnections. Default: leased from `storage`, else 128
+   * random bits, hex. Not with `storage`.
+   */
   clientId?: string;
+  /**
+   * Where to keep the documents' state between visits (in a browser, an `IndexedDbStorage`):
+   * the connection leases its client id from it before it connects (the first id no live
+   * connection holds, so a reopened tab gets its id back and two live tabs never share one),
+   * each document opened loads its record first (see `CollaborativeDocument.loaded`) and saves
+   * every change, and edits that never reached the server go out, exactly once, after the
+   * next visit's open. Default: none, nothing is kept.
+   */
+  storage?: ClientStorage;
   /** Shortest delay before a reconnection attempt, in ms. Default 500. */
   minReconnectDelay?: number;
   /** Longest delay before a reconnection attempt, in ms. Default 30,000. */
@@ -154,21 +167,17 @@ function asError(error: unknown, what: string): Error {
   return error instanceof Error ? error : new Error(`Otter: ${what}: ${String(error)}`);
 }
 
-/** A random client id: 128 bits from `crypto.getRandomValues`, as 32 hex digits. */
-function randomId(): string {
-  const crypto = (globalThis as { crypto?: { getRandomValues?: (a: Uint8Array) => Uint8Array } }).crypto;
-  if (crypto?.getRandomValues === undefined) {
-    throw new Error('Otter: globalThis.crypto.getRandomValues is missing; pass a clientId option');
-  }
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
 function positive(name: string, value: number): number {
   if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
     throw new RangeError(`Otter: ${name} must be a positive finite number of ms, got ${String(value)}`);
   }
   return value;
+}
+
+/** An OtterError `storage-failed` about the client storage: `what` failed because of `error`. */
+function storageError(what: string, error: unknown): OtterError {
+  const reason = error instanceof Error ? error.message : String(error);
+  return new OtterError(ErrorCode.StorageFailed, `${what} failed: ${reason}`);
 }
 
 /** Calls `getToken`, turning a synchronous throw into a rejection. */
@@ -204,10 +213,13 @@ twice in a row, or a static token once (see docs/security.md), where it stops af
  * (a `rate-limited` error without `ref`), the connection pauses — `retryDelay`, doubling on
  * each further such error until an answer arrives — and sends again whatever still awaits an
  * answer: every unanswered open, every op in flight and an unanswered `auth`.
+ *
+ * With a `storage` option (see `storage.ts`), it leases its client id from the storage before
+ * the first connection attempt, each document reads its stored record before it opens, and
+ * every document change is saved; failures of the storage are `error` events (OtterError
+ * `storage-failed`) and never stop editing.
  */
 export class Connection extends Emitter<ConnectionEvents> {
-  /** This client's id, sent in every `hello`; stable for the connection's lifetime. */
-  readonly clientId: string;
 
   private readonly url: URL;
   private readonly WebSocket: WebSocketConstructor;
@@ -261,9 +273,21 @@ export class Connection extends Emitter<ConnectionEvents> {
   /** The browser's global scope, listened to for `online` and `offline`; undefined elsewhere. */
   private readonly network = networkEvents();
   private readonly docs = new Map<string, CollaborativeDocument>();
+  /** This client's id; undefined while it is being leased from the storage. */
+  private ownId: string | undefined;
+  /** The storage, once its lease is held (undefined without one, or if leasing failed). */
+  private storage: ClientStorage | undefined;
+  private lease: ClientIdLease | undefined;
+  /** Settles once the lease is taken (or failed); undefined without storage. */
+  private leasing: Promise<void> | undefined;
+  /** Settles once, after the connection stopped, the client id is given up. */
+  private released: Promise<void> = Promise.resolve();
+  /** Documents reading their stored record: not opened with the server until it is read. */
+  private readonly loading = new Set<CollaborativeDocument>();
   private readonly transport: DocumentTransport = {
     send: (message) => this.send(message),
     detach: (doc) => {
+      this.loading.delete(doc);
       if (this.docs.get(doc.id) === doc) this.docs.delete(doc.id);
     },
   };
@@ -284,6 +308,9 @@ export class Connection extends Emitter<ConnectionEvents> {
     }
     if (options.token !== undefined && options.getToken !== undefined) {
       throw new Error('Otter: pass either token or getToken, not both');
+    }
+    if (options.clientId !== undefined && options.storage !== undefined) {
+      throw new Error('Otter: pass either clientId or storage, not both (with storage, the client id is leased from it)');
     }
     this.WebSocket = WebSocketClass;
     const base = (globalThis as { location?: { href?: string } }).location?.href;
@@ -312,10 +339,22 @@ export class Connection extends Emitter<ConnectionEvents> {
     this.refreshMargin = positive('refreshMargin', options.refreshMargin ?? 30_000);
     this.retryDelay = positive('retryDelay', options.retryDelay ?? 250);
     this.limits = checkLimits(options.limits ?? DEFAULT_LIMITS);
-    this.clientId = options.clientId ?? randomId();
     this.network?.addEventListener('offline', this.onOffline);
     this.network?.addEventListener('online', this.onOnline);
-    this.connect();
+    if (options.storage === undefined) {
+      this.ownId = options.clientId ?? randomClientId();
+      this.connect();
+    } else {
+      this.leaseClientId(options.storage);
+    }
+  }
+
+  /**
+   * This client's id, sent in every `hello`; stable for the connection's lifetime. With
+   * `storage`, undefined until the id is leased (before the first connection attempt).
+   */
+  get clientId(): string | undefined {
+    return this.ownId;
   }
 
   /** The current state; `state` events announce changes. */
@@ -342,7 +381,13 @@ export class Connection extends Emitter<ConnectionEvents> {
     if (open !== undefined) return open;
     const doc = new CollaborativeDocument(docId, this.transport, { ...this.options, limits: this.limits });
     this.docs.set(docId, doc);
-    if (this.welcomed) doc.connected(this.limits);
+    if (this.options.storage !== undefined) {
+      doc.startLoading();
+      this.loading.add(doc);
+      // Before the lease, the lease's arrival loads it.
+      if (this.ownId !== undefined) this.load(doc);
+    }
+    if (this.welcomed && !this.loading.has(doc)) doc.connected(this.limits);
     if (this.idle) {
       this.idle = false;
       this.connect();
@@ -352,10 +397,79 @@ export class Connection extends Emitter<ConnectionEvents> {
 
   /**
    * Closes the connection and every document for good: no reconnection, pending `ready` and
-   * `synced()` promises reject. Closing twice does nothing.
+   * `synced()` promises reject. Closing twice does nothing. With `storage`, the returned
+   * promise resolves once the documents' last states are written and the client id is given
+   * up for another connection to lease (at once without storage); it never rejects.
    */
-  close(): void {
+  close(): Promise<void> {
     this.stop();
+    return this.released;
+  }
+
+  // ─── client storage ───────────────────────────────────────────────────────────────────────
+
+  /**
+   * Leases the client id from `storage`, then loads the documents opened meanwhile and
+   * connects. If leasing fails: an `error` (OtterError `storage-failed`), and the connection
+   * goes on without storage, under a random id.
+   */
+  private leaseClientId(storage: ClientStorage): void {
+    const leased = (async () => storage.acquireClientId())();
+    this.leasing = leased.then(
+      (lease) => {
+        if (this.stopped) {
+          lease.release();
+          return;
+        }
+        this.lease = lease;
+        this.storage = storage;
+        this.ownId = lease.clientId;
+        for (const doc of this.loading) this.load(doc);
+        this.connect();
+      },
+      (error: unknown) => {
+        if (this.stopped) return;
+        this.emit('error', storageError('leasing a client id from the client storage', error));
+        if (this.stopped) return; // a listener closed it
+        this.ownId = randomClientId();
+        for (const doc of [...this.loading]) this.loaded(doc, undefined);
+        this.connect();
+      },
+    );
+  }
+
+  /** Reads the stored record of `doc` (under the leased id), then lets it open. */
+  private load(doc: CollaborativeDocument): void {
+    const storage = this.storage as ClientStorage;
+    const clientId = this.ownId as string;
+    const read = (async () => storage.load(clientId, doc.id))();
+    read.then(
+      (record) => {
+        if (record !== undefined && !isStoredDocument(record)) {
+          this.emit('error', storageError(`reading document ${JSON.stringify(doc.id)} from the client storage`, 'the record is not one this client reads'));
+          this.loaded(doc, { storage, clientId });
+          return;
+        }
+        this.loaded(doc, { storage, clientId, ...(record === undefined ? {} : { record }) });
+      },
+      (error: unknown) => {
+        this.emit('error', storageError(`reading document ${JSON.stringify(doc.id)} from the client storage`, error));
+        this.loaded(doc, { storage, clientId });
+      },
+    );
+  }
+
+  /** `doc` has its stored state (or none): it may open with the server now. */
+  private loaded(doc: CollaborativeDocument, storage: Parameters<CollaborativeDocument['finishLoading']>[0]): void {
+    if (!this.loading.delete(doc) || doc.closed) return;
+    try {
+      doc.finishLoading(storage);
+    } catch (error) {
+      this.emit('error', storageError(`taking document ${JSON.stringify(doc.id)} from the client storage`, error));
+      if (doc.closed) return; // a listener closed it
+      doc.finishLoading(storage === undefined ? undefined : { storage: storage.storage, clientId: storage.clientId });
+    }
+    if (this.welcomed && !doc.closed) doc.connected(this.limits);
   }
 
   // ─── connecting ───────────────────────────────────────────────────────────────────────────
@@ -420,7 +534,7 @@ export class Connection extends Emitter<ConnectionEvents> {
       if (this.socket !== socket) return;
       opened = true;
       this.armDeadline();
-      this.sendRaw(socket, { type: 'hello', protocol: PROTOCOL_VERSION, clientId: this.clientId });
+      this.sendRaw(socket, { type: 'hello', protocol: PROTOCOL_VERSION, clientId: this.ownId as string });
       this.pingTimer = setInterval(() => {
         if (this.pingSentAt <= this.lastFrameAt) this.pingSentAt = Date.now();
         this.send({ type: 'ping' });
@@ -615,8 +729,17 @@ export class Connection extends Emitter<ConnectionEvents> {
     } catch {
       // already closing
     }
-    for (const doc of [...this.docs.values()]) doc.close();
+    const docs = [...this.docs.values()];
+    for (const doc of docs) doc.close();
     this.docs.clear();
+    this.loading.clear();
+    // The id is given up once the documents' last states are written, not before: the next
+    // holder of the id must read them. A lease still on its way is given up when it arrives.
+    const written = Promise.allSettled(docs.map((doc) => doc.flushStorage()));
+    this.released = Promise.all([written, this.leasing]).then(() => {
+      this.lease?.release();
+      this.lease = undefined;
+    });
     this.setState('closed');
   }
 
@@ -686,7 +809,7 @@ export class Connection extends Emitter<ConnectionEvents> {
         this.limits = message.limits;
         this.scheduleRefresh(this.token === undefined ? undefined : tokenExpiry(this.token));
         this.setState('open');
-        for (const doc of [...this.docs.values()]) doc.connected(this.limits);
+        for (const doc of [...this.docs.values()]) if (!this.loading.has(doc)) doc.connected(this.limits);
         return;
       case 'pong':
         return;
@@ -748,7 +871,7 @@ export class Connection extends Emitter<ConnectionEvents> {
       if (this.stopped || socket === undefined) return;
       if (!this.welcomed) {
         // The hello itself was dropped: say it again.
-        this.sendRaw(socket, { type: 'hello', protocol: PROTOCOL_VERSION, clientId: this.clientId });
+        this.sendRaw(socket, { type: 'hello', protocol: PROTOCOL_VERSION, clientId: this.ownId as string });
         return;
       }
       for (const doc of [...this.docs.values()]) doc.retryUnanswered();

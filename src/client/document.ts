@@ -75,8 +75,11 @@ import type {
 import { Emitter } from './emitter.js';
 import * as life from './lifecycle.js';
 import { type SelectionInput, localToServer, mapRemoteSelection, serverToLocal, toRanges } from './selection.js';
+import { DocumentPersistence } from './persist.js';
 import { type OpBudget, budgetFor, splitText } from './split.js';
+import { type ClientStorage, STORED_FORMAT, type StoredDocument } from './storage.js';
 import {
+  PendingOp,
   type RebaseResult,
   type SyncState,
   SyncStateError,
@@ -338,6 +341,15 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    */
   readonly ready: Promise<void>;
 
+  /**
+   * Resolves once the local text holds what the client storage kept of the document (its
+   * confirmed text and pending edits), or at once when the connection has no storage or kept
+   * nothing of it. With storage, edits throw OtterError `not-open` until then, and the
+   * document is not opened with the server before it: offline, the stored text is readable
+   * after `loaded` while `ready` waits for the server. Rejects if the document is closed first.
+   */
+  readonly loaded: Promise<void>;
+
   /** Paces `presence` messages: at most one per `presenceInterval`, the latest selection wins. */
   private readonly presence: Throttle;
   private readonly retryDelay: number;
@@ -390,6 +402,16 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   /** The value of {@link unsaved} the last `unsaved` event announced (false before any). */
   private announcedUnsaved = false;
 
+  /** The writes to the client storage, once its record is loaded; undefined without storage. */
+  private persistence: DocumentPersistence | undefined;
+  /** Waiting for its stored record (see {@link loaded}): edits throw, the document stays offline. */
+  private loading = false;
+  /** How many ops went out under a new seq: an op waits until a record counting it is saved. */
+  private sends = 0;
+  /** The op in flight waits for a save before it is sent (see {@link sendSubmit}). */
+  private sendHeld = false;
+  private settleLoaded: { resolve: () => void; reject: (e: unknown) => void } | undefined;
+
   private settleReady: { resolve: () => void; reject: (e: unknown) => void } | undefined;
   private syncedWaiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
 
@@ -427,6 +449,10 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     });
     // Nobody has to await `ready`; a rejection nobody awaits is not an error.
     this.ready.catch(() => {});
+    this.loaded = new Promise<void>((resolve, reject) => {
+      this.settleLoaded = { resolve, reject };
+    });
+    this.loaded.catch(() => {});
   }
 
   // ─── reading ──────────────────────────────────────────────────────────────────────────────
@@ -533,6 +559,9 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   submit(op: Operation): void {
     if (this.closed) throw this.closedReason();
     if (this.revokedTo === 'read') throw readOnlyError(this.id);
+    if (this.loading) {
+      throw new OtterError(ErrorCode.NotOpen, `document ${JSON.stringify(this.id)} is loading from the client storage: edit it once \`loaded\` resolves`);
+    }
     checkApplies(this.localText, op);
     if (isNoop(op)) return;
     const canonical = normalize(op);
@@ -550,6 +579,16 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       ...(deleted.length === 0 ? {} : { deleted }),
     });
     this.announceUnsaved();
+    this.persistence?.schedule();
+  }
+
+  /**
+   * Resolves once the client storage holds the document as it is now (at once without
+   * storage, or once storage was given up after a failed save); rejects with the error of a
+   * save that failed meanwhile. After {@link close}: once the last state is written.
+   */
+  flushStorage(): Promise<void> {
+    return this.persistence?.idle() ?? Promise.resolve();
   }
 
   /**
@@ -577,7 +616,9 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   /**
    * Closes the document: tells the server, stops all traffic, rejects a pending `ready` and
    * `synced()` with OtterError `closed`. Edits not yet acknowledged are not waited for (await
-   * `synced()` first). The text stays readable; edits throw. Closing twice does nothing.
+   * `synced()` first); with a client storage they stay in its record and go out when the
+   * document is next opened under the same client id. The text stays readable; edits throw.
+   * Closing twice does nothing.
    */
   close(): void {
     if (this.closed) return;
@@ -587,7 +628,10 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   /** Closed for good: no more traffic, forgotten by the connection, waiters rejected with `error`. */
   private shut(error: OtterError): void {
+    void this.persistence?.close(this.capture()).catch(() => {}); // failures were reported as `error`
     this.life = life.closed;
+    this.settleLoaded?.reject(error);
+    this.settleLoaded = undefined;
     this.clearTimers();
     this.transport.detach(this);
     this.settleReady?.reject(error);
@@ -598,6 +642,116 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   /** What an edit, a selection or `synced()` fails with once closed. */
   private closedReason(): OtterError {
     return this.revokedTo === 'none' ? revokedError(this.id) : closedError(this.id);
+  }
+
+  // ─── client storage ───────────────────────────────────────────────────────────────────────
+
+  /**
+   * The connection has a client storage and reads this document's record: until
+   * {@link finishLoading}, edits throw and the connection does not open the document.
+   * Called by the connection right after making the document.
+   * @internal
+   */
+  startLoading(): void {
+    this.loading = true;
+  }
+
+  /**
+   * The record is read: take `record` (the stored confirmed text, version, epoch, checksum,
+   * seq counters and pending ops; the local text becomes the confirmed text with the pending
+   * ops applied, announced by a `change`), keep every later state in `storage` under
+   * `clientId`, and resolve {@link loaded}. The next open claims the stored state as after a
+   * reconnect (or asks for a snapshot if the record has no epoch). Without `storage` (it
+   * could not be used), the document goes on without it. Throws (InvalidOperationError or
+   * TypeError), changing nothing, if the record's ops do not fit its text. Called by the connection
+   * before the document first connects.
+   * @internal
+   */
+  finishLoading(storage?: { readonly storage: ClientStorage; readonly clientId: string; readonly record?: StoredDocument }): void {
+    if (this.closed) return;
+    if (storage?.record !== undefined) this.restore(storage.record);
+    this.loading = false;
+    if (storage !== undefined) {
+      this.persistence = new DocumentPersistence(storage.storage, storage.clientId, this.id, {
+        capture: () => this.capture(),
+        durable: () => this.onSaved(),
+        failed: (e) => this.onSaveFailed(e),
+      }, this.retryDelay);
+    }
+    this.settleLoaded?.resolve();
+    this.settleLoaded = undefined;
+  }
+
+  /** Takes the stored state `record` (see {@link finishLoading}); validated before anything changes. */
+  private restore(record: StoredDocument): void {
+    const local = new Rope(record.text);
+    const pending: PendingOp[] = [];
+    for (const stored of record.ops) {
+      const op = stored.slice();
+      checkApplies(local, op);
+      if (isNoop(op)) throw new TypeError('Otter: a stored pending op changes nothing');
+      applyToRope(local, op);
+      pending.push(new PendingOp(op));
+    }
+    const [outstanding, ...buffer] = pending;
+    if (record.inflight !== undefined && outstanding === undefined) {
+      throw new TypeError('Otter: the stored record has an op in flight but no pending op');
+    }
+    this.confirmed = new Rope(record.text);
+    this.serverVersion = record.version;
+    this.serverEpoch = record.epoch;
+    this.checksum = record.checksum;
+    this.samples = record.samples.map(([v, sum]) => [v, sum]);
+    this.sync =
+      outstanding === undefined
+        ? synchronized
+        : buffer.length === 0
+          ? { kind: 'awaiting-confirm', outstanding }
+          : { kind: 'awaiting-with-buffer', outstanding, buffer };
+    this.life = { phase: 'offline', next: record.epoch === undefined ? 'snapshot' : 'catch-up', seq: record.seq, inflight: record.inflight };
+    // Nothing was editable before: the local text was empty.
+    const change: Component[] = local.length > 0 ? [local.toString()] : [];
+    this.changeLocal(change);
+    this.mapSelections(change, false);
+    if (change.length > 0) this.emit('change', { op: change, local: false });
+    this.announceUnsaved();
+  }
+
+  /** The state to store: the confirmed text and its version, the counters, the pending ops. */
+  private capture(): { readonly record: StoredDocument; readonly sends: number } {
+    const sync = this.sync;
+    const pending = sync.kind === 'synchronized' ? [] : [sync.outstanding, ...(sync.kind === 'awaiting-with-buffer' ? sync.buffer : [])];
+    const counters = this.life.phase === 'closed' ? { seq: 0, inflight: undefined } : this.life;
+    const record: StoredDocument = {
+      format: STORED_FORMAT,
+      ...(this.serverEpoch === undefined ? {} : { epoch: this.serverEpoch }),
+      version: this.serverVersion,
+      checksum: this.checksum,
+      text: this.confirmed.toString(),
+      samples: this.samples.map(([v, sum]) => [v, sum] as const),
+      seq: counters.seq,
+      ...(counters.inflight === undefined ? {} : { inflight: counters.inflight }),
+      ops: pending.map((p) => p.op.slice()),
+    };
+    return { record, sends: this.sends };
+  }
+
+  /** A save completed: an op in flight that waited for it goes out now. */
+  private onSaved(): void {
+    if (!this.sendHeld) return;
+    this.sendHeld = false;
+    this.sendSubmit();
+  }
+
+  /** A save failed: say so (editing goes on; see `persist.ts` for what follows). */
+  private onSaveFailed(error: unknown): void {
+    const reason = error instanceof Error ? error.message : String(error);
+    this.emit('error', {
+      type: 'error',
+      code: ErrorCode.StorageFailed,
+      message: `Otter: saving document ${JSON.stringify(this.id)} to the client storage failed: ${reason}`,
+      ref: { type: 'client-storage', doc: this.id },
+    });
   }
 
   // ─── called by the connection ─────────────────────────────────────────────────────────────
@@ -711,6 +865,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
         this.transition(life.retryOpen(this.life, ++lastRequestId));
       } else this.resync('snapshot');
     }
+    this.persistence?.schedule();
   }
 
   // ─── opening ──────────────────────────────────────────────────────────────────────────────
@@ -723,7 +878,8 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   private sendOpen({ kind, rid }: life.OpenRequest): void {
     const epoch = this.serverEpoch;
-    const claim = kind === 'catch-up' && this.hasOpened && epoch !== undefined;
+    // An epoch comes from an earlier open or from the client storage.
+    const claim = kind === 'catch-up' && epoch !== undefined;
     this.transport.send(
       claim
         ? { type: 'open', doc: this.id, rid, v: this.serverVersion, epoch, sum: this.checksum, pieces: true }
@@ -1173,6 +1329,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     }
     this.sync = fitOutstanding(this.sync, this.budget);
     this.life = life.send(this.life);
+    this.sends += 1;
     this.sendSubmit();
   }
 
@@ -1183,6 +1340,9 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
 
   private sendSubmit(): void {
     if (this.sync.kind === 'synchronized' || this.life.phase === 'closed' || this.life.inflight === undefined) return;
+    // With storage, an op goes out only once a record holding it in flight is saved.
+    this.sendHeld = this.persistence?.holds(this.sends) === true;
+    if (this.sendHeld) return;
     this.transport.send({
       type: 'submit',
       doc: this.id,

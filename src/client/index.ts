@@ -9,7 +9,7 @@
  *   doc.on('change', ({ op, local }) => { if (!local) editor.apply(op); });
  *
  * This is the whole public surface: the connection and its documents, their options and
- * events, and the error and close-code registry an application classifies failures with. The
+ * events, the client storage that keeps documents between visits, and the error and close-code registry an application classifies failures with. The
  * sync state machine, op splitting, the handshake and the backoff are internal to this folder
  * and may change in any release (`test/product/exports.test.ts` holds the list).
  */
@@ -36,7 +36,9 @@ export {
   type UnsavedEvent,
   CollaborativeDocument,
 } from './document.js';
+export { type IndexedDbStorageOptions, IndexedDbStorage } from './indexeddb-storage.js';
 export type { SelectionInput } from './selection.js';
+export { type ClientIdLease, type ClientStorage, type StoredDocument, MemoryClientStorage } from './storage.js';
 export { type UndoManagerOptions, UndoManager } from './undo.js';
 export { ErrorCode, OtterError } from '../protocol/errors.js';
 export { CloseCode, type ErrorMessage, type ErrorRef, type PresenceProfile, type ServerLimits } from '../protocol/messages.js';

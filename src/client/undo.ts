@@ -145,6 +145,14 @@ export class UndoManager {
     return this.move(this.redoStack, this.undoStack);
   }
 
+  /**
+   * Closes the current step: the next local edit starts a new one, however soon it comes.
+   * Editors call it when the user moves the caret elsewhere, so typing in two places is two steps.
+   */
+  stopCapturing(): void {
+    this.open = false;
+  }
+
   /** Forgets every step, undoable and redoable. The next local edit starts a new step. */
   clear(): void {
     this.undoStack.length = 0;

@@ -1,13 +1,26 @@
 /**
- * The demo editor page: a textarea bound to one Otter document (`?doc=`), the connection state,
- * the version, and everyone else's cursors and selections drawn live over the text. Edits made
- * while offline stay in the document and are sent after reconnecting; while any edit is not yet
- * acknowledged the header says so, and closing the tab asks first. A token for servers with
- * authentication on can be given as `?token=`, and the name shown to the others as `?name=`
- * (a token's name wins); remote cursors carry their user's name and colour.
+ * The demo editor page: CodeMirror 6 bound to one Otter document (`?doc=`) with `otterCollab`:
+ * line numbers, everyone else's carets and selections with their names and colours, undo and
+ * redo of one's own edits (Mod-z, Mod-Shift-z / Mod-y), the connection state, whether the
+ * browser is offline, whether edits await the server (closing the tab then asks first), and a
+ * clear message when the token is refused or the server had lost the document.
+ *
+ * Query parameters: `token` for servers with authentication on, `name` for the name shown to
+ * the others (a token's name wins). `window.otterDemo` holds the view, the document and the
+ * connection, for the browser console.
  */
-import { Connection, type CollaborativeDocument, type Presence } from '../client/index.js';
-import { fromDiff, transformPosition } from '../ot/index.js';
+import { defaultKeymap } from '@codemirror/commands';
+import {
+  EditorView,
+  drawSelection,
+  highlightActiveLine,
+  highlightActiveLineGutter,
+  highlightSpecialChars,
+  keymap,
+  lineNumbers,
+} from '@codemirror/view';
+import { Connection, type CollaborativeDocument, ErrorCode, OtterError } from '../client/index.js';
+import { cursorsFromPresences, otterCollab } from '../codemirror/index.js';
 
 const params = new URLSearchParams(location.search);
 const docId = params.get('doc') ?? 'hello';
@@ -20,22 +33,15 @@ function element<T extends HTMLElement>(id: string): T {
   return el as T;
 }
 
-const editor = element<HTMLTextAreaElement>('editor');
-const mirror = element<HTMLDivElement>('mirror');
+const host = element<HTMLDivElement>('editor');
 const state = element<HTMLElement>('state');
+const network = element<HTMLElement>('network');
 const version = element<HTMLElement>('version');
 const people = element<HTMLDivElement>('people');
 const errorLine = element<HTMLDivElement>('error');
 const notice = element<HTMLDivElement>('notice');
 const saved = element<HTMLElement>('saved');
 element<HTMLElement>('doc').textContent = docId;
-
-const COLORS = ['#d7263d', '#1b998b', '#f46036', '#2e294e', '#c5d86d', '#5b8e7d', '#8e44ad', '#e67e22'];
-function colorOf(id: string): string {
-  let h = 0;
-  for (let i = 0; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) >>> 0;
-  return COLORS[h % COLORS.length] as string;
-}
 
 const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`;
 const connection = new Connection(url, {
@@ -47,51 +53,38 @@ const doc: CollaborativeDocument = connection.open(docId);
 connection.on('state', (s) => {
   state.textContent = s;
   state.dataset.state = s;
+  if (s === 'open' && errorLine.dataset.kind === 'connection') showError('', 'connection');
 });
+connection.on('error', (e) => {
+  if (e instanceof OtterError && e.code === ErrorCode.Unauthorized) {
+    showError('The server refused this page’s token: sign in again to keep editing. Your edits stay in this page until then.', 'token');
+  } else {
+    showError(`Connection: ${e.message}`, 'connection');
+  }
+});
+
+function showError(text: string, kind: string): void {
+  errorLine.textContent = text;
+  errorLine.dataset.kind = kind;
+}
+
+function showNetwork(): void {
+  const online = navigator.onLine;
+  network.textContent = online ? '' : 'offline: edits are kept and sent when the network is back';
+  network.dataset.online = String(online);
+}
+window.addEventListener('online', showNetwork);
+window.addEventListener('offline', showNetwork);
+showNetwork();
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** Draws the text with every other connection's carets and selections marked. */
-function renderPresence(): void {
-  const marks: Array<{ at: number; html: string }> = [];
-  const names: string[] = [];
-  const length = doc.text.length;
-  for (const [id, p] of doc.presences as ReadonlyMap<string, Presence>) {
-    const color = p.profile?.color ?? colorOf(id);
-    const name = p.profile?.name ?? p.user ?? id.slice(0, 4);
-    names.push(`<span style="background:${color}">${escapeHtml(name)}</span>`);
-    for (const r of p.selection ?? []) {
-      const from = Math.min(r.anchor, r.head, length);
-      const to = Math.min(Math.max(r.anchor, r.head), length);
-      if (to > from) {
-        marks.push({ at: from, html: `<span class="range" style="background:${color}">` });
-        marks.push({ at: to, html: '</span>' });
-      }
-      const head = Math.min(r.head, length);
-      marks.push({ at: head, html: `<span class="caret" style="border-color:${color};background:${color}" data-name="${escapeHtml(name)}"></span>` });
-    }
-  }
-  marks.sort((a, b) => a.at - b.at);
-  let html = '';
-  let pos = 0;
-  const text = doc.text;
-  for (const m of marks) {
-    html += escapeHtml(text.slice(pos, m.at)) + m.html;
-    pos = m.at;
-  }
-  mirror.innerHTML = `${html}${escapeHtml(text.slice(pos))}\n`;
-  mirror.scrollTop = editor.scrollTop;
+/** The list of the other people here, with their colours. */
+function renderPeople(): void {
+  const names = cursorsFromPresences(doc.presences).map((c) => `<span style="background:${c.color}">${escapeHtml(c.name)}</span>`);
   people.innerHTML = names.length === 0 ? 'Nobody else is here yet.' : `Also here: ${names.join('')}`;
-}
-
-function sendSelection(): void {
-  const backwards = editor.selectionDirection === 'backward';
-  doc.setSelection({
-    anchor: backwards ? editor.selectionEnd : editor.selectionStart,
-    head: backwards ? editor.selectionStart : editor.selectionEnd,
-  });
 }
 
 /** Shows the version once the local edits are acknowledged (acks raise no change event). */
@@ -104,32 +97,11 @@ function showVersionWhenSynced(): void {
   );
 }
 
-editor.addEventListener('input', () => {
-  const op = fromDiff(doc.text, editor.value);
-  doc.submit(op);
-  sendSelection();
-  renderPresence();
-  showVersionWhenSynced();
-});
-for (const event of ['keyup', 'mouseup', 'select', 'focus']) editor.addEventListener(event, sendSelection);
-document.addEventListener('selectionchange', () => {
-  if (document.activeElement === editor) sendSelection();
-});
-editor.addEventListener('scroll', () => {
-  mirror.scrollTop = editor.scrollTop;
-});
-
-doc.on('change', ({ op, local }) => {
+doc.on('change', ({ local }) => {
   version.textContent = String(doc.version);
-  if (local) return;
-  // A remote edit: keep the local caret and selection where the user left them.
-  const start = transformPosition(editor.selectionStart, op, 'left');
-  const end = transformPosition(editor.selectionEnd, op, 'left');
-  editor.value = doc.text;
-  editor.setSelectionRange(start, end);
-  renderPresence();
+  if (local) showVersionWhenSynced();
 });
-doc.on('presence', renderPresence);
+doc.on('presence', renderPeople);
 doc.on('unsaved', ({ unsaved }) => {
   saved.textContent = unsaved ? 'unsaved edits' : 'all edits saved';
   saved.dataset.unsaved = String(unsaved);
@@ -152,15 +124,35 @@ doc.on('diverged', () => {
 doc.on('merged', () => {
   notice.textContent = 'Edits made while away were merged into a newer text from the server.';
 });
+doc.on('revoked', ({ access }) => {
+  showError(access === 'read' ? 'You may now only read this document.' : 'You no longer have access to this document.', 'access');
+});
 doc.on('error', (e) => {
-  errorLine.textContent = `${e.code}: ${e.message}`;
+  if (errorLine.dataset.kind === 'token') return; // the refused token says more
+  showError(`${e.code}: ${e.message}`, 'document');
 });
 
 void doc.ready.then(() => {
-  editor.value = doc.text;
-  editor.disabled = false;
+  const view = new EditorView({
+    parent: host,
+    doc: doc.text,
+    extensions: [
+      lineNumbers(),
+      highlightActiveLineGutter(),
+      highlightSpecialChars(),
+      drawSelection(),
+      highlightActiveLine(),
+      EditorView.lineWrapping,
+      otterCollab(doc, { onError: (e) => showError(`Edit refused: ${(e as Error).message}`, 'edit') }),
+      keymap.of(defaultKeymap),
+    ],
+  });
+  (window as unknown as { otterDemo: unknown }).otterDemo = { view, doc, connection };
+  host.dataset.ready = 'true';
   version.textContent = String(doc.version);
-  errorLine.textContent = '';
-  renderPresence();
-  editor.focus();
+  renderPeople();
+  view.focus();
+}, (e: unknown) => {
+  // The document could not be opened (a refused token, no access): the error line says why.
+  if (errorLine.textContent === '') showError(`The document could not be opened: ${(e as Error).message}`, 'document');
 });

@@ -1,6 +1,6 @@
 /**
- * The server's packages are optional peers of `otter` (better-sqlite3, ws, prom-client, pino,
- * jose), so that installing Otter for `otter/ot` or `otter/client` pulls in none of them and
+ * The server's packages are optional peers of `otter` (better-sqlite3, ioredis, ws, prom-client,
+ * pino, jose), so that installing Otter for `otter/ot` or `otter/client` pulls in none of them and
  * never compiles a native module. This file loads them, and turns a missing one into a
  * {@link MissingPackageError} that names the package and the command that installs it.
  */

@@ -84,7 +84,7 @@ describe('Connection: handshake', () => {
     ws.open();
     expect(ws.messages()).toEqual([{ type: 'hello', protocol: 1, clientId: c.clientId }]);
     expect(c.clientId).toMatch(/^[0-9a-f]{32}$/);
-    ws.receive({ type: 'welcome', protocol: 1, connectionId: 'c7', clientId: c.clientId, limits: FAKE_LIMITS });
+    ws.receive({ type: 'welcome', protocol: 1, connectionId: 'c7', clientId: c.clientId as string, limits: FAKE_LIMITS });
     expect(c.state).toBe('open');
     expect(c.connectionId).toBe('c7');
     ws.serverClose(1001);

@@ -190,6 +190,18 @@ describe('UndoManager', () => {
     expect(doc.text).toBe('a');
   });
 
+  it('stopCapturing makes the next edit a step of its own, however soon it comes', () => {
+    const { doc, undo } = setup('');
+    doc.insert(0, 'ab');
+    doc.insert(2, 'c'); // same instant: joins the step
+    undo.stopCapturing();
+    doc.insert(0, 'X');
+    undo.undo();
+    expect(doc.text).toBe('abc');
+    undo.undo();
+    expect(doc.text).toBe('');
+  });
+
   it('clear forgets every step; destroy also stops recording', () => {
     const { doc, undo, clock } = setup('');
     doc.insert(0, 'a');

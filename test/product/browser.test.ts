@@ -1,9 +1,11 @@
 /**
  * The demo editor page in a real Chromium (playwright-core, the system browser): two pages on
  * one document typing at once (also at the same position) converge on the server's text; a
- * page that keeps typing through a server restart loses no keystroke; other people's cursors
- * appear in #mirror and go away when they leave; a page offline says its edits are unsaved and
- * asks before closing, and sends them once back online; and a screenshot of two editors side by side.
+ * page that keeps typing through a server restart loses no keystroke; other people's carets
+ * appear with their names where they are and go away when they leave; undo in one page while
+ * the other types; "\r\n" and U+2028 from a Node client; a refused token's message; a page
+ * offline says its edits are unsaved and asks before closing, and sends them once back online;
+ * and a screenshot of two editors side by side.
  *
  * Needs the built package (`npm run build`) and Chromium at /usr/bin/chromium (or
  * CHROMIUM_PATH). Without the browser the suite is skipped, except with CI=true, where it fails.
@@ -15,6 +17,7 @@ import { type Browser, type BrowserContext, type Frame, type Page, chromium } fr
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CliProcess, ROOT, type RunningServer, requireBuild, runCli, startServe } from './helpers.js';
 import { RawClient } from '../support/raw-client.js';
+import type { EditorView } from '@codemirror/view';
 import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
 import { sleep, waitFor } from '../support/wait.js';
 
@@ -31,6 +34,11 @@ const SCREENSHOT = process.env.UPDATE_SCREENSHOTS === '1' ? join(ROOT, 'docs/two
 
 /** A bounded wait for a condition evaluated in the page (or one of its frames). */
 const WAIT = { timeout: 15_000, polling: 25 } as const;
+
+/** What the demo page puts on `window` for the console (and these tests). */
+interface DemoWindow {
+  otterDemo: { view: EditorView };
+}
 
 describe.skipIf(SKIP)(TITLE, () => {
   let browser: Browser;
@@ -66,42 +74,60 @@ describe.skipIf(SKIP)(TITLE, () => {
     if (dir !== undefined) removeTempDir(dir);
   });
 
-  /** A page of the demo on `doc`, in its own browser context, once connected and enabled. */
-  /** Opens the demo page on `doc`; `query` adds parameters (`&name=…`). */
-  async function openEditor(base: string, doc: string, viewport = { width: 700, height: 600 }, query = ''): Promise<Page> {
-    const context = await browser.newContext({ viewport });
-    contexts.push(context);
-    const page = await context.newPage();
+  /** Opens the demo page on `doc` in its own browser context (or `context`); `query` adds parameters (`&name=…`). */
+  async function openEditor(
+    base: string,
+    doc: string,
+    viewport = { width: 700, height: 600 },
+    query = '',
+    context?: BrowserContext,
+  ): Promise<Page> {
+    let ctx = context;
+    if (ctx === undefined) {
+      ctx = await browser.newContext({ viewport });
+      contexts.push(ctx);
+    }
+    const page = await ctx.newPage();
     page.on('pageerror', (e) => pageErrors.push(`${doc}: ${e.message}`));
     await page.goto(`${base}/?doc=${encodeURIComponent(doc)}${query}`, { timeout: 15_000 });
     await waitReady(page);
     return page;
   }
 
+  /** Waits until the page is connected, its document open and its editor made. */
   async function waitReady(page: Page | Frame): Promise<void> {
     await page.waitForFunction(() => {
       const state = document.querySelector<HTMLElement>('#state')?.dataset.state;
-      const editor = document.querySelector<HTMLTextAreaElement>('#editor');
-      return state === 'open' && editor !== null && !editor.disabled;
+      const content = document.querySelector<HTMLElement>('#editor .cm-content');
+      return state === 'open' && content !== null && content.contentEditable === 'true';
     }, undefined, WAIT);
   }
 
+  /** The text in the page's editor, read from CodeMirror's state. */
   function valueOf(page: Page | Frame): Promise<string> {
-    return page.$eval('#editor', (e) => (e as HTMLTextAreaElement).value);
+    return page.evaluate(() => (window as unknown as DemoWindow).otterDemo.view.state.doc.toString());
   }
 
-  /** Puts the caret of the page's editor at `at` (the end for -1) and focuses it. */
-  async function caretAt(page: Page, at: number): Promise<void> {
-    await page.click('#editor');
-    await page.$eval(
-      '#editor',
-      (e, pos) => {
-        const editor = e as HTMLTextAreaElement;
-        const p = pos < 0 ? editor.value.length : pos;
-        editor.setSelectionRange(p, p);
-      },
-      at,
-    );
+  /** Focuses the page's editor and puts its caret at `at` (the end for -1). */
+  async function caretAt(page: Page | Frame, at: number): Promise<void> {
+    await page.click('#editor .cm-content');
+    await page.evaluate((pos) => {
+      const { view } = (window as unknown as DemoWindow).otterDemo;
+      const p = pos < 0 ? view.state.doc.length : pos;
+      view.dispatch({ selection: { anchor: p } });
+      view.focus();
+    }, at);
+  }
+
+  /** The positions, in the page's text, of the remote carets drawn in its editor, with their names. */
+  function caretsIn(page: Page | Frame): Promise<Array<{ at: number; name: string }>> {
+    return page.evaluate(() => {
+      const { view } = (window as unknown as DemoWindow).otterDemo;
+      return Array.from(document.querySelectorAll<HTMLElement>('#editor .cm-otter-caret')).map((caret) => ({
+        at: view.posAtDOM(caret),
+        name: caret.querySelector('.cm-otter-name')?.textContent ?? '',
+      }));
+    });
   }
 
   /** The document as the server has it, from a fresh protocol connection. */
@@ -226,7 +252,7 @@ describe.skipIf(SKIP)(TITLE, () => {
     expect(await first.cli.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     first = undefined;
     await a.waitForFunction(() => document.querySelector<HTMLElement>('#state')?.dataset.state !== 'open', undefined, WAIT);
-    expect(await a.isEnabled('#editor')).toBe(true);
+    expect(await a.getAttribute('#editor .cm-content', 'contenteditable')).toBe('true');
     await sleep(600); // typing goes on offline
     const offlineText = await valueOf(a);
     const second = await startServe(['--port', String(port), '--data', file]);
@@ -292,7 +318,7 @@ describe.skipIf(SKIP)(TITLE, () => {
     expect(await serverText(server.ws, doc)).toBe('typed offline');
   });
 
-  it("shows another person's cursor in #mirror with their name, and removes it when they leave", async () => {
+  it("shows another person's caret with their name where they are, and removes it when they leave", async () => {
     const doc = 'presence';
     const a = await openEditor(server.http, doc, undefined, '&name=Ann');
     await caretAt(a, 0);
@@ -301,53 +327,103 @@ describe.skipIf(SKIP)(TITLE, () => {
     await converged(server.ws, doc, [a, b]);
 
     // Page A clicks into its text, somewhere on the first line.
-    const box = await a.locator('#editor').boundingBox();
+    const box = await a.locator('#editor .cm-line').first().boundingBox();
     expect(box).not.toBeNull();
-    await a.mouse.click((box?.x ?? 0) + 10 + 9 * 17, (box?.y ?? 0) + 10 + 8);
-    const at = await a.$eval('#editor', (e) => (e as HTMLTextAreaElement).selectionStart);
+    await a.mouse.click((box?.x ?? 0) + 9 * 9, (box?.y ?? 0) + 8);
+    const at = await a.evaluate(() => (window as unknown as DemoWindow).otterDemo.view.state.selection.main.head);
     expect(at).toBeGreaterThan(0);
     expect(at).toBeLessThan(44);
 
-    // Page B draws A's caret at that position: the mirror's text before the caret is A's text up to it.
+    // Page B draws A's caret at that position, named.
     await b.waitForFunction(
       (pos) => {
-        const mirror = document.querySelector('#mirror');
-        const caret = mirror?.querySelector('.caret');
-        if (mirror === null || mirror === undefined || caret === null || caret === undefined) return false;
-        const range = document.createRange();
-        range.setStart(mirror, 0);
-        range.setEndBefore(caret);
-        return range.toString().length === pos;
+        const { view } = (window as unknown as DemoWindow).otterDemo;
+        const carets = Array.from(document.querySelectorAll('#editor .cm-otter-caret'));
+        return carets.length === 1 && view.posAtDOM(carets[0] as Node) === pos;
       },
       at,
       WAIT,
     );
-    expect(await b.locator('#mirror .caret').count()).toBe(1);
-    expect(await b.getAttribute('#mirror .caret', 'data-name')).toBe('Ann');
+    expect(await caretsIn(b)).toEqual([{ at, name: 'Ann' }]);
     expect(await b.textContent('#people')).toBe('Also here: Ann');
     // A sees B's caret too (B focused its editor on load).
-    await a.waitForFunction(() => document.querySelectorAll('#mirror .caret').length === 1, undefined, WAIT);
+    await a.waitForFunction(() => document.querySelectorAll('#editor .cm-otter-caret').length === 1, undefined, WAIT);
 
-    // A moves: B follows.
+    // A moves to the end of the line: B follows.
     await a.keyboard.press('End');
     await b.waitForFunction(
-      (len) => {
-        const mirror = document.querySelector('#mirror');
-        const caret = mirror?.querySelector('.caret');
-        if (mirror === null || mirror === undefined || caret === null || caret === undefined) return false;
-        const range = document.createRange();
-        range.setStart(mirror, 0);
-        range.setEndBefore(caret);
-        return range.toString().length === len;
+      () => {
+        const { view } = (window as unknown as DemoWindow).otterDemo;
+        const caret = document.querySelector('#editor .cm-otter-caret');
+        return caret !== null && view.posAtDOM(caret) === 44;
       },
-      44,
+      undefined,
       WAIT,
     );
 
     // A leaves: its caret disappears from B.
     await a.close();
-    await b.waitForFunction(() => document.querySelector('#mirror .caret') === null, undefined, WAIT);
+    await b.waitForFunction(() => document.querySelector('#editor .cm-otter-caret') === null, undefined, WAIT);
     expect(await b.textContent('#people')).toBe('Nobody else is here yet.');
+  });
+
+  it('undo in one page takes back only its own edit while the other page types', async () => {
+    const doc = 'undo';
+    const a = await openEditor(server.http, doc);
+    const b = await openEditor(server.http, doc);
+    await caretAt(a, 0);
+    await a.keyboard.type('base text. ', { delay: 2 });
+    await converged(server.ws, doc, [a, b]);
+    // A types a word at the start; B keeps typing at the end meanwhile; A undoes its word.
+    await caretAt(a, 0);
+    await caretAt(b, -1);
+    const typingB = b.keyboard.type('Bob keeps typing here', { delay: 25 });
+    // Moving the caret closed the step of "base text. ": the word is a step of its own.
+    await a.keyboard.type('ANN ', { delay: 5 });
+    await a.keyboard.press('Control+z');
+    await typingB;
+    const text = await converged(server.ws, doc, [a, b]);
+    expect(text).toBe('base text. Bob keeps typing here');
+    // Redo puts the word back, once.
+    await a.keyboard.press('Control+Shift+Z');
+    expect(await converged(server.ws, doc, [a, b])).toBe('ANN base text. Bob keeps typing here');
+    expect(await a.textContent('#error')).toBe('');
+  });
+
+  it('a "\\r\\n" and a U+2028 from a Node client appear exactly, and typing goes on', async () => {
+    const doc = 'crlf';
+    const a = await openEditor(server.http, doc);
+    const node = await RawClient.connect(`${server.ws}/`);
+    try {
+      await node.hello();
+      const opened = await node.opened(doc);
+      const from = 'first line\r\nsecond\rthird\u2028fourth\n';
+      await node.submitAcked(doc, opened.v, 1, [from]);
+      await a.waitForFunction((want) => (window as unknown as DemoWindow).otterDemo.view.state.doc.toString() === want, from, WAIT);
+      // Typing at the end and in the middle of the "\r\n" line goes on without an error.
+      await caretAt(a, -1);
+      await a.keyboard.type('typed after', { delay: 3 });
+      await a.keyboard.press('Enter');
+      await caretAt(a, 'first line'.length);
+      await a.keyboard.type('!', { delay: 3 });
+      const text = await converged(server.ws, doc, [a]);
+      expect(text).toBe('first line!\r\nsecond\rthird\u2028fourth\ntyped after\n');
+      expect(await a.textContent('#error')).toBe('');
+    } finally {
+      node.close();
+    }
+  });
+
+  it('a refused token shows its message instead of reconnecting forever', async () => {
+    const secured = await startServe(['--port', '0', '--memory', '--jwt-secret', 'a-secret-of-sixteen-or-more']);
+    extraServers.push(secured.cli);
+    const context = await browser.newContext();
+    contexts.push(context);
+    const page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(`token: ${e.message}`));
+    await page.goto(`${secured.http}/?doc=locked&token=not-a-valid-token`, { timeout: 15_000 });
+    await page.waitForFunction(() => (document.querySelector('#error')?.textContent ?? '').includes('refused this page’s token'), undefined, WAIT);
+    expect(await page.$eval('#error', (e) => (e as HTMLElement).dataset.kind)).toBe('token');
   });
 
   it('renders two editors side by side with text and remote cursors (screenshot)', async () => {
@@ -373,23 +449,18 @@ describe.skipIf(SKIP)(TITLE, () => {
     const left = await frameOf('left');
     const right = await frameOf('right');
 
-    await left.click('#editor');
+    await caretAt(left, 0);
     await page.keyboard.type('Otter keeps both windows in sync.\nType in either one, ', { delay: 3 });
     await converged(server.ws, doc, [left, right]);
-    await right.click('#editor');
-    await right.$eval('#editor', (e) => {
-      const editor = e as HTMLTextAreaElement;
-      editor.setSelectionRange(editor.value.length, editor.value.length);
-    });
+    await caretAt(right, -1);
     await page.keyboard.type('and the other one follows.\nEveryone sees where the others are.', { delay: 3 });
     const text = await converged(server.ws, doc, [left, right]);
     // Left puts its caret after "Otter keeps"; right's stays at the end.
-    await left.click('#editor');
-    await left.$eval('#editor', (e) => (e as HTMLTextAreaElement).setSelectionRange(11, 11));
-    await left.press('#editor', 'ArrowRight');
-    await left.press('#editor', 'ArrowLeft');
+    await caretAt(left, 11);
+    await left.press('#editor .cm-content', 'ArrowRight');
+    await left.press('#editor .cm-content', 'ArrowLeft');
     for (const frame of [left, right]) {
-      await frame.waitForFunction(() => document.querySelectorAll('#mirror .caret').length === 1, undefined, WAIT);
+      await frame.waitForFunction(() => document.querySelectorAll('#editor .cm-otter-caret').length === 1, undefined, WAIT);
     }
     expect(await valueOf(left)).toBe(text);
     expect(await valueOf(right)).toBe(text);

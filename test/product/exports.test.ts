@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import * as client from '../../src/client/index.js';
+import * as codemirror from '../../src/codemirror/index.js';
 import * as ot from '../../src/ot/index.js';
 import * as server from '../../src/server/index.js';
 import * as storeContract from '../../src/server/store-contract.js';
@@ -54,9 +55,21 @@ const SURFACES = {
     types: ['Component', 'DiffCleanup', 'Operation', 'OperationLengths', 'SelectionRange', 'Side'],
   },
   './client': {
-    values: ['CloseCode', 'CollaborativeDocument', 'Connection', 'ErrorCode', 'OtterError', 'ProtocolError', 'UndoManager'],
+    values: [
+      'CloseCode',
+      'CollaborativeDocument',
+      'Connection',
+      'ErrorCode',
+      'IndexedDbStorage',
+      'MemoryClientStorage',
+      'OtterError',
+      'ProtocolError',
+      'UndoManager',
+    ],
     types: [
       'ChangeEvent',
+      'ClientIdLease',
+      'ClientStorage',
       'ConnectionEvents',
       'ConnectionOptions',
       'ConnectionState',
@@ -66,6 +79,7 @@ const SURFACES = {
       'ErrorMessage',
       'ErrorRef',
       'FetchLike',
+      'IndexedDbStorageOptions',
       'MergedEvent',
       'Presence',
       'PresenceEvent',
@@ -75,6 +89,7 @@ const SURFACES = {
       'SelectionInput',
       'ServerLimits',
       'SocketHandler',
+      'StoredDocument',
       'UndoManagerOptions',
       'UnsavedEvent',
       'WebSocketConstructor',
@@ -87,6 +102,7 @@ const SURFACES = {
       'MemoryStore',
       'Metrics',
       'OtterError',
+      'RedisStore',
       'SESSION_DEFAULTS',
       'Sequencer',
       'SqliteStore',
@@ -115,6 +131,8 @@ const SURFACES = {
       'OtterServer',
       'ReadinessOptions',
       'ReadinessStatus',
+      'RedisClient',
+      'RedisStoreOptions',
       'SequencerOptions',
       'ServerOptions',
       'SessionOptions',
@@ -126,6 +144,21 @@ const SURFACES = {
       'SubmitResult',
       'Telemetry',
     ],
+  },
+  './codemirror': {
+    values: [
+      'LINE_SEPARATOR',
+      'changesFromOp',
+      'cursorsFromPresences',
+      'fromOtter',
+      'opFromChanges',
+      'otterCollab',
+      'rangesFromSelection',
+      'remoteCursors',
+      'selectionFromRanges',
+      'setRemoteCursors',
+    ],
+    types: ['OtterCollabOptions', 'RemoteCursor'],
   },
   './server/store-contract': {
     values: ['storeContract'],
@@ -140,6 +173,7 @@ const MODULES: Record<Entry, object> = {
   './ot': ot,
   './client': client,
   './server': server,
+  './codemirror': codemirror,
   './server/store-contract': storeContract,
 };
 const PACKAGE = JSON.parse(readFileSync(new URL('package.json', ROOT), 'utf8')) as {

@@ -1,5 +1,6 @@
 /**
- * The package as it is installed: `otter/ot` and `otter/client` need no other package, the
+ * The package as it is installed: `otter/ot` and `otter/client` need no other package,
+ * `otter/codemirror` only CodeMirror (optional peers, there with the editor), the
  * server's packages are optional peers that the server loads itself and names when one is
  * missing, and the tarball holds what the README points to. The installs without a peer run
  * a copy of dist/ (build first with `npm run build`) in a temporary node_modules.
@@ -29,7 +30,10 @@ interface PackageJson {
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as PackageJson;
 const dependencies = Object.keys(pkg.dependencies ?? {});
-const peers = Object.keys(pkg.peerDependencies ?? {});
+/** The editor's packages: peers of `otter/codemirror` only, which imports them as any binding does. */
+const EDITOR_PEERS = ['@codemirror/state', '@codemirror/view'];
+/** The server's packages: every other peer. */
+const peers = Object.keys(pkg.peerDependencies ?? {}).filter((name) => !EDITOR_PEERS.includes(name));
 
 /** The package a bare specifier names ('@scope/name/sub' → '@scope/name'), or undefined for relative and built-in ones. */
 function packageOf(spec: string): string | undefined {
@@ -94,13 +98,27 @@ const entries = new Map<string, string>(
   ].map(([name, target]) => [name, target.replace(/^(\.\/)?dist\//, '').replace(/\.js$/, '.ts')]),
 );
 const BROWSER_ENTRIES = ['./ot', './client'];
+const EDITOR_ENTRIES = ['./codemirror'];
 const browser = usesOf(BROWSER_ENTRIES.map((e) => entries.get(e) as string));
-const server = usesOf([...entries].filter(([name]) => !BROWSER_ENTRIES.includes(name)).map(([, source]) => source));
+const editor = usesOf(EDITOR_ENTRIES.map((e) => entries.get(e) as string));
+const server = usesOf(
+  [...entries].filter(([name]) => !BROWSER_ENTRIES.includes(name) && !EDITOR_ENTRIES.includes(name)).map(([, source]) => source),
+);
 
 describe('package.json: the browser entry points need nothing, the server brings its own', () => {
   it('otter/ot and otter/client import no package, at run time or through an optional load', () => {
     expect([...entries.keys()]).toEqual(expect.arrayContaining([...BROWSER_ENTRIES, './server', 'bin otter']));
     expect([...browser.imported, ...browser.optional]).toEqual([]);
+  });
+
+  it('otter/codemirror imports CodeMirror only, an optional peer installed with the editor', () => {
+    expect([...editor.imported].sort()).toEqual(EDITOR_PEERS);
+    expect([...editor.optional]).toEqual([]);
+    for (const name of EDITOR_PEERS) {
+      expect(pkg.peerDependenciesMeta?.[name]?.optional, `peer ${name} is optional`).toBe(true);
+      expect(pkg.devDependencies[name], `devDependencies.${name} for the tests`).toBeDefined();
+      expect(dependencies, `${name} is not a dependency`).not.toContain(name);
+    }
   });
 
   it('dependencies hold only what a module imports, and nothing only the server uses', () => {

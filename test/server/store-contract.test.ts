@@ -4,11 +4,18 @@
  * fails for stores that break the contract — one that refuses a conflict with a plain Error
  * (the sequencer retries only on VersionConflictError, so such a store silently loses retries)
  * and one that forgets marks.
+ *
+ * RedisStore runs the contract against the Redis of `test/support/redis.ts`, each test under a
+ * prefix of its own whose keys are deleted after it; without that Redis it is skipped, with
+ * the reason printed (with CI=true it fails instead).
  */
-import { describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/server/memory-store.js';
+import { RedisStore } from '../../src/server/redis-store.js';
 import { type ContractRunner, storeContract } from '../../src/server/store-contract.js';
 import { type Store, VersionConflictError } from '../../src/server/store.js';
+import { IN_CI, REDIS_URL, RUN_PREFIX, connectRedis, deleteKeys, prefixFor, redisUnreachable } from '../support/redis.js';
 
 type Hook = () => Promise<void> | void;
 
@@ -76,4 +83,33 @@ describe('the store contract', () => {
     };
     expect((await failures(forgetful)).length).toBeGreaterThan(0);
   });
+});
+
+const redisReason = await redisUnreachable();
+const skipRedis = redisReason !== undefined && !IN_CI;
+if (skipRedis) console.warn(`[store-contract.test] the RedisStore contract is SKIPPED: ${redisReason} (start redis-server or set OTTER_REDIS_URL)`);
+
+describe.skipIf(skipRedis)('RedisStore', () => {
+  let admin: Redis | undefined;
+  let prefix = '';
+
+  beforeAll(() => {
+    if (redisReason !== undefined) throw new Error(`Redis is required with CI=true: ${redisReason}`);
+    admin = connectRedis();
+  });
+
+  afterAll(async () => {
+    if (admin === undefined) return;
+    await deleteKeys(admin, RUN_PREFIX);
+    admin.disconnect();
+  });
+
+  storeContract(
+    { describe, it, beforeEach, afterEach, expect },
+    'RedisStore',
+    async () => new RedisStore(REDIS_URL, { prefix: (prefix = prefixFor('contract')) }),
+    async () => {
+      if (admin !== undefined) await deleteKeys(admin, prefix);
+    },
+  );
 });

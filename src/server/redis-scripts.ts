@@ -1,0 +1,160 @@
+/**
+ * The Lua scripts of {@link RedisStore} (`redis-store.ts`), over the keys of `redis-keys.ts`.
+ * Each runs atomically in Redis; each touches only the keys it is given (those of one document,
+ * which share a hash tag, or one store-wide key), so each runs in Redis Cluster too. Versions
+ * and heads travel as the decimal strings JavaScript writes, and are compared and stored as
+ * such: Lua's numbers would print large ones in exponent form. Every script that writes makes
+ * all of its checks before its first write, so a refused call changes nothing.
+ */
+import { createHash } from 'node:crypto';
+
+/** The part of an ioredis client (`Redis` or `Cluster`) a script runs on. */
+export interface ScriptClient {
+  evalsha(sha1: string, numkeys: number, ...args: string[]): Promise<unknown>;
+  eval(script: string, numkeys: number, ...args: string[]): Promise<unknown>;
+}
+
+/** A Lua script, run by its SHA-1 (EVALSHA), and sent whole (EVAL) only when Redis lacks it. */
+export class RedisScript {
+  /** The script's SHA-1, as Redis names it. */
+  readonly sha: string;
+
+  /** @param lua the script's source. */
+  constructor(readonly lua: string) {
+    this.sha = createHash('sha1').update(lua).digest('hex');
+  }
+
+  /**
+   * Runs the script with `keys` and `args`: EVALSHA, and on a NOSCRIPT reply (a restarted or
+   * flushed Redis, or a new node) EVAL, which also caches it. Resolves with Redis's reply;
+   * rejects with the client's error.
+   */
+  async run(client: ScriptClient, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    try {
+      return await client.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (e) {
+      if (!(e instanceof Error) || !e.message.startsWith('NOSCRIPT')) throw e;
+      return await client.eval(this.lua, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+/**
+ * Appends one batch, all or nothing: "append only if the head is still V".
+ * KEYS: meta, ops, marks, recoveries.
+ * ARGV: expected head, new head, epoch, n, then n pairs (version, op member), m, then m pairs
+ * (client id, mark), then '1', lost epoch, recovery — or '0' without a recovery.
+ * Refuses, writing nothing, when the recorded head (absent: '0') is not the expected one or the
+ * document stored another epoch: replies {0, head} or {0, head, stored epoch}. Replies {2, n}
+ * when n ops lie past the recorded head (damaged data: it would be doubled), also writing
+ * nothing. Else adds each op scored by its version, upserts the marks and the recovery, records
+ * the new head, stores the epoch unless one is stored, and replies {1}. The caller checks the
+ * versions run on consecutively from the expected head + 1.
+ */
+export const APPEND = new RedisScript(`
+local head = redis.call('HGET', KEYS[1], 'head') or '0'
+local stored = redis.call('HGET', KEYS[1], 'epoch')
+if head ~= ARGV[1] or (stored and stored ~= ARGV[3]) then
+  if stored then return {0, head, stored} end
+  return {0, head}
+end
+local beyond = redis.call('ZCOUNT', KEYS[2], '(' .. head, '+inf')
+if beyond > 0 then return {2, beyond} end
+local i = 5
+for _ = 1, tonumber(ARGV[4]) do
+  redis.call('ZADD', KEYS[2], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+local m = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, m do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+if ARGV[i] == '1' then redis.call('HSET', KEYS[4], ARGV[i + 1], ARGV[i + 2]) end
+redis.call('HSET', KEYS[1], 'head', ARGV[2])
+redis.call('HSETNX', KEYS[1], 'epoch', ARGV[3])
+return {1}
+`);
+
+/**
+ * Reads everything `load` returns, in one consistent view.
+ * KEYS: meta, ops, snapshots, snapshot texts, recoveries.
+ * Replies {head, trim, epoch, snapshot version, snapshot, ops, recoveries}: the first three
+ * from meta (nil where absent), the latest snapshot's version and stored value (nil without
+ * one), the op members after it (after version 0 without one) in version order, and every
+ * stored recovery.
+ */
+export const LOAD = new RedisScript(`
+local meta = redis.call('HMGET', KEYS[1], 'head', 'trim', 'epoch')
+local top = redis.call('ZREVRANGEBYSCORE', KEYS[3], '+inf', '-inf', 'LIMIT', 0, 1)[1]
+local snapshot = false
+local from = '0'
+if top then
+  snapshot = redis.call('HGET', KEYS[4], top)
+  from = top
+end
+local ops = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. from, '+inf')
+return {meta[1], meta[2], meta[3], top or false, snapshot, ops, redis.call('HVALS', KEYS[5])}
+`);
+
+/**
+ * The latest snapshot at or before a version.
+ * KEYS: meta, snapshots, snapshot texts. ARGV: the version ('+inf' for any).
+ * Replies {version, stored snapshot} when there is one, else {nil, trim point} (absent: '0').
+ */
+export const GET_SNAPSHOT = new RedisScript(`
+local top = redis.call('ZREVRANGEBYSCORE', KEYS[2], ARGV[1], '-inf', 'LIMIT', 0, 1)[1]
+if top then return {top, redis.call('HGET', KEYS[3], top)} end
+return {false, redis.call('HGET', KEYS[1], 'trim') or '0'}
+`);
+
+/**
+ * Stores a snapshot unless its version has one. KEYS: snapshots, snapshot texts.
+ * ARGV: version, stored snapshot. Replies 1.
+ */
+export const PUT_SNAPSHOT = new RedisScript(`
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
+end
+return 1
+`);
+
+/**
+ * Moves the trim point forward. KEYS: meta, ops, snapshots, snapshot texts. ARGV: version.
+ * Replies 1 without a change when the trim point is already there or past it; 0, changing
+ * nothing, when the version has no snapshot; else deletes the ops up to the version and the
+ * snapshots before it, records the trim point, and replies 1.
+ */
+export const TRIM = new RedisScript(`
+local trim = tonumber(redis.call('HGET', KEYS[1], 'trim') or '0')
+if tonumber(ARGV[1]) <= trim then return 1 end
+if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+for _, v in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1])) do
+  redis.call('HDEL', KEYS[4], v)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1])
+redis.call('HSET', KEYS[1], 'trim', ARGV[1])
+return 1
+`);
+
+/**
+ * The store's epoch for documents never written. KEYS: instance. ARGV: a new id.
+ * Replies the stored id, first storing the new one if there is none (a new or emptied Redis).
+ */
+export const INSTANCE = new RedisScript(`
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+`);
+
+/**
+ * Retires an epoch that a document is about to store: if it is the store's epoch for new
+ * documents, replaces that with a new id. KEYS: instance. ARGV: the epoch, a new id. Replies 1.
+ */
+export const RETIRE = new RedisScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) end
+return 1
+`);

@@ -1,0 +1,350 @@
+/**
+ * A {@link Store} in Redis, through ioredis (an optional peer of `otter`), for servers that
+ * share their documents: several Otter processes may write to one RedisStore's data at once,
+ * and each append still lands only on the head its writer read.
+ *
+ * Layout: see `redis-keys.ts` — every key of a document under one `{…}` hash tag (so one
+ * Redis Cluster slot), derived from the document id by an injective encoding, behind a
+ * configurable prefix. Each operation that must see or change several keys at once is one Lua
+ * script (`redis-scripts.ts`), run by EVALSHA: an append checks the head and the epoch and
+ * writes its ops, marks, recovery and new head atomically, or writes nothing.
+ *
+ * Epochs: a document stores its epoch with its first append. Documents never written get the
+ * store's instance id, kept in Redis (`Pinstance`) and made anew when it is missing (a new or
+ * emptied Redis). Before a document first stores an epoch that is the current instance id, that
+ * id is replaced by a new one: so the instance id is never an epoch some document stored, and
+ * a document whose keys vanished (FLUSHALL, a deleted prefix, eviction) reloads with an epoch
+ * other than its old one, which tells clients that it lost its data.
+ *
+ * Integrity: what SqliteStore holds, this holds too — every op's chained checksum and the
+ * recorded head (checked by `integrity.ts` on load), and each snapshot's hash, checked here on
+ * every read; stored data that does not parse, or ops stored past the head, are a
+ * {@link StorageCorruptError}.
+ *
+ * Durability is Redis's: an append resolves once Redis has run it, which survives a Redis
+ * restart only as far as its persistence is configured (AOF with `appendfsync always` keeps
+ * every acknowledged append).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Component } from '../ot/index.js';
+import { StorageCorruptError, snapshotHash } from './integrity.js';
+import { requireOptional } from './optional-package.js';
+import { type DocumentKeys, type StoreKeys, checkPrefix, documentKeys, storeKeys } from './redis-keys.js';
+import { APPEND, GET_SNAPSHOT, INSTANCE, LOAD, PUT_SNAPSHOT, RETIRE, type ScriptClient, TRIM } from './redis-scripts.js';
+import {
+  type AppendContext,
+  type ClientMark,
+  EMPTY_SNAPSHOT,
+  type LoadedDocument,
+  type OpRecord,
+  type Recovery,
+  type Snapshot,
+  type Store,
+  VersionConflictError,
+  appendConflict,
+} from './store.js';
+
+/** Options of {@link RedisStore}. */
+export interface RedisStoreOptions {
+  /**
+   * Put before every key, so that several stores share one Redis apart. May hold no `{` or
+   * `}`. Default `otter:`.
+   */
+  prefix?: string;
+}
+
+/**
+ * The commands a RedisStore sends: every ioredis client (`Redis` or `Cluster`) has them. Typed
+ * here rather than as ioredis's classes, so that the declarations of `otter/server` need no
+ * ioredis where it is not installed.
+ */
+export interface RedisClient extends ScriptClient {
+  hmget(key: string, ...fields: string[]): Promise<Array<string | null>>;
+  zrangebyscore(key: string, min: string, max: string): Promise<string[]>;
+  set(key: string, value: string): Promise<unknown>;
+  quit(): Promise<unknown>;
+}
+
+/** What the LOAD script replies (see `redis-scripts.ts`). */
+type LoadReply = [
+  head: string | null,
+  trim: string | null,
+  epoch: string | null,
+  snapshotVersion: string | null,
+  snapshot: string | null,
+  ops: string[],
+  recoveries: string[],
+];
+
+/** A stored snapshot: all of it but its version (the field it is stored under). */
+interface StoredSnapshot {
+  text: string;
+  checksum: number;
+  at?: number;
+  hash: number;
+}
+
+/** `text` parsed as JSON, or a {@link StorageCorruptError} naming `what` of `docId`. */
+function parseJson(docId: string, text: string, what: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new StorageCorruptError(docId, `${what} is not valid JSON`);
+  }
+}
+
+/** A stored non-negative integer (absent: 0), or a {@link StorageCorruptError}. */
+function storedInteger(docId: string, text: string | null, what: string): number {
+  const n = Number(text ?? '0');
+  if (!Number.isSafeInteger(n) || n < 0) throw new StorageCorruptError(docId, `${what} is not a version (${JSON.stringify(text)})`);
+  return n;
+}
+
+function isInteger(x: unknown): x is number {
+  return Number.isSafeInteger(x);
+}
+
+/** An op record as stored: [version, op, clientId, seq, checksum] and the author, if any. */
+function encodeRecord(r: OpRecord): string {
+  const row: unknown[] = [r.version, r.op, r.clientId, r.seq, r.checksum];
+  if (r.author !== undefined) row.push(r.author);
+  return JSON.stringify(row);
+}
+
+function decodeRecord(docId: string, text: string): OpRecord {
+  const row = parseJson(docId, text, 'a stored op');
+  if (
+    !Array.isArray(row) ||
+    (row.length !== 5 && row.length !== 6) ||
+    !isInteger(row[0]) ||
+    !Array.isArray(row[1]) ||
+    typeof row[2] !== 'string' ||
+    !isInteger(row[3]) ||
+    !isInteger(row[4]) ||
+    (row.length === 6 && typeof row[5] !== 'string')
+  ) {
+    throw new StorageCorruptError(docId, 'a stored op is not an op record');
+  }
+  const [version, op, clientId, seq, checksum, author] = row as [number, Component[], string, number, number, string?];
+  return author === undefined ? { version, op, clientId, seq, checksum } : { version, op, clientId, seq, author, checksum };
+}
+
+function encodeSnapshot(s: Snapshot): string {
+  const stored: StoredSnapshot = { text: s.text, checksum: s.checksum, hash: snapshotHash(s) };
+  if (s.at !== undefined) stored.at = s.at;
+  return JSON.stringify(stored);
+}
+
+/** The snapshot stored at `version`, after checking it against its hash. */
+function decodeSnapshot(docId: string, version: string, text: string | null): Snapshot {
+  const v = storedInteger(docId, version, 'a snapshot version');
+  if (text === null) throw new StorageCorruptError(docId, `the snapshot at version ${v} is missing`);
+  const s = parseJson(docId, text, `the snapshot at version ${v}`) as Partial<StoredSnapshot> | null;
+  if (s === null || typeof s.text !== 'string' || !isInteger(s.checksum) || (s.at !== undefined && !isInteger(s.at))) {
+    throw new StorageCorruptError(docId, `the snapshot at version ${v} is not a snapshot`);
+  }
+  const base = { version: v, text: s.text, checksum: s.checksum };
+  const snapshot: Snapshot = s.at === undefined ? base : { ...base, at: s.at };
+  if (s.hash !== snapshotHash(snapshot)) {
+    throw new StorageCorruptError(docId, `the snapshot at version ${v} does not match its hash`);
+  }
+  return snapshot;
+}
+
+/** A mark as stored under its client id: [seq, version, baseVersion, fingerprint]. */
+function encodeMark(m: ClientMark): string {
+  return JSON.stringify([m.seq, m.version, m.baseVersion, m.fingerprint]);
+}
+
+function decodeMark(docId: string, clientId: string, text: string): ClientMark {
+  const row = parseJson(docId, text, 'the mark of a client');
+  const valid = Array.isArray(row) && row.length === 4 && row.slice(0, 3).every(isInteger) && typeof row[3] === 'string';
+  if (!valid) {
+    throw new StorageCorruptError(docId, 'the mark of a client is not a mark');
+  }
+  const [seq, version, baseVersion, fingerprint] = row as [number, number, number, string];
+  return { clientId, seq, version, baseVersion, fingerprint };
+}
+
+function decodeRecovery(docId: string, text: string): Recovery {
+  const r = parseJson(docId, text, 'a recovery') as Partial<Recovery> | null;
+  if (r === null || typeof r.lostEpoch !== 'string' || typeof r.text !== 'string' || !Array.isArray(r.samples)) {
+    throw new StorageCorruptError(docId, 'a recovery is not a recovery');
+  }
+  return r as Recovery;
+}
+
+/** A score bound of ZRANGEBYSCORE for `n`, exclusive when `open`. */
+function bound(n: number, open: boolean): string {
+  if (!Number.isFinite(n)) return n > 0 ? '+inf' : '-inf';
+  return open ? `(${n}` : String(n);
+}
+
+/** See the file comment. */
+export class RedisStore implements Store {
+  private readonly client: RedisClient;
+  /** Whether the client was made here (from a URL), and so is closed here. */
+  private readonly owned: boolean;
+  private readonly prefix: string;
+  private readonly keysOfStore: StoreKeys;
+  /** Appends under way, settled either way: close waits for them. */
+  private readonly pending = new Set<Promise<void>>();
+  private closed = false;
+
+  /**
+   * A store over `redis`: an ioredis client (`Redis` or `Cluster`), which stays the caller's
+   * to close, or a Redis URL (`redis://host:6379/0`), for which one is made here and closed by
+   * {@link close}. Throws a RangeError for a prefix holding `{` or `}`; `MissingPackageError`
+   * when given a URL and ioredis, an optional peer of `otter`, is not installed.
+   */
+  constructor(redis: RedisClient | string, options: RedisStoreOptions = {}) {
+    this.prefix = options.prefix ?? 'otter:';
+    checkPrefix(this.prefix);
+    this.keysOfStore = storeKeys(this.prefix);
+    if (typeof redis === 'string') {
+      const ioredis = requireOptional<{ Redis: typeof Redis }>('ioredis', 'RedisStore');
+      this.client = new ioredis.Redis(redis);
+      this.owned = true;
+    } else {
+      this.client = redis;
+      this.owned = false;
+    }
+  }
+
+  private keys(docId: string): DocumentKeys {
+    return documentKeys(this.prefix, docId);
+  }
+
+  /** The epoch of documents never written (made and stored if Redis has none). */
+  private async instance(): Promise<string> {
+    return (await INSTANCE.run(this.client, [this.keysOfStore.instance], [randomUUID()])) as string;
+  }
+
+  /** @inheritdoc */
+  async load(docId: string): Promise<LoadedDocument> {
+    const k = this.keys(docId);
+    const [head, trim, epoch, snapshotVersion, snapshot, ops, recoveries] = (await LOAD.run(
+      this.client,
+      [k.meta, k.ops, k.snapshots, k.snapshotTexts, k.recoveries],
+      [],
+    )) as LoadReply;
+    return {
+      epoch: epoch ?? (await this.instance()),
+      snapshot: snapshotVersion === null ? EMPTY_SNAPSHOT : decodeSnapshot(docId, snapshotVersion, snapshot),
+      ops: ops.map((text) => decodeRecord(docId, text)),
+      head: storedInteger(docId, head, 'the recorded head'),
+      trimmedTo: storedInteger(docId, trim, 'the trim point'),
+      recoveries: recoveries.map((text) => decodeRecovery(docId, text)),
+    };
+  }
+
+  /** @inheritdoc */
+  append(
+    docId: string,
+    expectedHead: number,
+    records: OpRecord[],
+    marks: ClientMark[],
+    context: AppendContext,
+  ): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the store is closed'));
+    const task = this.write(docId, expectedHead, records, marks, context);
+    const settled = task.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.pending.add(settled);
+    void settled.then(() => this.pending.delete(settled));
+    return task;
+  }
+
+  /** One append: checked versions, the instance id retired if it is the epoch, then the script. */
+  private async write(
+    docId: string,
+    expectedHead: number,
+    records: OpRecord[],
+    marks: ClientMark[],
+    context: AppendContext,
+  ): Promise<void> {
+    const unordered = appendConflict(docId, expectedHead, records, context.epoch, expectedHead, undefined);
+    if (unordered !== undefined) throw unordered;
+    if (expectedHead === 0) await RETIRE.run(this.client, [this.keysOfStore.instance], [context.epoch, randomUUID()]);
+    const args = [String(expectedHead), String(expectedHead + records.length), context.epoch, String(records.length)];
+    for (const r of records) args.push(String(r.version), encodeRecord(r));
+    args.push(String(marks.length));
+    for (const m of marks) args.push(m.clientId, encodeMark(m));
+    const recovery = context.recovery;
+    if (recovery === undefined) args.push('0');
+    else args.push('1', recovery.lostEpoch, JSON.stringify(recovery));
+    const k = this.keys(docId);
+    const reply = (await APPEND.run(this.client, [k.meta, k.ops, k.marks, k.recoveries], args)) as [number, (string | number)?, string?];
+    if (reply[0] === 1) return;
+    if (reply[0] === 2) throw new StorageCorruptError(docId, `${String(reply[1])} stored ops lie past the recorded head`);
+    const head = storedInteger(docId, String(reply[1]), 'the recorded head');
+    throw (
+      appendConflict(docId, expectedHead, records, context.epoch, head, reply[2]) ??
+      new VersionConflictError(docId, expectedHead, head)
+    );
+  }
+
+  /** @inheritdoc */
+  async getMarks(docId: string, clientIds: readonly string[]): Promise<ClientMark[]> {
+    const ids = [...new Set(clientIds)];
+    if (ids.length === 0) return [];
+    const values = await this.client.hmget(this.keys(docId).marks, ...ids);
+    const out: ClientMark[] = [];
+    values.forEach((text, i) => {
+      if (text !== null) out.push(decodeMark(docId, ids[i] as string, text));
+    });
+    return out;
+  }
+
+  /** @inheritdoc */
+  async getOps(docId: string, from: number, to: number): Promise<OpRecord[]> {
+    if (to <= from) return [];
+    const members = await this.client.zrangebyscore(this.keys(docId).ops, bound(from, true), bound(to, false));
+    return members.map((text) => decodeRecord(docId, text));
+  }
+
+  /** @inheritdoc */
+  async getSnapshot(docId: string, atOrBefore = Infinity): Promise<Snapshot | undefined> {
+    const k = this.keys(docId);
+    const [version, value] = (await GET_SNAPSHOT.run(this.client, [k.meta, k.snapshots, k.snapshotTexts], [bound(atOrBefore, false)])) as [
+      string | null,
+      string | null,
+    ];
+    if (version !== null) return decodeSnapshot(docId, version, value);
+    return storedInteger(docId, value, 'the trim point') === 0 ? EMPTY_SNAPSHOT : undefined;
+  }
+
+  /** @inheritdoc */
+  async putSnapshot(docId: string, snapshot: Snapshot): Promise<void> {
+    const k = this.keys(docId);
+    await PUT_SNAPSHOT.run(this.client, [k.snapshots, k.snapshotTexts], [String(snapshot.version), encodeSnapshot(snapshot)]);
+  }
+
+  /** @inheritdoc */
+  async trim(docId: string, version: number): Promise<void> {
+    const k = this.keys(docId);
+    const done = await TRIM.run(this.client, [k.meta, k.ops, k.snapshots, k.snapshotTexts], [String(version)]);
+    if (done === 0) throw new Error(`cannot trim ${JSON.stringify(docId)} to ${version}: no snapshot there`);
+  }
+
+  /**
+   * Writes the time to the store's probe key, a write Redis answers like an append: it fails
+   * when Redis refuses writes (out of memory, a read-only replica, a failed persistence) or
+   * cannot be reached (after ioredis's retries).
+   */
+  async ping(): Promise<void> {
+    if (this.closed) throw new Error('the store is closed');
+    await this.client.set(this.keysOfStore.probe, String(Date.now()));
+  }
+
+  /** Lets pending appends finish, then closes the client if it was made from a URL. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.pending);
+    if (this.owned) await this.client.quit();
+  }
+}

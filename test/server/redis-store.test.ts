@@ -1,0 +1,264 @@
+/**
+ * RedisStore beyond the shared contract (`store-contract.test.ts` runs that): its keys (an
+ * injective encoding of document ids, one hash tag per document), appends from two processes'
+ * worth of connections racing on one document, the epoch of a document whose keys vanished,
+ * and the integrity checks of what it reads. The Redis tests use the Redis of
+ * `test/support/redis.ts` under prefixes of their own, and are skipped without it (failing
+ * with CI=true).
+ */
+import fc from 'fast-check';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Component } from '../../src/ot/index.js';
+import { EMPTY_CHECKSUM, chainChecksum } from '../../src/protocol/checksum.js';
+import { StorageCorruptError, verifyLoaded } from '../../src/server/integrity.js';
+import { checkPrefix, documentKeys, encodeDocId, storeKeys } from '../../src/server/redis-keys.js';
+import { RedisStore } from '../../src/server/redis-store.js';
+import { type OpRecord, VersionConflictError } from '../../src/server/store.js';
+import { IN_CI, REDIS_URL, RUN_PREFIX, connectRedis, deleteKeys, keysUnder, prefixFor, redisUnreachable } from '../support/redis.js';
+import { within } from '../support/wait.js';
+
+/** Any string of UTF-16 code units, lone surrogates included, and the awkward ones by name. */
+const anyId = fc.oneof(
+  fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 12 }).map((units) => String.fromCharCode(...units)),
+  fc.string(),
+  fc.constantFrom('', '\uD800', '\uDC00', '\uFFFD', 'a{b}c', 'x:y', '{', '}', '{}', 'd'),
+);
+
+/** The hash tag of a key, as Redis Cluster takes it: from the first `{` to the next `}`, if not empty. */
+function hashTag(key: string): string | undefined {
+  const open = key.indexOf('{');
+  const close = open < 0 ? -1 : key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : undefined;
+}
+
+describe('RedisStore keys', () => {
+  it('distinct document ids have distinct keys, byte for byte as ioredis sends them (UTF-8)', () => {
+    fc.assert(
+      fc.property(anyId, anyId, fc.constantFrom('otter:', '', 'a:b:'), (a, b, prefix) => {
+        fc.pre(a !== b);
+        const ka = Object.values(documentKeys(prefix, a)).map((k) => Buffer.from(k, 'utf8').toString('hex'));
+        const kb = Object.values(documentKeys(prefix, b)).map((k) => Buffer.from(k, 'utf8').toString('hex'));
+        const store = Object.values(storeKeys(prefix)).map((k) => Buffer.from(k, 'utf8').toString('hex'));
+        expect(new Set([...ka, ...kb, ...store]).size).toBe(ka.length + kb.length + store.length);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('all keys of a document share one non-empty hash tag, its own', () => {
+    fc.assert(
+      fc.property(anyId, anyId, (a, b) => {
+        const tags = new Set(Object.values(documentKeys('otter:', a)).map(hashTag));
+        expect(tags.size).toBe(1);
+        const [tag] = tags;
+        expect(tag).toBe(encodeDocId(a));
+        expect(tag).toMatch(/^[A-Za-z0-9_-]+$/);
+        if (a !== b) expect(hashTag(documentKeys('otter:', b).meta)).not.toBe(tag);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('tells apart the ids that UTF-8 would merge or that look like key syntax', () => {
+    const ids = ['\uD800', '\uDC00', '\uFFFD', '\uD800\uDC00', '\uDC00\uD800', 'a{b}c', 'x:y', 'x', 'y', ''];
+    // ioredis would send the first three as the same bytes.
+    expect(Buffer.from('\uD800').equals(Buffer.from('\uFFFD'))).toBe(true);
+    const metas = ids.map((id) => Buffer.from(documentKeys('otter:', id).meta).toString('hex'));
+    expect(new Set(metas).size).toBe(ids.length);
+  });
+
+  it('refuses a prefix that would hold the hash tag', () => {
+    expect(() => checkPrefix('otter{x}:')).toThrow(RangeError);
+    expect(() => new RedisStore(REDIS_URL, { prefix: 'a}' })).toThrow(RangeError);
+    expect(() => checkPrefix('otter:')).not.toThrow();
+  });
+});
+
+const redisReason = await redisUnreachable();
+const skipRedis = redisReason !== undefined && !IN_CI;
+if (skipRedis) {
+  console.warn(`[redis-store.test] the RedisStore tests on Redis are SKIPPED: ${redisReason} (start redis-server or set OTTER_REDIS_URL)`);
+}
+
+/** The record of `version` that inserts `char` at the start of a document of `version - 1` characters. */
+function recordOf(version: number, char: string, clientId: string, seq: number, before: number): OpRecord {
+  const op: Component[] = version > 1 ? [char, version - 1] : [char];
+  return { version, op, clientId, seq, checksum: chainChecksum(before, op) };
+}
+
+describe.skipIf(skipRedis)('RedisStore on Redis', () => {
+  let admin: Redis;
+  const clients: Redis[] = [];
+  const stores: RedisStore[] = [];
+
+  /** A store over a connection of its own, under `prefix`. */
+  function open(prefix: string): RedisStore {
+    const client = connectRedis();
+    clients.push(client);
+    const store = new RedisStore(client, { prefix });
+    stores.push(store);
+    return store;
+  }
+
+  beforeAll(() => {
+    if (redisReason !== undefined) throw new Error(`Redis is required with CI=true: ${redisReason}`);
+    admin = connectRedis();
+  });
+
+  afterEach(async () => {
+    for (const s of stores.splice(0)) await s.close();
+    for (const c of clients.splice(0)) c.disconnect();
+  });
+
+  afterAll(async () => {
+    if (admin === undefined) return;
+    await deleteKeys(admin, RUN_PREFIX);
+    admin.disconnect();
+  });
+
+  it('keeps apart documents whose ids UTF-8 would merge, in Redis', async () => {
+    const prefix = prefixFor('ids');
+    const store = open(prefix);
+    const ids = ['\uD800', '\uDC00', '\uFFFD', 'a{b}c', 'x:y'];
+    for (const [i, id] of ids.entries()) {
+      await store.append(id, 0, [recordOf(1, String.fromCharCode(65 + i), 'c', 1, EMPTY_CHECKSUM)], [], { epoch: `e${i}` });
+    }
+    for (const [i, id] of ids.entries()) {
+      const loaded = await store.load(id);
+      expect(loaded.epoch).toBe(`e${i}`);
+      expect(loaded.ops.map((r) => r.op)).toEqual([[String.fromCharCode(65 + i)]]);
+    }
+    // Every key of each document is under its own hash tag.
+    const keys = await keysUnder(admin, prefix);
+    const docKeys = keys.filter((k) => k.includes('{'));
+    expect(new Set(docKeys.map(hashTag))).toEqual(new Set(ids.map(encodeDocId)));
+  });
+
+  it('lets exactly one of two stores win each version when both append on the same head', async () => {
+    const prefix = prefixFor('race');
+    const [a, b] = [open(prefix), open(prefix)] as [RedisStore, RedisStore];
+    const { epoch } = await a.load('doc');
+    let checksum = EMPTY_CHECKSUM;
+    const seqs = { A: 0, B: 0 };
+    /** Writer `name`'s append of version `v` on head v - 1, with its next seq and its mark. */
+    const attempt = (store: RedisStore, name: 'A' | 'B', v: number): Promise<void> => {
+      const seq = seqs[name] + 1;
+      const mark = { clientId: name, seq, version: v, baseVersion: v - 1, fingerprint: name };
+      return store.append('doc', v - 1, [recordOf(v, name.toLowerCase(), name, seq, checksum)], [mark], { epoch });
+    };
+    const rounds = 40;
+    for (let v = 1; v <= rounds; v++) {
+      const results = await within(
+        Promise.allSettled([attempt(a, 'A', v), attempt(b, 'B', v)]),
+        10_000,
+        `the appends of version ${v}`,
+      );
+      const won = results.findIndex((r) => r.status === 'fulfilled');
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      const lost = results[1 - won] as PromiseRejectedResult;
+      expect(lost.reason).toBeInstanceOf(VersionConflictError);
+      expect((lost.reason as VersionConflictError).actual).toBe(v);
+      const winner = won === 0 ? 'A' : 'B';
+      seqs[winner]++;
+      checksum = recordOf(v, winner.toLowerCase(), winner, seqs[winner], checksum).checksum;
+    }
+    const loaded = await b.load('doc');
+    expect(loaded.head).toBe(rounds);
+    expect(loaded.ops.map((r) => r.version)).toEqual(Array.from({ length: rounds }, (_, i) => i + 1));
+    expect(() => verifyLoaded('doc', loaded)).not.toThrow();
+    const marks = await a.getMarks('doc', ['A', 'B']);
+    for (const m of marks) expect(m.seq).toBe(seqs[m.clientId as 'A' | 'B']);
+    expect(marks.reduce((n, m) => n + m.seq, 0)).toBe(rounds);
+  });
+
+  it('leaves no gap and no doubled version when two stores append as fast as they can', async () => {
+    const prefix = prefixFor('free');
+    const target = 60;
+    const writer = async (store: RedisStore, name: string): Promise<number> => {
+      let mine = 0;
+      for (let attempt = 0; attempt < 2000; attempt++) {
+        const loaded = await store.load('doc');
+        if (loaded.head >= target) return mine;
+        const last = loaded.ops[loaded.ops.length - 1];
+        const v = loaded.head + 1;
+        const record = recordOf(v, name, name, mine + 1, last?.checksum ?? EMPTY_CHECKSUM);
+        const mark = { clientId: name, seq: mine + 1, version: v, baseVersion: v - 1, fingerprint: name };
+        try {
+          await store.append('doc', loaded.head, [record], [mark], { epoch: loaded.epoch });
+          mine++;
+        } catch (e) {
+          expect(e).toBeInstanceOf(VersionConflictError);
+        }
+      }
+      throw new Error(`${name} made no progress to version ${target}`);
+    };
+    const [x, y] = await within(Promise.all([writer(open(prefix), 'x'), writer(open(prefix), 'y')]), 20_000, 'both writers');
+    const loaded = await open(prefix).load('doc');
+    expect(loaded.head).toBe(target);
+    expect(loaded.ops.map((r) => r.version)).toEqual(Array.from({ length: target }, (_, i) => i + 1));
+    expect(() => verifyLoaded('doc', loaded)).not.toThrow();
+    expect(x + y).toBe(target);
+    for (const [name, count] of [['x', x], ['y', y]] as const) {
+      expect(loaded.ops.filter((r) => r.clientId === name).map((r) => r.seq)).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+    }
+  });
+
+  it('gives a document whose keys all vanished (as after FLUSHALL) a new epoch', async () => {
+    const prefix = prefixFor('flush');
+    const store = open(prefix);
+    const first = await store.load('doc');
+    await store.append('doc', 0, [recordOf(1, 'a', 'c', 1, EMPTY_CHECKSUM)], [], { epoch: first.epoch });
+    expect((await store.load('doc')).epoch).toBe(first.epoch);
+    await deleteKeys(admin, prefix);
+    const after = await store.load('doc');
+    expect(after.head).toBe(0);
+    expect(after.ops).toEqual([]);
+    expect(after.epoch).not.toBe(first.epoch);
+    // Another store on the same data gives new documents the same (new) epoch.
+    expect((await open(prefix).load('other')).epoch).toBe(after.epoch);
+  });
+
+  it('gives a document whose own keys vanished (the store-wide keys kept) a new epoch', async () => {
+    const prefix = prefixFor('evict');
+    const store = open(prefix);
+    const first = await store.load('doc');
+    expect((await store.load('never-written')).epoch).toBe(first.epoch);
+    await store.append('doc', 0, [recordOf(1, 'a', 'c', 1, EMPTY_CHECKSUM)], [], { epoch: first.epoch });
+    // The epoch the document stored is no longer the one of new documents.
+    expect((await store.load('never-written')).epoch).not.toBe(first.epoch);
+    await admin.del(...Object.values(documentKeys(prefix, 'doc')));
+    expect(await admin.exists(storeKeys(prefix).instance)).toBe(1);
+    const after = await store.load('doc');
+    expect(after.head).toBe(0);
+    expect(after.epoch).not.toBe(first.epoch);
+  });
+
+  it('refuses a snapshot that does not match its hash, and an op stored past the head', async () => {
+    const prefix = prefixFor('integrity');
+    const store = open(prefix);
+    const { epoch } = await store.load('doc');
+    const r1 = recordOf(1, 'a', 'c', 1, EMPTY_CHECKSUM);
+    await store.append('doc', 0, [r1], [], { epoch });
+    await store.putSnapshot('doc', { version: 1, text: 'a', checksum: r1.checksum });
+    const keys = documentKeys(prefix, 'doc');
+    const stored = JSON.parse((await admin.hget(keys.snapshotTexts, '1')) as string) as { text: string };
+    await admin.hset(keys.snapshotTexts, '1', JSON.stringify({ ...stored, text: 'b' }));
+    await expect(store.load('doc')).rejects.toBeInstanceOf(StorageCorruptError);
+    await expect(store.getSnapshot('doc')).rejects.toBeInstanceOf(StorageCorruptError);
+    await admin.zadd(keys.ops, 2, JSON.stringify([2, ['x', 1], 'ghost', 1, 5]));
+    const r2 = recordOf(2, 'b', 'c', 2, r1.checksum);
+    await expect(store.append('doc', 1, [r2], [], { epoch })).rejects.toBeInstanceOf(StorageCorruptError);
+    expect(await admin.zcard(keys.ops)).toBe(2);
+  });
+
+  it('leaves a client it was given open when closed, and refuses appends after', async () => {
+    const client = connectRedis();
+    clients.push(client);
+    const store = new RedisStore(client, { prefix: prefixFor('close') });
+    await store.close();
+    await expect(store.append('doc', 0, [], [], { epoch: 'e' })).rejects.toThrow(/closed/);
+    await expect(store.ping()).rejects.toThrow(/closed/);
+    expect(await client.ping()).toBe('PONG');
+  });
+});
