@@ -386,6 +386,8 @@ export class Connection extends Emitter<ConnectionEvents> {
       this.loading.add(doc);
       // Before the lease, the lease's arrival loads it.
       if (this.ownId !== undefined) this.load(doc);
+    } else {
+      doc.finishLoading(); // nothing to load: `loaded` resolves at once
     }
     if (this.welcomed && !this.loading.has(doc)) doc.connected(this.limits);
     if (this.idle) {

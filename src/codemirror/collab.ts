@@ -79,13 +79,18 @@ class Binding {
 
   /** The editor's own transactions: each becomes an op, then the selection is shared. */
   update(update: ViewUpdate): void {
+    let moved = false;
     for (const tr of update.transactions) {
       if (tr.annotation(fromOtter) === true) continue;
       // The user moved the caret elsewhere: what they type next is a new undo step.
       if (!tr.docChanged && tr.selection !== undefined) this.undo?.stopCapturing();
       if (tr.docChanged && !this.submit(tr)) return;
+      moved ||= tr.docChanged || tr.selection !== undefined;
     }
-    if (update.selectionSet || update.docChanged) this.shareSelection(update.state);
+    // The others are told where the user's selection is whenever the user changes or moves it
+    // (they map a remote caret differently from how the document maps its own at an insert).
+    if (moved) this.shareSelection(update.state, true);
+    else if (update.selectionSet) this.shareSelection(update.state);
   }
 
   /** Submits the changes of `tr`; false (and a resync queued) if the document refused them. */
@@ -104,12 +109,16 @@ class Binding {
     }
   }
 
-  /** Tells the document where the local selection is (a no-op once it is closed). */
-  private shareSelection(state: EditorState): void {
+  /**
+   * Tells the document where the local selection is (a no-op once it is closed); unless
+   * `always`, only if that differs from the document's own (mapped) local selection.
+   */
+  private shareSelection(state: EditorState, always = false): void {
     if (this.doc.closed) return;
     const ranges = rangesFromSelection(state.selection);
     const current = this.doc.selection;
-    if (current !== null && current.length === ranges.length && current.every((r, i) => r.anchor === ranges[i]?.anchor && r.head === ranges[i]?.head)) return;
+    const same = current !== null && current.length === ranges.length && current.every((r, i) => r.anchor === ranges[i]?.anchor && r.head === ranges[i]?.head);
+    if (same && !always) return;
     try {
       this.doc.setSelection(ranges);
     } catch {
@@ -127,11 +136,18 @@ class Binding {
       return;
     }
     const selection = local ? null : selectionFromRanges(this.doc.selection, this.doc.text.length, state.selection.mainIndex);
-    this.view.dispatch({
-      changes: changesFromOp(op, state.doc.length),
-      ...(selection === null ? {} : { selection }),
-      annotations: [fromOtter.of(true), Transaction.addToHistory.of(false), Transaction.remote.of(!local)],
-    });
+    try {
+      this.view.dispatch({
+        changes: changesFromOp(op, state.doc.length),
+        ...(selection === null ? {} : { selection }),
+        annotations: [fromOtter.of(true), Transaction.addToHistory.of(false), Transaction.remote.of(!local)],
+      });
+    } catch {
+      // Changed from inside an editor update (an update listener editing the document): the
+      // editor takes no transaction now, so it catches up with the document right after.
+      this.queueResync();
+      return;
+    }
     this.queueCursors();
   }
 

@@ -3,10 +3,12 @@
  * line numbers, everyone else's carets and selections with their names and colours, undo and
  * redo of one's own edits (Mod-z, Mod-Shift-z / Mod-y), the connection state, whether the
  * browser is offline, whether edits await the server (closing the tab then asks first), and a
- * clear message when the token is refused or the server had lost the document.
+ * clear message when the token is refused or the server had lost the document. Edits not yet
+ * on the server are kept in this browser (IndexedDB): a tab closed offline sends them on the
+ * next visit, exactly once; two tabs of one browser each keep their own.
  *
  * Query parameters: `token` for servers with authentication on, `name` for the name shown to
- * the others (a token's name wins). `window.otterDemo` holds the view, the document and the
+ * the others (a token's name wins), `storage=off` to keep nothing in the browser. `window.otterDemo` holds the view, the document and the
  * connection, for the browser console.
  */
 import { defaultKeymap } from '@codemirror/commands';
@@ -19,13 +21,20 @@ import {
   keymap,
   lineNumbers,
 } from '@codemirror/view';
-import { Connection, type CollaborativeDocument, ErrorCode, OtterError } from '../client/index.js';
+import { type ClientStorage, Connection, type CollaborativeDocument, ErrorCode, IndexedDbStorage, OtterError } from '../client/index.js';
 import { cursorsFromPresences, otterCollab } from '../codemirror/index.js';
 
 const params = new URLSearchParams(location.search);
 const docId = params.get('doc') ?? 'hello';
 const token = params.get('token') ?? undefined;
 const userName = params.get('name')?.slice(0, 128) || undefined;
+/** A colour for a named user, the same on every page: picked from a palette by the name. */
+const PALETTE = ['#d7263d', '#1b998b', '#f46036', '#2e294e', '#8e44ad', '#5b8e7d', '#e67e22', '#2274a5'];
+function colorOf(name: string): string {
+  let h = 7;
+  for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
+  return PALETTE[h % PALETTE.length] as string;
+}
 
 function element<T extends HTMLElement>(id: string): T {
   const el = document.getElementById(id);
@@ -43,12 +52,27 @@ const notice = element<HTMLDivElement>('notice');
 const saved = element<HTMLElement>('saved');
 element<HTMLElement>('doc').textContent = docId;
 
+/** The browser's storage for edits not yet on the server, unless `?storage=off` or the browser has none. */
+function browserStorage(): ClientStorage | undefined {
+  if (params.get('storage') === 'off') return undefined;
+  try {
+    return new IndexedDbStorage();
+  } catch {
+    return undefined;
+  }
+}
+
 const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`;
+const storage = browserStorage();
 const connection = new Connection(url, {
   ...(token === undefined ? {} : { token }),
-  ...(userName === undefined ? {} : { profile: { name: userName } }),
+  ...(userName === undefined ? {} : { profile: { name: userName, color: colorOf(userName) } }),
+  ...(storage === undefined ? {} : { storage }),
 });
 const doc: CollaborativeDocument = connection.open(docId);
+/** For the browser console: the connection, the document, and the editor once it is made. */
+const demo: { connection: Connection; doc: CollaborativeDocument; view?: EditorView } = { connection, doc };
+(window as unknown as { otterDemo: typeof demo }).otterDemo = demo;
 
 connection.on('state', (s) => {
   state.textContent = s;
@@ -132,7 +156,8 @@ doc.on('error', (e) => {
   showError(`${e.code}: ${e.message}`, 'document');
 });
 
-void doc.ready.then(() => {
+/** Makes the editor on the document's text; from then on the binding keeps the two equal. */
+function createEditor(): void {
   const view = new EditorView({
     parent: host,
     doc: doc.text,
@@ -147,12 +172,18 @@ void doc.ready.then(() => {
       keymap.of(defaultKeymap),
     ],
   });
-  (window as unknown as { otterDemo: unknown }).otterDemo = { view, doc, connection };
+  demo.view = view;
   host.dataset.ready = 'true';
-  version.textContent = String(doc.version);
+  version.textContent = doc.epoch === undefined ? '–' : String(doc.version);
   renderPeople();
   view.focus();
-}, (e: unknown) => {
-  // The document could not be opened (a refused token, no access): the error line says why.
-  if (errorLine.textContent === '') showError(`The document could not be opened: ${(e as Error).message}`, 'document');
-});
+}
+
+// The editor opens on the text stored in this browser (at once, even offline), else on the server's.
+doc.loaded
+  .then(() => (doc.epoch === undefined ? doc.ready : undefined))
+  .then(createEditor)
+  .catch((e: unknown) => {
+    // The document could not be opened (a refused token, no access): the error line says why.
+    if (errorLine.textContent === '') showError(`The document could not be opened: ${(e as Error).message}`, 'document');
+  });

@@ -41,6 +41,18 @@ function tab(storage: MemoryClientStorage, network?: ClientNetwork): Connection 
 }
 
 describe('client storage', () => {
+  it('without storage, `loaded` resolves at once and the document opens as ever', async () => {
+    await live.start();
+    const doc = live.connect({ WebSocket, ...FAST }).open('no-storage');
+    let loaded = false;
+    void doc.loaded.then(() => {
+      loaded = true;
+    });
+    await Promise.resolve();
+    expect(loaded).toBe(true);
+    await within(doc.ready, 5000, 'the open');
+  });
+
   it('edits made while the server is unreachable, then the tab closed: the next connection with the storage leases the same client id, shows them at once and sends each exactly once', async () => {
     await live.start();
     const storage = new MemoryClientStorage();

@@ -18,6 +18,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CliProcess, ROOT, type RunningServer, requireBuild, runCli, startServe } from './helpers.js';
 import { RawClient } from '../support/raw-client.js';
 import type { EditorView } from '@codemirror/view';
+import type { CollaborativeDocument, Connection } from '../../src/client/index.js';
 import { makeTempDir, removeTempDir } from '../support/temp-dir.js';
 import { sleep, waitFor } from '../support/wait.js';
 
@@ -37,7 +38,7 @@ const WAIT = { timeout: 15_000, polling: 25 } as const;
 
 /** What the demo page puts on `window` for the console (and these tests). */
 interface DemoWindow {
-  otterDemo: { view: EditorView };
+  otterDemo: { view: EditorView; doc: CollaborativeDocument; connection: Connection };
 }
 
 describe.skipIf(SKIP)(TITLE, () => {
@@ -318,6 +319,76 @@ describe.skipIf(SKIP)(TITLE, () => {
     expect(await serverText(server.ws, doc)).toBe('typed offline');
   });
 
+  /** Resolves once the page's document has written its state to the browser's storage. */
+  async function stored(page: Page): Promise<void> {
+    await page.evaluate(() => (window as unknown as DemoWindow).otterDemo.doc.flushStorage());
+  }
+
+  /** How many times `marker` occurs in `text`. */
+  function count(text: string, marker: string): number {
+    return text.split(marker).length - 1;
+  }
+
+  it('edits made offline survive closing the tab and arrive exactly once on the next visit', async () => {
+    const doc = 'offline-reopen';
+    const context = await browser.newContext();
+    contexts.push(context);
+    const first = await openEditor(server.http, doc, undefined, '', context);
+    await caretAt(first, 0);
+    await first.keyboard.type('online. ', { delay: 3 });
+    await converged(server.ws, doc, [first]);
+    const id = await first.evaluate(() => (window as unknown as DemoWindow).otterDemo.connection.clientId);
+
+    await context.setOffline(true);
+    await first.waitForFunction(() => document.querySelector<HTMLElement>('#state')?.dataset.state !== 'open', undefined, WAIT);
+    await caretAt(first, -1);
+    await first.keyboard.type('[typed offline]', { delay: 3 });
+    await stored(first);
+    await first.close(); // no beforeunload prompt: the edits are kept in this browser
+    expect(await serverText(server.ws, doc)).toBe('online. ');
+
+    await context.setOffline(false);
+    const second = await openEditor(server.http, doc, undefined, '', context);
+    expect(await second.evaluate(() => (window as unknown as DemoWindow).otterDemo.connection.clientId)).toBe(id);
+    const text = await converged(server.ws, doc, [second]);
+    expect(text).toBe('online. [typed offline]');
+    await second.waitForFunction(() => document.querySelector<HTMLElement>('#saved')?.dataset.unsaved === 'false', undefined, WAIT);
+    // A third visit sends nothing again.
+    await second.close();
+    const third = await openEditor(server.http, doc, undefined, '', context);
+    expect(await converged(server.ws, doc, [third])).toBe('online. [typed offline]');
+  });
+
+  it('two tabs of one browser, both offline, then online: each edit arrives exactly once', async () => {
+    const doc = 'two-tabs';
+    const context = await browser.newContext();
+    contexts.push(context);
+    const a = await openEditor(server.http, doc, undefined, '', context);
+    const b = await openEditor(server.http, doc, undefined, '', context);
+    const ids = await Promise.all([a, b].map((p) => p.evaluate(() => (window as unknown as DemoWindow).otterDemo.connection.clientId)));
+    expect(ids[0]).not.toBe(ids[1]);
+
+    await context.setOffline(true);
+    for (const page of [a, b]) {
+      await page.waitForFunction(() => document.querySelector<HTMLElement>('#state')?.dataset.state !== 'open', undefined, WAIT);
+    }
+    await caretAt(a, 0);
+    await a.keyboard.type('<A1>', { delay: 3 });
+    await caretAt(b, 0);
+    await b.keyboard.type('<B1>', { delay: 3 });
+    await caretAt(a, -1);
+    await a.keyboard.type('<A2>', { delay: 3 });
+    await Promise.all([stored(a), stored(b)]);
+    // Tab B is closed offline too; a tab opened later takes over its edits.
+    await b.close();
+
+    await context.setOffline(false);
+    const c = await openEditor(server.http, doc, undefined, '', context);
+    const text = await converged(server.ws, doc, [a, c]);
+    for (const marker of ['<A1>', '<A2>', '<B1>']) expect(count(text, marker), `${marker} in ${JSON.stringify(text)}`).toBe(1);
+    expect(text).toHaveLength(12);
+  });
+
   it("shows another person's caret with their name where they are, and removes it when they leave", async () => {
     const doc = 'presence';
     const a = await openEditor(server.http, doc, undefined, '&name=Ann');
@@ -432,11 +503,11 @@ describe.skipIf(SKIP)(TITLE, () => {
     contexts.push(context);
     const page = await context.newPage();
     page.on('pageerror', (e) => pageErrors.push(`frame page: ${e.message}`));
-    const src = `${server.http}/?doc=${doc}`;
+    const src = `${server.http}/?doc=${doc}&name=`;
     await page.setContent(
       `<!doctype html><html><body style="margin:0;display:flex;gap:8px;background:#d9dee6;padding:8px;box-sizing:border-box;height:100vh">
-        <iframe id="left" src="${src}" style="flex:1;border:0;border-radius:6px;background:#fff"></iframe>
-        <iframe id="right" src="${src}" style="flex:1;border:0;border-radius:6px;background:#fff"></iframe>
+        <iframe id="left" src="${src}Ann" style="flex:1;border:0;border-radius:6px;background:#fff"></iframe>
+        <iframe id="right" src="${src}Bob" style="flex:1;border:0;border-radius:6px;background:#fff"></iframe>
       </body></html>`,
     );
     const frameOf = async (id: string): Promise<Frame> => {
@@ -462,6 +533,18 @@ describe.skipIf(SKIP)(TITLE, () => {
     for (const frame of [left, right]) {
       await frame.waitForFunction(() => document.querySelectorAll('#editor .cm-otter-caret').length === 1, undefined, WAIT);
     }
+    // Each shows the other's caret where the other has it, with the other's name.
+    const where = async (frame: Frame, want: { at: number; name: string }): Promise<void> => {
+      let seen: Array<{ at: number; name: string }> = [];
+      await waitFor(`${want.name}'s caret at ${want.at}`, async () => {
+        seen = await caretsIn(frame);
+        return seen.length === 1 && seen[0]?.at === want.at && seen[0]?.name === want.name;
+      }).catch((e: Error) => {
+        throw new Error(`${e.message}: carets drawn ${JSON.stringify(seen)}`);
+      });
+    };
+    await where(left, { at: text.length, name: 'Bob' });
+    await where(right, { at: 11, name: 'Ann' });
     expect(await valueOf(left)).toBe(text);
     expect(await valueOf(right)).toBe(text);
     await versionsShown(server.ws, doc, [left, right]);
