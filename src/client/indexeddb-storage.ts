@@ -1,7 +1,7 @@
 /**
  * The browser's {@link ClientStorage}: records in IndexedDB, client-id leases as Web Locks.
- * Uses only `globalThis.indexedDB` and `navigator.locks`; the constructor throws where either
- * is missing (Node, old browsers), importing this module does not.
+ * Uses only `globalThis.indexedDB` (with `IDBKeyRange`) and `navigator.locks`; the constructor
+ * throws where either is missing (Node, old browsers), importing this module does not.
  *
  * Database `name` (default `otter`), version 1, two object stores:
  * - `clients`: one entry `{ clientId, created }` per id ever leased, keyed by `clientId`;
@@ -12,7 +12,8 @@
  * A lease is the Web Lock `otter-client:<name>:<clientId>`, requested with `ifAvailable` and
  * held until `release()` or until the tab (or worker) that holds it goes away, which the
  * browser notices even after a crash. Tabs of one origin share the database, so a reopened
- * tab leases the id a closed one held and continues its documents.
+ * tab leases the id a closed one held and continues its documents, and takes the free locks of
+ * the other ids (`tryAcquire`, never waiting) to send what other closed tabs left unsent.
  */
 import { type ClientIdLease, type ClientStorage, type StoredDocument, randomClientId } from './storage.js';
 
@@ -77,20 +78,35 @@ export class IndexedDbStorage implements ClientStorage {
 
   /** See {@link ClientStorage.acquireClientId}: the oldest id whose lock is free, else a new one. */
   async acquireClientId(): Promise<ClientIdLease> {
-    const db = await this.db();
-    const entries = await done(db.transaction(CLIENTS, 'readonly').objectStore(CLIENTS).getAll() as IDBRequest<ClientEntry[]>);
-    entries.sort((a, b) => a.created - b.created || (a.clientId < b.clientId ? -1 : 1));
-    for (const { clientId } of entries) {
-      const lease = await this.tryLock(clientId);
+    for (const clientId of await this.clientIds()) {
+      const lease = await this.tryAcquire(clientId);
       if (lease !== undefined) return lease;
     }
+    const db = await this.db();
     const clientId = randomClientId();
     const tx = db.transaction(CLIENTS, 'readwrite');
     tx.objectStore(CLIENTS).add({ clientId, created: Date.now() } satisfies ClientEntry);
     await committed(tx);
-    const lease = await this.tryLock(clientId);
+    const lease = await this.tryAcquire(clientId);
     if (lease === undefined) throw new Error(`Otter: the lock of the new client id ${clientId} is held elsewhere`);
     return lease;
+  }
+
+  /** See {@link ClientStorage.clientIds}: the `clients` store, by `created`. */
+  async clientIds(): Promise<string[]> {
+    const db = await this.db();
+    const entries = await done(db.transaction(CLIENTS, 'readonly').objectStore(CLIENTS).getAll() as IDBRequest<ClientEntry[]>);
+    entries.sort((a, b) => a.created - b.created || (a.clientId < b.clientId ? -1 : 1));
+    return entries.map((e) => e.clientId);
+  }
+
+  /** See {@link ClientStorage.documents}: the keys `[clientId, docId]` of the `documents` store. */
+  async documents(clientId: string): Promise<string[]> {
+    const db = await this.db();
+    // Every `[clientId, docId]` with a string docId sorts between these two (arrays after strings).
+    const range = IDBKeyRange.bound([clientId], [clientId, []]);
+    const keys = await done(db.transaction(DOCUMENTS, 'readonly').objectStore(DOCUMENTS).getAllKeys(range));
+    return keys.map((key) => (key as [string, string])[1]);
   }
 
   /** See {@link ClientStorage.load}. */
@@ -117,10 +133,11 @@ export class IndexedDbStorage implements ClientStorage {
   }
 
   /**
-   * Takes the lock of `clientId` if no one holds it: a lease whose `release` lets the lock
-   * go; undefined if it is held.
+   * See {@link ClientStorage.tryAcquire}: takes the lock of `clientId` (`ifAvailable`) if no
+   * one holds it, in this tab or another: a lease whose `release` lets the lock go;
+   * undefined if it is held.
    */
-  private tryLock(clientId: string): Promise<ClientIdLease | undefined> {
+  tryAcquire(clientId: string): Promise<ClientIdLease | undefined> {
     return new Promise((resolve, reject) => {
       let release = (): void => {};
       const held = new Promise<void>((r) => {

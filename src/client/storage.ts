@@ -8,6 +8,12 @@
  *   while it holds that id's lease ({@link ClientStorage.acquireClientId}): two live
  *   connections never send the same (client id, seq), and a later connection that leases the
  *   id takes over its documents' pending edits with their seqs;
+ * - a connection that holds its own lease also adopts idle ids: for each other stored id
+ *   whose lease it can take at once ({@link ClientStorage.tryAcquire}), it sends that id's
+ *   pending edits under that id and their stored seqs, then removes their records, and only
+ *   then gives the lease up; so edits left under several ids (several tabs closed while
+ *   offline) go out on the next visit of one tab, and holding an id's lease stays the one
+ *   rule that keeps two senders of one (client id, seq) apart;
  * - an op goes out under a seq only once a record holding it in flight under that seq is
  *   saved, so the stored record always knows every seq the server may have applied; a reload
  *   then re-opens from the stored version like a reconnect, and the server's catch-up says
@@ -74,6 +80,18 @@ export interface ClientStorage {
    * released (for a browser tab: at the latest when the tab closes).
    */
   acquireClientId(): Promise<ClientIdLease>;
+  /**
+   * Every client id this storage has leased through {@link acquireClientId}, oldest first
+   * (held or not).
+   */
+  clientIds(): Promise<string[]>;
+  /**
+   * Leases `clientId` (one of {@link clientIds}) if no live lease holds it, without waiting:
+   * undefined if one does. The lease is exclusive as one from {@link acquireClientId} is.
+   */
+  tryAcquire(clientId: string): Promise<ClientIdLease | undefined>;
+  /** The ids of the documents with a record under `clientId`, in no particular order. */
+  documents(clientId: string): Promise<string[]>;
   /** The record of `docId` stored under `clientId`, or undefined if there is none. */
   load(clientId: string, docId: string): Promise<StoredDocument | undefined>;
   /** Stores `record` as the record of `docId` under `clientId`, replacing any earlier one. */
@@ -131,7 +149,31 @@ export class MemoryClientStorage implements ClientStorage {
       clientId = randomClientId();
       this.ids.push(clientId);
     }
-    const id = clientId;
+    return this.hold(clientId);
+  }
+
+  /** See {@link ClientStorage.clientIds}. */
+  async clientIds(): Promise<string[]> {
+    return [...this.ids];
+  }
+
+  /** See {@link ClientStorage.tryAcquire}. */
+  async tryAcquire(clientId: string): Promise<ClientIdLease | undefined> {
+    return this.held.has(clientId) ? undefined : this.hold(clientId);
+  }
+
+  /** See {@link ClientStorage.documents}. */
+  async documents(clientId: string): Promise<string[]> {
+    const docIds: string[] = [];
+    for (const k of this.records.keys()) {
+      const [id, docId] = JSON.parse(k) as [string, string];
+      if (id === clientId) docIds.push(docId);
+    }
+    return docIds;
+  }
+
+  /** A lease of `id`, which no live lease holds. */
+  private hold(id: string): ClientIdLease {
     this.held.add(id);
     let released = false;
     return {

@@ -152,6 +152,132 @@ describe('client storage', () => {
     expect(b.clientId).not.toBe(c.clientId);
   });
 
+  /**
+   * Two tabs, each under its own client id, edit `shared` offline (`[from-a]`, `[from-b]`) and
+   * close; returns their ids (A leased first, so the next tab leases A).
+   */
+  async function twoClosedTabs(storage: MemoryClientStorage): Promise<{ idA: string; idB: string }> {
+    const netA = new ClientNetwork();
+    const netB = new ClientNetwork();
+    const a = tab(storage, netA);
+    const docA = a.open('shared');
+    await within(docA.ready, 5000, 'A opening');
+    const b = tab(storage, netB);
+    const docB = b.open('shared');
+    await within(docB.ready, 5000, 'B opening');
+    netA.goOffline();
+    netB.goOffline();
+    await waitFor('both to go offline', () => docA.lifecycle.phase === 'offline' && docB.lifecycle.phase === 'offline');
+    docA.insert(0, '[from-a]');
+    docB.insert(0, '[from-b]');
+    await within(Promise.all([docA.flushStorage(), docB.flushStorage()]), 5000, 'both saving');
+    const idA = a.clientId as string;
+    const idB = b.clientId as string;
+    expect(idA).not.toBe(idB);
+    await within(Promise.all([a.close(), b.close()]), 5000, 'closing both tabs');
+    return { idA, idB };
+  }
+
+  it('two tabs closed with edits pending under two client ids: the next single tab sends both exactly once and removes the other id\'s record', async () => {
+    await live.start();
+    const storage = new MemoryClientStorage();
+    const { idA, idB } = await twoClosedTabs(storage);
+    expect((await storage.load(idB, 'shared'))?.ops).toEqual([['[from-b]']]);
+
+    const errors: Error[] = [];
+    const c = tab(storage);
+    c.on('error', (e) => errors.push(e));
+    const docC = c.open('shared');
+    await within(docC.loaded, 5000, 'the stored record');
+    expect(c.clientId).toBe(idA);
+    expect(docC.text).toBe('[from-a]');
+    const observer = await observe('shared');
+    await waitFor('both edits on the server', () => observer.text.includes('[from-a]') && observer.text.includes('[from-b]'), 10_000, () => observer.text);
+    await waitFor("B's record to be removed", async () => (await storage.load(idB, 'shared')) === undefined);
+    await within(docC.synced(), 5000, "A's edit");
+    await waitFor('C and the observer to converge', () => docC.text === observer.text && docC.version === observer.version);
+    expect(count(observer.text, '[from-a]')).toBe(1);
+    expect(count(observer.text, '[from-b]')).toBe(1);
+    expect(observer.text.length).toBe('[from-a][from-b]'.length);
+    expect(await storage.documents(idB)).toEqual([]);
+    expect(errors).toEqual([]);
+    // B's lease was given up once its edits were out: another connection can take it.
+    const leaseB = await storage.tryAcquire(idB);
+    expect(leaseB?.clientId).toBe(idB);
+    leaseB?.release();
+  });
+
+  it('an id still leased by a live connection is not adopted: its edits are sent by their owner only, exactly once', async () => {
+    await live.start();
+    class Watched extends MemoryClientStorage {
+      readonly refused: string[] = [];
+      override async tryAcquire(clientId: string) {
+        const lease = await super.tryAcquire(clientId);
+        if (lease === undefined) this.refused.push(clientId);
+        return lease;
+      }
+    }
+    const storage = new Watched();
+    const netB = new ClientNetwork();
+    const a = tab(storage);
+    const docA = a.open('shared');
+    await within(docA.ready, 5000, 'A opening');
+    const b = tab(storage, netB);
+    const docB = b.open('shared');
+    await within(docB.ready, 5000, 'B opening');
+    const idB = b.clientId as string;
+    netB.goOffline();
+    await waitFor('B to go offline', () => docB.lifecycle.phase === 'offline');
+    docB.insert(0, '[from-b]');
+    await within(docB.flushStorage(), 5000, 'B saving');
+    await within(a.close(), 5000, 'closing A');
+
+    const netC = new ClientNetwork();
+    const c = tab(storage, netC);
+    const docC = c.open('shared');
+    await within(docC.ready, 5000, 'C opening');
+    await waitFor("C to find B's id held", () => storage.refused.includes(idB));
+    expect(netC.trace.some((line) => line.includes(idB))).toBe(false); // no hello under B's id
+    expect((await storage.load(idB, 'shared'))?.ops).toEqual([['[from-b]']]);
+
+    netB.offline = false;
+    await within(docB.synced(), 10_000, 'B sending its edit');
+    await waitFor('C to receive it', () => docC.text === docB.text && docC.version === docB.version);
+    expect(count(docC.text, '[from-b]')).toBe(1);
+    expect(docC.text).toBe('[from-b]');
+    expect(netC.trace.some((line) => line.includes(idB))).toBe(false);
+  });
+
+  it('adoption cut off after the server applied the adopted op but before its ack, then the tab closed: a later tab finishes it, still exactly once', async () => {
+    await live.start();
+    const storage = new MemoryClientStorage();
+    const { idB } = await twoClosedTabs(storage);
+    const observer = await observe('shared');
+
+    // Once B's op is on the wire, nothing more reaches or leaves this tab, on any socket.
+    const netC: ClientNetwork = new ClientNetwork({
+      onOutgoing: (frame) => {
+        if (frame.includes('"submit"') && frame.includes('[from-b]')) for (const s of netC.sockets) s.freeze();
+      },
+    });
+    const c = tab(storage, netC);
+    c.open('shared');
+    await waitFor('the server to apply the adopted op', () => observer.text.includes('[from-b]'), 10_000, () => observer.text);
+    expect((await storage.load(idB, 'shared'))?.inflight).toBe(1); // unconfirmed: still stored
+    await within(c.close(), 5000, 'closing the tab mid-adoption');
+    expect((await storage.load(idB, 'shared'))?.ops).toEqual([['[from-b]']]);
+
+    const d = tab(storage);
+    const docD = d.open('shared');
+    await within(docD.synced(), 10_000, "D's open");
+    await waitFor("B's record to be removed", async () => (await storage.load(idB, 'shared')) === undefined, 10_000);
+    await waitFor('both edits on the server', () => observer.text.includes('[from-a]'), 10_000, () => observer.text);
+    await waitFor('D and the observer to converge', () => docD.text === observer.text && docD.version === observer.version);
+    expect(count(observer.text, '[from-a]')).toBe(1);
+    expect(count(observer.text, '[from-b]')).toBe(1);
+    expect(observer.text.length).toBe('[from-a][from-b]'.length);
+  });
+
   it('a storage whose saves fail: the document emits error storage-failed, goes on without storage, and every edit still reaches the server once', async () => {
     await live.start();
     class FailingStorage extends MemoryClientStorage {

@@ -389,6 +389,36 @@ describe.skipIf(SKIP)(TITLE, () => {
     expect(text).toHaveLength(12);
   });
 
+  it('two tabs closed offline, one tab opened later: the edits of both arrive exactly once', async () => {
+    const doc = 'two-tabs-closed';
+    const context = await browser.newContext();
+    contexts.push(context);
+    const a = await openEditor(server.http, doc, undefined, '', context);
+    const b = await openEditor(server.http, doc, undefined, '', context);
+    await context.setOffline(true);
+    for (const page of [a, b]) {
+      await page.waitForFunction(() => document.querySelector<HTMLElement>('#state')?.dataset.state !== 'open', undefined, WAIT);
+    }
+    await caretAt(a, 0);
+    await a.keyboard.type('<A>', { delay: 3 });
+    await caretAt(b, 0);
+    await b.keyboard.type('<B>', { delay: 3 });
+    await Promise.all([stored(a), stored(b)]);
+    await a.close();
+    await b.close();
+
+    await context.setOffline(false);
+    const c = await openEditor(server.http, doc, undefined, '', context);
+    let text = '';
+    await waitFor('both tabs\' edits on the server', async () => {
+      text = await serverText(server.ws, doc);
+      return text.length === 6;
+    }, 15_000);
+    expect(count(text, '<A>')).toBe(1);
+    expect(count(text, '<B>')).toBe(1);
+    expect(await converged(server.ws, doc, [c])).toBe(text);
+  });
+
   it("shows another person's caret with their name where they are, and removes it when they leave", async () => {
     const doc = 'presence';
     const a = await openEditor(server.http, doc, undefined, '&name=Ann');
