@@ -19,7 +19,8 @@ import { reconnectDelay } from './backoff.js';
 import { CollaborativeDocument, type DocumentOptions, type DocumentTransport } from './document.js';
 import { Emitter } from './emitter.js';
 import { DEFAULT_LIMITS, checkLimits } from '../protocol/limits.js';
-import { type ClientIdLease, type ClientStorage, type StoredDocument, isStoredDocument, randomClientId } from './storage.js';
+import { Adoption, HeldLeaseStorage } from './adoption.js';
+import { type ClientIdLease, type ClientStorage, isStoredDocument, randomClientId } from './storage.js';
 import { handshake, tokenExpiry } from './token.js';
 
 /**
@@ -184,54 +185,6 @@ function storageError(what: string, error: unknown): OtterError {
   return new OtterError(ErrorCode.StorageFailed, `${what} failed: ${reason}`);
 }
 
-/**
- * A client storage that hands out one lease already held, every other call going to the
- * storage it wraps: given to the hidden connection that sends the pending edits of an idle
- * client id, so that it uses that id and no other. A connection with such a storage adopts
- * no ids itself.
- */
-class HeldLeaseStorage implements ClientStorage {
-  constructor(
-    private readonly inner: ClientStorage,
-    private readonly lease: ClientIdLease,
-  ) {}
-
-  /** The held lease, every time. */
-  async acquireClientId(): Promise<ClientIdLease> {
-    return this.lease;
-  }
-
-  /** The wrapped storage's. */
-  clientIds(): Promise<string[]> {
-    return this.inner.clientIds();
-  }
-
-  /** The wrapped storage's. */
-  tryAcquire(clientId: string): Promise<ClientIdLease | undefined> {
-    return this.inner.tryAcquire(clientId);
-  }
-
-  /** The wrapped storage's. */
-  documents(clientId: string): Promise<string[]> {
-    return this.inner.documents(clientId);
-  }
-
-  /** The wrapped storage's. */
-  load(clientId: string, docId: string): Promise<StoredDocument | undefined> {
-    return this.inner.load(clientId, docId);
-  }
-
-  /** The wrapped storage's. */
-  save(clientId: string, docId: string, record: StoredDocument): Promise<void> {
-    return this.inner.save(clientId, docId, record);
-  }
-
-  /** The wrapped storage's. */
-  remove(clientId: string, docId: string): Promise<void> {
-    return this.inner.remove(clientId, docId);
-  }
-}
-
 /** Calls `getToken`, turning a synchronous throw into a rejection. */
 function askToken(getToken: () => string | Promise<string>): Promise<string> {
   try {
@@ -334,10 +287,8 @@ export class Connection extends Emitter<ConnectionEvents> {
   private leasing: Promise<void> | undefined;
   /** Settles once, after the connection stopped, the client id is given up. */
   private released: Promise<void> = Promise.resolve();
-  /** Settles once the adoption of idle client ids is over (see {@link adoptIdle}); never rejects. */
-  private adopting: Promise<void> = Promise.resolve();
-  /** The hidden connections sending the pending edits of adopted ids: closed when this one stops. */
-  private readonly adopters = new Set<Connection>();
+  /** Sends what idle client ids of the storage left unsent (see `adoption.ts`); stopped with this one. */
+  private adoption: Adoption | undefined;
   /** Documents reading their stored record: not opened with the server until it is read. */
   private readonly loading = new Set<CollaborativeDocument>();
   private readonly transport: DocumentTransport = {
@@ -485,7 +436,14 @@ export class Connection extends Emitter<ConnectionEvents> {
         this.ownId = lease.clientId;
         for (const doc of this.loading) this.load(doc);
         this.connect();
-        if (!(storage instanceof HeldLeaseStorage)) this.adopting = this.adoptIdle(storage, lease.clientId);
+        if (!(storage instanceof HeldLeaseStorage)) {
+          this.adoption = new Adoption(storage, lease.clientId, {
+            connect: (held) => new Connection(this.url, { ...this.options, storage: held }),
+            report: (what, error) => {
+              if (!this.stopped) this.emit('error', storageError(what, error));
+            },
+          });
+        }
       },
       (error: unknown) => {
         if (this.stopped) return;
@@ -496,87 +454,6 @@ export class Connection extends Emitter<ConnectionEvents> {
         this.connect();
       },
     );
-  }
-
-  /**
-   * Sends what other client ids of `storage` left unsent (tabs closed with edits pending, each
-   * under its own id): for each stored id but `own` whose lease is free at once, the documents
-   * with pending ops in their record under that id are opened by a hidden connection that
-   * holds that lease, so they go out exactly as on a reload under that id (same seqs: a stored
-   * op in flight is resent under its seq, and the server applies it once); once a document is
-   * synchronized its record is removed, and only after all of them the lease is given up.
-   * Holding the id's lease throughout is what keeps two senders of one (id, seq) apart. One id
-   * at a time; ends when this connection stops (the hidden one is closed, its lease given up,
-   * and what was not confirmed stays stored for a later visit). A failure is an `error`
-   * (OtterError `storage-failed`) and leaves that document's record for a later visit.
-   */
-  private async adoptIdle(storage: ClientStorage, own: string): Promise<void> {
-    let clientIds: string[];
-    try {
-      clientIds = await storage.clientIds();
-    } catch (error) {
-      this.reportAdoption('listing the client ids of the client storage', error);
-      return;
-    }
-    for (const clientId of clientIds) {
-      if (this.stopped) return;
-      if (clientId === own) continue;
-      let lease: ClientIdLease | undefined;
-      try {
-        lease = await storage.tryAcquire(clientId);
-      } catch (error) {
-        this.reportAdoption(`leasing client id ${clientId} from the client storage`, error);
-        continue;
-      }
-      if (lease === undefined) continue; // a live connection holds it and sends its edits
-      try {
-        await this.adopt(storage, lease);
-      } finally {
-        lease.release();
-      }
-    }
-  }
-
-  /** Sends the pending edits stored under the held `lease` (see {@link adoptIdle}). */
-  private async adopt(storage: ClientStorage, lease: ClientIdLease): Promise<void> {
-    const { clientId } = lease;
-    const pending: string[] = [];
-    try {
-      for (const docId of await storage.documents(clientId)) {
-        const record = await storage.load(clientId, docId);
-        if (isStoredDocument(record) && record.ops.length > 0) pending.push(docId);
-      }
-    } catch (error) {
-      this.reportAdoption(`reading the documents of client id ${clientId} from the client storage`, error);
-      return;
-    }
-    if (pending.length === 0 || this.stopped) return;
-    const hidden = new Connection(this.url, { ...this.options, storage: new HeldLeaseStorage(storage, lease) });
-    this.adopters.add(hidden);
-    const sent = pending.map(async (docId) => {
-      const what = `sending the stored edits of document ${JSON.stringify(docId)} under client id ${clientId}`;
-      try {
-        const doc = hidden.open(docId);
-        doc.on('error', (e) => {
-          if (e.code === ErrorCode.StorageFailed) this.reportAdoption(what, e.message);
-        });
-        await doc.loaded;
-        await doc.synced();
-        doc.close();
-        await doc.flushStorage();
-        await storage.remove(clientId, docId);
-      } catch (error) {
-        this.reportAdoption(what, error);
-      }
-    });
-    await Promise.all(sent);
-    this.adopters.delete(hidden);
-    await hidden.close();
-  }
-
-  /** An `error` (OtterError `storage-failed`) about adopting idle ids, unless this connection stopped. */
-  private reportAdoption(what: string, error: unknown): void {
-    if (!this.stopped) this.emit('error', storageError(what, error));
   }
 
   /** Reads the stored record of `doc` (under the leased id), then lets it open. */
@@ -878,9 +755,8 @@ export class Connection extends Emitter<ConnectionEvents> {
     // holder of the id must read them. A lease still on its way is given up when it arrives.
     const written = Promise.allSettled(docs.map((doc) => doc.flushStorage()));
     // Adoption ends too: each hidden connection closes and gives its id up.
-    for (const hidden of this.adopters) void hidden.close();
-    this.adopters.clear();
-    this.released = Promise.all([written, this.leasing, this.adopting]).then(() => {
+    const adopted = this.adoption?.stop();
+    this.released = Promise.all([written, this.leasing, adopted]).then(() => {
       this.lease?.release();
       this.lease = undefined;
     });
