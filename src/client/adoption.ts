@@ -8,8 +8,9 @@
  * seqs: a stored op in flight is resent under its seq, and the server applies it once). Once a
  * document is synchronized its record is removed; only after all of them is the lease given
  * up. Holding the id's lease throughout is what keeps two senders of one (id, seq) apart. One
- * id at a time. Stopping closes the hidden connection (its lease is given up once its last
- * states are written), and what was not confirmed stays stored for a later visit. A failure is
+ * id at a time. Stopping closes the hidden connection, and the lease is given up once its last
+ * states are written and every removal under way is done; what was not confirmed stays stored
+ * for a later visit. A failure is
  * reported and leaves that document's record for a later visit.
  */
 import { ErrorCode } from '../protocol/errors.js';
@@ -19,7 +20,7 @@ import { type ClientIdLease, type ClientStorage, type StoredDocument, isStoredDo
 /** What an adoption needs of a connection that sends under an adopted id. */
 export interface HiddenConnection {
   open(docId: string): CollaborativeDocument;
-  /** Closes it; resolves once its documents' last states are written and its lease released. */
+  /** Closes it; resolves once its documents' last states are written. */
   close(): Promise<void>;
 }
 
@@ -43,9 +44,13 @@ export class HeldLeaseStorage implements ClientStorage {
     private readonly lease: ClientIdLease,
   ) {}
 
-  /** The held lease, every time. */
+  /**
+   * The held lease's id, every time, under a lease whose release does nothing: the adoption
+   * gives the id up itself, once it has removed the records it sent (the hidden connection
+   * closes before that when the adoption is stopped).
+   */
   async acquireClientId(): Promise<ClientIdLease> {
-    return this.lease;
+    return { clientId: this.lease.clientId, release: () => {} };
   }
 
   /** The wrapped storage's. */

@@ -291,11 +291,24 @@ export class Connection extends Emitter<ConnectionEvents> {
   private adoption: Adoption | undefined;
   /** Documents reading their stored record: not opened with the server until it is read. */
   private readonly loading = new Set<CollaborativeDocument>();
+  /**
+   * The last writes of documents closed on this connection, by id, until done: a document
+   * opened again reads its record only after them (else it would take an older record, and
+   * its saves would overwrite the closed one's edits).
+   */
+  private readonly closing = new Map<string, Promise<void>>();
   private readonly transport: DocumentTransport = {
     send: (message) => this.send(message),
     detach: (doc) => {
       this.loading.delete(doc);
       if (this.docs.get(doc.id) === doc) this.docs.delete(doc.id);
+      const written: Promise<void> = doc
+        .flushStorage()
+        .catch(() => {}) // a failed save was reported as an `error`
+        .then(() => {
+          if (this.closing.get(doc.id) === written) this.closing.delete(doc.id);
+        });
+      this.closing.set(doc.id, written);
     },
   };
 
@@ -460,7 +473,7 @@ export class Connection extends Emitter<ConnectionEvents> {
   private load(doc: CollaborativeDocument): void {
     const storage = this.storage as ClientStorage;
     const clientId = this.ownId as string;
-    const read = (async () => storage.load(clientId, doc.id))();
+    const read = (this.closing.get(doc.id) ?? Promise.resolve()).then(() => storage.load(clientId, doc.id));
     read.then(
       (record) => {
         if (record !== undefined && !isStoredDocument(record)) {

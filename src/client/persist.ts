@@ -5,13 +5,19 @@
  * states. The document asks {@link DocumentPersistence.holds} before it sends an op under a new
  * seq: it sends only once a record holding that op in flight is saved (see `storage.ts`).
  *
- * A failed save is reported; then the record is removed, and if that works the document goes
- * on without storage (a stale record can never resend what the server has). If the removal
- * fails too, the save is retried after a pause that doubles up to 32 times `retryDelay`, and
- * new ops wait for it: the stored record must not fall behind what was sent. A closed
- * document's last write is not retried.
+ * A failed save is reported (once per run of failures) and tried again after a pause that
+ * doubles from `retryDelay`, new ops waiting for it, so a passing failure (a busy or briefly
+ * full storage) keeps the stored record and the edits it holds. After {@link SAVE_ATTEMPTS}
+ * failures in a row the record is removed, and if that works the document goes on without
+ * storage (a stale record can never resend what the server has). If the removal fails too,
+ * the save is retried after a pause that doubles up to 32 times `retryDelay`, and new ops
+ * wait for it: the stored record must not fall behind what was sent. A closed document's
+ * last write is not retried.
  */
 import type { ClientStorage, StoredDocument } from './storage.js';
+
+/** Failed saves in a row after which storage is given up (the record removed). */
+export const SAVE_ATTEMPTS = 3;
 
 /** What the document gives its persistence. */
 export interface PersistenceHost {
@@ -96,9 +102,11 @@ export class DocumentPersistence {
   private write(): void {
     this.writing = true;
     this.dirty = false;
+    let wroteFinal = false;
     // A microtask later, so that every change of the current task goes into one record.
     void Promise.resolve()
       .then(async () => {
+        wroteFinal = this.final !== undefined;
         const state = this.final ?? this.host.capture();
         await this.storage.save(this.clientId, this.docId, state.record);
         this.savedSends = Math.max(this.savedSends, state.sends);
@@ -108,7 +116,8 @@ export class DocumentPersistence {
           this.writing = false;
           this.failures = 0;
           if (!this.closed) this.host.durable();
-          if (this.dirty && !this.closed) this.write();
+          // Closed while an earlier state was being written: the last state is still to come.
+          if (this.closed ? !wroteFinal : this.dirty) this.write();
           else this.settle(undefined);
         },
         (error: unknown) => void this.onFailure(error),
@@ -118,6 +127,13 @@ export class DocumentPersistence {
   private async onFailure(error: unknown): Promise<void> {
     if (this.failures === 0) this.host.failed(error);
     this.failures += 1;
+    if (this.failures < SAVE_ATTEMPTS && !this.closed) {
+      // Perhaps passing: write again after a pause, keeping the record (new ops wait for it).
+      this.writing = false;
+      this.settle(error);
+      this.retryLater();
+      return;
+    }
     const removed = await this.storage.remove(this.clientId, this.docId).then(
       () => true,
       () => false,
@@ -132,6 +148,11 @@ export class DocumentPersistence {
     this.settle(error);
     // Closed: what was sent is stored already (ops wait for their save), so give up here.
     if (this.closed) return;
+    this.retryLater();
+  }
+
+  /** Writes again after a pause doubling with each failure in a row, up to 32 × `retryDelay`. */
+  private retryLater(): void {
     const delay = this.retryDelay * 2 ** Math.min(this.failures - 1, 5);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;

@@ -14,6 +14,8 @@ import {
   MemoryClientStorage,
   type StoredDocument,
 } from '../../src/client/index.js';
+import { apply } from '../../src/ot/index.js';
+import { SAVE_ATTEMPTS } from '../../src/client/persist.js';
 import { liveServer } from '../support/live-server.js';
 import { ClientNetwork } from '../support/network.js';
 import { below, chance, seededRandom } from '../support/random.js';
@@ -278,6 +280,47 @@ describe('client storage', () => {
     expect(observer.text.length).toBe('[from-a][from-b]'.length);
   });
 
+  it('a save that fails once is written again: the record keeps the edits saved before it and gains the later ones', async () => {
+    await live.start();
+    class BusyOnceStorage extends MemoryClientStorage {
+      failNext = false;
+      override async save(clientId: string, docId: string, record: StoredDocument): Promise<void> {
+        if (this.failNext) {
+          this.failNext = false;
+          throw new Error('storage busy');
+        }
+        return super.save(clientId, docId, record);
+      }
+    }
+    const storage = new BusyOnceStorage();
+    const network = new ClientNetwork();
+    const conn = tab(storage, network);
+    const doc = conn.open('busy');
+    const errors: ErrorMessage[] = [];
+    doc.on('error', (e) => errors.push(e));
+    await within(doc.ready, 5000, 'the open');
+    network.goOffline();
+    await waitFor('the document to go offline', () => doc.lifecycle.phase === 'offline');
+    doc.insert(0, '[A]');
+    await within(doc.flushStorage(), 5000, 'saving [A]');
+    storage.failNext = true;
+    doc.insert(3, '[B]');
+    await waitFor('the failed save to be reported', () => errors.length === 1);
+    await waitFor('[A][B] to be stored', async () => {
+      const record = await storage.load(conn.clientId as string, 'busy');
+      return record !== undefined && record.ops.length > 0 && doc.unsaved;
+    });
+    await within(doc.flushStorage(), 5000, 'the retried save');
+    const record = await storage.load(conn.clientId as string, 'busy');
+    let text = record?.text ?? '';
+    for (const op of record?.ops ?? []) text = apply(text, op);
+    expect(text).toBe('[A][B]');
+    expect(errors.map((e) => e.code)).toEqual(['storage-failed']);
+    network.offline = false; // back online: the reconnection goes through
+    await within(doc.synced(), 5000, 'the edits');
+    expect((await observe('busy')).text).toBe('[A][B]');
+  });
+
   it('a storage whose saves fail: the document emits error storage-failed, goes on without storage, and every edit still reaches the server once', async () => {
     await live.start();
     class FailingStorage extends MemoryClientStorage {
@@ -301,7 +344,7 @@ describe('client storage', () => {
     await within(doc.synced(), 5000, 'the edit after the failure');
     expect(errors.map((e) => [e.code, e.ref])).toEqual([['storage-failed', { type: 'client-storage', doc: 'notes' }]]);
     expect(errors[0]?.message).toContain('quota exceeded');
-    expect(storage.saves).toBe(1); // given up after the record was removed
+    expect(storage.saves).toBe(SAVE_ATTEMPTS); // given up after the record was removed
     expect(await storage.load(conn.clientId as string, 'notes')).toBeUndefined();
     const observer = await observe('notes');
     expect(observer.text).toBe('one two three');
