@@ -129,7 +129,7 @@ async function checkRoutes(base: string): Promise<void> {
   expect(page.status).toBe(200);
   expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
   expect(page.body).toBe(readFileSync(join(DEMO_DIR, 'index.html'), 'utf8'));
-  expect(page.body).toContain('<textarea id="editor"');
+  expect(page.body).toContain('<div id="editor"');
   expect(page.body).toContain('src="/demo.js"');
   expect((await request(`${base}/?doc=some-doc`)).status).toBe(200);
   const bundle = await request(`${base}/demo.js`);
