@@ -9,33 +9,19 @@ import { WebSocket } from 'ws';
 import { describe, expect, it } from 'vitest';
 import {
   type ClientIdLease,
-  type CollaborativeDocument,
   type Connection,
-  type ConnectionOptions,
   MemoryClientStorage,
   OtterError,
   type StoredDocument,
 } from '../../src/client/index.js';
 import { liveServer } from '../support/live-server.js';
+import { FAST, count, observe } from './storage-kit.js';
 import { ClientNetwork } from '../support/network.js';
 import { below, seededRandom } from '../support/random.js';
 import { sleep, waitFor, within } from '../support/wait.js';
 
 const live = liveServer();
 
-const FAST: ConnectionOptions = { minReconnectDelay: 10, maxReconnectDelay: 40, retryDelay: 20 };
-
-/** How many times `marker` occurs in `text`. */
-function count(text: string, marker: string): number {
-  return text.split(marker).length - 1;
-}
-
-/** A connection without storage that watches document `docId` on the server. */
-async function observe(docId: string): Promise<CollaborativeDocument> {
-  const doc = live.connect({ WebSocket, ...FAST }).open(docId);
-  await within(doc.ready, 5000, 'the observer opening');
-  return doc;
-}
 
 /**
  * The storage one tab sees of a shared backing storage (the browser's database): its writes
@@ -128,7 +114,7 @@ describe('client storage under faults', () => {
     await within(reopened.loaded, 5000, 'the reload');
     expect(reopened.text).toBe('[two][one]');
     await within(reopened.synced(), 5000, 'the stored edits');
-    const observer = await observe('notes');
+    const observer = await observe(live, 'notes');
     expect(observer.text).toBe('[two][one]');
   });
 
@@ -148,7 +134,7 @@ describe('client storage under faults', () => {
     expect(reopened.text).toBe('[kept]');
     network.offline = false;
     await within(reopened.synced(), 10_000, 'the stored edit');
-    const observer = await observe('notes');
+    const observer = await observe(live, 'notes');
     expect(observer.text).toBe('[kept]');
   });
 
@@ -209,7 +195,7 @@ describe('client storage under faults', () => {
     await within(doc.synced(), 5000, 'the edit');
     await within(doc.flushStorage(), 5000, 'the save');
     expect((await backing.load(lease.clientId, 'notes'))?.format).toBe(1);
-    const observer = await observe('notes');
+    const observer = await observe(live, 'notes');
     expect(observer.text).toBe('[new]');
   });
 
@@ -224,7 +210,7 @@ describe('client storage under faults', () => {
       const random = seededRandom(seed);
       const docId = `faults-${seed}`;
       const backing = new MemoryClientStorage();
-      const observer = await observe(docId);
+      const observer = await observe(live, docId);
       const typed: string[] = [];
       const durable = new Set<string>();
       const markers = (text: string): string[] => text.match(/<[^>]*>/g) ?? [];

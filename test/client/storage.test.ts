@@ -7,9 +7,7 @@
 import { WebSocket } from 'ws';
 import { describe, expect, it } from 'vitest';
 import {
-  type CollaborativeDocument,
   type Connection,
-  type ConnectionOptions,
   type ErrorMessage,
   MemoryClientStorage,
   type StoredDocument,
@@ -17,25 +15,13 @@ import {
 import { apply } from '../../src/ot/index.js';
 import { SAVE_ATTEMPTS } from '../../src/client/persist.js';
 import { liveServer } from '../support/live-server.js';
+import { FAST, count, observe } from './storage-kit.js';
 import { ClientNetwork } from '../support/network.js';
 import { below, chance, seededRandom } from '../support/random.js';
 import { waitFor, within } from '../support/wait.js';
 
 const live = liveServer();
 
-const FAST: ConnectionOptions = { minReconnectDelay: 10, maxReconnectDelay: 40, retryDelay: 20 };
-
-/** How many times `marker` occurs in `text`. */
-function count(text: string, marker: string): number {
-  return text.split(marker).length - 1;
-}
-
-/** A connection without storage that watches document `docId` on the server. */
-async function observe(docId: string): Promise<CollaborativeDocument> {
-  const doc = live.connect({ WebSocket, ...FAST }).open(docId);
-  await within(doc.ready, 5000, 'the observer opening');
-  return doc;
-}
 
 /** A connection with `storage`, over `network` (default: plain `ws`). */
 function tab(storage: MemoryClientStorage, network?: ClientNetwork): Connection {
@@ -81,7 +67,7 @@ describe('client storage', () => {
     expect(second.clientId).toBe(clientId);
     await within(reopened.ready, 5000, 'the re-open');
     await within(reopened.synced(), 5000, 'the stored edits');
-    const observer = await observe('notes');
+    const observer = await observe(live, 'notes');
     expect(observer.text).toBe('[two]base.[one]');
     expect(reopened.text).toBe(observer.text);
     expect(reopened.version).toBe(observer.version);
@@ -100,7 +86,7 @@ describe('client storage', () => {
     const first = tab(storage, network);
     const doc = first.open('notes');
     await within(doc.ready, 5000, 'the first open');
-    const observer = await observe('notes');
+    const observer = await observe(live, 'notes');
     doc.insert(0, '[lost-ack]');
     await waitFor('the server to apply the op', () => observer.text === '[lost-ack]');
     expect(doc.unsaved).toBe(true); // the ack never arrived
@@ -193,7 +179,7 @@ describe('client storage', () => {
     await within(docC.loaded, 5000, 'the stored record');
     expect(c.clientId).toBe(idA);
     expect(docC.text).toBe('[from-a]');
-    const observer = await observe('shared');
+    const observer = await observe(live, 'shared');
     await waitFor('both edits on the server', () => observer.text.includes('[from-a]') && observer.text.includes('[from-b]'), 10_000, () => observer.text);
     await waitFor("B's record to be removed", async () => (await storage.load(idB, 'shared')) === undefined);
     await within(docC.synced(), 5000, "A's edit");
@@ -254,7 +240,7 @@ describe('client storage', () => {
     await live.start();
     const storage = new MemoryClientStorage();
     const { idB } = await twoClosedTabs(storage);
-    const observer = await observe('shared');
+    const observer = await observe(live, 'shared');
 
     // Once B's op is on the wire, nothing more reaches or leaves this tab, on any socket.
     const netC: ClientNetwork = new ClientNetwork({
@@ -318,7 +304,7 @@ describe('client storage', () => {
     expect(errors.map((e) => e.code)).toEqual(['storage-failed']);
     network.offline = false; // back online: the reconnection goes through
     await within(doc.synced(), 5000, 'the edits');
-    expect((await observe('busy')).text).toBe('[A][B]');
+    expect((await observe(live, 'busy')).text).toBe('[A][B]');
   });
 
   it('a storage whose saves fail: the document emits error storage-failed, goes on without storage, and every edit still reaches the server once', async () => {
@@ -346,7 +332,7 @@ describe('client storage', () => {
     expect(errors[0]?.message).toContain('quota exceeded');
     expect(storage.saves).toBe(SAVE_ATTEMPTS); // given up after the record was removed
     expect(await storage.load(conn.clientId as string, 'notes')).toBeUndefined();
-    const observer = await observe('notes');
+    const observer = await observe(live, 'notes');
     expect(observer.text).toBe('one two three');
   });
 
@@ -384,7 +370,7 @@ describe('client storage', () => {
       const random = seededRandom(seed);
       const docId = `prop-${seed}`;
       const storage = new MemoryClientStorage();
-      const observer = await observe(docId);
+      const observer = await observe(live, docId);
       const typed: string[] = [];
       let network = new ClientNetwork();
       let conn = tab(storage, network);
