@@ -165,6 +165,7 @@ export class Adoption {
           if (e.code === ErrorCode.StorageFailed) this.report(what, e.message);
         });
         await doc.loaded;
+        await doc.ready; // rejects if the server refuses the document for good
         await doc.synced();
         doc.close();
         await doc.flushStorage();

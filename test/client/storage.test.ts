@@ -10,6 +10,7 @@ import {
   type Connection,
   type ErrorMessage,
   MemoryClientStorage,
+  type OtterError,
   type StoredDocument,
 } from '../../src/client/index.js';
 import { apply } from '../../src/ot/index.js';
@@ -193,6 +194,27 @@ describe('client storage', () => {
     const leaseB = await storage.tryAcquire(idB);
     expect(leaseB?.clientId).toBe(idB);
     leaseB?.release();
+  });
+
+  it('an adopted document the server refuses for good is reported and left stored; the adoption goes on and gives the id back', async () => {
+    let locked = false;
+    await live.start({ authorize: (_user, docId) => (locked && docId === 'shared' ? 'none' : 'write') });
+    const storage = new MemoryClientStorage();
+    const { idB } = await twoClosedTabs(storage);
+    locked = true;
+    const errors: Error[] = [];
+    const c = tab(storage);
+    c.on('error', (e) => errors.push(e));
+    const other = c.open('other');
+    await within(other.ready, 5000, 'another document');
+    await waitFor("B's id to be given back", async () => {
+      const lease = await storage.tryAcquire(idB);
+      lease?.release();
+      return lease !== undefined;
+    });
+    expect(errors.map((e) => (e as OtterError).code)).toEqual(['storage-failed']);
+    expect(errors[0]?.message).toContain('"shared"');
+    expect((await storage.load(idB, 'shared'))?.ops).toEqual([['[from-b]']]);
   });
 
   it('an id still leased by a live connection is not adopted: its edits are sent by their owner only, exactly once', async () => {
