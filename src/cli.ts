@@ -3,8 +3,8 @@
  * `otter`: the command line. The composition root: it reads flags and environment variables,
  * picks the store, and starts the server with the demo page, health and metrics.
  *
- *   otter serve [--port N] [--host H] [--data FILE | --memory] [--log-level L] [--retain-* N]
- *   otter export DOC [--version N] [--data FILE]
+ *   otter serve [--port N] [--host H] [--data FILE | --memory | --redis URL] [--log-level L] [--retain-* N]
+ *   otter export DOC [--version N] [--data FILE | --redis URL]
  *
  * Bad flags or values print a message and exit with code 2 before anything starts; a database
  * file that may not be served (damaged, emptied, foreign, newer, or served by another process)
@@ -17,6 +17,8 @@ import { type JwtOptions, jwtAuthenticator } from './server/auth.js';
 import { MemoryStore } from './server/memory-store.js';
 import { MissingPackageError, requireOptional } from './server/optional-package.js';
 import type { RetentionPolicy } from './server/retention.js';
+import { checkPrefix } from './server/redis-keys.js';
+import { RedisStore } from './server/redis-store.js';
 import { Sequencer } from './server/sequencer.js';
 import { StoreOpenError } from './server/sqlite-schema.js';
 import { SqliteStore } from './server/sqlite-store.js';
@@ -34,6 +36,8 @@ Options (each also read from the environment variable shown):
   --host H          address to listen on               OTTER_HOST       default 127.0.0.1
   --data FILE       SQLite database file               OTTER_DATA       default ./data/otter.db
   --memory          keep documents in memory only      OTTER_MEMORY=1   default off
+  --redis URL       keep documents in Redis (shared)   OTTER_REDIS_URL  redis://host:6379/0, rediss://…
+  --redis-prefix P  put before every Redis key         OTTER_REDIS_PREFIX  default otter:
   --log-level L     ${LOG_LEVELS.join(', ')}   OTTER_LOG_LEVEL  default info
   --jwt-secret S    require HS256 JWTs signed with S   OTTER_JWT_SECRET      (16+ characters)
   --jwt-public-key F  require RS256/ES256 JWTs (PEM file) OTTER_JWT_PUBLIC_KEY
@@ -48,6 +52,9 @@ Options (each also read from the environment variable shown):
   --help            print this help
 
 Without a JWT option every connection is anonymous and may edit every document.
+--data, --memory and --redis exclude each other. With --redis, any number of otter serve
+processes may serve the same documents behind a load balancer: each publishes the ops the
+others commit to its own connections; /readyz answers 503 while Redis cannot be written.
 
 Exit codes: 0 done, 1 failed, 2 bad command line, 3 the database file cannot be served
 (damaged, emptied, not an Otter database, written by a newer Otter, or in use by another
@@ -61,6 +68,7 @@ interface ServeConfig {
   port: number;
   host: string;
   data: string | undefined;
+  redis: { url: string; prefix: string | undefined } | undefined;
   logLevel: (typeof LOG_LEVELS)[number];
   jwt: JwtOptions | undefined;
   allowOrigins: string[] | undefined;
@@ -159,6 +167,8 @@ function parse(argv: string[], env: NodeJS.ProcessEnv) {
         host: { type: 'string' },
         data: { type: 'string' },
         memory: { type: 'boolean' },
+        redis: { type: 'string' },
+        'redis-prefix': { type: 'string' },
         'log-level': { type: 'string' },
         'jwt-secret': { type: 'string' },
         'jwt-public-key': { type: 'string' },
@@ -180,6 +190,10 @@ function parse(argv: string[], env: NodeJS.ProcessEnv) {
   const memory = values.memory ?? ['1', 'true'].includes(env.OTTER_MEMORY ?? '');
   const dataFlag = values.data ?? env.OTTER_DATA;
   if (memory && values.data !== undefined) throw new UsageError('--data and --memory exclude each other');
+  const redis = redisOptions(values.redis ?? env.OTTER_REDIS_URL, values['redis-prefix'] ?? env.OTTER_REDIS_PREFIX);
+  if (redis !== undefined && (memory || dataFlag !== undefined)) {
+    throw new UsageError('--redis excludes --data and --memory (and OTTER_DATA, OTTER_MEMORY): give one store');
+  }
   const level = values['log-level'] ?? env.OTTER_LOG_LEVEL ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
     throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`);
@@ -187,7 +201,8 @@ function parse(argv: string[], env: NodeJS.ProcessEnv) {
   const config: ServeConfig = {
     port: integer(values.port ?? env.OTTER_PORT ?? '8080', '--port', 0, 65535),
     host: values.host ?? env.OTTER_HOST ?? '127.0.0.1',
-    data: memory ? undefined : (dataFlag ?? './data/otter.db'),
+    data: memory || redis !== undefined ? undefined : (dataFlag ?? './data/otter.db'),
+    redis,
     logLevel: level as ServeConfig['logLevel'],
     jwt: jwtOptions({
       secret: values['jwt-secret'] ?? env.OTTER_JWT_SECRET,
@@ -207,6 +222,48 @@ function parse(argv: string[], env: NodeJS.ProcessEnv) {
   return { help: values.help ?? false, positionals, config, version };
 }
 
+/** The Redis store's URL and prefix from the flags, or undefined without a URL; throws UsageError. */
+function redisOptions(url: string | undefined, prefix: string | undefined): ServeConfig['redis'] {
+  if (url === undefined || url === '') {
+    if (prefix !== undefined) throw new UsageError('--redis-prefix needs --redis');
+    return undefined;
+  }
+  let protocol: string;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    protocol = '';
+  }
+  if (protocol !== 'redis:' && protocol !== 'rediss:') {
+    throw new UsageError(`--redis must be a redis:// or rediss:// URL, got ${JSON.stringify(url)}`);
+  }
+  if (prefix !== undefined) {
+    try {
+      checkPrefix(prefix);
+    } catch (e) {
+      throw new UsageError(`--redis-prefix: ${(e as Error).message}`);
+    }
+  }
+  return { url, prefix };
+}
+
+/** The store the config names: Redis, a SQLite file, or memory. */
+function openStore(config: ServeConfig, readOnly = false): Store {
+  if (config.redis !== undefined) {
+    return new RedisStore(config.redis.url, config.redis.prefix === undefined ? {} : { prefix: config.redis.prefix });
+  }
+  if (config.data === undefined) return new MemoryStore();
+  return readOnly ? new SqliteStore(config.data, { readOnly: true }) : new SqliteStore(config.data);
+}
+
+/** Where the config keeps documents, for the log (a Redis URL without its password). */
+function storeName(config: ServeConfig): string {
+  if (config.redis === undefined) return config.data ?? 'memory';
+  const url = new URL(config.redis.url);
+  url.password = '';
+  return `${url.href} (prefix ${config.redis.prefix ?? 'otter:'})`;
+}
+
 async function serve(config: ServeConfig): Promise<void> {
   // The key is checked before anything starts: a bad PEM is a bad flag.
   const authenticate =
@@ -218,7 +275,7 @@ async function serve(config: ServeConfig): Promise<void> {
         });
   const { pino } = requireOptional<typeof Pino>('pino', 'otter serve (its logs)');
   const logger = pino({ level: config.logLevel, base: { service: 'otter' } });
-  const store: Store = config.data === undefined ? new MemoryStore() : new SqliteStore(config.data);
+  const store = openStore(config);
   const instance = store instanceof SqliteStore ? store.instance : undefined;
   const server = await createServer({
     store,
@@ -232,7 +289,7 @@ async function serve(config: ServeConfig): Promise<void> {
   });
   const where = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`;
   logger.info(
-    { url: where, store: config.data ?? 'memory', instance, auth: authenticate === undefined ? 'none' : 'jwt', origins: config.allowOrigins },
+    { url: where, store: storeName(config), instance, auth: authenticate === undefined ? 'none' : 'jwt', origins: config.allowOrigins },
     'otter listening',
   );
   let stopping = false;
@@ -255,10 +312,10 @@ async function serve(config: ServeConfig): Promise<void> {
 }
 
 async function exportDoc(docId: string, config: ServeConfig, version: number | undefined): Promise<void> {
-  if (config.data === undefined) throw new UsageError('export reads a database: it cannot use --memory');
+  if (config.data === undefined && config.redis === undefined) throw new UsageError('export reads a database: it cannot use --memory');
   // Opening a SqliteStore creates the file: a mistyped path would print nothing and leave an empty database.
-  if (config.data !== ':memory:' && !existsSync(config.data)) throw new Error(`no database at ${config.data}`);
-  const store = new SqliteStore(config.data, { readOnly: true });
+  if (config.data !== undefined && config.data !== ':memory:' && !existsSync(config.data)) throw new Error(`no database at ${config.data}`);
+  const store = openStore(config, true);
   const sequencer = new Sequencer(store, { idleTimeout: 0 });
   try {
     const snapshot = await sequencer.getSnapshot(docId, version);

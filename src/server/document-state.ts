@@ -236,6 +236,42 @@ export class DocumentState {
     return record;
   }
 
+  /**
+   * Takes in ops another writer committed to the store after {@link committed}: `records`
+   * must run on from committed + 1 with consecutive versions, and every op here must be
+   * committed (head = committed). Each op is applied to the rope and its stored checksum
+   * checked against the chain; the cached mark of each op's client is forgotten (the store
+   * holds the newer one, read again before that client's next submission is decided).
+   * Returns false when the versions do not run on from committed, or the ops do not match the
+   * checksum chain (nothing changed), or an op does not fit the text (the rope may then hold
+   * some of the ops: the state must be discarded); in each case the caller reloads the whole
+   * document, which tells a damaged store from a replaced one. Throws if ops are not committed.
+   */
+  applyCommitted(records: readonly OpRecord[]): boolean {
+    if (this.head !== this.committed) throw new Error('ops of another writer taken in over uncommitted ops');
+    let checksum = this.checksum;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i] as OpRecord;
+      if (r.version !== this.head + 1 + i) return false;
+      checksum = chainChecksum(checksum, r.op);
+      if (checksum !== r.checksum) return false;
+    }
+    try {
+      for (const r of records) applyOrRefuse(this.rope, r.op);
+    } catch (e) {
+      if (!(e instanceof OtterError)) throw e;
+      return false;
+    }
+    for (const r of records) {
+      this.push(r);
+      this.marks.delete(r.clientId);
+    }
+    this.head += records.length;
+    this.committed = this.head;
+    this.checksum = checksum;
+    return true;
+  }
+
   /** Appends `record` to `recent`, counting its size. */
   private push(record: OpRecord): void {
     const bytes = opBytes(record.op);

@@ -4,6 +4,7 @@
  */
 import type * as PromClient from 'prom-client';
 import { requireOptional } from './optional-package.js';
+import type { FanoutTelemetry } from './redis-fanout.js';
 import type { Telemetry } from './telemetry.js';
 
 // Loaded, not imported, so that a missing prom-client (an optional peer) is named clearly.
@@ -29,7 +30,7 @@ export interface MetricsSources {
 }
 
 /** A {@link Telemetry} that feeds Prometheus metrics, plus the text exposition. */
-export class Metrics implements Telemetry {
+export class Metrics implements Telemetry, FanoutTelemetry {
   /** The registry holding every Otter metric (and Node's default process metrics). */
   readonly registry = new Registry();
   private readonly applied: Counter;
@@ -47,6 +48,12 @@ export class Metrics implements Telemetry {
   private readonly accepted: Counter;
   private readonly revoked: Counter<'access'>;
   private readonly recheckFailures: Counter;
+  private readonly conflicts: Counter;
+  private readonly redisTrips: Histogram<'command'>;
+  private readonly redisErrors: Counter<'command'>;
+  private readonly remoteOps: Counter;
+  private readonly fanoutLag: Histogram;
+  private readonly subscriptions: Counter;
 
   /** Registers every metric; `sources` are read at scrape time. */
   constructor(sources: MetricsSources) {
@@ -159,6 +166,62 @@ export class Metrics implements Telemetry {
       help: 'Re-checks of an open document access that failed (authorize threw or timed out); the access was kept',
       registers,
     });
+    this.conflicts = new Counter({
+      name: 'otter_append_conflicts_total',
+      help: 'Appends refused because another writer moved the head first (the batch is retried after a reload)',
+      registers,
+    });
+    this.redisTrips = new Histogram({
+      name: 'otter_redis_round_trip_seconds',
+      help: 'Redis round trips of the store, by store command',
+      labelNames: ['command'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+      registers,
+    });
+    this.redisErrors = new Counter({
+      name: 'otter_redis_errors_total',
+      help: 'Redis round trips of the store that failed, by store command',
+      labelNames: ['command'],
+      registers,
+    });
+    this.remoteOps = new Counter({
+      name: 'otter_fanout_ops_total',
+      help: 'Ops committed by other servers and published to this server connections',
+      registers,
+    });
+    this.fanoutLag = new Histogram({
+      name: 'otter_fanout_lag_seconds',
+      help: 'Time from another server append (by its clock) to publishing its ops here',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.subscriptions = new Counter({
+      name: 'otter_fanout_subscriptions_total',
+      help: 'Times the change-hint subscription was established (the first time, and after each lost connection)',
+      registers,
+    });
+  }
+
+  /** An append lost a race to another writer (see `SequencerOptions.conflictRetries`). */
+  appendConflicted(): void {
+    this.conflicts.inc();
+  }
+
+  /** One Redis round trip of the store: its command, how long it took, whether it failed. */
+  redisRoundTrip(command: string, ms: number, ok: boolean): void {
+    this.redisTrips.observe({ command }, ms / 1000);
+    if (!ok) this.redisErrors.inc({ command });
+  }
+
+  /** @inheritdoc */
+  remoteOpsPublished(ops: number, lagMs: number | undefined): void {
+    this.remoteOps.inc(ops);
+    if (lagMs !== undefined) this.fanoutLag.observe(lagMs / 1000);
+  }
+
+  /** @inheritdoc */
+  subscribed(): void {
+    this.subscriptions.inc();
   }
 
   /** @inheritdoc */

@@ -42,6 +42,8 @@ export type ReadinessStatus =
 export interface ReadinessTelemetry {
   /** A write to the store failed (a probe, or one of the sequencer's appends). */
   storeWriteFailed(source: WriteSource): void;
+  /** An append was refused because another writer moved the document's head first. */
+  appendConflicted?(): void;
 }
 
 /** Options of {@link StoreReadiness}; every field has a documented default. */
@@ -183,7 +185,8 @@ export class StoreReadiness {
       store.append(...args).then(
         () => this.succeeded(),
         (e: unknown) => {
-          if (!(e instanceof VersionConflictError)) this.failed(e, 'append');
+          if (e instanceof VersionConflictError) this.telemetry?.appendConflicted?.();
+          else this.failed(e, 'append');
           throw e;
         },
       );

@@ -16,7 +16,11 @@
  * - `P{E}:marks`      hash: client id → that client's mark;
  * - `P{E}:recoveries` hash: lost epoch → the recovery;
  * - `Pinstance`       the epoch of documents never written (see `redis-store.ts`);
- * - `Pprobe`          the time of the last write probe (`ping`).
+ * - `Pprobe`          the time of the last write probe (`ping`);
+ * - `Pchanges`        not a key: the pub/sub channel on which every append announces the
+ *                     document's new head (see `redis-fanout.ts`);
+ * - `Ppresence`       not a key: the pub/sub channel of presences (see `redis-presence.ts`);
+ * - `Pnode:<origin>`  the heartbeat of the server whose store has that origin (expires).
  * Every key of a document carries the hash tag `{E}`, so that in Redis Cluster they all live in
  * one slot and one Lua script may touch them all. The prefix may hold no `{` or `}`, which would
  * move the hash tag into it.
@@ -36,6 +40,12 @@ export interface DocumentKeys {
 export interface StoreKeys {
   readonly instance: string;
   readonly probe: string;
+  /** The pub/sub channel of change hints (a channel name, not a key). */
+  readonly changes: string;
+  /** The pub/sub channel of presences (a channel name, not a key). */
+  readonly presence: string;
+  /** What the heartbeat key of a server starts with: its store's origin follows. */
+  readonly nodes: string;
 }
 
 /**
@@ -69,5 +79,11 @@ export function documentKeys(prefix: string, docId: string): DocumentKeys {
 
 /** The store-wide keys under `prefix`. */
 export function storeKeys(prefix: string): StoreKeys {
-  return { instance: `${prefix}instance`, probe: `${prefix}probe` };
+  return {
+    instance: `${prefix}instance`,
+    probe: `${prefix}probe`,
+    changes: `${prefix}changes`,
+    presence: `${prefix}presence`,
+    nodes: `${prefix}node:`,
+  };
 }

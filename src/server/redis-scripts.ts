@@ -42,14 +42,17 @@ export class RedisScript {
 /**
  * Appends one batch, all or nothing: "append only if the head is still V".
  * KEYS: meta, ops, marks, recoveries.
- * ARGV: expected head, new head, epoch, n, then n pairs (version, op member), m, then m pairs
- * (client id, mark), then '1', lost epoch, recovery — or '0' without a recovery.
+ * ARGV: expected head, new head, epoch, hint channel, hint, n, then n pairs (version, op
+ * member), m, then m pairs (client id, mark), then '1', lost epoch, recovery — or '0' without
+ * a recovery.
  * Refuses, writing nothing, when the recorded head (absent: '0') is not the expected one or the
  * document stored another epoch: replies {0, head} or {0, head, stored epoch}. Replies {2, n}
  * when n ops lie past the recorded head (damaged data: it would be doubled), also writing
  * nothing. Else adds each op scored by its version, upserts the marks and the recovery, records
- * the new head, stores the epoch unless one is stored, and replies {1}. The caller checks the
- * versions run on consecutively from the expected head + 1.
+ * the new head, stores the epoch unless one is stored, publishes the hint on the hint
+ * channel (unless the channel is empty) and replies {1}. Published from the script, the hint
+ * goes out after the append and never for an append that did not happen. The caller checks
+ * the versions run on consecutively from the expected head + 1.
  */
 export const APPEND = new RedisScript(`
 local head = redis.call('HGET', KEYS[1], 'head') or '0'
@@ -60,8 +63,8 @@ if head ~= ARGV[1] or (stored and stored ~= ARGV[3]) then
 end
 local beyond = redis.call('ZCOUNT', KEYS[2], '(' .. head, '+inf')
 if beyond > 0 then return {2, beyond} end
-local i = 5
-for _ = 1, tonumber(ARGV[4]) do
+local i = 7
+for _ = 1, tonumber(ARGV[6]) do
   redis.call('ZADD', KEYS[2], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
@@ -74,6 +77,7 @@ end
 if ARGV[i] == '1' then redis.call('HSET', KEYS[4], ARGV[i + 1], ARGV[i + 2]) end
 redis.call('HSET', KEYS[1], 'head', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[3])
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return {1}
 `);
 
@@ -147,6 +151,29 @@ export const INSTANCE = new RedisScript(`
 local v = redis.call('GET', KEYS[1])
 if v then return v end
 redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+`);
+
+/** Publishes ARGV[2] on channel ARGV[1] (no keys). Replies the number of receivers. */
+export const PUBLISH = new RedisScript(`return redis.call('PUBLISH', ARGV[1], ARGV[2])`);
+
+/** Sets KEYS[1] to ARGV[1], expiring in ARGV[2] ms. Replies 1. */
+export const HEARTBEAT = new RedisScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`);
+
+/** Replies 1 if KEYS[1] exists, else 0. */
+export const EXISTS = new RedisScript(`return redis.call('EXISTS', KEYS[1])`);
+
+/**
+ * Gives a document an epoch unless it has one. KEYS: meta. ARGV: the epoch.
+ * Replies the document's epoch: the stored one, else ARGV[1], first stored.
+ */
+export const PIN = new RedisScript(`
+local e = redis.call('HGET', KEYS[1], 'epoch')
+if e then return e end
+redis.call('HSET', KEYS[1], 'epoch', ARGV[1])
 return ARGV[1]
 `);
 

@@ -9,9 +9,13 @@
  * script (`redis-scripts.ts`), run by EVALSHA: an append checks the head and the epoch and
  * writes its ops, marks, recovery and new head atomically, or writes nothing.
  *
- * Epochs: a document stores its epoch with its first append. Documents never written get the
- * store's instance id, kept in Redis (`Pinstance`) and made anew when it is missing (a new or
- * emptied Redis). Before a document first stores an epoch that is the current instance id, that
+ * Epochs: a document stores its epoch when it is first loaded, or with its first append if
+ * that comes first. A document loaded before it has one gets the store's instance id, kept in
+ * Redis (`Pinstance`) and made anew when it is missing (a new or emptied Redis), stored with
+ * it at once: so every server that loads the document agrees on its epoch, even if the
+ * instance id changes before the document is first written (another document's first append
+ * retires it, see below), and ops one server appends are never taken by another for ops of
+ * another epoch. Before a document first stores an epoch that is the current instance id, that
  * id is replaced by a new one: so the instance id is never an epoch some document stored, and
  * a document whose keys vanished (FLUSHALL, a deleted prefix, eviction) reloads with an epoch
  * other than its old one, which tells clients that it lost its data.
@@ -20,6 +24,12 @@
  * recorded head (checked by `integrity.ts` on load), and each snapshot's hash, checked here on
  * every read; stored data that does not parse, or ops stored past the head, are a
  * {@link StorageCorruptError}.
+ *
+ * Change hints: every append also publishes, from its script, a hint on the store's change
+ * channel (`Pchanges`): the document, its new head, the writing store's {@link RedisStore.origin}
+ * and the writer's clock. Servers sharing the data read it through `redis-fanout.ts` to learn
+ * of ops committed elsewhere. A hint is only a hint (pub/sub drops messages while a subscriber
+ * is disconnected): the ops themselves are always read from the log.
  *
  * Durability is Redis's: an append resolves once Redis has run it, which survives a Redis
  * restart only as far as its persistence is configured (AOF with `appendfsync always` keeps
@@ -31,7 +41,20 @@ import type { Component } from '../ot/index.js';
 import { StorageCorruptError, snapshotHash } from './integrity.js';
 import { requireOptional } from './optional-package.js';
 import { type DocumentKeys, type StoreKeys, checkPrefix, documentKeys, storeKeys } from './redis-keys.js';
-import { APPEND, GET_SNAPSHOT, INSTANCE, LOAD, PUT_SNAPSHOT, RETIRE, type ScriptClient, TRIM } from './redis-scripts.js';
+import {
+  APPEND,
+  EXISTS,
+  GET_SNAPSHOT,
+  HEARTBEAT,
+  INSTANCE,
+  LOAD,
+  PIN,
+  PUBLISH,
+  PUT_SNAPSHOT,
+  RETIRE,
+  type ScriptClient,
+  TRIM,
+} from './redis-scripts.js';
 import {
   type AppendContext,
   type ClientMark,
@@ -64,7 +87,58 @@ export interface RedisClient extends ScriptClient {
   zrangebyscore(key: string, min: string, max: string): Promise<string[]>;
   set(key: string, value: string): Promise<unknown>;
   quit(): Promise<unknown>;
+  /** A new connection with the same settings (ioredis has it): what {@link RedisStore.subscriber} uses. */
+  duplicate?(override?: { autoResubscribe?: boolean }): unknown;
 }
+
+/**
+ * A connection that receives the change hints: the part of an ioredis `Redis` that
+ * `redis-fanout.ts` uses. Typed here, like {@link RedisClient}, so that the declarations of
+ * `otter/server` need no ioredis.
+ */
+export interface SubscriberClient {
+  on(event: 'ready', listener: () => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'message', listener: (channel: string, message: string) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  subscribe(channel: string): Promise<unknown>;
+  disconnect(): void;
+  /** ioredis's connection status: `ready` once connected. */
+  readonly status: string;
+}
+
+/**
+ * What an append announces on the change channel: `docId` is at `head` since a store with
+ * `origin` appended at `at` (ms since the Unix epoch, by the writer's clock).
+ */
+export interface ChangeHint {
+  readonly docId: string;
+  readonly head: number;
+  readonly origin: string;
+  readonly at: number;
+}
+
+/** The text of a hint on the change channel. JSON escapes lone surrogates, so any id survives. */
+function encodeHint(hint: ChangeHint): string {
+  return JSON.stringify([hint.docId, hint.head, hint.origin, hint.at]);
+}
+
+/** A hint read from the change channel, or undefined for a message that is not one. */
+export function decodeHint(text: string): ChangeHint | undefined {
+  let row: unknown;
+  try {
+    row = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(row) || row.length !== 4) return undefined;
+  const [docId, head, origin, at] = row as unknown[];
+  if (typeof docId !== 'string' || !isInteger(head) || typeof origin !== 'string' || !isInteger(at)) return undefined;
+  return { docId, head, origin, at };
+}
+
+/** Called with each Redis round trip of a store: what it did, how long it took, whether it failed. */
+export type RoundTripListener = (command: string, ms: number, ok: boolean) => void;
 
 /** What the LOAD script replies (see `redis-scripts.ts`). */
 type LoadReply = [
@@ -184,8 +258,16 @@ function bound(n: number, open: boolean): string {
 /** See the file comment. */
 export class RedisStore implements Store {
   private readonly client: RedisClient;
+  /** The URL the client was made from, if it was made here. */
+  private readonly url: string | undefined;
   /** Whether the client was made here (from a URL), and so is closed here. */
   private readonly owned: boolean;
+  private readonly roundTrips = new Set<RoundTripListener>();
+  /**
+   * This store's id in the change hints it publishes (random, one per store object), so that
+   * a server can tell its own appends from those of others.
+   */
+  readonly origin = randomUUID();
   private readonly prefix: string;
   private readonly keysOfStore: StoreKeys;
   /** Appends under way, settled either way: close waits for them. */
@@ -194,8 +276,8 @@ export class RedisStore implements Store {
 
   /**
    * A store over `redis`: an ioredis client (`Redis` or `Cluster`), which stays the caller's
-   * to close, or a Redis URL (`redis://host:6379/0`), for which one is made here and closed by
-   * {@link close}. Throws a RangeError for a prefix holding `{` or `}`; `MissingPackageError`
+   * to close, or a Redis URL (`redis://host:6379/0`), for which one is made here (a command
+   * fails after 3 reconnection attempts) and closed by {@link close}. Throws a RangeError for a prefix holding `{` or `}`; `MissingPackageError`
    * when given a URL and ioredis, an optional peer of `otter`, is not installed.
    */
   constructor(redis: RedisClient | string, options: RedisStoreOptions = {}) {
@@ -204,11 +286,81 @@ export class RedisStore implements Store {
     this.keysOfStore = storeKeys(this.prefix);
     if (typeof redis === 'string') {
       const ioredis = requireOptional<{ Redis: typeof Redis }>('ioredis', 'RedisStore');
-      this.client = new ioredis.Redis(redis);
+      // A command fails after a few reconnection attempts (about 300 ms) instead of waiting in
+      // the offline queue through 20 of them: a Redis that is down makes appends fail soon
+      // (their clients resend) and the readiness probe report why.
+      const client = new ioredis.Redis(redis, { maxRetriesPerRequest: 3 });
+      // Connection errors reach callers through the commands that fail (and the readiness
+      // probe); unheard, ioredis would also print each one.
+      client.on('error', () => {});
+      this.client = client;
+      this.url = redis;
       this.owned = true;
     } else {
       this.client = redis;
+      this.url = undefined;
       this.owned = false;
+    }
+  }
+
+  /** The pub/sub channel on which this store's appends publish their {@link ChangeHint}s. */
+  get changes(): string {
+    return this.keysOfStore.changes;
+  }
+
+  /**
+   * A new connection to the same Redis, for receiving change hints (a subscribed connection
+   * can send nothing else), which the caller closes. It does not subscribe again by itself
+   * after a reconnection: the caller does, on `ready`. Throws when the store was given a
+   * client without `duplicate`.
+   */
+  subscriber(): SubscriberClient {
+    if (this.url !== undefined) {
+      const ioredis = requireOptional<{ Redis: typeof Redis }>('ioredis', 'RedisStore');
+      return new ioredis.Redis(this.url, { autoResubscribe: false });
+    }
+    if (this.client.duplicate === undefined) throw new Error('the Redis client of this store cannot make another connection (no duplicate())');
+    return this.client.duplicate({ autoResubscribe: false }) as SubscriberClient;
+  }
+
+  /** The pub/sub channel of presences relayed between servers (see `redis-presence.ts`). */
+  get presence(): string {
+    return this.keysOfStore.presence;
+  }
+
+  /** Publishes `message` on the {@link presence} channel. */
+  async publishPresence(message: string): Promise<void> {
+    await this.timed('publish', () => PUBLISH.run(this.client, [], [this.keysOfStore.presence, message]));
+  }
+
+  /** Sets this store's heartbeat key (named by its {@link origin}) to expire in `ttl` ms. */
+  async heartbeat(ttl: number): Promise<void> {
+    await this.timed('heartbeat', () => HEARTBEAT.run(this.client, [this.keysOfStore.nodes + this.origin], [String(Date.now()), String(ttl)]));
+  }
+
+  /** Whether the heartbeat key of the store with `origin` has not expired. */
+  async isAlive(origin: string): Promise<boolean> {
+    return (await this.timed('exists', () => EXISTS.run(this.client, [this.keysOfStore.nodes + origin], []))) === 1;
+  }
+
+  /** Calls `listener` after each Redis round trip of this store; returns a function that stops it. */
+  onRoundTrip(listener: RoundTripListener): () => void {
+    this.roundTrips.add(listener);
+    return () => this.roundTrips.delete(listener);
+  }
+
+  /** Runs one round trip, `command`, telling the listeners how it went. */
+  private async timed<T>(command: string, call: () => Promise<T>): Promise<T> {
+    if (this.roundTrips.size === 0) return call();
+    const start = performance.now();
+    let ok = false;
+    try {
+      const result = await call();
+      ok = true;
+      return result;
+    } finally {
+      const ms = performance.now() - start;
+      for (const l of this.roundTrips) l(command, ms, ok);
     }
   }
 
@@ -218,19 +370,17 @@ export class RedisStore implements Store {
 
   /** The epoch of documents never written (made and stored if Redis has none). */
   private async instance(): Promise<string> {
-    return (await INSTANCE.run(this.client, [this.keysOfStore.instance], [randomUUID()])) as string;
+    return (await this.timed('instance', () => INSTANCE.run(this.client, [this.keysOfStore.instance], [randomUUID()]))) as string;
   }
 
   /** @inheritdoc */
   async load(docId: string): Promise<LoadedDocument> {
     const k = this.keys(docId);
-    const [head, trim, epoch, snapshotVersion, snapshot, ops, recoveries] = (await LOAD.run(
-      this.client,
-      [k.meta, k.ops, k.snapshots, k.snapshotTexts, k.recoveries],
-      [],
+    const [head, trim, epoch, snapshotVersion, snapshot, ops, recoveries] = (await this.timed('load', () =>
+      LOAD.run(this.client, [k.meta, k.ops, k.snapshots, k.snapshotTexts, k.recoveries], []),
     )) as LoadReply;
     return {
-      epoch: epoch ?? (await this.instance()),
+      epoch: epoch ?? ((await this.timed('pin', async () => PIN.run(this.client, [k.meta], [await this.instance()]))) as string),
       snapshot: snapshotVersion === null ? EMPTY_SNAPSHOT : decodeSnapshot(docId, snapshotVersion, snapshot),
       ops: ops.map((text) => decodeRecord(docId, text)),
       head: storedInteger(docId, head, 'the recorded head'),
@@ -268,8 +418,12 @@ export class RedisStore implements Store {
   ): Promise<void> {
     const unordered = appendConflict(docId, expectedHead, records, context.epoch, expectedHead, undefined);
     if (unordered !== undefined) throw unordered;
-    if (expectedHead === 0) await RETIRE.run(this.client, [this.keysOfStore.instance], [context.epoch, randomUUID()]);
-    const args = [String(expectedHead), String(expectedHead + records.length), context.epoch, String(records.length)];
+    if (expectedHead === 0) {
+      await this.timed('retire', () => RETIRE.run(this.client, [this.keysOfStore.instance], [context.epoch, randomUUID()]));
+    }
+    const head = expectedHead + records.length;
+    const hint = encodeHint({ docId, head, origin: this.origin, at: Date.now() });
+    const args = [String(expectedHead), String(head), context.epoch, this.keysOfStore.changes, hint, String(records.length)];
     for (const r of records) args.push(String(r.version), encodeRecord(r));
     args.push(String(marks.length));
     for (const m of marks) args.push(m.clientId, encodeMark(m));
@@ -277,13 +431,17 @@ export class RedisStore implements Store {
     if (recovery === undefined) args.push('0');
     else args.push('1', recovery.lostEpoch, JSON.stringify(recovery));
     const k = this.keys(docId);
-    const reply = (await APPEND.run(this.client, [k.meta, k.ops, k.marks, k.recoveries], args)) as [number, (string | number)?, string?];
+    const reply = (await this.timed('append', () => APPEND.run(this.client, [k.meta, k.ops, k.marks, k.recoveries], args))) as [
+      number,
+      (string | number)?,
+      string?,
+    ];
     if (reply[0] === 1) return;
     if (reply[0] === 2) throw new StorageCorruptError(docId, `${String(reply[1])} stored ops lie past the recorded head`);
-    const head = storedInteger(docId, String(reply[1]), 'the recorded head');
+    const stored = storedInteger(docId, String(reply[1]), 'the recorded head');
     throw (
-      appendConflict(docId, expectedHead, records, context.epoch, head, reply[2]) ??
-      new VersionConflictError(docId, expectedHead, head)
+      appendConflict(docId, expectedHead, records, context.epoch, stored, reply[2]) ??
+      new VersionConflictError(docId, expectedHead, stored)
     );
   }
 
@@ -291,7 +449,7 @@ export class RedisStore implements Store {
   async getMarks(docId: string, clientIds: readonly string[]): Promise<ClientMark[]> {
     const ids = [...new Set(clientIds)];
     if (ids.length === 0) return [];
-    const values = await this.client.hmget(this.keys(docId).marks, ...ids);
+    const values = await this.timed('getMarks', () => this.client.hmget(this.keys(docId).marks, ...ids));
     const out: ClientMark[] = [];
     values.forEach((text, i) => {
       if (text !== null) out.push(decodeMark(docId, ids[i] as string, text));
@@ -302,17 +460,16 @@ export class RedisStore implements Store {
   /** @inheritdoc */
   async getOps(docId: string, from: number, to: number): Promise<OpRecord[]> {
     if (to <= from) return [];
-    const members = await this.client.zrangebyscore(this.keys(docId).ops, bound(from, true), bound(to, false));
+    const members = await this.timed('getOps', () => this.client.zrangebyscore(this.keys(docId).ops, bound(from, true), bound(to, false)));
     return members.map((text) => decodeRecord(docId, text));
   }
 
   /** @inheritdoc */
   async getSnapshot(docId: string, atOrBefore = Infinity): Promise<Snapshot | undefined> {
     const k = this.keys(docId);
-    const [version, value] = (await GET_SNAPSHOT.run(this.client, [k.meta, k.snapshots, k.snapshotTexts], [bound(atOrBefore, false)])) as [
-      string | null,
-      string | null,
-    ];
+    const [version, value] = (await this.timed('getSnapshot', () =>
+      GET_SNAPSHOT.run(this.client, [k.meta, k.snapshots, k.snapshotTexts], [bound(atOrBefore, false)]),
+    )) as [string | null, string | null];
     if (version !== null) return decodeSnapshot(docId, version, value);
     return storedInteger(docId, value, 'the trim point') === 0 ? EMPTY_SNAPSHOT : undefined;
   }
@@ -320,13 +477,15 @@ export class RedisStore implements Store {
   /** @inheritdoc */
   async putSnapshot(docId: string, snapshot: Snapshot): Promise<void> {
     const k = this.keys(docId);
-    await PUT_SNAPSHOT.run(this.client, [k.snapshots, k.snapshotTexts], [String(snapshot.version), encodeSnapshot(snapshot)]);
+    await this.timed('putSnapshot', () =>
+      PUT_SNAPSHOT.run(this.client, [k.snapshots, k.snapshotTexts], [String(snapshot.version), encodeSnapshot(snapshot)]),
+    );
   }
 
   /** @inheritdoc */
   async trim(docId: string, version: number): Promise<void> {
     const k = this.keys(docId);
-    const done = await TRIM.run(this.client, [k.meta, k.ops, k.snapshots, k.snapshotTexts], [String(version)]);
+    const done = await this.timed('trim', () => TRIM.run(this.client, [k.meta, k.ops, k.snapshots, k.snapshotTexts], [String(version)]));
     if (done === 0) throw new Error(`cannot trim ${JSON.stringify(docId)} to ${version}: no snapshot there`);
   }
 
@@ -337,7 +496,7 @@ export class RedisStore implements Store {
    */
   async ping(): Promise<void> {
     if (this.closed) throw new Error('the store is closed');
-    await this.client.set(this.keysOfStore.probe, String(Date.now()));
+    await this.timed('ping', () => this.client.set(this.keysOfStore.probe, String(Date.now())));
   }
 
   /** Lets pending appends finish, then closes the client if it was made from a URL. */

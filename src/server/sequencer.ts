@@ -9,6 +9,11 @@
  * the append had landed after all (its answer was lost), the reload finds its ops and
  * publishes them then, so every committed op is published exactly once, in order.
  * Different documents proceed independently.
+ *
+ * Several sequencers (one per server) may share one store: each append lands only on the head
+ * its writer read, a batch that lost the race is retried on the reloaded state (up to
+ * `conflictRetries` times), and {@link Sequencer.refresh} takes in and publishes what the
+ * others committed, so each sequencer still publishes every committed op exactly once, in order.
  */
 import {
   type Component,
@@ -81,6 +86,12 @@ export interface SequencerOptions {
   idleTimeout?: number;
   /** Retries of a batch whose append lost a race to another writer. Default 5. */
   conflictRetries?: number;
+  /**
+   * Asked before a document idle for `idleTimeout` is unloaded: true keeps it. A server whose
+   * store other servers write keeps the documents its connections have open, so that
+   * {@link Sequencer.refresh} publishes every op committed elsewhere to them. Default: none kept.
+   */
+  keepLoaded?: (docId: string) => boolean;
   /**
    * Called with errors that have no caller to go to (a failed snapshot or trim), and with each
    * `StorageCorruptError` (a document refused as damaged: its callers get `storage-corrupt`).
@@ -325,6 +336,8 @@ interface Entry {
   lastUsed: number;
   /** The bytes of `state.recent` counted in {@link Sequencer}'s history total (see fitHistory). */
   historyBytes: number;
+  /** A {@link Sequencer.refresh} queued and not started yet: later calls join it. */
+  refreshing: Promise<number> | undefined;
 }
 
 const DEFAULTS = {
@@ -401,7 +414,8 @@ function recoveredOf(r: Recovery | undefined): { version: number; checksum: numb
 export class Sequencer {
   private readonly docs = new Map<string, Entry>();
   private readonly listeners = new Set<AppliedListener>();
-  private readonly limits: Required<Omit<SequencerOptions, 'onError' | 'retention'>>;
+  private readonly limits: Required<Omit<SequencerOptions, 'onError' | 'retention' | 'keepLoaded'>>;
+  private readonly keepLoaded: (docId: string) => boolean;
   private readonly retention: RetentionPolicy;
   private readonly onError: (error: unknown, docId: string) => void;
   private readonly sweeper: ReturnType<typeof setInterval> | undefined;
@@ -432,6 +446,7 @@ export class Sequencer {
     };
     this.retention = checkRetention(options.retention ?? {});
     this.onError = options.onError ?? (() => {});
+    this.keepLoaded = options.keepLoaded ?? (() => false);
     const every = this.limits.idleTimeout;
     if (every > 0) {
       this.sweeper = setInterval(() => this.unloadIdle(Date.now() - every), Math.max(10, every / 2));
@@ -644,6 +659,78 @@ export class Sequencer {
   }
 
   /**
+   * Catches `docId` up with the ops other writers (servers sharing this store) committed since
+   * its committed head, and publishes them to the listeners: with every writer publishing its
+   * own commits, each committed op is published exactly once here, in version order, whoever
+   * committed it. Does nothing for a document not loaded (resolves 0 at once): loading reads
+   * the store anyway. Runs in the document's queue between batches, ahead of everything queued
+   * (taking in what others committed first can only spare the next batch a conflict, and
+   * changes nothing any queued open or submission was promised); calls made while one is
+   * queued join it, and a call made while one runs queues another, so a call always sees every
+   * op committed before it was made. Reads only the ops past the committed
+   * head (`Store.getOps`) and takes them in if they continue its versions and checksum chain
+   * and none is a restore's merge (which also changes the recoveries); otherwise, as after a
+   * failed append, the document is reloaded and what it holds beyond the last published op is
+   * published ({@link publishLanded}: a store gone back in time is refused as damaged).
+   * Resolves with the number of ops published; rejects with the store's error (the document is
+   * then loaded again on its next use, publishing what it missed).
+   */
+  refresh(docId: string): Promise<number> {
+    const entry = this.docs.get(docId);
+    if (entry === undefined || this.closed) return Promise.resolve(0);
+    if (entry.refreshing !== undefined) return entry.refreshing;
+    let resolve: (n: number) => void = unsettled;
+    let reject: (e: unknown) => void = unsettled;
+    const refreshing = new Promise<number>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    // Set before the reader is queued: the queue may run it at once.
+    entry.refreshing = refreshing;
+    const run = async (s: DocumentState): Promise<void> => {
+      entry.refreshing = undefined;
+      try {
+        resolve(await this.takeCommitted(docId, entry, s));
+      } catch (e) {
+        reject(e);
+      }
+    };
+    const fail = (e: unknown): void => {
+      entry.refreshing = undefined;
+      reject(e);
+    };
+    entry.readers.unshift({ run, fail, ticket: -Infinity });
+    this.kick(docId, entry);
+    return refreshing;
+  }
+
+  /** The ids of the documents this sequencer holds (loaded, or queued to load). */
+  documents(): string[] {
+    return [...this.docs.keys()];
+  }
+
+  /** See {@link refresh}: runs in the queue, on the committed state `s` of `entry`. */
+  private async takeCommitted(docId: string, entry: Entry, s: DocumentState): Promise<number> {
+    try {
+      const ops = await this.store.getOps(docId, s.committed, Number.MAX_SAFE_INTEGER);
+      if (ops.length === 0) return 0;
+      if (ops.some((r) => r.seq === 0) || !s.applyCommitted(ops)) {
+        const before = entry.published ?? s.committed;
+        return (await this.load(docId, entry)).committed - before;
+      }
+      this.publish(docId, ops);
+      entry.published = s.committed;
+      s.trimRecent(Math.max(this.limits.memoryHistory, 0));
+      s.forgetMarks(this.limits.cachedMarks);
+      this.fitHistory(entry);
+      return ops.length;
+    } catch (e) {
+      if (e instanceof StorageCorruptError) this.onError(e, docId);
+      throw e;
+    }
+  }
+
+  /**
    * The text at `version` (default: the committed head). Versions older than the head are
    * rebuilt from the nearest snapshot and the ops after it. Rejects with `version-ahead` past
    * the head, `history-gone` before the trim point, `bad-request` for malformed arguments.
@@ -774,6 +861,12 @@ export class Sequencer {
     }
     const behind = this.caughtUp(docId, clientId);
     if (behind !== undefined) await behind;
+    // A client claiming a version past the head held here may have it from another server
+    // sharing the store: read what was committed there before judging the claim lost.
+    const held = this.docs.get(docId)?.state;
+    if (from !== undefined && claim !== undefined && held !== undefined && from > held.committed) {
+      await this.fromStore(docId, 'reading the history', () => this.refresh(docId));
+    }
     type View =
       | OpenResult
       | (OpenHead & { readonly kind: 'verify'; readonly from: number })
@@ -985,6 +1078,7 @@ export class Sequencer {
         draining: false,
         lastUsed: Date.now(),
         historyBytes: 0,
+        refreshing: undefined,
       };
       this.docs.set(docId, e);
     }
@@ -1127,6 +1221,20 @@ export class Sequencer {
     entry.published = state.committed;
   }
 
+  /**
+   * Loads `entry`'s state from the store and returns it, first publishing the ops it holds
+   * beyond the last one published ({@link publishLanded}). On a throw the entry is left
+   * without a state.
+   */
+  private async load(docId: string, entry: Entry): Promise<DocumentState> {
+    entry.state = undefined;
+    const state = new DocumentState(docId, await this.store.load(docId), countsBytes(this.retention));
+    await this.publishLanded(docId, entry, state);
+    entry.state = state;
+    this.fitHistory(entry);
+    return state;
+  }
+
   /** Hands committed ops to the listeners, in order; a throwing listener is reported, not fatal. */
   private publish(docId: string, records: readonly OpRecord[]): void {
     for (let i = 0; i < records.length && this.listeners.size > 0; i++) {
@@ -1144,12 +1252,10 @@ export class Sequencer {
   private async drain(docId: string, entry: Entry): Promise<void> {
     try {
       while (entry.pending.length > 0 || entry.readers.length > 0) {
-        if (entry.state === undefined) {
+        let loaded = entry.state;
+        if (loaded === undefined) {
           try {
-            const state = new DocumentState(docId, await this.store.load(docId), countsBytes(this.retention));
-            await this.publishLanded(docId, entry, state);
-            entry.state = state;
-            this.fitHistory(entry);
+            loaded = await this.load(docId, entry);
           } catch (e) {
             if (e instanceof StorageCorruptError) this.onError(e, docId);
             this.failAll(entry, storageError(e, `loading ${JSON.stringify(docId)}`));
@@ -1161,7 +1267,7 @@ export class Sequencer {
         // then the reads queued before the next submission run, between batches.
         const firstRead = entry.readers[0]?.ticket ?? Infinity;
         if (entry.pending.length > 0 && (entry.pending[0] as Pending).ticket < firstRead) {
-          await this.runBatch(docId, entry, entry.state, firstRead);
+          await this.runBatch(docId, entry, loaded, firstRead);
           continue; // a failed batch left no state: reload first
         }
         // Looked at again after each read: a submission may arrive while one awaits the store.
@@ -1407,7 +1513,14 @@ export class Sequencer {
   /** Unloads documents untouched since `before` that have no queued work. */
   private unloadIdle(before: number): void {
     for (const [id, e] of this.docs) {
-      if (!e.draining && e.pending.length === 0 && e.readers.length === 0 && e.catchUps.size === 0 && e.lastUsed < before) {
+      if (
+        !e.draining &&
+        e.pending.length === 0 &&
+        e.readers.length === 0 &&
+        e.catchUps.size === 0 &&
+        e.lastUsed < before &&
+        !this.keepLoaded(id)
+      ) {
         this.docs.delete(id);
         this.historyHeld -= e.historyBytes;
       }

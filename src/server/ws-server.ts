@@ -25,6 +25,9 @@ import { Metrics } from './metrics.js';
 import { requireOptional } from './optional-package.js';
 import { Reauthorizer } from './reauthorize.js';
 import { StoreReadiness } from './readiness.js';
+import { RedisFanout } from './redis-fanout.js';
+import { RelayedRooms } from './redis-presence.js';
+import { RedisStore } from './redis-store.js';
 import { Rooms } from './rooms.js';
 import { Sequencer, type SequencerOptions } from './sequencer.js';
 import { SESSION_DEFAULTS, Session, type SessionContext, type SessionOptions } from './session.js';
@@ -37,9 +40,21 @@ import { type Logger, silentLogger } from './telemetry.js';
 const { WebSocket, WebSocketServer } = requireOptional<typeof Ws>('ws', 'otter/server (its WebSocket server)');
 type WebSocket = Ws.WebSocket;
 
+/** The default `conflictRetries` of a server over a shared {@link RedisStore}. */
+export const SHARED_CONFLICT_RETRIES = 100;
+
 /** Options of {@link createServer}; every field has a documented default. */
 export interface ServerOptions {
-  /** Where documents live. Default: a new {@link MemoryStore}. Closed by `close()`. */
+  /**
+   * Where documents live. Default: a new {@link MemoryStore}. Closed by `close()`. A
+   * {@link RedisStore} may be shared by several servers (each with its own RedisStore over the
+   * same Redis and prefix): the server then also listens for the ops the others commit
+   * (`redis-fanout.ts`) and publishes them to its connections, relays presences between the
+   * servers (`redis-presence.ts`: a dead server's cursors vanish), keeps every document its
+   * connections have open loaded, retries a batch that lost an append race up to
+   * {@link SHARED_CONFLICT_RETRIES} times unless `sequencer.conflictRetries` says otherwise,
+   * and reports Redis round trips, append conflicts and the fan-out lag in its metrics.
+   */
   store?: Store;
   /** Options of the sequencer (history, snapshots, size limits). */
   sequencer?: SequencerOptions;
@@ -177,9 +192,13 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
   const readiness = new StoreReadiness(store, {
     interval: options.readinessInterval,
     logger,
-    telemetry: { storeWriteFailed: (source) => metrics.storeWriteFailed(source) },
+    telemetry: {
+      storeWriteFailed: (source) => metrics.storeWriteFailed(source),
+      appendConflicted: () => metrics.appendConflicted(),
+    },
   });
-  const sequencer = new Sequencer(readiness.watch(store), {
+  const shared = store instanceof RedisStore ? store : undefined;
+  const sequencer: Sequencer = new Sequencer(readiness.watch(store), {
     onError: (err, docId) => {
       if (err instanceof StorageCorruptError) {
         metrics.storageCorrupt();
@@ -188,9 +207,18 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
         logger.error({ err: String(err), doc: docId }, 'background task failed');
       }
     },
+    // Another server may commit to an open document at any time: it stays loaded to publish
+    // that; and on a document edited through several servers appends race, so a batch may
+    // lose many races in a row before it lands.
+    ...(shared === undefined
+      ? {}
+      : { keepLoaded: (docId: string): boolean => rooms.head(docId) !== undefined, conflictRetries: SHARED_CONFLICT_RETRIES }),
     ...options.sequencer,
   });
-  const rooms = new Rooms(undefined, (docId, after, upTo) => sequencer.recentOps(docId, after, upTo));
+  const recentOps = (docId: string, after: number, upTo: number): ReturnType<Sequencer['recentOps']> => sequencer.recentOps(docId, after, upTo);
+  // Over a shared store, presences are relayed between the servers too.
+  const relayed = shared === undefined ? undefined : new RelayedRooms(shared, recentOps, { logger });
+  const rooms: Rooms = relayed ?? new Rooms(undefined, recentOps);
   sequencer.onApplied((docId, record) => rooms.publish(docId, record));
   const sessions = new Map<WebSocket, Session>();
   const perUser = new Map<string, number>();
@@ -393,11 +421,19 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
 
   // Once listening (a failed listen leaves no probe running); the first probe runs now.
   readiness.start();
+  // Documents loaded before the fan-out's first subscription are refreshed once it is made.
+  const stopRoundTrips = shared?.onRoundTrip((command, ms, ok) => metrics.redisRoundTrip(command, ms, ok));
+  relayed?.start();
+  const fanout =
+    shared === undefined
+      ? undefined
+      : new RedisFanout(shared, sequencer, { logger, telemetry: metrics, ...(relayed === undefined ? {} : { presence: relayed }) });
 
   const address = (): AddressInfo => httpServer.address() as AddressInfo;
   let closing: Promise<void> | undefined;
 
   const close = async (): Promise<void> => {
+    fanout?.close();
     clearInterval(heartbeat);
     readiness.stop();
     reauthorizer.stop();
@@ -414,6 +450,7 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
     for (const ws of sessions.keys()) ws.terminate();
     wss.close();
     await store.close();
+    stopRoundTrips?.();
     if (owned) httpServer.closeAllConnections();
   };
 

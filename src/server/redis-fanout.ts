@@ -1,0 +1,162 @@
+/**
+ * Cross-server delivery over a shared {@link RedisStore}: a server learns of the ops other
+ * servers commit to the documents it holds, and publishes them to its own connections in
+ * version order, none missed and none twice.
+ *
+ * Every append of a RedisStore publishes a {@link ChangeHint} (document, new head, writer)
+ * from its Lua script, on the store's change channel. A {@link RedisFanout} listens on that
+ * channel over a connection of its own and, for each hint from another writer, asks the
+ * sequencer to {@link Sequencer.refresh} the document: the sequencer reads the ops past its
+ * committed head from the log, by version, and publishes them through its usual path. The
+ * hint carries no ops and only triggers a read, so a lost hint loses nothing but time:
+ * - Redis pub/sub drops messages while a subscriber is disconnected (a killed connection, a
+ *   restarted Redis). Each time the connection is ready again the fan-out subscribes anew and
+ *   then refreshes every document the sequencer holds, which reads whatever it missed.
+ * - Hints for one document may arrive out of order or many at once: refreshes of a document
+ *   are queued in its sequencer queue and coalesce, and each reads from the committed head.
+ * - A refresh that fails (Redis unreachable) is retried after {@link RETRY_MS} while the
+ *   fan-out runs.
+ * Hints from this server's own store are skipped: its sequencer published those ops already.
+ * The same connection may also carry the presence channel (`redis-presence.ts`).
+ */
+import type { ChangeHint, RedisStore, SubscriberClient } from './redis-store.js';
+import { decodeHint } from './redis-store.js';
+import type { Sequencer } from './sequencer.js';
+import { type Logger, silentLogger } from './telemetry.js';
+
+/** Ms before a failed refresh of a document is tried again. */
+const RETRY_MS = 1000;
+
+/** What a {@link RedisFanout} reports to metrics. Cheap and never throwing. */
+export interface FanoutTelemetry {
+  /**
+   * `ops` ops that another server committed were published here; `lagMs`: from the writer's
+   * append (by its clock) to now, when a hint started the refresh.
+   */
+  remoteOpsPublished(ops: number, lagMs: number | undefined): void;
+  /** The hint subscription was (re)established, and every held document refreshed. */
+  subscribed(): void;
+}
+
+/** What a {@link RedisFanout} also carries for presence (see `redis-presence.ts`). */
+export interface PresenceReceiver {
+  /** Takes one message of the store's presence channel. */
+  receive(text: string): void;
+  /** Called each time the subscription is (re)established: messages may have been missed. */
+  resync(): void;
+}
+
+/** Options of {@link RedisFanout}. */
+export interface RedisFanoutOptions {
+  /** Also subscribes to the store's presence channel and hands its messages to this. Default: none. */
+  presence?: PresenceReceiver;
+  /** Where connection trouble and failed refreshes are logged. Default: silent. */
+  logger?: Logger;
+  /** Counts deliveries and subscriptions. Default: none. */
+  telemetry?: FanoutTelemetry;
+}
+
+/** See the file comment. */
+export class RedisFanout {
+  private readonly connection: SubscriberClient;
+  private readonly logger: Logger;
+  private readonly telemetry: FanoutTelemetry | undefined;
+  private readonly presence: PresenceReceiver | undefined;
+  private readonly retries = new Map<string, ReturnType<typeof setTimeout>>();
+  private closed = false;
+  private everSubscribed = false;
+
+  /**
+   * Starts listening at once: opens a connection of its own to `store`'s Redis
+   * ({@link RedisStore.subscriber}) and refreshes documents of `sequencer` (whose store must
+   * be `store`, or a view of it) as hints arrive. Stop it with {@link close}.
+   */
+  constructor(
+    private readonly store: RedisStore,
+    private readonly sequencer: Pick<Sequencer, 'refresh' | 'documents'>,
+    options: RedisFanoutOptions = {},
+  ) {
+    this.logger = options.logger ?? silentLogger;
+    this.telemetry = options.telemetry;
+    this.presence = options.presence;
+    this.connection = store.subscriber();
+    this.connection.on('message', (channel, message) => this.onMessage(channel, message));
+    this.connection.on('ready', () => void this.subscribe());
+    this.connection.on('error', (e) => this.logger.warn({ err: e.message }, 'hint subscription: Redis connection error'));
+    this.connection.on('close', () => {
+      if (!this.closed && this.everSubscribed) this.logger.warn({}, 'hint subscription lost: reconnecting');
+    });
+    if (this.connection.status === 'ready') void this.subscribe();
+  }
+
+  /** Stops listening, cancels pending retries and closes the connection. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.retries.values()) clearTimeout(t);
+    this.retries.clear();
+    this.connection.disconnect();
+  }
+
+  /**
+   * Subscribes to the change channel, then refreshes every held document: whatever was
+   * committed while no hint could arrive is read now, and from here on every commit sends one.
+   */
+  private async subscribe(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.connection.subscribe(this.store.changes);
+      if (this.presence !== undefined) await this.connection.subscribe(this.store.presence);
+    } catch (e) {
+      // The connection dropped again: its next `ready` subscribes again.
+      this.logger.warn({ err: String(e) }, 'hint subscription failed: retrying on reconnection');
+      return;
+    }
+    if (this.everSubscribed) this.logger.info({}, 'hint subscription restored: refreshing every held document');
+    this.everSubscribed = true;
+    this.telemetry?.subscribed();
+    for (const docId of this.sequencer.documents()) this.refresh(docId, undefined);
+    this.presence?.resync();
+  }
+
+  private onMessage(channel: string, message: string): void {
+    if (this.closed) return;
+    if (channel === this.store.presence) {
+      this.presence?.receive(message);
+      return;
+    }
+    if (channel !== this.store.changes) return;
+    const hint = decodeHint(message);
+    if (hint === undefined) {
+      this.logger.warn({ channel }, 'a message on the hint channel is not a hint: ignored');
+      return;
+    }
+    if (hint.origin === this.store.origin) return;
+    this.refresh(hint.docId, hint);
+  }
+
+  /** Refreshes `docId` (for `hint`, if one started it), retrying later if that fails. */
+  private refresh(docId: string, hint: ChangeHint | undefined): void {
+    const retry = this.retries.get(docId);
+    if (retry !== undefined) {
+      clearTimeout(retry);
+      this.retries.delete(docId);
+    }
+    this.sequencer.refresh(docId).then(
+      (ops) => {
+        if (ops > 0) this.telemetry?.remoteOpsPublished(ops, hint === undefined ? undefined : Math.max(0, Date.now() - hint.at));
+      },
+      (e: unknown) => {
+        if (this.closed) return;
+        this.logger.warn({ doc: docId, err: String(e) }, 'reading ops committed elsewhere failed: retrying');
+        if (this.retries.has(docId)) return;
+        const timer = setTimeout(() => {
+          this.retries.delete(docId);
+          if (!this.closed) this.refresh(docId, undefined);
+        }, RETRY_MS);
+        timer.unref?.();
+        this.retries.set(docId, timer);
+      },
+    );
+  }
+}

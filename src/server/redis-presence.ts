@@ -1,0 +1,297 @@
+/**
+ * Presence across servers sharing a {@link RedisStore}: {@link RelayedRooms} are the
+ * {@link Rooms} of one server that also relay every presence change and departure of their
+ * own connections to the other servers, through Redis pub/sub (the store's presence channel),
+ * and show their connections the presences of the others' connections.
+ *
+ * - A connection of another server appears in a room as a {@link RoomMember} that receives
+ *   nothing (its own server delivers to it): its presence is mapped through later ops, sent to
+ *   members that join later, and removed with a `left` like any member's.
+ * - A presence made at a version this server has not published yet waits until it has.
+ * - Pub/sub is at-most-once: whenever the subscription is (re)established a server asks the
+ *   others to send their presences again, and each presence is sent anew on every change.
+ * - Each server keeps a heartbeat key (`Pnode:<origin>`) that expires `ttl` ms after its last
+ *   renewal. Every `heartbeat` ms a server checks the keys of the servers whose presences it
+ *   shows, and drops all presences of a server whose key is gone (a dead server): its
+ *   connections' cursors disappear for everyone, within about `ttl` + `heartbeat` ms.
+ */
+import type { SelectionRange } from '../ot/index.js';
+import type { PresenceProfile } from '../protocol/messages.js';
+import type { RedisStore } from './redis-store.js';
+import { type RecentOps, type RoomMember, Rooms } from './rooms.js';
+import type { OpRecord } from './store.js';
+import { type Logger, silentLogger } from './telemetry.js';
+
+/** Options of {@link RelayedRooms}; every field has a documented default. */
+export interface PresenceRelayOptions {
+  /** Ms between heartbeats (and checks of the other servers' heartbeats). Default 1,000. */
+  heartbeat?: number;
+  /** Ms a heartbeat key lives without renewal: after it, a server counts as dead. Default 5,000. */
+  ttl?: number;
+  /** Where failed heartbeats and relays are logged. Default: silent. */
+  logger?: Logger;
+}
+
+/** A presence as relayed: of connection `id` (of `user`) at version `v`. */
+interface Relayed {
+  readonly node: string;
+  readonly id: string;
+  readonly user: string | undefined;
+  readonly v: number;
+  readonly selection: SelectionRange[] | null;
+  readonly profile: PresenceProfile | undefined;
+}
+
+/** The stand-in for another server's connection: in the room, it receives nothing. */
+class RemoteMember implements RoomMember {
+  constructor(
+    readonly node: string,
+    readonly connectionId: string,
+    readonly user: string | undefined,
+  ) {}
+
+  deliver(): void {}
+  deliverPresence(): void {}
+  deliverLeft(): void {}
+  deliverHead(): void {}
+}
+
+function isRange(x: unknown): x is SelectionRange {
+  const r = x as Partial<SelectionRange> | null;
+  return typeof r === 'object' && r !== null && Number.isSafeInteger(r.anchor) && Number.isSafeInteger(r.head);
+}
+
+/** A relayed message, checked: a presence, a departure, or a request to send presences again. */
+type Message =
+  | { readonly kind: 'presence'; readonly doc: string; readonly presence: Relayed }
+  | { readonly kind: 'left'; readonly node: string; readonly doc: string; readonly id: string }
+  | { readonly kind: 'sync'; readonly node: string };
+
+function decode(text: string): Message | undefined {
+  let row: unknown;
+  try {
+    row = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(row) || typeof row[1] !== 'string') return undefined;
+  const node = row[1] as string;
+  if (row[0] === 's' && row.length === 2) return { kind: 'sync', node };
+  if (row[0] === 'l' && row.length === 4 && typeof row[2] === 'string' && typeof row[3] === 'string') {
+    return { kind: 'left', node, doc: row[2], id: row[3] };
+  }
+  if (row[0] !== 'p' || row.length !== 8) return undefined;
+  const [, , doc, id, user, v, selection, profile] = row as unknown[];
+  if (typeof doc !== 'string' || typeof id !== 'string' || (user !== null && typeof user !== 'string')) return undefined;
+  if (!Number.isSafeInteger(v) || (v as number) < 0) return undefined;
+  if (selection !== null && !(Array.isArray(selection) && selection.every(isRange))) return undefined;
+  if (profile !== null && (typeof profile !== 'object' || Array.isArray(profile))) return undefined;
+  return {
+    kind: 'presence',
+    doc,
+    presence: {
+      node,
+      id,
+      user: user ?? undefined,
+      v: v as number,
+      selection: selection as SelectionRange[] | null,
+      profile: (profile ?? undefined) as PresenceProfile | undefined,
+    },
+  };
+}
+
+/** See the file comment. */
+export class RelayedRooms extends Rooms {
+  /** The latest presence of each connection of another server, by document and connection. */
+  private readonly remote = new Map<string, Map<string, Relayed>>();
+  /** Their members, for those shown in a room here. */
+  private readonly members = new Map<string, Map<string, RemoteMember>>();
+  /** This server's connections in each room. */
+  private readonly joined = new Map<string, Set<RoomMember>>();
+  /** The presences of this server's connections, by document (sent again on a sync). */
+  private readonly local = new Map<string, Map<RoomMember, Omit<Relayed, 'node' | 'id' | 'user'>>>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly heartbeatMs: number;
+  private readonly ttl: number;
+  private readonly logger: Logger;
+  private stopped = false;
+
+  /**
+   * Rooms of a server over `store` (see {@link Rooms} for `headDelay` and `recentOps`),
+   * relaying from now on, heartbeating from {@link start}; {@link stop} ends both. Throws a
+   * RangeError unless 0 < heartbeat < ttl. Messages arriving on the
+   * store's presence channel are handed to {@link receive} (the fan-out's subscription does
+   * it), and {@link resync} is called whenever that subscription is (re)established.
+   */
+  constructor(
+    private readonly store: RedisStore,
+    recentOps: RecentOps,
+    options: PresenceRelayOptions = {},
+    headDelay?: number,
+  ) {
+    super(headDelay, recentOps);
+    this.heartbeatMs = options.heartbeat ?? 1000;
+    this.ttl = options.ttl ?? 5000;
+    if (!(this.heartbeatMs > 0) || !(this.ttl > this.heartbeatMs)) {
+      throw new RangeError(`the presence heartbeat must be > 0 ms and shorter than its ttl, got ${this.heartbeatMs} and ${this.ttl}`);
+    }
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /** Heartbeats now and every `heartbeat` ms, checking the other servers' heartbeats each time. */
+  start(): void {
+    if (this.stopped || this.timer !== undefined) return;
+    this.timer = setInterval(() => void this.beat(), this.heartbeatMs);
+    this.timer.unref?.();
+    void this.beat();
+  }
+
+  /** @inheritdoc Also shows the new member the presences of other servers' connections. */
+  override join(docId: string, member: RoomMember): void {
+    super.join(docId, member);
+    if (member instanceof RemoteMember) return;
+    let mine = this.joined.get(docId);
+    if (mine === undefined) this.joined.set(docId, (mine = new Set()));
+    mine.add(member);
+    for (const p of this.remote.get(docId)?.values() ?? []) this.show(docId, p);
+  }
+
+  /** @inheritdoc A connection of this server leaving is relayed to the other servers. */
+  override leave(docId: string, member: RoomMember): void {
+    super.leave(docId, member);
+    if (member instanceof RemoteMember) return;
+    const joined = this.joined.get(docId);
+    if (joined?.delete(member) !== true) return;
+    if (joined.size === 0) this.joined.delete(docId);
+    const mine = this.local.get(docId);
+    if (mine?.delete(member) === true) this.send(['l', this.store.origin, docId, member.connectionId]);
+    if (mine?.size === 0) this.local.delete(docId);
+    // Once no connection of this server is left, the room goes (with the stand-ins in it).
+    const shown = this.members.get(docId);
+    if (shown !== undefined && !this.joined.has(docId)) {
+      this.members.delete(docId);
+      for (const m of shown.values()) super.leave(docId, m);
+    }
+  }
+
+  /** @inheritdoc A presence of a connection of this server is relayed to the other servers. */
+  override setPresence(
+    docId: string,
+    member: RoomMember,
+    v: number,
+    selection: SelectionRange[] | null,
+    profile?: PresenceProfile,
+  ): boolean {
+    const taken = super.setPresence(docId, member, v, selection, profile);
+    if (taken && !(member instanceof RemoteMember)) {
+      let mine = this.local.get(docId);
+      if (mine === undefined) this.local.set(docId, (mine = new Map()));
+      mine.set(member, { v, selection, profile });
+      this.send(['p', this.store.origin, docId, member.connectionId, member.user ?? null, v, selection, profile ?? null]);
+    }
+    return taken;
+  }
+
+  /** @inheritdoc Then shows the presences of other servers that waited for this version. */
+  override publish(docId: string, record: OpRecord): void {
+    super.publish(docId, record);
+    for (const p of this.remote.get(docId)?.values() ?? []) {
+      if (p.v === record.version) this.show(docId, p);
+    }
+  }
+
+  /** Takes one message of the presence channel (from another server, or this one: skipped). */
+  receive(text: string): void {
+    const m = decode(text);
+    if (m === undefined || this.stopped) return;
+    if ((m.kind === 'presence' ? m.presence.node : m.node) === this.store.origin) return;
+    if (m.kind === 'sync') {
+      for (const [docId, mine] of this.local) {
+        for (const [member, p] of mine) {
+          this.send(['p', this.store.origin, docId, member.connectionId, member.user ?? null, p.v, p.selection, p.profile ?? null]);
+        }
+      }
+    } else if (m.kind === 'left') {
+      this.drop(m.doc, m.id);
+    } else {
+      let byId = this.remote.get(m.doc);
+      if (byId === undefined) this.remote.set(m.doc, (byId = new Map()));
+      byId.set(m.presence.id, m.presence);
+      this.show(m.doc, m.presence);
+    }
+  }
+
+  /** Asks the other servers for their presences (after the subscription was (re)established). */
+  resync(): void {
+    this.send(['s', this.store.origin]);
+  }
+
+  /** Stops heartbeating and relaying (at shutdown); the heartbeat key then expires. */
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+  }
+
+  /** @inheritdoc */
+  override close(): void {
+    this.stop();
+    super.close();
+  }
+
+  /** Shows `p` to this server's members of `docId`, if it has any and its version is reached. */
+  private show(docId: string, p: Relayed): void {
+    const head = this.head(docId);
+    if (head === undefined || !this.joined.has(docId) || p.v > head) return; // nobody here to show it to, or it waits for publish
+    let shown = this.members.get(docId);
+    if (shown === undefined) this.members.set(docId, (shown = new Map()));
+    let member = shown.get(p.id);
+    if (member === undefined) {
+      member = new RemoteMember(p.node, p.id, p.user);
+      shown.set(p.id, member);
+      super.join(docId, member);
+    }
+    if (!super.setPresence(docId, member, p.v, p.selection, p.profile)) {
+      // Too old to map here (or out of range): hidden until its next change.
+      super.setPresence(docId, member, head, null, p.profile);
+    }
+  }
+
+  /** Forgets the presence of connection `id` on `docId`, telling the members it left. */
+  private drop(docId: string, id: string): void {
+    const byId = this.remote.get(docId);
+    byId?.delete(id);
+    if (byId?.size === 0) this.remote.delete(docId);
+    const shown = this.members.get(docId);
+    const member = shown?.get(id);
+    if (member === undefined) return;
+    shown?.delete(id);
+    if (shown?.size === 0) this.members.delete(docId);
+    super.leave(docId, member);
+  }
+
+  private send(row: unknown[]): void {
+    if (this.stopped) return;
+    this.store.publishPresence(JSON.stringify(row)).catch((e: unknown) => {
+      this.logger.warn({ err: String(e) }, 'relaying a presence failed');
+    });
+  }
+
+  /** Renews this server's heartbeat; drops the presences of servers whose heartbeat expired. */
+  private async beat(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      await this.store.heartbeat(this.ttl);
+      const nodes = new Set<string>();
+      for (const byId of this.remote.values()) for (const p of byId.values()) nodes.add(p.node);
+      for (const node of nodes) {
+        if (await this.store.isAlive(node)) continue;
+        this.logger.warn({ node }, 'a server sharing the store stopped heartbeating: its presences are dropped');
+        for (const [docId, byId] of [...this.remote]) {
+          for (const p of [...byId.values()]) if (p.node === node) this.drop(docId, p.id);
+        }
+      }
+    } catch (e) {
+      this.logger.warn({ err: String(e) }, 'presence heartbeat failed');
+    }
+  }
+}
