@@ -1,13 +1,25 @@
 /**
- * Server load and fan-out: Otter vs ShareDB vs Yjs over real WebSockets on 127.0.0.1.
+ * Server load and fan-out: Otter vs ShareDB vs Yjs vs Hocuspocus over real WebSockets on
+ * 127.0.0.1, on one server node or on several nodes sharing a backend.
  *
- *   npm run bench:load [-- --n 10,100,500 --k 40 --interval 20 --timeout 60 --systems otter,sharedb,yjs]
+ *   npm run bench:load [-- --n 10,100,500 --k 40 --interval 20 --timeout 60 --systems otter,sharedb,yjs --nodes 1]
+ *   npm run bench:load -- --multi        several nodes through Redis (see below; later flags override)
  *
- * Scenario, identical for each system: one fresh server in a child process (so its CPU time is
- * its own), one document, N clients in this process. Every client types K characters, one
+ * Systems: otter, sharedb, yjs (each server keeps its state to itself: one node only);
+ * otter-sqlite (one node on a SQLite file); otter-redis, sharedb-redis (Postgres + Redis pub/sub)
+ * and hocuspocus-redis, which run on any number of nodes (`--nodes 1,2` runs each at 1 and at 2).
+ * Each run of a system that shares state gets its own private redis-server (and, for ShareDB,
+ * emptied Postgres tables): bench/load-peers/backends.ts. `--multi` is `--systems
+ * otter-redis,otter-sqlite,sharedb-redis,hocuspocus-redis --nodes 1,2 --n 16,64 --k 100
+ * --interval 100 --timeout 60`: 10 keystrokes/s per client for 10 s.
+ *
+ * Scenario, identical for each system: fresh server nodes, each in a child process of its own (so
+ * its CPU time is its own; node 0 is started first, then the others), one document, N clients in
+ * this process, client i connected to node i mod nodes. Every client types K characters, one
  * keystroke every `interval` ms, client i offset by i·interval/N (staggered); each keystroke
  * goes right after the client's previous character (its first at ⌊len·i/N⌋). Every keystroke
- * is a distinct character, so each client can tell whose keystroke arrived and when. Before
+ * is a distinct character, so each client can tell whose keystroke arrived and when (and through
+ * which node it came). Before
  * the measured round, an unmeasured warm-up round (200 keystrokes by the first 10 clients, seen
  * by all N) JIT-compiles both sides' paths in the fresh server.
  *
@@ -16,12 +28,15 @@
  *  - sustained ops/s: keystrokes that reached all N−1 other clients / (last arrival − first
  *    keystroke);
  *  - latency: keystroke → arrival at another client, over every (keystroke, receiver) pair
- *    (p50, p99), and keystroke → arrival at the last of the N−1 others ("all", p99);
+ *    (p50, p99), and keystroke → arrival at the last of the N−1 others ("all", p99); with several
+ *    nodes also over the cross-node pairs only (typed on one node, received on another: p50, p99);
  *  - frames/s and bytes/s the server sent (WebSocket messages and payload bytes, counted by the
  *    clients);
- *  - server CPU (user + system of the child process) in total, per keystroke and as a share of
- *    one core over the round ("busy"), and its peak RSS; the clients' CPU (this process, one
- *    core at most) as a share of the round, to show when the clients are the bottleneck;
+ *  - server CPU (user + system of the child processes, summed over the nodes) in total, per
+ *    keystroke and as a share of one core over the round ("busy"), and the peak RSS (summed over
+ *    the nodes); the shared backend's CPU per keystroke apart (the private redis-server, and
+ *    every `postgres` process for ShareDB); the clients' CPU (this process, one core at most) as
+ *    a share of the round, to show when the clients are the bottleneck;
  *  - at the end, whether every client holds the same text with every keystroke exactly once.
  * A round still unfinished `timeout` s after its first keystroke is aborted (the clients then
  * drop every incoming message unread) and reported as timed out. Prints the machine's load
@@ -31,16 +46,36 @@
  * LOAD_VERBOSE=1 prints progress on stderr.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ClientHooks, type LoadClient, type Peer, within } from './load-peers/common.js';
-import { otter } from './load-peers/otter.js';
+import {
+  PrivateRedis,
+  REDIS_PERSISTENCE,
+  postgresConfig,
+  postgresCpu,
+  postgresCpuSince,
+  resetPostgres,
+} from './load-peers/backends.js';
+import { type ClientHooks, type LoadClient, type NodeContext, type Peer, within } from './load-peers/common.js';
+import { hocuspocusRedis } from './load-peers/hocuspocus.js';
+import { otter, otterRedis, otterSqlite } from './load-peers/otter.js';
 import type { ChildReply, ChildRequest } from './load-peers/server-child.js';
-import { sharedb } from './load-peers/sharedb.js';
+import { sharedb, sharedbRedis } from './load-peers/sharedb.js';
 import { yjs } from './load-peers/yjs.js';
 
-const PEERS: Record<string, Peer> = { otter, sharedb, yjs };
+const PEERS: Record<string, Peer> = {
+  otter,
+  'otter-sqlite': otterSqlite,
+  'otter-redis': otterRedis,
+  sharedb,
+  'sharedb-redis': sharedbRedis,
+  yjs,
+  'hocuspocus-redis': hocuspocusRedis,
+};
+/** What `--multi` sets (flags after it override). */
+const MULTI = ['--systems', 'otter-redis,otter-sqlite,sharedb-redis,hocuspocus-redis', '--nodes', '1,2', '--n', '16,64', '--k', '100', '--interval', '100', '--timeout', '60'];
 const CHILD = fileURLToPath(new URL('./load-peers/server-child.ts', import.meta.url));
 /**
  * Keystroke j is the character BASE + j: U+3400 … U+D7FF (CJK and Hangul blocks, below the
@@ -63,15 +98,18 @@ interface Options {
   interval: number;
   timeout: number;
   systems: string[];
+  nodes: number[];
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = { sizes: [10, 100, 500], k: 40, interval: 20, timeout: 60, systems: ['otter', 'sharedb', 'yjs'] };
+function parseArgs(args: string[]): Options {
+  const o: Options = { sizes: [10, 100, 500], k: 40, interval: 20, timeout: 60, systems: ['otter', 'sharedb', 'yjs'], nodes: [1] };
+  const argv = args.flatMap((a) => (a === '--multi' ? MULTI : [a]));
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[i + 1] ?? '';
     i++;
     if (flag === '--n') o.sizes = value.split(',').map(Number);
+    else if (flag === '--nodes') o.nodes = value.split(',').map(Number);
     else if (flag === '--k') o.k = Number(value);
     else if (flag === '--interval') o.interval = Number(value);
     else if (flag === '--timeout') o.timeout = Number(value);
@@ -79,6 +117,7 @@ function parseArgs(argv: string[]): Options {
     else throw new Error(`unknown argument ${flag}`);
   }
   for (const s of o.systems) if (PEERS[s] === undefined) throw new Error(`unknown system ${s}`);
+  for (const k of o.nodes) if (!Number.isInteger(k) || k < 1) throw new Error(`a node count must be a positive integer, got ${k}`);
   if (!Number.isInteger(o.k) || o.k < 1) throw new Error(`K must be a positive integer, got ${o.k}`);
   if (!(o.interval > 0)) throw new Error(`the interval must be positive, got ${o.interval}`);
   if (!(o.timeout > 0)) throw new Error(`the timeout must be positive, got ${o.timeout}`);
@@ -91,6 +130,10 @@ function parseArgs(argv: string[]): Options {
 
 export interface RunResult {
   system: string;
+  /** The `--systems` name. */
+  key: string;
+  /** Server nodes (child processes), clients assigned round-robin. */
+  nodes: number;
   n: number;
   k: number;
   intervalMs: number;
@@ -108,6 +151,9 @@ export interface RunResult {
   latencyMaxMs: number;
   allArrivedP50Ms: number;
   allArrivedP99Ms: number;
+  /** Over the (keystroke, receiver) pairs whose author and receiver are on different nodes. */
+  crossLatencyP50Ms: number;
+  crossLatencyP99Ms: number;
   frames: number;
   bytes: number;
   framesPerSec: number;
@@ -115,7 +161,14 @@ export interface RunResult {
   serverCpuMs: number;
   /** Server CPU per keystroke (clients may compose several keystrokes into one submitted op). */
   serverCpuUsPerOp: number;
+  /** Summed over the nodes. */
   serverPeakRssMb: number;
+  /** CPU of the private redis-server over the round (NaN without one). */
+  redisCpuMs: number;
+  /** CPU of the `postgres` processes over the round (NaN when the system does not use Postgres). */
+  postgresCpuMs: number;
+  /** (Redis + Postgres CPU) per keystroke. */
+  backendCpuUsPerOp: number;
   clientCpuMs: number;
   converged: boolean | null;
   convergence: string;
@@ -144,9 +197,9 @@ class ServerChild {
     });
   }
 
-  static start(system: string): ServerChild {
+  static start(system: string, context: NodeContext): ServerChild {
     return new ServerChild(
-      fork(CHILD, [system], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+      fork(CHILD, [system, JSON.stringify(context)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
     );
   }
 
@@ -219,7 +272,10 @@ function trace(what: string): void {
   if (verbose) console.error(`[${(performance.now() / 1000).toFixed(2)} s] ${what}`);
 }
 
-/** One typing round: keystrokes offset … offset + typists·kp − 1, and what arrived of them. */
+/**
+ * One typing round: keystrokes offset … offset + typists·kp − 1 (client i types offset + i·kp …),
+ * and what arrived of them.
+ */
 class Round {
   readonly count: number;
   readonly expected: number;
@@ -227,15 +283,22 @@ class Round {
   readonly arrivals: Int32Array;
   readonly lastArrival: Float64Array;
   readonly latencies: Float64Array;
+  /** Latencies of the deliveries from a client on one node to a client on another. */
+  readonly crossLatencies: Float64Array;
   delivered = 0;
+  crossDelivered = 0;
   fired = 0;
 
-  /** `typists` of the `n` clients (the first ones) type `kp` keystrokes each; all `n` receive. */
+  /**
+   * `typists` of the `n` clients (the first ones) type `kp` keystrokes each; all `n` receive;
+   * client i is on node i mod `nodes`.
+   */
   constructor(
     readonly n: number,
     readonly offset: number,
     readonly kp: number,
-    readonly typists = n,
+    readonly typists: number,
+    readonly nodes: number,
   ) {
     this.count = typists * kp;
     this.expected = this.count * (n - 1);
@@ -243,22 +306,62 @@ class Round {
     this.arrivals = new Int32Array(this.count);
     this.lastArrival = new Float64Array(this.count);
     this.latencies = new Float64Array(this.expected);
+    this.crossLatencies = new Float64Array(nodes > 1 ? this.expected : 0);
   }
 
   has(idx: number): boolean {
     return idx >= this.offset && idx < this.offset + this.count;
   }
 
-  arrived(idx: number, now: number): void {
+  /** Keystroke `idx` arrived at client `receiver`. */
+  arrived(idx: number, receiver: number, now: number): void {
     const j = idx - this.offset;
-    if (this.delivered < this.expected) this.latencies[this.delivered] = now - (this.sentAt[j] as number);
+    const latency = now - (this.sentAt[j] as number);
+    if (this.delivered < this.expected) this.latencies[this.delivered] = latency;
+    const author = Math.floor(j / this.kp);
+    if (author % this.nodes !== receiver % this.nodes && this.crossDelivered < this.crossLatencies.length) {
+      this.crossLatencies[this.crossDelivered++] = latency;
+    }
     this.delivered++;
     this.arrivals[j] = (this.arrivals[j] as number) + 1;
     this.lastArrival[j] = now;
   }
 }
 
-async function run(system: string, n: number, o: Options): Promise<RunResult> {
+/** The shared state of one run: its directory, and its private Redis and Postgres tables if the system uses them. */
+interface RunBackend {
+  dir: string;
+  redis: PrivateRedis | undefined;
+  postgres: NodeContext['postgres'];
+}
+
+/** What the runs used, for the report. */
+const backendVersions: { redis?: string; postgres?: string } = {};
+
+async function openBackend(peer: Peer): Promise<RunBackend> {
+  const backend: RunBackend = { dir: mkdtempSync(path.join(os.tmpdir(), 'otter-load-')), redis: undefined, postgres: undefined };
+  if (peer.shares?.redis === true) {
+    backend.redis = await PrivateRedis.start();
+    backendVersions.redis = backend.redis.version;
+  }
+  if (peer.shares?.postgres === true) {
+    backend.postgres = postgresConfig();
+    try {
+      backendVersions.postgres = await resetPostgres(backend.postgres);
+    } catch (e) {
+      await closeBackend(backend);
+      throw e;
+    }
+  }
+  return backend;
+}
+
+async function closeBackend(backend: RunBackend): Promise<void> {
+  await backend.redis?.stop();
+  rmSync(backend.dir, { recursive: true, force: true });
+}
+
+async function run(system: string, nodes: number, n: number, o: Options): Promise<RunResult> {
   const peer = PEERS[system] as Peer;
   const k = o.k;
   const problems: Record<string, number> = {};
@@ -267,11 +370,13 @@ async function run(system: string, n: number, o: Options): Promise<RunResult> {
     problems[what] = (problems[what] ?? 0) + 1;
   };
   const warmTypists = Math.min(n, WARMUP_TYPISTS);
-  const warmup = new Round(n, 0, Math.ceil(WARMUP_OPS / warmTypists), warmTypists);
-  const measured = new Round(n, warmup.count, k);
+  const warmup = new Round(n, 0, Math.ceil(WARMUP_OPS / warmTypists), warmTypists, nodes);
+  const measured = new Round(n, warmup.count, k, n, nodes);
   const total = measured.count;
   const result: RunResult = {
     system: peer.name,
+    key: system,
+    nodes,
     n,
     k,
     intervalMs: o.interval,
@@ -287,6 +392,8 @@ async function run(system: string, n: number, o: Options): Promise<RunResult> {
     latencyMaxMs: NaN,
     allArrivedP50Ms: NaN,
     allArrivedP99Ms: NaN,
+    crossLatencyP50Ms: NaN,
+    crossLatencyP99Ms: NaN,
     frames: 0,
     bytes: 0,
     framesPerSec: NaN,
@@ -294,6 +401,9 @@ async function run(system: string, n: number, o: Options): Promise<RunResult> {
     serverCpuMs: NaN,
     serverCpuUsPerOp: NaN,
     serverPeakRssMb: NaN,
+    redisCpuMs: NaN,
+    postgresCpuMs: NaN,
+    backendCpuUsPerOp: NaN,
     clientCpuMs: NaN,
     converged: null,
     convergence: 'not checked',
@@ -307,13 +417,13 @@ async function run(system: string, n: number, o: Options): Promise<RunResult> {
   let aborted = false;
   let frames = 0;
   let bytes = 0;
-  const hooksFor = (): ClientHooks => ({
+  const hooksFor = (receiver: number): ClientHooks => ({
     remoteInsert(text) {
       const now = performance.now();
       for (let j = 0; j < text.length; j++) {
         const idx = text.charCodeAt(j) - BASE;
-        if (measured.has(idx)) measured.arrived(idx, now);
-        else if (warmup.has(idx)) warmup.arrived(idx, now);
+        if (measured.has(idx)) measured.arrived(idx, receiver, now);
+        else if (warmup.has(idx)) warmup.arrived(idx, receiver, now);
         else problem('an insert the benchmark did not type arrived');
       }
     },
@@ -333,7 +443,8 @@ async function run(system: string, n: number, o: Options): Promise<RunResult> {
     problem,
   });
 
-  const server = ServerChild.start(system);
+  let backend: RunBackend | undefined;
+  const servers: ServerChild[] = [];
   const clients: LoadClient[] = [];
   /** Each client's last typed character: its cursor is right after it. */
   const last: (string | undefined)[] = new Array<string | undefined>(n).fill(undefined);
@@ -377,13 +488,22 @@ async function run(system: string, n: number, o: Options): Promise<RunResult> {
   };
 
   try {
-    const url = await within(server.url, 30_000, 'server start');
+    const opened = await openBackend(peer);
+    backend = opened;
+    const start = (node: number): ServerChild => {
+      const server = ServerChild.start(system, { node, dir: opened.dir, redisUrl: opened.redis?.url, postgres: opened.postgres });
+      servers.push(server);
+      return server;
+    };
+    const urls = [await within(start(0).url, 30_000, 'server start')];
+    const others = Array.from({ length: nodes - 1 }, (_, i) => start(i + 1));
+    urls.push(...(await within(Promise.all(others.map((s) => s.url)), 30_000, 'server start')));
     const connectStart = performance.now();
     await within(
       (async () => {
         for (let i = 0; i < n; i += CONNECT_BATCH) {
           const batch = [];
-          for (let j = i; j < Math.min(n, i + CONNECT_BATCH); j++) batch.push(peer.connect(url, j, hooksFor()));
+          for (let j = i; j < Math.min(n, i + CONNECT_BATCH); j++) batch.push(peer.connect(urls[j % nodes] as string, j, hooksFor(j)));
           clients.push(...(await Promise.all(batch)));
         }
       })(),
@@ -401,12 +521,20 @@ async function run(system: string, n: number, o: Options): Promise<RunResult> {
     trace(`${peer.name} N=${n}: warm-up round done`);
     await sleep(200);
 
-    const cpu0 = await server.usage();
+    const usage = async (): Promise<{ cpuMs: number; rssMb: number }> => {
+      const each = await Promise.all(servers.map((s) => s.usage()));
+      return { cpuMs: each.reduce((t, u) => t + u.cpuMs, 0), rssMb: each.reduce((t, u) => t + u.rssMb, 0) };
+    };
+    const cpu0 = await usage();
+    const redis0 = opened.redis?.cpuMs() ?? NaN;
+    const postgres0 = opened.postgres === undefined ? undefined : postgresCpu();
     const client0 = process.cpuUsage();
     measuring = true;
     const finished = await type(measured);
     measuring = false;
-    const cpu1 = await server.usage();
+    const cpu1 = await usage();
+    const redisCpuMs = (opened.redis?.cpuMs() ?? NaN) - redis0;
+    const postgresCpuMs = postgres0 === undefined ? NaN : postgresCpuSince(postgres0);
     const client1 = process.cpuUsage(client0);
     if (!finished) result.status = 'timeout';
     trace(`${peer.name} N=${n}: measured round ${finished ? 'done' : 'timed out'}`);
@@ -422,6 +550,7 @@ async function run(system: string, n: number, o: Options): Promise<RunResult> {
     }
     const durationMs = (finished ? lastSeen : Math.min(performance.now(), deadline)) - firstSent;
     const lat = measured.latencies.subarray(0, Math.min(measured.delivered, measured.expected)).sort();
+    const cross = measured.crossLatencies.subarray(0, measured.crossDelivered).sort();
     const allSorted = Float64Array.from(all).sort();
     const serverCpuMs = cpu1.cpuMs - cpu0.cpuMs;
     Object.assign(result, {
@@ -434,6 +563,8 @@ async function run(system: string, n: number, o: Options): Promise<RunResult> {
       latencyMaxMs: lat.length > 0 ? (lat[lat.length - 1] as number) : NaN,
       allArrivedP50Ms: percentile(allSorted, 0.5),
       allArrivedP99Ms: percentile(allSorted, 0.99),
+      crossLatencyP50Ms: percentile(cross, 0.5),
+      crossLatencyP99Ms: percentile(cross, 0.99),
       frames,
       bytes,
       framesPerSec: (frames * 1000) / durationMs,
@@ -441,6 +572,12 @@ async function run(system: string, n: number, o: Options): Promise<RunResult> {
       serverCpuMs,
       serverCpuUsPerOp: (serverCpuMs * 1000) / total,
       serverPeakRssMb: cpu1.rssMb,
+      redisCpuMs,
+      postgresCpuMs,
+      backendCpuUsPerOp:
+        Number.isNaN(redisCpuMs) && Number.isNaN(postgresCpuMs)
+          ? NaN
+          : (((Number.isNaN(redisCpuMs) ? 0 : redisCpuMs) + (Number.isNaN(postgresCpuMs) ? 0 : postgresCpuMs)) * 1000) / total,
       clientCpuMs: (client1.user + client1.system) / 1000,
     });
 
@@ -470,7 +607,8 @@ async function run(system: string, n: number, o: Options): Promise<RunResult> {
         // already gone
       }
     }
-    await server.stop();
+    await Promise.all(servers.map((s) => s.stop()));
+    if (backend !== undefined) await closeBackend(backend);
     result.loadAverage[1] = os.loadavg()[0] as number;
     await sleep(200);
   }
@@ -528,22 +666,50 @@ function statusCell(r: RunResult): string {
   return r.converged ? 'converged' : `DIVERGED: ${r.convergence}`;
 }
 
-function printResults(results: RunResult[]): void {
+/** "Otter Redis ×2", or the bare name for one node. */
+function label(r: RunResult): string {
+  return r.nodes === 1 ? r.system : `${r.system} ×${r.nodes}`;
+}
+
+function printResults(results: RunResult[], o: Options): void {
+  const multi = results.some((r) => r.nodes > 1 || !Number.isNaN(r.backendCpuUsPerOp));
   console.log(
     table(
-      ['system', 'N', 'ops/s offered', 'ops/s sustained', 'p50 ms', 'p99 ms', 'p99 all ms', 'frames/s', 'KB/s', 'server CPU ms', 'server µs/key', 'server busy', 'server RSS MB', 'clients busy', 'result'],
+      [
+        'system',
+        'nodes',
+        'N',
+        'ops/s offered',
+        'ops/s sustained',
+        'p50 ms',
+        'p99 ms',
+        ...(multi ? ['p99 cross-node ms'] : []),
+        'p99 all ms',
+        'frames/s',
+        'KB/s',
+        'server CPU ms',
+        'server µs/key',
+        ...(multi ? ['Redis+PG µs/key'] : []),
+        'server busy',
+        'server RSS MB',
+        'clients busy',
+        'result',
+      ],
       results.map((r) => [
         r.system,
+        String(r.nodes),
         String(r.n),
         fmt(r.offeredOpsPerSec),
         fmt(r.sustainedOpsPerSec),
         ms(r.latencyP50Ms),
         ms(r.latencyP99Ms),
+        ...(multi ? [ms(r.crossLatencyP99Ms)] : []),
         ms(r.allArrivedP99Ms),
         fmt(r.framesPerSec),
         fmt(r.bytesPerSec / 1000),
         fmt(r.serverCpuMs),
         fmt(r.serverCpuUsPerOp),
+        ...(multi ? [fmt(r.backendCpuUsPerOp)] : []),
         pct(r.serverCpuMs / r.durationMs),
         fmt(r.serverPeakRssMb),
         pct(r.clientCpuMs / r.durationMs),
@@ -551,13 +717,17 @@ function printResults(results: RunResult[]): void {
       ]),
     ),
   );
-  console.log('\nRatios vs Otter at the same N (ops/s: higher is better; the rest: lower is better):\n');
+  // The base: the first system of --systems at the same N, on the most nodes it ran on.
+  const baseOf = (n: number): RunResult | undefined => results.filter((b) => b.n === n && b.key === o.systems[0]).at(-1);
+  const anyBase = results.map((r) => baseOf(r.n)).find((b) => b !== undefined);
+  if (anyBase === undefined) return;
+  console.log(`\nRatios vs ${label(anyBase)} at the same N (ops/s: higher is better; the rest: lower is better):\n`);
   const rows: string[][] = [];
   for (const r of results) {
-    const base = results.find((b) => b.n === r.n && b.system === 'Otter');
+    const base = baseOf(r.n);
     if (base === undefined || r === base) continue;
     rows.push([
-      r.system,
+      label(r),
       String(r.n),
       ratio(r.sustainedOpsPerSec, base.sustainedOpsPerSec),
       ratio(r.latencyP50Ms, base.latencyP50Ms),
@@ -569,52 +739,123 @@ function printResults(results: RunResult[]): void {
       ratio(r.serverPeakRssMb, base.serverPeakRssMb),
       [r, base]
         .filter((x) => x.status !== 'ok')
-        .map((x) => `${x.system} timed out (partial run)`)
+        .map((x) => `${label(x)} timed out (partial run)`)
         .join('; '),
     ]);
   }
   console.log(
     table(['system', 'N', 'ops/s sustained', 'p50', 'p99', 'p99 all', 'frames/s', 'bytes/s', 'server CPU', 'server RSS', 'note'], rows),
   );
+  printGoals(results);
+}
+
+/**
+ * The scale-out goals, where the runs to judge them are there: Otter on 2 nodes sustains at
+ * least 10× ShareDB's 2-node ops/s on one document at 64 clients; its cross-node p99 is under
+ * 20 ms at 64 clients; its server CPU per keystroke (summed over the nodes) is at most 1.3× one
+ * node's.
+ */
+function printGoals(results: RunResult[]): void {
+  const find = (key: string, nodes: number, n: number): RunResult | undefined =>
+    results.find((r) => r.key === key && r.nodes === nodes && r.n === n);
+  const lines: string[] = [];
+  const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+  for (const n of [...new Set(results.map((r) => r.n))]) {
+    const two = find('otter-redis', 2, n);
+    if (two === undefined) continue;
+    const sharedb2 = find('sharedb-redis', 2, n);
+    if (sharedb2 !== undefined) {
+      const x = two.sustainedOpsPerSec / sharedb2.sustainedOpsPerSec;
+      lines.push(
+        `N=${n}: Otter Redis ×2 ${fmt(two.sustainedOpsPerSec)} ops/s vs ShareDB Redis ×2 ${fmt(sharedb2.sustainedOpsPerSec)} ops/s: ` +
+          `${ratio(two.sustainedOpsPerSec, sharedb2.sustainedOpsPerSec)}` +
+          (n === 64 ? ` (goal ≥ 10×: ${verdict(x >= 10)}; at most ${ratio(two.offeredOpsPerSec, sharedb2.sustainedOpsPerSec)} is possible at the offered ${fmt(two.offeredOpsPerSec)} ops/s)` : ''),
+      );
+    }
+    lines.push(
+      `N=${n}: Otter Redis ×2 cross-node p99 ${ms(two.crossLatencyP99Ms)} ms` + (n === 64 ? ` (goal < 20 ms: ${verdict(two.crossLatencyP99Ms < 20)})` : ''),
+    );
+    for (const [key, nodes] of [['otter-redis', 1], ['otter-sqlite', 1], ['otter', 1]] as const) {
+      const one = find(key, nodes, n);
+      if (one === undefined) continue;
+      const x = two.serverCpuUsPerOp / one.serverCpuUsPerOp;
+      lines.push(
+        `N=${n}: server CPU/key Otter Redis ×2 ${fmt(two.serverCpuUsPerOp)} µs vs ${label(one)} ${fmt(one.serverCpuUsPerOp)} µs: ` +
+          `${ratio(two.serverCpuUsPerOp, one.serverCpuUsPerOp)} (goal ≤ 1.3×: ${verdict(x <= 1.3)})`,
+      );
+    }
+  }
+  if (lines.length === 0) return;
+  console.log('\nScale-out goals:\n');
+  for (const l of lines) console.log(`  ${l}`);
 }
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const m = machine();
-  console.log('\n## Server load: Otter vs ShareDB vs Yjs over WebSockets on 127.0.0.1\n');
+  const multi = o.nodes.some((k) => k > 1) || o.systems.some((s) => (PEERS[s] as Peer).shares !== undefined);
+  console.log(
+    multi
+      ? '\n## Several nodes through Redis: Otter vs ShareDB vs Hocuspocus over WebSockets on 127.0.0.1\n'
+      : '\n## Server load: Otter vs ShareDB vs Yjs over WebSockets on 127.0.0.1\n',
+  );
   console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.platform} | Node ${m.node} | load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log(
     `scenario: one document; N clients each type K=${o.k} characters, one every ${o.interval} ms (staggered); ` +
-      `server in a child process, clients in this process; timeout ${o.timeout} s per run`,
+      `each server node in a child process (nodes: ${o.nodes.join(', ')}), clients in this process, round-robin over the nodes; ` +
+      `timeout ${o.timeout} s per run`,
   );
+  if (multi) {
+    const postgres = o.systems.some((s) => (PEERS[s] as Peer).shares?.postgres === true);
+    console.log(
+      `  shared state of each run: a private redis-server ${REDIS_PERSISTENCE.map((a) => (a === '' ? "''" : a)).join(' ')}` +
+        (postgres ? `; Postgres ${postgresConfig().database}, tables emptied` : ''),
+    );
+  }
   for (const s of o.systems) console.log(`  ${(PEERS[s] as Peer).name}: ${(PEERS[s] as Peer).setup}`);
   console.log(
     '  latency = keystroke → arrival at another client (all (keystroke, receiver) pairs); "all" = arrival at the last receiver;\n' +
       '  frames and bytes = WebSocket messages and payload bytes the server sent, counted by the clients\n',
   );
   const results: RunResult[] = [];
+  for (const s of o.systems) {
+    if ((PEERS[s] as Peer).shares === undefined && o.nodes.some((k) => k > 1)) {
+      console.log(`  ${(PEERS[s] as Peer).name} keeps its state to itself: run on 1 node only`);
+    }
+  }
   for (const n of o.sizes) {
     for (const s of o.systems) {
-      const started = performance.now();
-      const r = await run(s, n, o);
-      results.push(r);
-      const problems = Object.entries(r.problems);
-      console.log(
-        `  ${r.system} N=${n}: ${statusCell(r)}, ${fmt(r.sustainedOpsPerSec)} ops/s, p99 ${ms(r.latencyP99Ms)} ms, ` +
-          `server CPU ${fmt(r.serverCpuMs)} ms (run took ${fmt((performance.now() - started) / 1000, 1)} s, ` +
-          `load average ${r.loadAverage.map((x) => x.toFixed(1)).join(' → ')})` +
-          (problems.length > 0 ? `; problems: ${problems.map(([p, c]) => `${c}× ${p}`).join('; ')}` : ''),
-      );
+      for (const nodes of o.nodes) {
+        if (nodes > 1 && (PEERS[s] as Peer).shares === undefined) continue;
+        const started = performance.now();
+        const r = await run(s, nodes, n, o);
+        results.push(r);
+        const problems = Object.entries(r.problems);
+        console.log(
+          `  ${label(r)} N=${n}: ${statusCell(r)}, ${fmt(r.sustainedOpsPerSec)} ops/s, p99 ${ms(r.latencyP99Ms)} ms, ` +
+            `server CPU ${fmt(r.serverCpuMs)} ms (run took ${fmt((performance.now() - started) / 1000, 1)} s, ` +
+            `load average ${r.loadAverage.map((x) => x.toFixed(1)).join(' → ')})` +
+            (problems.length > 0 ? `; problems: ${problems.map(([p, c]) => `${c}× ${p}`).join('; ')}` : ''),
+        );
+      }
     }
   }
   console.log('');
-  printResults(results);
+  printResults(results, o);
   console.log('');
   console.log(
     JSON.stringify({
       bench: 'load',
       machine: m,
-      scenario: { k: o.k, intervalMs: o.interval, timeoutS: o.timeout, otterLimits: { messagesPerSecond: 1e6, bytesPerSecond: 1e9 } },
+      scenario: {
+        k: o.k,
+        intervalMs: o.interval,
+        timeoutS: o.timeout,
+        nodes: o.nodes,
+        otterLimits: { messagesPerSecond: 1e6, bytesPerSecond: 1e9 },
+        ...(backendVersions.redis === undefined ? {} : { redis: { version: backendVersions.redis, flags: REDIS_PERSISTENCE } }),
+        ...(backendVersions.postgres === undefined ? {} : { postgres: backendVersions.postgres }),
+      },
       results,
     }),
   );

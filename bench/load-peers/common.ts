@@ -1,6 +1,7 @@
 /**
- * What bench/load.ts needs of each system under test (Otter, ShareDB, Yjs): a server that runs
- * in a child process (bench/load-peers/server-child.ts) and a client that runs in the driver.
+ * What bench/load.ts needs of each system under test (Otter, ShareDB, Yjs, Hocuspocus): a server
+ * that runs in one or more child processes (bench/load-peers/server-child.ts) and a client that
+ * runs in the driver.
  */
 import { WebSocket } from 'ws';
 
@@ -9,6 +10,30 @@ export interface PeerServer {
   /** Base `ws://127.0.0.1:port` URL. */
   readonly url: string;
   close(): Promise<void>;
+}
+
+/** Postgres connection settings (node-postgres `Pool` options). */
+export interface PostgresConfig {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  password?: string;
+}
+
+/**
+ * What one server node of a run is given: the shared state the driver set up for this run
+ * (bench/load-peers/backends.ts) and its place among the run's nodes.
+ */
+export interface NodeContext {
+  /** This node's number, from 0. Node 0 is started alone, before the others. */
+  node: number;
+  /** A directory of this run's own, empty at the start of the run. */
+  dir: string;
+  /** `redis://127.0.0.1:port`: this run's private redis-server, when the system uses Redis. */
+  redisUrl?: string;
+  /** This run's Postgres database, its tables emptied, when the system uses Postgres. */
+  postgres?: PostgresConfig;
 }
 
 /** What a client reports to the driver. */
@@ -42,8 +67,13 @@ export interface Peer {
   readonly name: string;
   /** One line on how the server and clients are set up. */
   readonly setup: string;
-  /** Starts the server (called in the child process). */
-  startServer(): Promise<PeerServer>;
+  /**
+   * What the nodes share. Without `redis` or `postgres` the server keeps its state to itself and
+   * runs as one node only.
+   */
+  readonly shares?: { readonly redis?: boolean; readonly postgres?: boolean };
+  /** Starts one server node (called in the child process). */
+  startServer(context: NodeContext): Promise<PeerServer>;
   /** Connects client number `index` and resolves once it holds the document. */
   connect(url: string, index: number, hooks: ClientHooks): Promise<LoadClient>;
 }

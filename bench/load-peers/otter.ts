@@ -1,23 +1,27 @@
 /**
  * Otter under load: the server is `createServer` from src/server with the per-connection rate
- * limits raised out of the way (the defaults allow 200 messages/s and 1 MiB/s per connection);
- * the clients are raw `ws` sockets speaking protocol v1 (docs/protocol.md) with the ot.js
- * client state machine (one op in flight, later keystrokes composed into a buffer) built on
- * src/ot — the same rules as src/client/sync.ts, without its reconnection and presence layers.
+ * limits raised out of the way (the defaults allow 200 messages/s and 1 MiB/s per connection),
+ * over one of three stores: MemoryStore (`otter`), a SqliteStore file of the run, synchronous
+ * 'normal' (`otter-sqlite`, what `otter serve --data` runs), or a RedisStore on the run's private
+ * redis-server (`otter-redis`, what `otter serve --redis` runs: any number of nodes on the same
+ * Redis, each publishing the ops the others commit through src/server/redis-fanout.ts). The
+ * clients are raw `ws` sockets speaking protocol v1 (docs/protocol.md) with the ot.js client
+ * state machine (one op in flight, later keystrokes composed into a buffer) built on src/ot —
+ * the same rules as src/client/sync.ts, without its reconnection and presence layers.
  */
 import { WebSocket } from 'ws';
 import { type Component, apply, compose, transform } from '../../src/ot/index.js';
 import type { OpEntry, ServerMessage } from '../../src/protocol/messages.js';
-import { createServer } from '../../src/server/index.js';
-import { type ClientHooks, type LoadClient, type Peer, type PeerServer, countingWebSocket } from './common.js';
+import { MemoryStore, RedisStore, SqliteStore, type Store, createServer } from '../../src/server/index.js';
+import { type ClientHooks, type LoadClient, type NodeContext, type Peer, type PeerServer, countingWebSocket } from './common.js';
 
 const DOC = 'bench';
 
 /** The limits the benchmark passes: far above anything it sends. */
 export const OTTER_LIMITS = { messagesPerSecond: 1e6, bytesPerSecond: 1e9 } as const;
 
-async function startServer(): Promise<PeerServer> {
-  const server = await createServer({ port: 0, host: '127.0.0.1', limits: { ...OTTER_LIMITS } });
+async function startServer(store: Store): Promise<PeerServer> {
+  const server = await createServer({ store, port: 0, host: '127.0.0.1', limits: { ...OTTER_LIMITS } });
   return { url: server.url, close: () => server.close() };
 }
 
@@ -129,15 +133,38 @@ class OtterClient implements LoadClient {
   }
 }
 
+async function connect(url: string, index: number, hooks: ClientHooks): Promise<LoadClient> {
+  const client = new OtterClient(url, `load-${index}`, hooks);
+  await client.ready;
+  return client;
+}
+
+const CLIENTS = 'raw ws clients speaking protocol v1 with the ot.js client state machine on src/ot';
+const LIMITS = 'limits messagesPerSecond 1e6 / bytesPerSecond 1e9';
+
 export const otter: Peer = {
   name: 'Otter',
+  setup: `src/server createServer (MemoryStore, ${LIMITS}); ${CLIENTS}`,
+  startServer: () => startServer(new MemoryStore()),
+  connect,
+};
+
+export const otterSqlite: Peer = {
+  name: 'Otter SQLite',
+  setup: `src/server createServer (SqliteStore in a fresh file, synchronous normal, ${LIMITS}); ${CLIENTS}`,
+  startServer: (context: NodeContext) => startServer(new SqliteStore(`${context.dir}/otter.db`)),
+  connect,
+};
+
+export const otterRedis: Peer = {
+  name: 'Otter Redis',
   setup:
-    'src/server createServer (MemoryStore, limits messagesPerSecond 1e6 / bytesPerSecond 1e9); ' +
-    'raw ws clients speaking protocol v1 with the ot.js client state machine on src/ot',
-  startServer,
-  async connect(url: string, index: number, hooks: ClientHooks): Promise<LoadClient> {
-    const client = new OtterClient(url, `load-${index}`, hooks);
-    await client.ready;
-    return client;
+    `src/server createServer (RedisStore on the run's redis-server, the fan-out of src/server/redis-fanout.ts; ${LIMITS}); ` +
+    CLIENTS,
+  shares: { redis: true },
+  startServer(context: NodeContext) {
+    if (context.redisUrl === undefined) throw new Error("otter-redis needs the run's Redis");
+    return startServer(new RedisStore(context.redisUrl));
   },
+  connect,
 };

@@ -1,11 +1,12 @@
 /**
- * Child process of bench/load.ts: runs one system's server so that its CPU time is its own.
- * `node --import tsx bench/load-peers/server-child.ts <otter|sharedb|yjs>`; talks over IPC:
+ * Child process of bench/load.ts: runs one server node of one system so that its CPU time is
+ * its own. `node --import tsx bench/load-peers/server-child.ts <system> <NodeContext as JSON>`
+ * (systems: the keys of `loaders`); talks over IPC:
  *   → { type: 'ready', url }            once listening
  *   ← { type: 'usage', id }             → { type: 'usage', id, cpu: { user, system } µs, rss }
  *   ← { type: 'stop' }                  closes the server and exits
  */
-import type { Peer } from './common.js';
+import type { NodeContext, Peer } from './common.js';
 
 export type ChildRequest = { type: 'usage'; id: number } | { type: 'stop' };
 export type ChildReply =
@@ -15,8 +16,12 @@ export type ChildReply =
 
 const loaders: Record<string, () => Promise<Peer>> = {
   otter: async () => (await import('./otter.js')).otter,
+  'otter-sqlite': async () => (await import('./otter.js')).otterSqlite,
+  'otter-redis': async () => (await import('./otter.js')).otterRedis,
   sharedb: async () => (await import('./sharedb.js')).sharedb,
+  'sharedb-redis': async () => (await import('./sharedb.js')).sharedbRedis,
   yjs: async () => (await import('./yjs.js')).yjs,
+  'hocuspocus-redis': async () => (await import('./hocuspocus.js')).hocuspocusRedis,
 };
 
 function reply(message: ChildReply): void {
@@ -27,7 +32,8 @@ async function main(): Promise<void> {
   const name = process.argv[2] ?? '';
   const load = loaders[name];
   if (load === undefined) throw new Error(`unknown system ${JSON.stringify(name)}`);
-  const server = await (await load()).startServer();
+  const context = JSON.parse(process.argv[3] ?? '') as NodeContext;
+  const server = await (await load()).startServer(context);
   let peakRss = process.memoryUsage().rss;
   setInterval(() => {
     peakRss = Math.max(peakRss, process.memoryUsage().rss);

@@ -1,8 +1,9 @@
 /**
  * Minimal typings for the untyped CommonJS peers of bench/load.ts — ShareDB 7 (server and
- * client), @teamwork/websocket-json-stream 2 and y-websocket 2's server utilities — covering
- * only what the benchmark calls. Plain exported types, not ambient `declare module`s, so they
- * cannot clash with another folder's declarations; the peers are loaded with createRequire.
+ * client), sharedb-postgres 5, sharedb-redis-pubsub 5, @teamwork/websocket-json-stream 2 and
+ * y-websocket 2's server utilities — covering only what the benchmark calls. Plain exported
+ * types, not ambient `declare module`s, so they cannot clash with another folder's
+ * declarations; the peers are loaded with createRequire.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -53,6 +54,31 @@ export interface ShareDbBackend {
   connect(): ShareDbConnection;
   close(callback?: Callback): void;
 }
+
+/** A snapshot as a ShareDB database reads it. */
+export interface ShareDbSnapshot {
+  id: string;
+  v: number;
+  type: string | null;
+  data: unknown;
+}
+
+/** The part of a ShareDB database (sharedb-postgres's) the benchmark wraps. */
+export interface ShareDbDatabase {
+  getSnapshot(
+    collection: string,
+    id: string,
+    fields: unknown,
+    options: unknown,
+    callback: (error: Error | null, snapshot?: ShareDbSnapshot) => void,
+  ): void;
+}
+
+/** sharedb-postgres: `(poolOptions) => db`, a ShareDB database over a node-postgres Pool. */
+export type ShareDbPostgresFactory = (options: object) => ShareDbDatabase;
+
+/** sharedb-redis-pubsub: `(createClientOptions) => pubsub`, over two node-redis clients. */
+export type ShareDbRedisPubSubFactory = (options: { url: string }) => unknown;
 
 /** The `sharedb/lib/client` module. */
 export interface ShareDbClientModule {
