@@ -50,7 +50,7 @@ import {
   normalize,
 } from '../ot/index.js';
 import { checkApplies } from '../ot/apply.js';
-import { Rope, applyToRope } from '../ot/rope.js';
+import { Rope, applyToRope, deletedFromRope } from '../ot/rope.js';
 import { EMPTY_CHECKSUM, chainChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError, clientPolicy } from '../protocol/errors.js';
 import { DEFAULT_LIMITS, checkLimits } from '../protocol/limits.js';
@@ -567,7 +567,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     const canonical = normalize(op);
     const { state } = applyLocal(this.sync, canonical, this.budget);
     const selectionBefore = this.localSelection;
-    const deleted = deletedTexts(this.localText, canonical);
+    const deleted = deletedFromRope(this.localText, canonical);
     this.sync = state;
     this.changeLocal(canonical);
     this.mapSelections(canonical, true);
@@ -1438,21 +1438,6 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
   }
-}
-
-/** The texts `op` deletes from `text`, in order. Linear in the components and the deleted length. */
-function deletedTexts(text: Rope, op: Operation): string[] {
-  const out: string[] = [];
-  let pos = 0;
-  for (const c of op) {
-    if (typeof c === 'string' || c > 0) {
-      if (typeof c === 'number') pos += c;
-      continue;
-    }
-    out.push(text.slice(pos, pos - c));
-    pos -= c;
-  }
-  return out;
 }
 
 function exhaustive(message: never): never {

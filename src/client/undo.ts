@@ -31,10 +31,10 @@ import {
   checkOperation,
   compose,
   isNoop,
-  normalize,
   transform,
   transformSelection,
 } from '../ot/index.js';
+import { invertWithDeleted } from '../ot/apply.js';
 import type { ChangeEvent, CollaborativeDocument } from './document.js';
 
 /** Tunables of an {@link UndoManager}; every field has a default. */
@@ -206,8 +206,8 @@ export class UndoManager {
       return;
     }
     if (!local) this.rebase(op);
-    else if (this.applying !== undefined) this.applying.inverse = inverse(op, deleted ?? []);
-    else this.record(inverse(op, deleted ?? []), selectionBefore ?? null);
+    else if (this.applying !== undefined) this.applying.inverse = invertWithDeleted(op, deleted ?? []);
+    else this.record(invertWithDeleted(op, deleted ?? []), selectionBefore ?? null);
   }
 
   /** Records a local edit, given by its inverse and the selection just before it. */
@@ -241,15 +241,6 @@ export class UndoManager {
       }
     }
   }
-}
-
-/**
- * The op undoing `op` (a local edit), given the texts its deletes removed, in order (the
- * change event's `deleted`). Linear in `op`'s components and text, never in the document.
- */
-function inverse(op: Operation, deleted: readonly string[]): Component[] {
-  let next = 0;
-  return normalize(op.map((c) => (typeof c === 'string' ? -c.length : c > 0 ? c : (deleted[next++] as string))));
 }
 
 /** `selection` mapped through `op` (null stays null). */

@@ -9,6 +9,7 @@ import {
   checkComponent,
   checkOperation,
   isWellFormed,
+  normalize,
   pushDelete,
   pushInsert,
   pushRetain,
@@ -112,6 +113,17 @@ export function apply(doc: string, op: Operation): string {
     } else pos -= c;
   }
   return out;
+}
+
+/**
+ * The operation undoing `op`, given the texts its deletes removed, in order (see
+ * `deletedFromRope`): inserts become deletes, deletes become inserts of `deleted`. Law: for
+ * `deleted` read from d, apply(apply(d, op), invertWithDeleted(op, deleted)) === d. Linear in
+ * `op` and the deleted text, never in the document. The result is canonical.
+ */
+export function invertWithDeleted(op: Operation, deleted: readonly string[]): Component[] {
+  let next = 0;
+  return normalize(op.map((c) => (typeof c === 'string' ? -c.length : c > 0 ? c : (deleted[next++] as string))));
 }
 
 /**

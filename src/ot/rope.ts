@@ -356,3 +356,23 @@ export function applyToRope(rope: Rope, op: Operation): void {
     else rope.delete(pos, -c);
   }
 }
+
+/**
+ * The texts `op` deletes from `rope`, in order: what {@link invertWithDeleted} needs to undo
+ * `op` once applied. Read before applying `op`; `op` must fit the rope (unchecked here).
+ * Time: linear in the components and the deleted length, O(log n) per delete; the rope's text
+ * is never joined.
+ */
+export function deletedFromRope(rope: Rope, op: Operation): string[] {
+  const out: string[] = [];
+  let pos = 0;
+  for (const c of op) {
+    if (typeof c === 'string') continue;
+    if (c > 0) pos += c;
+    else {
+      out.push(rope.slice(pos, pos - c));
+      pos -= c;
+    }
+  }
+  return out;
+}

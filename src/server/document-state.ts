@@ -12,7 +12,8 @@ import {
   type OperationLengths,
   checkOperation,
 } from '../ot/index.js';
-import { Rope, applyToRope } from '../ot/rope.js';
+import { invertWithDeleted } from '../ot/apply.js';
+import { Rope, applyToRope, deletedFromRope } from '../ot/rope.js';
 import { chainChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError, invalidOpRefusal } from '../protocol/errors.js';
 import { fingerprint } from './fingerprint.js';
@@ -169,6 +170,11 @@ export class DocumentState {
   readonly recoveries: Map<string, Recovery>;
   /** Marks changed by ops not yet handed to the store, in the order first changed. */
   private changedMarks: OwnMark[] = [];
+  /**
+   * The ops undoing the submitted ops past {@link committed}, by version, oldest first (older
+   * entries are dropped as new ones come): what {@link rollback} applies, newest first.
+   */
+  private undoLog: Array<{ readonly version: number; readonly op: Component[] }> = [];
 
   /**
    * Builds the state from what the store holds, after checking that it holds together
@@ -456,9 +462,11 @@ export class DocumentState {
         `the document would grow to ${target} code units, over the limit of ${limits.maxDocLength}`,
       );
     }
+    const deleted = deletedFromRope(this.rope, op);
     applyOrRefuse(this.rope, op);
     const version = ++this.head;
     const checksum = (this.checksum = chainChecksum(this.checksum, op));
+    this.logUndo(version, invertWithDeleted(op, deleted));
     const record: OpRecord =
       s.author === undefined
         ? { version, op, clientId: s.clientId, seq: s.seq, checksum }
@@ -481,6 +489,47 @@ export class DocumentState {
       this.changedMarks.push(own);
     }
     return record;
+  }
+
+  /** Records how to undo the op of `version`, forgetting the entries of committed versions. */
+  private logUndo(version: number, op: Component[]): void {
+    let drop = 0;
+    while (drop < this.undoLog.length && (this.undoLog[drop] as { version: number }).version <= this.committed) drop++;
+    if (drop > 0) this.undoLog.splice(0, drop);
+    this.undoLog.push({ version, op });
+  }
+
+  /**
+   * Takes back every op past {@link committed} (a batch the store refused, say because another
+   * writer's append came first): the rope, head, checksum and recent ops return to
+   * `committed`, and the cached marks of those ops' clients are forgotten (the store's are
+   * read again before their next submission is decided). Linear in the ops taken back, never
+   * in the document. Returns false, changing nothing, when it cannot: a restore's merge is
+   * among them (it also changed the recoveries), or they are not all in memory; the caller
+   * then discards the state and loads it again.
+   */
+  rollback(): boolean {
+    const count = this.head - this.committed;
+    if (count === 0) return true;
+    const undo = this.undoLog.filter((u) => u.version > this.committed);
+    if (undo.length !== count || count > this.recent.length) return false;
+    const undone = this.recent.slice(this.recent.length - count);
+    if (undone.some((r, i) => r.seq === 0 || r.version !== (undo[i] as { version: number }).version)) return false;
+    for (let i = undo.length - 1; i >= 0; i--) applyToRope(this.rope, (undo[i] as { op: Component[] }).op);
+    const clients = new Set<string>();
+    for (const r of undone) {
+      const bytes = opBytes(r.op);
+      this.heldBytes -= bytes;
+      if (this.countBytes) this.logBytes -= bytes;
+      clients.add(r.clientId);
+    }
+    this.recent.length -= count;
+    this.head = this.committed;
+    this.checksum = this.recent[this.recent.length - 1]?.checksum ?? this.recentStartChecksum;
+    for (const clientId of clients) this.marks.delete(clientId);
+    this.changedMarks = this.changedMarks.filter((m) => !clients.has(m.clientId));
+    this.undoLog = [];
+    return true;
   }
 
   /**

@@ -5,10 +5,10 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { apply } from '../../src/ot/apply.js';
+import { apply, invert, invertWithDeleted } from '../../src/ot/apply.js';
 import type { Component } from '../../src/ot/operation.js';
 import { InvalidOperationError } from '../../src/ot/errors.js';
-import { Rope, applyToRope } from '../../src/ot/rope.js';
+import { Rope, applyToRope, deletedFromRope } from '../../src/ot/rope.js';
 import { docAndEdit } from './arbitraries.js';
 import { below, seededRandom } from '../support/random.js';
 
@@ -225,5 +225,22 @@ describe('applyToRope', () => {
       expect(() => applyToRope(rope, op), JSON.stringify(op)).toThrow(InvalidOperationError);
       expect(rope.toString()).toBe(text);
     }
+  });
+});
+
+describe('undoing an op from the texts it deleted', () => {
+  it('law: apply(apply(d, op), invertWithDeleted(op, deletedFromRope(rope of d, op))) === d, and it is invert(op, d)', () => {
+    fc.assert(
+      fc.property(docAndEdit, ({ doc, op, expected }) => {
+        const rope = new Rope(doc);
+        const undo = invertWithDeleted(op, deletedFromRope(rope, op));
+        applyToRope(rope, op);
+        expect(rope.toString()).toBe(expected);
+        applyToRope(rope, undo);
+        expect(rope.toString()).toBe(doc);
+        expect(undo).toEqual(invert(op, doc));
+      }),
+      { numRuns: 500 },
+    );
   });
 });
