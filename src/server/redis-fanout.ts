@@ -16,6 +16,9 @@
  *   are queued in its sequencer queue and coalesce, and each reads from the committed head.
  * - A refresh that fails (Redis unreachable) is retried after {@link RETRY_MS} while the
  *   fan-out runs.
+ * - A hint carries the epoch it was committed with: a server holding the document under
+ *   another epoch reloads it (the Redis lost the document and another server made it anew),
+ *   and its sequencer handles the loss (`onStoreLost`).
  * Hints from this server's own store are skipped: its sequencer published those ops already.
  * The same connection may also carry the presence channel (`redis-presence.ts`).
  */
@@ -142,7 +145,7 @@ export class RedisFanout {
       clearTimeout(retry);
       this.retries.delete(docId);
     }
-    this.sequencer.refresh(docId).then(
+    this.sequencer.refresh(docId, hint?.epoch).then(
       (ops) => {
         if (ops > 0) this.telemetry?.remoteOpsPublished(ops, hint === undefined ? undefined : Math.max(0, Date.now() - hint.at));
       },

@@ -18,7 +18,7 @@
  * - `Pinstance`       the epoch of documents never written (see `redis-store.ts`);
  * - `Pprobe`          the time of the last write probe (`ping`);
  * - `Pchanges`        not a key: the pub/sub channel on which every append announces the
- *                     document's new head (see `redis-fanout.ts`);
+ *                     document's new head and epoch (see `redis-fanout.ts`);
  * - `Ppresence`       not a key: the pub/sub channel of presences (see `redis-presence.ts`);
  * - `Pnode:<origin>`  the heartbeat of the server whose store has that origin (expires).
  * Every key of a document carries the hash tag `{E}`, so that in Redis Cluster they all live in

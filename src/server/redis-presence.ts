@@ -13,7 +13,9 @@
  * - Each server keeps a heartbeat key (`Pnode:<origin>`) that expires `ttl` ms after its last
  *   renewal. Every `heartbeat` ms a server checks the keys of the servers whose presences it
  *   shows, and drops all presences of a server whose key is gone (a dead server): its
- *   connections' cursors disappear for everyone, within about `ttl` + `heartbeat` ms.
+ *   connections' cursors disappear for everyone, within about `ttl` + `heartbeat` ms. A server
+ *   shut down gracefully ({@link RelayedRooms.close}) relays its connections' departures
+ *   first, so that their cursors disappear at once.
  */
 import type { SelectionRange } from '../ot/index.js';
 import type { PresenceProfile } from '../protocol/messages.js';
@@ -232,8 +234,16 @@ export class RelayedRooms extends Rooms {
     clearInterval(this.timer);
   }
 
-  /** @inheritdoc */
+  /**
+   * @inheritdoc At shutdown: first relays the departure of every presence of this server's
+   * connections, so that they vanish on the other servers at once rather than when the
+   * heartbeat key expires, then stops relaying and heartbeating.
+   */
   override close(): void {
+    for (const [docId, mine] of this.local) {
+      for (const member of mine.keys()) this.send(['l', this.store.origin, docId, member.connectionId]);
+    }
+    this.local.clear();
     this.stop();
     super.close();
   }

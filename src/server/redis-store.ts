@@ -26,8 +26,8 @@
  * {@link StorageCorruptError}.
  *
  * Change hints: every append also publishes, from its script, a hint on the store's change
- * channel (`Pchanges`): the document, its new head, the writing store's {@link RedisStore.origin}
- * and the writer's clock. Servers sharing the data read it through `redis-fanout.ts` to learn
+ * channel (`Pchanges`): the document, its new head, the writing store's {@link RedisStore.origin},
+ * the writer's clock and the document's epoch. Servers sharing the data read it through `redis-fanout.ts` to learn
  * of ops committed elsewhere. A hint is only a hint (pub/sub drops messages while a subscriber
  * is disconnected): the ops themselves are always read from the log.
  *
@@ -108,22 +108,27 @@ export interface SubscriberClient {
 }
 
 /**
- * What an append announces on the change channel: `docId` is at `head` since a store with
- * `origin` appended at `at` (ms since the Unix epoch, by the writer's clock).
+ * What an append announces on the change channel: `docId` is at `head` of its `epoch` since a
+ * store with `origin` appended at `at` (ms since the Unix epoch, by the writer's clock). The
+ * epoch is absent from hints of stores that did not send it.
  */
 export interface ChangeHint {
   readonly docId: string;
   readonly head: number;
   readonly origin: string;
   readonly at: number;
+  readonly epoch?: string | undefined;
 }
 
 /** The text of a hint on the change channel. JSON escapes lone surrogates, so any id survives. */
 function encodeHint(hint: ChangeHint): string {
-  return JSON.stringify([hint.docId, hint.head, hint.origin, hint.at]);
+  return JSON.stringify([hint.docId, hint.head, hint.origin, hint.at, hint.epoch]);
 }
 
-/** A hint read from the change channel, or undefined for a message that is not one. */
+/**
+ * A hint read from the change channel, or undefined for a message that is not one. Takes
+ * hints with an epoch (five fields) and without (four).
+ */
 export function decodeHint(text: string): ChangeHint | undefined {
   let row: unknown;
   try {
@@ -131,11 +136,18 @@ export function decodeHint(text: string): ChangeHint | undefined {
   } catch {
     return undefined;
   }
-  if (!Array.isArray(row) || row.length !== 4) return undefined;
-  const [docId, head, origin, at] = row as unknown[];
+  if (!Array.isArray(row) || (row.length !== 4 && row.length !== 5)) return undefined;
+  const [docId, head, origin, at, epoch] = row as unknown[];
   if (typeof docId !== 'string' || !isInteger(head) || typeof origin !== 'string' || !isInteger(at)) return undefined;
-  return { docId, head, origin, at };
+  if (epoch !== undefined && typeof epoch !== 'string') return undefined;
+  return epoch === undefined ? { docId, head, origin, at } : { docId, head, origin, at, epoch };
 }
+
+/**
+ * Ms after which a command of a client made from a URL fails if Redis has not answered (also
+ * the connection timeout): so no submit waits on Redis longer than this.
+ */
+export const COMMAND_TIMEOUT_MS = 5000;
 
 /** Called with each Redis round trip of a store: what it did, how long it took, whether it failed. */
 export type RoundTripListener = (command: string, ms: number, ok: boolean) => void;
@@ -276,8 +288,10 @@ export class RedisStore implements Store {
 
   /**
    * A store over `redis`: an ioredis client (`Redis` or `Cluster`), which stays the caller's
-   * to close, or a Redis URL (`redis://host:6379/0`), for which one is made here (a command
-   * fails after 3 reconnection attempts) and closed by {@link close}. Throws a RangeError for a prefix holding `{` or `}`; `MissingPackageError`
+   * to close, or a Redis URL (`redis://host:6379/0`), for which one is made here and closed by
+   * {@link close}: a command of it fails after 3 reconnection attempts, or
+   * {@link COMMAND_TIMEOUT_MS} after it was sent, whichever comes first (an append that timed
+   * out may still land: the sequencer then finds it on its reload). Throws a RangeError for a prefix holding `{` or `}`; `MissingPackageError`
    * when given a URL and ioredis, an optional peer of `otter`, is not installed.
    */
   constructor(redis: RedisClient | string, options: RedisStoreOptions = {}) {
@@ -287,9 +301,10 @@ export class RedisStore implements Store {
     if (typeof redis === 'string') {
       const ioredis = requireOptional<{ Redis: typeof Redis }>('ioredis', 'RedisStore');
       // A command fails after a few reconnection attempts (about 300 ms) instead of waiting in
-      // the offline queue through 20 of them: a Redis that is down makes appends fail soon
-      // (their clients resend) and the readiness probe report why.
-      const client = new ioredis.Redis(redis, { maxRetriesPerRequest: 3 });
+      // the offline queue through 20 of them, and in any case COMMAND_TIMEOUT_MS after it was
+      // sent (a Redis that hangs, or a connection attempt that is never answered): a Redis that
+      // is down makes appends fail soon (their clients resend) and the readiness probe report why.
+      const client = new ioredis.Redis(redis, { maxRetriesPerRequest: 3, commandTimeout: COMMAND_TIMEOUT_MS, connectTimeout: COMMAND_TIMEOUT_MS });
       // Connection errors reach callers through the commands that fail (and the readiness
       // probe); unheard, ioredis would also print each one.
       client.on('error', () => {});
@@ -422,7 +437,7 @@ export class RedisStore implements Store {
       await this.timed('retire', () => RETIRE.run(this.client, [this.keysOfStore.instance], [context.epoch, randomUUID()]));
     }
     const head = expectedHead + records.length;
-    const hint = encodeHint({ docId, head, origin: this.origin, at: Date.now() });
+    const hint = encodeHint({ docId, head, origin: this.origin, at: Date.now(), epoch: context.epoch });
     const args = [String(expectedHead), String(head), context.epoch, this.keysOfStore.changes, hint, String(records.length)];
     for (const r of records) args.push(String(r.version), encodeRecord(r));
     args.push(String(marks.length));

@@ -13,7 +13,7 @@ import type { Component } from '../../src/ot/index.js';
 import { EMPTY_CHECKSUM, chainChecksum } from '../../src/protocol/checksum.js';
 import { StorageCorruptError, verifyLoaded } from '../../src/server/integrity.js';
 import { checkPrefix, documentKeys, encodeDocId, storeKeys } from '../../src/server/redis-keys.js';
-import { RedisStore } from '../../src/server/redis-store.js';
+import { RedisStore, decodeHint } from '../../src/server/redis-store.js';
 import { type OpRecord, VersionConflictError } from '../../src/server/store.js';
 import { IN_CI, REDIS_URL, RUN_PREFIX, connectRedis, deleteKeys, keysUnder, prefixFor, redisUnreachable } from '../support/redis.js';
 import { within } from '../support/wait.js';
@@ -72,6 +72,14 @@ describe('RedisStore keys', () => {
     expect(() => checkPrefix('otter{x}:')).toThrow(RangeError);
     expect(() => new RedisStore(REDIS_URL, { prefix: 'a}' })).toThrow(RangeError);
     expect(() => checkPrefix('otter:')).not.toThrow();
+  });
+});
+
+describe('change hints', () => {
+  it('carry the epoch; hints without one (four fields) are still read; anything else is not a hint', () => {
+    expect(decodeHint('["d",3,"o",5,"e"]')).toEqual({ docId: 'd', head: 3, origin: 'o', at: 5, epoch: 'e' });
+    expect(decodeHint('["d",3,"o",5]')).toEqual({ docId: 'd', head: 3, origin: 'o', at: 5 });
+    for (const bad of ['["d",3,"o",5,7]', '["d",3,"o"]', '["d",3,"o",5,"e",1]', '{}', 'not json']) expect(decodeHint(bad)).toBeUndefined();
   });
 });
 
