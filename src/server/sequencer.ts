@@ -1398,8 +1398,17 @@ export class Sequencer {
       try {
         await this.store.append(docId, expectedHead, records, state.takeChangedMarks(), { epoch: state.epoch });
       } catch (e) {
-        // Nothing of this batch is durable: forget the in-memory state and reload it.
-        entry.state = undefined;
+        // Nothing of this batch is durable. A lost race (another writer's append came first,
+        // the store is ahead): take the batch back in memory and read what the other wrote,
+        // linear in the ops missed. Otherwise (a store behind: lost or rolled back, which the
+        // reload tells apart), or if that fails, forget the in-memory state and reload it.
+        if (e instanceof VersionConflictError && e.actual > e.expected && state.rollback()) {
+          await this.takeCommitted(docId, entry, state).catch(() => {
+            entry.state = undefined;
+          });
+        } else {
+          entry.state = undefined;
+        }
         const retry: Pending[] = [];
         for (const p of batch) {
           if (p.outcome === undefined) continue;

@@ -117,6 +117,42 @@ describe('Sequencer.refresh', () => {
   });
 });
 
+describe('an append that loses the race to another writer', () => {
+  /** A CountingStore that also counts whole-document loads. */
+  class LoadCountingStore extends CountingStore {
+    loads = 0;
+
+    override load(...args: Parameters<MemoryStore['load']>): ReturnType<MemoryStore['load']> {
+      this.loads++;
+      return super.load(...args);
+    }
+  }
+
+  it('takes its batch back, reads only what the other wrote, and commits after it: no reload, each op published once, in order', async () => {
+    const store = new LoadCountingStore();
+    const a = sequencer(store);
+    const b = sequencer(store);
+    await b.seq.open(DOC, 'reader');
+    await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 1, baseVersion: 0, op: ['a1'] });
+    await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 2, baseVersion: 1, op: [2, 'a2'] });
+    const loads = store.loads;
+    // B has not heard of A's ops: its append at head 0 conflicts, then lands after them.
+    const result = await b.seq.submit({ docId: DOC, clientId: 'cb', seq: 1, baseVersion: 0, op: ['b1'] });
+    expect(result).toMatchObject({ duplicate: false, version: 3 });
+    expect(store.loads).toBe(loads);
+    expect(b.published.map((r) => [r.version, r.clientId])).toEqual([
+      [1, 'ca'],
+      [2, 'ca'],
+      [3, 'cb'],
+    ]);
+    expect(await a.seq.refresh(DOC)).toBe(1);
+    expect((await a.seq.getSnapshot(DOC)).text).toBe((await b.seq.getSnapshot(DOC)).text);
+    // B's mark was taken back with the batch and read again: its resend is a duplicate.
+    const again = await b.seq.submit({ docId: DOC, clientId: 'cb', seq: 1, baseVersion: 0, op: ['b1'] });
+    expect(again).toMatchObject({ duplicate: true, version: 3 });
+  });
+});
+
 describe('a store that loses a loaded document, with onStoreLost (a Redis emptied or failed over)', () => {
   /**
    * A store whose data can be swapped for an empty one, as FLUSHALL does to a Redis, or for
