@@ -22,7 +22,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, parseMetrics, request } from '../product/helpers.js';
 import { type Random, below, seededRandom } from '../support/random.js';
-import { BANNER, type Client, type Node, RedisProcess, cliFromSource, converged, newClient, notOnce, seedOf, skipWithoutRedis, startNode, typeWhile } from '../support/redis-nodes.js';
+import { BANNER, type Client, type Node, RedisProcess, cliFromSource, converged, newClient, notOnce, seedOf, skipWithoutRedis, startNode, typeWhile } from './redis-nodes.js';
 import { sleep, waitFor, within } from '../support/wait.js';
 import { Cleanup, markerCounts, randomEdit } from './helpers.js';
 

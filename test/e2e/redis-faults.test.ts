@@ -25,7 +25,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { documentKeys } from '../../src/server/redis-keys.js';
 import { request } from '../product/helpers.js';
 import { below, seededRandom } from '../support/random.js';
-import { type Client, type Node, RedisProcess, converged, describeAll, newClient, noteAcked, notOnce, seedOf, skipWithoutRedis, startNode, typeWhile } from '../support/redis-nodes.js';
+import { type Client, type Node, RedisProcess, converged, describeAll, newClient, noteAcked, notOnce, seedOf, skipWithoutRedis, startNode, typeWhile } from './redis-nodes.js';
 import { sleep, waitFor, within } from '../support/wait.js';
 import { Cleanup, markerCounts } from './helpers.js';
 

@@ -17,12 +17,12 @@ import type { CollaborativeDocument, ResetEvent } from '../../src/client/documen
 import { apply } from '../../src/ot/index.js';
 import { verifyChain } from '../../src/server/integrity.js';
 import { RedisStore } from '../../src/server/redis-store.js';
-import { type Cleanup, markerCounts, randomEdit, tempDir } from '../e2e/helpers.js';
+import { type Cleanup, markerCounts, randomEdit, tempDir } from './helpers.js';
 import { CliProcess, ROOT, freePort } from '../product/helpers.js';
-import { ClientNetwork } from './network.js';
-import { type Random, below } from './random.js';
-import { IN_CI } from './redis.js';
-import { sleep, waitFor, within } from './wait.js';
+import { ClientNetwork } from '../support/network.js';
+import { type Random, below } from '../support/random.js';
+import { IN_CI } from '../support/redis.js';
+import { sleep, waitFor, within } from '../support/wait.js';
 
 /** Whether `redis-server` is on PATH. */
 export const HAVE_REDIS = spawnSync('redis-server', ['--version']).status === 0;
