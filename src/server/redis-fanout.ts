@@ -18,7 +18,7 @@
  *   fan-out runs.
  * - A hint carries the epoch it was committed with: a server holding the document under
  *   another epoch reloads it (the Redis lost the document and another server made it anew),
- *   and its sequencer handles the loss (`onStoreLost`).
+ *   which finds the loss (the document is then refused as damaged until restart).
  * Hints from this server's own store are skipped: its sequencer published those ops already.
  * The same connection may also carry the presence channel (`redis-presence.ts`).
  */

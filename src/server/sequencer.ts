@@ -108,6 +108,8 @@ export interface SequencerOptions {
    * `storage-failed`, and this is called with the document and what was found, so that the
    * server makes the document's clients open it again: their claims then contradict it, and
    * they restore what they hold (see {@link Sequencer.open} and {@link Sequencer.restore}).
+   * `createServer` does not set it: with clients restoring through several servers at once
+   * while those servers keep running, the restored text was seen put back twice.
    */
   onStoreLost?: (docId: string, detail: string) => void;
 }

@@ -20,9 +20,9 @@
  * The random seed is printed; OTTER_SEED=n replays one.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, parseMetrics, request } from '../product/helpers.js';
+import { freePort, request } from '../product/helpers.js';
 import { type Random, below, seededRandom } from '../support/random.js';
-import { BANNER, type Client, type Node, RedisProcess, cliFromSource, converged, newClient, notOnce, seedOf, skipWithoutRedis, startNode, typeWhile } from './redis-nodes.js';
+import { BANNER, type Client, type Node, RedisProcess, cliFromSource, converged, metric, newClient, notOnce, seedOf, skipWithoutRedis, startNode, typeWhile } from './redis-nodes.js';
 import { sleep, waitFor, within } from '../support/wait.js';
 import { Cleanup, markerCounts, randomEdit } from './helpers.js';
 
@@ -55,11 +55,6 @@ async function checkConverged(cleanup: Cleanup, nodes: readonly Node[], clients:
   const typed = clients.flatMap((c) => c.markers);
   expect(notOnce(text, typed)).toEqual([]);
   expect(markerCounts(text).size).toBe(typed.length);
-}
-
-/** The value of a metric sample on `node`. */
-async function metric(node: Node, sample: string): Promise<number> {
-  return parseMetrics((await request(`${node.http}/metrics`)).body).get(sample) ?? 0;
 }
 
 describe('otter serve --redis: the command line', () => {

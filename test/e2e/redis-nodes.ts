@@ -18,7 +18,7 @@ import { apply } from '../../src/ot/index.js';
 import { verifyChain } from '../../src/server/integrity.js';
 import { RedisStore } from '../../src/server/redis-store.js';
 import { type Cleanup, markerCounts, randomEdit, tempDir } from './helpers.js';
-import { CliProcess, ROOT, freePort } from '../product/helpers.js';
+import { CliProcess, ROOT, freePort, parseMetrics, request } from '../product/helpers.js';
 import { ClientNetwork } from '../support/network.js';
 import { type Random, below } from '../support/random.js';
 import { IN_CI } from '../support/redis.js';
@@ -235,15 +235,23 @@ export function noteAcked(client: Client): void {
 /**
  * Once the document of `client` is ready, makes random edits while `more(i)` holds for the
  * i-th, each after a pause of `minPause` plus a random number of ms below `pace`; each insert
- * carries the unique marker `«name-i»`, noted in `markers`. Before each edit, {@link noteAcked}.
+ * carries the unique marker `«name-i»`, noted in `markers`; a share `deleteChance` of the
+ * edits are deletes that hold no marker (see `randomEdit`). Before each edit, {@link noteAcked}.
  */
-export async function typeWhile(client: Client, random: Random, more: (i: number) => boolean, pace: number, minPause = 0): Promise<void> {
+export async function typeWhile(
+  client: Client,
+  random: Random,
+  more: (i: number) => boolean,
+  pace: number,
+  minPause = 0,
+  deleteChance = 0.3,
+): Promise<void> {
   await client.doc.ready;
   for (let i = 0; more(i); i++) {
     await sleep(minPause + below(random, pace));
     noteAcked(client);
     const marker = `«${client.name}-${i}»`;
-    if (randomEdit(client.doc, random, marker).kind === 'insert') client.markers.push(marker);
+    if (randomEdit(client.doc, random, marker, deleteChance).kind === 'insert') client.markers.push(marker);
   }
 }
 
@@ -304,4 +312,9 @@ export async function converged(
 export function notOnce(text: string, markers: readonly string[]): string[] {
   const counts = markerCounts(text);
   return markers.filter((m) => counts.get(m) !== 1).map((m) => `${m} ×${counts.get(m) ?? 0}`);
+}
+
+/** The value of a metric sample on `node` (0 when the sample is absent). */
+export async function metric(node: Node, sample: string): Promise<number> {
+  return parseMetrics((await request(`${node.http}/metrics`)).body).get(sample) ?? 0;
 }
