@@ -235,23 +235,15 @@ export function noteAcked(client: Client): void {
 /**
  * Once the document of `client` is ready, makes random edits while `more(i)` holds for the
  * i-th, each after a pause of `minPause` plus a random number of ms below `pace`; each insert
- * carries the unique marker `«name-i»`, noted in `markers`; a share `deleteChance` of the
- * edits are deletes that hold no marker (see `randomEdit`). Before each edit, {@link noteAcked}.
+ * carries the unique marker `«name-i»`, noted in `markers`. Before each edit, {@link noteAcked}.
  */
-export async function typeWhile(
-  client: Client,
-  random: Random,
-  more: (i: number) => boolean,
-  pace: number,
-  minPause = 0,
-  deleteChance = 0.3,
-): Promise<void> {
+export async function typeWhile(client: Client, random: Random, more: (i: number) => boolean, pace: number, minPause = 0): Promise<void> {
   await client.doc.ready;
   for (let i = 0; more(i); i++) {
     await sleep(minPause + below(random, pace));
     noteAcked(client);
     const marker = `«${client.name}-${i}»`;
-    if (randomEdit(client.doc, random, marker, deleteChance).kind === 'insert') client.markers.push(marker);
+    if (randomEdit(client.doc, random, marker).kind === 'insert') client.markers.push(marker);
   }
 }
 
