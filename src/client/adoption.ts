@@ -19,6 +19,7 @@ import { type ClientIdLease, type ClientStorage, type StoredDocument, isStoredDo
 
 /** What an adoption needs of a connection that sends under an adopted id. */
 export interface HiddenConnection {
+  /** Opens `docId` under the adopted id (its stored record is loaded first). */
   open(docId: string): CollaborativeDocument;
   /** Closes it; resolves once its documents' last states are written. */
   close(): Promise<void>;

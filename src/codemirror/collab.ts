@@ -212,6 +212,7 @@ class Binding {
     return true;
   }
 
+  /** The editor is gone: stop listening to the document; an undo manager the binding made is destroyed. */
   destroy(): void {
     this.destroyed = true;
     for (const stop of this.stop.splice(0)) stop();

@@ -361,18 +361,21 @@ export function applyToRope(rope: Rope, op: Operation): void {
  * The texts `op` deletes from `rope`, in order: what {@link invertWithDeleted} needs to undo
  * `op` once applied. Read before applying `op`; `op` must fit the rope (unchecked here).
  * Time: linear in the components and the deleted length, O(log n) per delete; the rope's text
- * is never joined.
+ * is never joined, and an op that deletes nothing allocates nothing.
  */
-export function deletedFromRope(rope: Rope, op: Operation): string[] {
-  const out: string[] = [];
+export function deletedFromRope(rope: Rope, op: Operation): readonly string[] {
+  let out: string[] | undefined;
   let pos = 0;
   for (const c of op) {
     if (typeof c === 'string') continue;
     if (c > 0) pos += c;
     else {
-      out.push(rope.slice(pos, pos - c));
+      (out ??= []).push(rope.slice(pos, pos - c));
       pos -= c;
     }
   }
-  return out;
+  return out ?? NOTHING_DELETED;
 }
+
+/** What {@link deletedFromRope} answers for an op that deletes nothing: one shared empty list. */
+const NOTHING_DELETED: readonly string[] = Object.freeze([]);

@@ -171,10 +171,10 @@ export class DocumentState {
   /** Marks changed by ops not yet handed to the store, in the order first changed. */
   private changedMarks: OwnMark[] = [];
   /**
-   * The ops undoing the submitted ops past {@link committed}, by version, oldest first (older
-   * entries are dropped as new ones come): what {@link rollback} applies, newest first.
+   * The texts deleted by the submitted ops past {@link committed}, by version, oldest first
+   * (older entries are dropped as new ones come): what {@link rollback} undoes them with.
    */
-  private undoLog: Array<{ readonly version: number; readonly op: Component[] }> = [];
+  private undoLog: Array<{ readonly version: number; readonly deleted: readonly string[] }> = [];
 
   /**
    * Builds the state from what the store holds, after checking that it holds together
@@ -466,7 +466,7 @@ export class DocumentState {
     applyOrRefuse(this.rope, op);
     const version = ++this.head;
     const checksum = (this.checksum = chainChecksum(this.checksum, op));
-    this.logUndo(version, invertWithDeleted(op, deleted));
+    this.logUndo(version, deleted);
     const record: OpRecord =
       s.author === undefined
         ? { version, op, clientId: s.clientId, seq: s.seq, checksum }
@@ -491,12 +491,12 @@ export class DocumentState {
     return record;
   }
 
-  /** Records how to undo the op of `version`, forgetting the entries of committed versions. */
-  private logUndo(version: number, op: Component[]): void {
+  /** Records what the op of `version` deleted, forgetting the entries of committed versions. */
+  private logUndo(version: number, deleted: readonly string[]): void {
     let drop = 0;
     while (drop < this.undoLog.length && (this.undoLog[drop] as { version: number }).version <= this.committed) drop++;
     if (drop > 0) this.undoLog.splice(0, drop);
-    this.undoLog.push({ version, op });
+    this.undoLog.push({ version, deleted });
   }
 
   /**
@@ -515,7 +515,9 @@ export class DocumentState {
     if (undo.length !== count || count > this.recent.length) return false;
     const undone = this.recent.slice(this.recent.length - count);
     if (undone.some((r, i) => r.seq === 0 || r.version !== (undo[i] as { version: number }).version)) return false;
-    for (let i = undo.length - 1; i >= 0; i--) applyToRope(this.rope, (undo[i] as { op: Component[] }).op);
+    for (let i = count - 1; i >= 0; i--) {
+      applyToRope(this.rope, invertWithDeleted((undone[i] as OpRecord).op, (undo[i] as { deleted: readonly string[] }).deleted));
+    }
     const clients = new Set<string>();
     for (const r of undone) {
       const bytes = opBytes(r.op);

@@ -97,21 +97,6 @@ export interface SequencerOptions {
    * `StorageCorruptError` (a document refused as damaged: its callers get `storage-corrupt`).
    */
   onError?: (error: unknown, docId: string) => void;
-  /**
-   * What to do when the store turns out to have lost data of a document under this sequencer
-   * (on a reload it holds an older version than was published, or another epoch). Without it
-   * (the default) the document is refused as damaged (`storage-corrupt`) until the server
-   * restarts: right for a file rolled back under a running process. With it, losing data is a
-   * supported event of the store (a Redis emptied, or failed over to a replica that lacked
-   * the last writes): the document is taken as the store now holds it, nothing of the lost
-   * state is published again, the submissions queued on the lost state are refused with
-   * `storage-failed`, and this is called with the document and what was found, so that the
-   * server makes the document's clients open it again: their claims then contradict it, and
-   * they restore what they hold (see {@link Sequencer.open} and {@link Sequencer.restore}).
-   * `createServer` does not set it: with clients restoring through several servers at once
-   * while those servers keep running, the restored text was seen put back twice.
-   */
-  onStoreLost?: (docId: string, detail: string) => void;
 }
 
 /** A request to apply `op`, made by `clientId` as its `seq`-th op on `docId` at `baseVersion`. */
@@ -431,11 +416,10 @@ function recoveredOf(r: Recovery | undefined): { version: number; checksum: numb
 export class Sequencer {
   private readonly docs = new Map<string, Entry>();
   private readonly listeners = new Set<AppliedListener>();
-  private readonly limits: Required<Omit<SequencerOptions, 'onError' | 'retention' | 'keepLoaded' | 'onStoreLost'>>;
+  private readonly limits: Required<Omit<SequencerOptions, 'onError' | 'retention' | 'keepLoaded'>>;
   private readonly keepLoaded: (docId: string) => boolean;
   private readonly retention: RetentionPolicy;
   private readonly onError: (error: unknown, docId: string) => void;
-  private readonly onStoreLost: ((docId: string, detail: string) => void) | undefined;
   private readonly sweeper: ReturnType<typeof setInterval> | undefined;
   private closed = false;
   private readonly idle = new Set<() => void>();
@@ -464,7 +448,6 @@ export class Sequencer {
     };
     this.retention = checkRetention(options.retention ?? {});
     this.onError = options.onError ?? (() => {});
-    this.onStoreLost = options.onStoreLost;
     this.keepLoaded = options.keepLoaded ?? (() => false);
     const every = this.limits.idleTimeout;
     if (every > 0) {
@@ -690,8 +673,7 @@ export class Sequencer {
    * head (`Store.getOps`) and takes them in if they continue its versions and checksum chain
    * and none is a restore's merge (which also changes the recoveries); otherwise, as after a
    * failed append, the document is reloaded and what it holds beyond the last published op is
-   * published ({@link publishLanded}: a store gone back in time is refused as damaged, or
-   * taken as it is with `onStoreLost`). `epoch`, when given, is the epoch another writer
+   * published ({@link publishLanded}: a store gone back in time is refused as damaged). `epoch`, when given, is the epoch another writer
    * committed with: if it is not the held one, the document is reloaded (the store lost it and
    * made it anew). Resolves with the number of ops published; rejects with the store's error
    * (the document is then loaded again on its next use, publishing what it missed).
@@ -1233,9 +1215,7 @@ export class Sequencer {
    * that went back in time under this process (older than what was published, or another
    * epoch: a file rolled back or replaced in place) throws {@link StorageCorruptError}: serving
    * it would reuse versions every client already holds. Once the server restarts, clients tell
-   * by their claims that it lost their state and restore it. With `onStoreLost`, the store's
-   * state is taken instead, publishing nothing, the queued submissions (made on the lost
-   * state) are refused, and `onStoreLost` makes the clients open the document again.
+   * by their claims that it lost their state and restore it.
    */
   private async publishLanded(docId: string, entry: Entry, state: DocumentState): Promise<void> {
     const from = entry.published;
@@ -1243,14 +1223,7 @@ export class Sequencer {
       const detail =
         `the store went back in time under this server: it holds version ${state.committed} of epoch ${state.epoch}, ` +
         `but version ${from} of epoch ${entry.publishedEpoch ?? '?'} was committed`;
-      const onStoreLost = this.onStoreLost;
-      if (onStoreLost === undefined) throw new StorageCorruptError(docId, `${detail}; restart the server so that clients restore what they hold`);
-      entry.publishedEpoch = state.epoch;
-      entry.published = state.committed;
-      const lost = new OtterError(ErrorCode.StorageFailed, `${detail}: open the document again, and retry`);
-      for (const p of entry.pending.splice(0)) refuse(p, lost);
-      onStoreLost(docId, detail);
-      return;
+      throw new StorageCorruptError(docId, `${detail}; restart the server so that clients restore what they hold`);
     }
     entry.publishedEpoch = state.epoch;
     if (from !== undefined && state.committed > from) {

@@ -293,18 +293,23 @@ describe('history work charged to the connection', () => {
   });
 });
 
+/** Fills document "doc" of `sequencer` with 200 ops of 100 characters each; returns its epoch. */
+async function hundreds(sequencer: Sequencer): Promise<string> {
+  const requests = Array.from({ length: 200 }, (_, i) => ({
+    docId: 'doc',
+    clientId: 'writer',
+    seq: i + 1,
+    baseVersion: i,
+    op: (i === 0 ? ['x'.repeat(100)] : [i * 100, 'x'.repeat(100)]) as Component[],
+  }));
+  for (const a of await sequencer.submitMany(requests)) if (a instanceof Error) throw a;
+  return (await sequencer.open('doc', 'x')).epoch;
+}
+
 describe('catch-up frames', () => {
   it('a catch-up over maxPayload goes out in pieces within it to a client that takes them, in one frame to one that does not', async () => {
     const sequencer = new Sequencer(new MemoryStore(), { idleTimeout: 0 });
-    const requests = Array.from({ length: 200 }, (_, i) => ({
-      docId: 'doc',
-      clientId: 'writer',
-      seq: i + 1,
-      baseVersion: i,
-      op: (i === 0 ? ['x'.repeat(100)] : [i * 100, 'x'.repeat(100)]) as Component[],
-    }));
-    for (const a of await sequencer.submitMany(requests)) if (a instanceof Error) throw a;
-    const epoch = (await sequencer.open('doc', 'x')).epoch;
+    const epoch = await hundreds(sequencer);
     const framesOf = async (pieces: boolean): Promise<FakeTransport> => {
       const { session: s, transport } = session(sequencer, { maxPayload: 4096 });
       send(s, { type: 'hello', protocol: 1, clientId: `reader-${pieces}` });
@@ -413,18 +418,6 @@ describe('the history buckets, whoever asks and however often', () => {
 });
 
 describe('catch-up frames, bounded', () => {
-  /** A document of 200 ops of 100 characters each. */
-  async function hundreds(sequencer: Sequencer): Promise<string> {
-    const requests = Array.from({ length: 200 }, (_, i) => ({
-      docId: 'doc',
-      clientId: 'writer',
-      seq: i + 1,
-      baseVersion: i,
-      op: (i === 0 ? ['x'.repeat(100)] : [i * 100, 'x'.repeat(100)]) as Component[],
-    }));
-    for (const a of await sequencer.submitMany(requests)) if (a instanceof Error) throw a;
-    return (await sequencer.open('doc', 'x')).epoch;
-  }
 
   it('ops that arrive while the pieces go out are not joined with `opened` or each other into a frame over maxPayload', async () => {
     const sequencer = new Sequencer(new MemoryStore(), { idleTimeout: 0 });
