@@ -186,9 +186,114 @@ export function fromTextDiff(before: string, after: string, maxEdits = 1000, cle
   const middleB = after.slice(prefix, after.length - suffix);
   const out = new OperationBuilder().retain(prefix);
   if (spansLines) diffLines(middleA, middleB, maxEdits, out);
-  else if (!diffCodePoints(middleA, middleB, maxEdits, cleanup === 'semantic' ? 'semantic' : 'none', out)) return single;
-  return out.retain(suffix).build();
+  else if (!diffCodePoints(middleA, middleB, maxEdits, cleanup === 'semantic' ? 'semantic' : 'none', out)) return slideToBoundaries(single, before);
+  return slideToBoundaries(out.retain(suffix).build(), before);
 }
+
+/** How far {@link slideToBoundaries} slides a change each way, in code units. */
+const MAX_SLIDE = 64;
+
+/**
+ * `op` (canonical, on `text`) with each pure insert and pure delete slid, over the kept text
+ * around it (at most {@link MAX_SLIDE} code units each way), to where it is best cut: the same
+ * text is inserted or deleted and the result is the same, but a run such as "«c1»" inserted
+ * before "«c2»" becomes one insert at the marker's edge rather than "1»«c" after "«c". A place
+ * scores by the code units on each side of each end (see {@link boundaryScore}); the leftmost
+ * of the best is taken. Linear in the op's length plus MAX_SLIDE per change.
+ */
+function slideToBoundaries(op: Component[], text: string): Component[] {
+  const out: Component[] = [];
+  let pos = 0; // in `text`, at the start of op[i]
+  const kept = (x: Component | undefined): x is number => typeof x === 'number' && x > 0;
+  for (let i = 0; i < op.length; i++) {
+    const c = op[i] as Component;
+    const prev = out[out.length - 1];
+    const next = op[i + 1];
+    if (!kept(prev) || !kept(next) || kept(c)) {
+      out.push(c);
+      if (typeof c === 'number') pos += Math.abs(c);
+      continue;
+    }
+    const insert = typeof c === 'string';
+    const n = insert ? c.length : -c;
+    // The k-th code unit of the run once slid by `shift` (left for shift < 0): an insert's run
+    // rotates through the text it passes; a delete's run is a window of the text.
+    const unit = (shift: number, k: number): number => {
+      if (!insert) return text.charCodeAt(pos + shift + k);
+      if (shift <= 0) {
+        const j = k + shift; // into the run, or before it in the text
+        return j >= 0 ? c.charCodeAt(j) : text.charCodeAt(pos + j);
+      }
+      return k + shift < n ? c.charCodeAt(k + shift) : text.charCodeAt(pos + k + shift - n);
+    };
+    const end = insert ? pos : pos + n; // where the kept text after the run begins
+    let lo = 0;
+    while (-lo < Math.min(prev, MAX_SLIDE) && text.charCodeAt(pos + lo - 1) === unit(lo, n - 1)) lo--;
+    let hi = 0;
+    while (hi < Math.min(next, MAX_SLIDE) && text.charCodeAt(end + hi) === unit(hi, 0)) hi++;
+    let best = 0;
+    let bestScore = -1;
+    for (let k = lo; k <= hi; k++) {
+      const before = text.charCodeAt(pos + k - 1);
+      const beyond = text.charCodeAt(end + k);
+      const first = unit(k, 0);
+      const last = unit(k, n - 1);
+      if (splitsPair(before, first) || splitsPair(last, beyond)) continue;
+      const score = boundaryScore(before, first) + boundaryScore(last, beyond);
+      if (score > bestScore) {
+        bestScore = score;
+        best = k;
+      }
+    }
+    out[out.length - 1] = prev + best;
+    out.push(insert ? String.fromCharCode(...Array.from({ length: n }, (_, k) => unit(best, k))) : c);
+    op[i + 1] = next - best;
+    pos += best + (insert ? 0 : n);
+  }
+  // Slid next to another change (their kept text between them gone), runs join.
+  const joined = new OperationBuilder();
+  for (const x of out) {
+    if (typeof x === 'string') joined.insert(x);
+    else if (x > 0) joined.retain(x);
+    else joined.delete(-x);
+  }
+  return joined.build();
+}
+
+/** Whether a cut between code units `a` and `b` would split a surrogate pair. */
+function splitsPair(a: number, b: number): boolean {
+  return isHighSurrogate(a) && isLowSurrogate(b);
+}
+
+/**
+ * How good a cut between code units `a` and `b` is (NaN: an end of the text), higher better.
+ * Separators end what is before them and openers begin what is after them, so a cut after a
+ * line break (5) beats one before it (4), after white space (3) one before it (2), and a cut
+ * that parts an opening bracket or quote from what follows it, or a closing one from what
+ * precedes it, scores 0; beside other punctuation or symbols 1; between letters or digits 0;
+ * at an end of the text 6.
+ */
+function boundaryScore(a: number, b: number): number {
+  if (Number.isNaN(a) || Number.isNaN(b)) return 6;
+  const x = String.fromCharCode(a);
+  const y = String.fromCharCode(b);
+  if (x === '\r' && y === '\n') return 0;
+  if (x === '\n') return 5;
+  if (y === '\n' || y === '\r') return 4;
+  if (/\s/.test(x)) return 3;
+  if (/\s/.test(y)) return 2;
+  if (OPENER.test(x) || CLOSER.test(y)) return 0;
+  return WORD.test(x) && WORD.test(y) ? 0 : 1;
+}
+
+/** Opening brackets and quotes. */
+const OPENER = /[\p{Ps}\p{Pi}]/u;
+
+/** Closing brackets and quotes. */
+const CLOSER = /[\p{Pe}\p{Pf}]/u;
+
+/** A letter, digit or mark (a surrogate half counts as one: it belongs to a code point). */
+const WORD = /[\p{L}\p{N}\p{M}\uD800-\uDFFF]/u;
 
 /**
  * Appends to `out` a change of `before` into `after` aligned by lines, each changed block
@@ -242,6 +347,7 @@ function diffCodePoints(before: string, after: string, maxEdits: number, cleanup
   const script = shortestEditScript(a, b, maxEdits);
   if (script === undefined) return false;
   const hunks = toHunks(script);
+  joinSlidableChanges(hunks, a, b);
   if (cleanup !== 'none') foldShortEqualities(hunks);
   let ia = 0;
   let ib = 0;
@@ -282,6 +388,80 @@ function toHunks(script: ReadonlyArray<readonly [0 | 1 | 2, number]>): Hunk[] {
     }
   }
   return hunks;
+}
+
+/**
+ * Joins changes that a pure insert or pure delete can be slid into, without changing what is
+ * inserted or deleted (diff-match-patch's lossless shift): a pure change whose text ends with
+ * the whole kept run before it slides left over that run, and one whose text starts with the
+ * whole kept run after it slides right over it; the kept run is then gone and the change joins
+ * its neighbour. A shortest script may align a letter of an inserted run with a like letter
+ * of the text (inserting "«c1»" before "c" as "«", kept "c", "1»c"): this keeps the run whole,
+ * so that an edit rebased over the change cannot land inside it. The script stays as short.
+ */
+function joinSlidableChanges(hunks: Hunk[], a: readonly string[], b: readonly string[]): void {
+  // Each slide removes a kept run (the one it slides over joins the one on the other side),
+  // so this ends.
+  for (let changed = true; changed; ) {
+    changed = false;
+    let ia = 0;
+    let ib = 0;
+    for (let i = 1; i + 1 < hunks.length; i++) {
+      const h = hunks[i] as Hunk;
+      const before = hunks[i - 1] as Hunk;
+      const after = hunks[i + 1] as Hunk;
+      if (i === 1) {
+        ia += before.keep + before.remove;
+        ib += before.keep + before.insert;
+      }
+      const pure = h.keep === 0 && (h.remove === 0 || h.insert === 0);
+      if (pure && before.keep > 0 && after.keep > 0) {
+        // Its text: in `b` for an insert, in `a` for a delete, from `at`.
+        const text = h.insert > 0 ? b : a;
+        const at = h.insert > 0 ? ib : ia;
+        const n = h.insert + h.remove;
+        if (before.keep <= n && endsWithRun(text, at, n, before.keep)) {
+          after.keep += before.keep;
+          hunks.splice(i - 1, 1);
+          changed = true;
+          break;
+        }
+        if (after.keep <= n && startsWithRun(text, at, n, after.keep)) {
+          before.keep += after.keep;
+          hunks.splice(i + 1, 1);
+          changed = true;
+          break;
+        }
+      }
+      ia += h.keep + h.remove;
+      ib += h.keep + h.insert;
+    }
+    if (changed) joinAdjacentChanges(hunks);
+  }
+}
+
+/** Whether the run text[at, at + n) ends with the `k` code points just before it. */
+function endsWithRun(text: readonly string[], at: number, n: number, k: number): boolean {
+  for (let j = 1; j <= k; j++) if (text[at - j] !== text[at + n - j]) return false;
+  return true;
+}
+
+/** Whether the run text[at, at + n) starts with the `k` code points just after it. */
+function startsWithRun(text: readonly string[], at: number, n: number, k: number): boolean {
+  for (let j = 0; j < k; j++) if (text[at + n + j] !== text[at + j]) return false;
+  return true;
+}
+
+/** Merges each change with a change right after it (no kept run between them) into one. */
+function joinAdjacentChanges(hunks: Hunk[]): void {
+  for (let i = hunks.length - 1; i > 0; i--) {
+    const h = hunks[i] as Hunk;
+    const prev = hunks[i - 1] as Hunk;
+    if (h.keep > 0 || prev.keep > 0) continue;
+    prev.remove += h.remove;
+    prev.insert += h.insert;
+    hunks.splice(i, 1);
+  }
 }
 
 /**

@@ -80,4 +80,33 @@ describe('fromTextDiff', () => {
     // A single-range diff would have swallowed the delete.
     expect(apply('a1bcXde2f', transform(pendingDelete, fromDiff(base, 'a1bcXde2f'), 'right'))).toBe('a1bcXde2f');
   });
+
+  it('inserts a bracketed run whole where it could be cut through a letter it shares with the text', () => {
+    // A shortest script may keep the "«c" of the old marker and insert "1»«c" after it.
+    expect(fromTextDiff('«c2»', '«c1»«c2»')).toEqual(['«c1»', 4]);
+    expect(fromTextDiff('«c2»c', '«c2»«c1»c')).toEqual([4, '«c1»', 1]);
+    expect(fromTextDiff('zc«c3»', 'z«c1»c«c3»', 1000, 'lines')).toEqual([1, '«c1»', 5]);
+    // A line inserted between lines starts after a line break; a word, after a space.
+    expect(fromTextDiff('a\nb\n', 'a\nx\nb\n')).toEqual([2, 'x\n', 2]);
+    expect(fromTextDiff('hello world', 'hello big world')).toEqual([6, 'big ', 5]);
+  });
+
+  it('law: an insert of a whole «marker» between markers and letters is one run of the op, for every cleanup', () => {
+    const piece = fc.oneof(
+      fc.constantFrom('c', '1', 'z', ' ', '\n', '-'),
+      fc.integer({ min: 0, max: 30 }).map((n) => `«c${n}»`),
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 8 }), fc.nat(), fc.integer({ min: 0, max: 30 }), fc.constantFrom('none', 'semantic', 'lines' as const), (pieces, at, n, cleanup) => {
+        const i = at % (pieces.length + 1);
+        const marker = `«c${n}-x»`;
+        const before = pieces.join('');
+        const after = [...pieces.slice(0, i), marker, ...pieces.slice(i)].join('');
+        const op = fromTextDiff(before, after, 1000, cleanup);
+        expect(apply(before, op)).toBe(after);
+        // No insert holds a piece of a marker: without its whole markers, no bracket is left.
+        expect(op.filter((c) => typeof c === 'string' && /[«»]/.test(c.replace(/«[^«»]*»/g, '')))).toEqual([]);
+      }),
+    );
+  });
 });
