@@ -911,6 +911,10 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       // A lost state this client was restoring ends with any snapshot it takes (also one that
       // answers a plain open sent after a reconnect cut the restore short).
       if (opening.kind === 'reset' || this.lost !== undefined) this.finishReset(message, message.text);
+      // A snapshot of another epoch than the one this client holds (asked for without a claim,
+      // after a refusal or a heal): the server lost that state too, and it is restored, never
+      // silently replaced.
+      else if (this.serverEpoch !== undefined && message.epoch !== this.serverEpoch) return this.onLostState(message);
       else this.onSnapshot(message, message.text);
     } else {
       // A catch-up answers only an open that named this epoch and version.

@@ -41,6 +41,7 @@ export class Metrics implements Telemetry, FanoutTelemetry {
   private readonly bytes: Counter;
   private readonly resyncs: Counter;
   private readonly lost: Counter;
+  private readonly documentsLost: Counter;
   private readonly divergences: Counter;
   private readonly drops: Counter;
   private readonly storeWriteFailures: Counter<'source'>;
@@ -143,6 +144,11 @@ export class Metrics implements Telemetry, FanoutTelemetry {
     this.lost = new Counter({
       name: 'otter_lost_states_total',
       help: 'Opens whose client held a state of the document the store lost (different epoch, version past the head, or checksum)',
+      registers,
+    });
+    this.documentsLost = new Counter({
+      name: 'otter_documents_lost_total',
+      help: 'Times the shared store was found to have lost data of a document this server committed (its clients restore it)',
       registers,
     });
     this.divergences = new Counter({
@@ -255,6 +261,11 @@ export class Metrics implements Telemetry, FanoutTelemetry {
   /** @inheritdoc */
   lostState(): void {
     this.lost.inc();
+  }
+
+  /** @inheritdoc */
+  documentLost(): void {
+    this.documentsLost.inc();
   }
 
   /** @inheritdoc */

@@ -18,7 +18,10 @@
  *   fan-out runs.
  * - A hint carries the epoch it was committed with: a server holding the document under
  *   another epoch reloads it (the Redis lost the document and another server made it anew),
- *   which finds the loss (the document is then refused as damaged until restart).
+ *   and its sequencer handles the loss (`onStoreLost`).
+ * - Every {@link CHECK_INTERVAL_MS} (configurable), the head and epoch Redis records for each
+ *   held document are compared with the held ones: a loss nobody commits after, or a hint lost
+ *   while the subscription stayed up, is found within that time.
  * Hints from this server's own store are skipped: its sequencer published those ops already.
  * The same connection may also carry the presence channel (`redis-presence.ts`).
  */
@@ -29,6 +32,9 @@ import { type Logger, silentLogger } from './telemetry.js';
 
 /** Ms before a failed refresh of a document is tried again. */
 const RETRY_MS = 1000;
+
+/** The default {@link RedisFanoutOptions.checkInterval}. */
+export const CHECK_INTERVAL_MS = 2000;
 
 /** What a {@link RedisFanout} reports to metrics. Cheap and never throwing. */
 export interface FanoutTelemetry {
@@ -57,6 +63,13 @@ export interface RedisFanoutOptions {
   logger?: Logger;
   /** Counts deliveries and subscriptions. Default: none. */
   telemetry?: FanoutTelemetry;
+  /**
+   * Every this many ms, the head and epoch Redis records for each held document are compared
+   * with the held ones (one HMGET each): a document Redis lost (another epoch, none, or a head
+   * behind the committed one) is reloaded, so the loss is found even where nobody commits, and
+   * a head ahead of it (a hint lost) is read. 0 turns it off. Default {@link CHECK_INTERVAL_MS}.
+   */
+  checkInterval?: number;
 }
 
 /** See the file comment. */
@@ -68,6 +81,8 @@ export class RedisFanout {
   private readonly retries = new Map<string, ReturnType<typeof setTimeout>>();
   private closed = false;
   private everSubscribed = false;
+  private readonly checker: ReturnType<typeof setInterval> | undefined;
+  private checking = false;
 
   /**
    * Starts listening at once: opens a connection of its own to `store`'s Redis
@@ -76,7 +91,7 @@ export class RedisFanout {
    */
   constructor(
     private readonly store: RedisStore,
-    private readonly sequencer: Pick<Sequencer, 'refresh' | 'documents'>,
+    private readonly sequencer: Pick<Sequencer, 'refresh' | 'documents' | 'held'>,
     options: RedisFanoutOptions = {},
   ) {
     this.logger = options.logger ?? silentLogger;
@@ -90,12 +105,44 @@ export class RedisFanout {
       if (!this.closed && this.everSubscribed) this.logger.warn({}, 'hint subscription lost: reconnecting');
     });
     if (this.connection.status === 'ready') void this.subscribe();
+    const every = options.checkInterval ?? CHECK_INTERVAL_MS;
+    if (!Number.isSafeInteger(every) || every < 0) throw new RangeError(`checkInterval must be a non-negative integer of ms, got ${String(every)}`);
+    if (every > 0) {
+      this.checker = setInterval(() => void this.check(), every);
+      this.checker.unref?.();
+    }
+  }
+
+  /**
+   * Compares each held document's epoch and committed head with what Redis records (see
+   * {@link RedisFanoutOptions.checkInterval}); one round at a time. Failures are left to the
+   * next round (Redis down is reported by the readiness probe).
+   */
+  private async check(): Promise<void> {
+    if (this.closed || this.checking) return;
+    this.checking = true;
+    try {
+      await Promise.all(
+        this.sequencer.documents().map(async (docId) => {
+          const held = this.sequencer.held(docId);
+          if (held === undefined) return;
+          const stored = await this.store.stamp(docId).catch(() => undefined);
+          if (stored === undefined || this.closed) return;
+          // No epoch stored: the document is gone from Redis ('' is an epoch no document has).
+          if (stored.epoch !== held.epoch || stored.head < held.committed) this.refresh(docId, { epoch: stored.epoch ?? '' });
+          else if (stored.head > held.committed) this.refresh(docId, undefined);
+        }),
+      );
+    } finally {
+      this.checking = false;
+    }
   }
 
   /** Stops listening, cancels pending retries and closes the connection. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.checker !== undefined) clearInterval(this.checker);
     for (const t of this.retries.values()) clearTimeout(t);
     this.retries.clear();
     this.connection.disconnect();
@@ -138,8 +185,11 @@ export class RedisFanout {
     this.refresh(hint.docId, hint);
   }
 
-  /** Refreshes `docId` (for `hint`, if one started it), retrying later if that fails. */
-  private refresh(docId: string, hint: ChangeHint | undefined): void {
+  /**
+   * Refreshes `docId` (for `hint`, if one started it: its epoch, and its time if it has one),
+   * retrying later if that fails.
+   */
+  private refresh(docId: string, hint: Pick<ChangeHint, 'epoch'> & Partial<Pick<ChangeHint, 'at'>> | undefined): void {
     const retry = this.retries.get(docId);
     if (retry !== undefined) {
       clearTimeout(retry);
@@ -147,7 +197,7 @@ export class RedisFanout {
     }
     this.sequencer.refresh(docId, hint?.epoch).then(
       (ops) => {
-        if (ops > 0) this.telemetry?.remoteOpsPublished(ops, hint === undefined ? undefined : Math.max(0, Date.now() - hint.at));
+        if (ops > 0) this.telemetry?.remoteOpsPublished(ops, hint?.at === undefined ? undefined : Math.max(0, Date.now() - hint.at));
       },
       (e: unknown) => {
         if (this.closed) return;

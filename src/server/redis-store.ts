@@ -460,6 +460,16 @@ export class RedisStore implements Store {
     );
   }
 
+  /**
+   * The recorded head and epoch of `docId` as Redis holds them now (head 0 and no epoch for a
+   * document it does not have: never written, or lost). One HMGET; what a server compares with
+   * the document it holds to find a loss that no commit or hint told it of.
+   */
+  async stamp(docId: string): Promise<{ head: number; epoch: string | undefined }> {
+    const [head, epoch] = await this.timed('stamp', () => this.client.hmget(this.keys(docId).meta, 'head', 'epoch'));
+    return { head: storedInteger(docId, head ?? null, 'the recorded head'), epoch: epoch ?? undefined };
+  }
+
   /** @inheritdoc */
   async getMarks(docId: string, clientIds: readonly string[]): Promise<ClientMark[]> {
     const ids = [...new Set(clientIds)];

@@ -97,6 +97,19 @@ export interface SequencerOptions {
    * `StorageCorruptError` (a document refused as damaged: its callers get `storage-corrupt`).
    */
   onError?: (error: unknown, docId: string) => void;
+  /**
+   * What to do when the store turns out to have lost data of a document under this sequencer
+   * (on a reload it holds an older version than was published, or another epoch). Without it
+   * (the default) the document is refused as damaged (`storage-corrupt`) until the server
+   * restarts: right for a file rolled back under a running process. With it, losing data is a
+   * supported event of the store (a Redis emptied, or failed over to a replica that lacked
+   * the last writes): the document is taken as the store now holds it, nothing of the lost
+   * state is published again, the submissions queued on the lost state are refused with
+   * `storage-failed`, and this is called with the document and what was found, so that the
+   * server makes the document's clients open it again: their claims then contradict it, and
+   * they restore what they hold (see {@link Sequencer.open} and {@link Sequencer.restore}).
+   */
+  onStoreLost?: (docId: string, detail: string) => void;
 }
 
 /** A request to apply `op`, made by `clientId` as its `seq`-th op on `docId` at `baseVersion`. */
@@ -116,6 +129,14 @@ export interface SubmitRequest {
    * refuses the submission like a returned error.
    */
   readonly admit?: (() => OtterError | undefined) | undefined;
+  /**
+   * The epoch `baseVersion` belongs to: the one the client opened. If the document has another
+   * epoch when the submission is decided (its store lost it and it was made anew meanwhile),
+   * the submission is refused with `not-open`, nothing applied: its versions name states of
+   * the lost epoch, and the client must open the document again with its claim (and restore
+   * what it holds). Without it, the submission is taken as based on the document's epoch.
+   */
+  readonly epoch?: string | undefined;
 }
 
 /** The answer to a submit: the version the op produced and the op as applied there. */
@@ -246,7 +267,28 @@ class Pending implements Submission {
     readonly size: number,
     readonly author: string | undefined,
     readonly admit: (() => OtterError | undefined) | undefined,
+    readonly epoch: string | undefined,
   ) {}
+
+  /** The refusal for this submission on a document of `epoch`: its own check, then its epoch's. */
+  refusal(epoch: string): OtterError | undefined {
+    const refused = this.admit?.();
+    if (refused !== undefined || this.epoch === undefined || this.epoch === epoch) return refused;
+    return new OtterError(
+      ErrorCode.NotOpen,
+      `document ${JSON.stringify(this.docId)} lost the state this op was made on (epoch ${this.epoch}); open it again`,
+    );
+  }
+}
+
+/** A task's append that lost the race to another writer's: `refusal` if it is not tried again. */
+class LostRace extends Error {
+  override readonly name = 'LostRace';
+
+  /** @param refusal what the caller is told if the task is not decided again. */
+  constructor(readonly refusal: OtterError) {
+    super(refusal.message);
+  }
 }
 
 /** What one {@link Sequencer.submitMany} call is answered with: one entry per request. */
@@ -416,10 +458,11 @@ function recoveredOf(r: Recovery | undefined): { version: number; checksum: numb
 export class Sequencer {
   private readonly docs = new Map<string, Entry>();
   private readonly listeners = new Set<AppliedListener>();
-  private readonly limits: Required<Omit<SequencerOptions, 'onError' | 'retention' | 'keepLoaded'>>;
+  private readonly limits: Required<Omit<SequencerOptions, 'onError' | 'retention' | 'keepLoaded' | 'onStoreLost'>>;
   private readonly keepLoaded: (docId: string) => boolean;
   private readonly retention: RetentionPolicy;
   private readonly onError: (error: unknown, docId: string) => void;
+  private readonly onStoreLost: ((docId: string, detail: string) => void) | undefined;
   private readonly sweeper: ReturnType<typeof setInterval> | undefined;
   private closed = false;
   private readonly idle = new Set<() => void>();
@@ -448,6 +491,7 @@ export class Sequencer {
     };
     this.retention = checkRetention(options.retention ?? {});
     this.onError = options.onError ?? (() => {});
+    this.onStoreLost = options.onStoreLost;
     this.keepLoaded = options.keepLoaded ?? (() => false);
     const every = this.limits.idleTimeout;
     if (every > 0) {
@@ -521,7 +565,7 @@ export class Sequencer {
     const work = (prior ?? Promise.resolve()).then(async () => {
       try {
         // Refused now rather than after a rebase that would be thrown away (decided again when queued).
-        const refusal = pending.admit?.();
+        const refusal = entry.state === undefined ? pending.admit?.() : pending.refusal(entry.state.epoch);
         if (refusal !== undefined) throw refusal;
         if (!(await this.worthCatchingUp(entry, pending)) || (await this.catchUpPending(entry, pending))) this.enqueue(entry, pending);
       } catch (e) {
@@ -673,7 +717,8 @@ export class Sequencer {
    * head (`Store.getOps`) and takes them in if they continue its versions and checksum chain
    * and none is a restore's merge (which also changes the recoveries); otherwise, as after a
    * failed append, the document is reloaded and what it holds beyond the last published op is
-   * published ({@link publishLanded}: a store gone back in time is refused as damaged). `epoch`, when given, is the epoch another writer
+   * published ({@link publishLanded}: a store gone back in time is refused as damaged, or
+   * taken as it is with `onStoreLost`). `epoch`, when given, is the epoch another writer
    * committed with: if it is not the held one, the document is reloaded (the store lost it and
    * made it anew). Resolves with the number of ops published; rejects with the store's error
    * (the document is then loaded again on its next use, publishing what it missed).
@@ -706,6 +751,15 @@ export class Sequencer {
     entry.readers.unshift({ run, fail, ticket: -Infinity });
     this.kick(docId, entry);
     return refreshing;
+  }
+
+  /**
+   * The epoch and committed head of `docId` as held in memory, if it is loaded (undefined
+   * otherwise, or while it reloads). Synchronous: what a server compares with its store.
+   */
+  held(docId: string): { readonly epoch: string; readonly committed: number } | undefined {
+    const s = this.docs.get(docId)?.state;
+    return s === undefined ? undefined : { epoch: s.epoch, committed: s.committed };
   }
 
   /** The ids of the documents this sequencer holds (loaded, or queued to load). */
@@ -936,7 +990,9 @@ export class Sequencer {
    * text alone: a later client whose lost state holds that op too brings it in a second time
    * only where {@link mergeText} does not find it already made.
    * The merge is one op (any size up to maxDocLength), attributed to the client with seq 0,
-   * committed with the new {@link Recovery} in one append and published like any op.
+   * committed with the new {@link Recovery} in one append and published like any op. An append
+   * that loses the race to another writer's (a store shared by several servers) is decided
+   * again on what that writer committed, up to `conflictRetries` times.
    * Rejects with `bad-request`, `too-large` or `storage-failed` (nothing applied).
    */
   restore(request: RestoreRequest): Promise<RestoreResult> {
@@ -1023,7 +1079,18 @@ export class Sequencer {
             };
       return this.commitTask(docId, s, expectedHead, records, recovery);
     });
-    return this.caughtUp(docId, clientId)?.then(decide) ?? decide();
+    // A race lost to another writer is decided again on what it wrote, as submissions are.
+    const settle = async (): Promise<RestoreResult> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await decide();
+        } catch (e) {
+          if (!(e instanceof LostRace)) throw e;
+          if (attempt >= this.limits.conflictRetries) throw e.refusal;
+        }
+      }
+    };
+    return this.caughtUp(docId, clientId)?.then(settle) ?? settle();
   }
 
   /** The last applied submission of `clientId` on `docId`, if any (for resync decisions). */
@@ -1052,7 +1119,7 @@ export class Sequencer {
   private validate(request: SubmitRequest): Pending {
     if (this.closed) throw new OtterError(ErrorCode.Closed, 'the sequencer is closed');
     if (typeof request !== 'object' || request === null) throw badRequest('a submit request must be an object');
-    const { docId, clientId, seq, baseVersion, op, author, admit } = request;
+    const { docId, clientId, seq, baseVersion, op, author, admit, epoch } = request;
     checkId(docId, 'docId', this.limits.maxDocIdLength);
     checkId(clientId, 'clientId', this.limits.maxClientIdLength);
     if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) {
@@ -1061,6 +1128,7 @@ export class Sequencer {
     checkVersion(baseVersion, 'baseVersion');
     if (author !== undefined && typeof author !== 'string') throw badRequest('author must be a string');
     if (admit !== undefined && typeof admit !== 'function') throw badRequest('admit must be a function');
+    if (epoch !== undefined) checkId(epoch, 'epoch', this.limits.maxDocIdLength);
     let lengths;
     try {
       lengths = checkOperation(op);
@@ -1071,7 +1139,7 @@ export class Sequencer {
     // Canonical (as OpRecord requires) and a copy: the caller may reuse its array. Ops from
     // well-behaved clients are canonical already, and then a plain copy is that form.
     const canonical = lengths.canonical ? op.slice() : normalize(op);
-    return new Pending(docId, clientId, seq, baseVersion, canonical, lengths, size, author, admit);
+    return new Pending(docId, clientId, seq, baseVersion, canonical, lengths, size, author, admit, epoch);
   }
 
   private entry(docId: string): Entry {
@@ -1158,7 +1226,8 @@ export class Sequencer {
   /**
    * Commits what a task applied to `s` since `expectedHead` (possibly no op) together with
    * `recovery`, then publishes the ops. Throws `storage-failed` if the append fails (the
-   * caller's {@link task} then reloads the state).
+   * caller's {@link task} then reloads the state), wrapped in {@link LostRace} if another
+   * writer's append came first.
    */
   private async commitTask(
     docId: string,
@@ -1173,7 +1242,8 @@ export class Sequencer {
       // Reloaded before the next use: another writer may have moved the document (a race lost).
       const entry = this.docs.get(docId);
       if (entry?.state === s) entry.state = undefined;
-      throw new OtterError(ErrorCode.StorageFailed, `the append failed: ${describeStoreError(e)}; retry later`);
+      const refusal = new OtterError(ErrorCode.StorageFailed, `the append failed: ${describeStoreError(e)}; retry later`);
+      throw e instanceof VersionConflictError && e.actual > e.expected ? new LostRace(refusal) : refusal;
     }
     s.committed = s.head;
     s.recoveries.set(recovery.lostEpoch, recovery);
@@ -1215,7 +1285,9 @@ export class Sequencer {
    * that went back in time under this process (older than what was published, or another
    * epoch: a file rolled back or replaced in place) throws {@link StorageCorruptError}: serving
    * it would reuse versions every client already holds. Once the server restarts, clients tell
-   * by their claims that it lost their state and restore it.
+   * by their claims that it lost their state and restore it. With `onStoreLost`, the store's
+   * state is taken instead, publishing nothing, the queued submissions (made on the lost
+   * state) are refused, and `onStoreLost` makes the clients open the document again.
    */
   private async publishLanded(docId: string, entry: Entry, state: DocumentState): Promise<void> {
     const from = entry.published;
@@ -1223,7 +1295,14 @@ export class Sequencer {
       const detail =
         `the store went back in time under this server: it holds version ${state.committed} of epoch ${state.epoch}, ` +
         `but version ${from} of epoch ${entry.publishedEpoch ?? '?'} was committed`;
-      throw new StorageCorruptError(docId, `${detail}; restart the server so that clients restore what they hold`);
+      const onStoreLost = this.onStoreLost;
+      if (onStoreLost === undefined) throw new StorageCorruptError(docId, `${detail}; restart the server so that clients restore what they hold`);
+      entry.publishedEpoch = state.epoch;
+      entry.published = state.committed;
+      const lost = new OtterError(ErrorCode.StorageFailed, `${detail}: open the document again, and retry`);
+      for (const p of entry.pending.splice(0)) refuse(p, lost);
+      onStoreLost(docId, detail);
+      return;
     }
     entry.publishedEpoch = state.epoch;
     if (from !== undefined && state.committed > from) {
@@ -1360,7 +1439,7 @@ export class Sequencer {
     // A submission that threw is answered at once and keeps `outcome` undefined.
     for (const p of batch) {
       try {
-        const refusal = p.admit?.();
+        const refusal = p.refusal(state.epoch);
         if (refusal !== undefined) throw refusal;
         const outcome = state.submit(p, this.limits, older);
         p.outcome = outcome;

@@ -183,6 +183,11 @@ interface OpenDoc {
    * before): the client's last applied seq there and the newest version sent. See {@link impossible}.
    */
   told: Told | undefined;
+  /**
+   * The epoch of the document as opened (undefined before, and after an open answered that
+   * the store lost the client's state): the client's ops rest on its versions.
+   */
+  epoch: string | undefined;
 }
 
 /** What a connection told its client of one document: its last applied seq, the newest version. */
@@ -704,6 +709,7 @@ export class Session implements RoomMember {
       waiting: undefined,
       presence: new Throttle(this.options.presenceInterval, () => this.sendPresence(docId, doc)),
       told: undefined,
+      epoch: undefined,
     };
     const previous = this.docs.get(docId);
     previous?.presence.cancel();
@@ -747,7 +753,10 @@ export class Session implements RoomMember {
         if (this.docs.get(docId) !== doc) return;
       }
       this.outbox.messageJson(answer.opened);
-      if (result.kind !== 'lost') doc.told = { seq: result.seq, version: result.version };
+      if (result.kind !== 'lost') {
+        doc.told = { seq: result.seq, version: result.version };
+        doc.epoch = result.epoch;
+      }
       const held = doc.held ?? [];
       doc.held = undefined;
       for (const h of held) {
@@ -783,7 +792,7 @@ export class Session implements RoomMember {
     // Decided under the access at that moment: a re-check may lower it while the op is queued.
     const admit = (): OtterError | undefined => (doc.access === 'write' ? undefined : accessError(docId, doc.access));
     return this.context.sequencer
-      .submit({ docId, clientId: this.key as string, seq, baseVersion: v, op, author: this.user, admit })
+      .submit({ docId, clientId: this.key as string, seq, baseVersion: v, op, author: this.user, admit, epoch: doc.epoch })
       .then(
         (result) => {
           // A fresh op is acknowledged when its commit is delivered; a duplicate is not

@@ -24,6 +24,11 @@ export interface Telemetry {
   slowConsumerDropped(): void;
   /** A document's stored data failed an integrity check and was not served. */
   storageCorrupt(): void;
+  /**
+   * The store was found to have lost data of a document this server committed (a shared Redis
+   * emptied or failed over): the document goes on from what the store holds, its clients restore.
+   */
+  documentLost(): void;
   /** A re-check of an open document's access lowered it to `access` (see `revoked`). */
   accessRevoked(access: 'none' | 'read'): void;
   /** A re-check of an open document's access failed (authorize threw or did not answer): access kept. */
@@ -41,6 +46,7 @@ export const noTelemetry: Telemetry = {
   diverged() {},
   slowConsumerDropped() {},
   storageCorrupt() {},
+  documentLost() {},
   accessRevoked() {},
   recheckFailed() {},
 };

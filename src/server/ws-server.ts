@@ -209,14 +209,26 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
     },
     // Another server may commit to an open document at any time: it stays loaded to publish
     // that; and on a document edited through several servers appends race, so a batch may
-    // lose many races in a row before it lands. A Redis that lost data (emptied, failed over)
-    // is found at the next commit and the document refused as damaged until the servers
-    // restart, as for a SQLite file rolled back: never served from what is left.
+    // lose many races in a row before it lands. A Redis may lose data (emptied, failed over):
+    // the document is taken as it now is, and its connections are closed, so that their
+    // clients open it again with their claims and restore what they hold, as after a restart.
     ...(shared === undefined
       ? {}
       : {
           keepLoaded: (docId: string): boolean => rooms.head(docId) !== undefined,
           conflictRetries: SHARED_CONFLICT_RETRIES,
+          onStoreLost: (docId: string, detail: string): void => {
+            let closed = 0;
+            for (const [ws, session] of sessions) {
+              if (!session.documentIds.includes(docId)) continue;
+              session.flush();
+              session.disconnected();
+              ws.close(CloseCode.GoingAway, 'the store lost this document: open it again');
+              closed++;
+            }
+            metrics.documentLost();
+            logger.warn({ doc: docId, detail, connections: closed }, 'the store lost data of this document: its connections reopen it');
+          },
         }),
     ...options.sequencer,
   });

@@ -271,6 +271,46 @@ describe('CollaborativeDocument: a server behind what the client holds', () => {
   });
 });
 
+describe('CollaborativeDocument: a snapshot of another epoch', () => {
+  it('asked for without a claim (a seq-gap heal), it is taken as a lost state: the client restores its text and its op in flight, never adopts the other text silently', () => {
+    const { doc, t } = openedDoc('ab', 3);
+    doc.insert(2, 'X');
+    t.take();
+    const resets: unknown[] = [];
+    doc.on('reset', (e) => resets.push(e));
+    serve(doc, refused('seq-gap', 1));
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number) }]);
+    // The store lost the epoch meanwhile: its new incarnation holds other text.
+    serve(doc, { type: 'opened', doc: 'd', epoch: 'epoch-2', v: 1, seq: 0, text: 'zz', sum: 5 });
+    // The text it holds at its last version, and the op in flight on it, in a piece of its own.
+    const pieces = t.take();
+    expect(pieces).toMatchObject([
+      { type: 'restore', doc: 'd', lost: { epoch: EPOCH, v: 3 }, part: 0, parts: 2, text: 'ab' },
+      { type: 'restore', doc: 'd', lost: { epoch: EPOCH, v: 3 }, part: 1, parts: 2, text: '', op: [2, 'X'] },
+    ]);
+    expect(doc.text).toBe('abX');
+    expect(resets).toEqual([]);
+    serve(doc, { type: 'restored', doc: 'd', rid: (pieces[0] as { rid: number }).rid, v: 2, applied: true });
+    expect(t.take()).toEqual([{ type: 'open', doc: 'd', rid: expect.any(Number) }]);
+    serve(doc, { type: 'opened', doc: 'd', epoch: 'epoch-2', v: 2, seq: 0, text: 'zzabX', sum: 6 });
+    expect(doc.text).toBe('zzabX');
+    expect(doc.syncState.kind).toBe('synchronized');
+    expect(resets).toMatchObject([{ action: 'restored', lost: { epoch: EPOCH, version: 3 } }]);
+    expect(t.take()).toEqual([]);
+  });
+
+  it('of the epoch it holds, a snapshot is taken as usual', () => {
+    const { doc, t } = openedDoc('ab', 3);
+    doc.insert(2, 'X');
+    t.take();
+    serve(doc, refused('seq-gap', 1));
+    t.take();
+    serve(doc, { type: 'opened', doc: 'd', v: 4, seq: 0, text: 'abc' });
+    expect(doc.text).toBe('abcX');
+    expect(t.take()).toEqual([{ type: 'submit', doc: 'd', v: 4, seq: 1, op: [3, 'X'] }]);
+  });
+});
+
 describe('CollaborativeDocument: refusals', () => {
   beforeEach(() => {
     vi.useFakeTimers();

@@ -235,11 +235,12 @@ export function noteAcked(client: Client): void {
 /**
  * Once the document of `client` is ready, makes random edits while `more(i)` holds for the
  * i-th, each after a pause of `minPause` plus a random number of ms below `pace`; each insert
- * carries the unique marker `«name-i»`, noted in `markers`. Before each edit, {@link noteAcked}.
+ * carries the unique marker `«name-i»`, noted in `markers`; i counts from `first`, so that bursts
+ * of typing by one client carry distinct markers. Before each edit, {@link noteAcked}.
  */
-export async function typeWhile(client: Client, random: Random, more: (i: number) => boolean, pace: number, minPause = 0): Promise<void> {
+export async function typeWhile(client: Client, random: Random, more: (i: number) => boolean, pace: number, minPause = 0, first = 0): Promise<void> {
   await client.doc.ready;
-  for (let i = 0; more(i); i++) {
+  for (let i = first; more(i); i++) {
     await sleep(minPause + below(random, pace));
     noteAcked(client);
     const marker = `«${client.name}-${i}»`;

@@ -16,7 +16,8 @@ import { checkPrefix, documentKeys, encodeDocId, storeKeys } from '../../src/ser
 import { RedisStore, decodeHint } from '../../src/server/redis-store.js';
 import { type OpRecord, VersionConflictError } from '../../src/server/store.js';
 import { IN_CI, REDIS_URL, RUN_PREFIX, connectRedis, deleteKeys, keysUnder, prefixFor, redisUnreachable } from '../support/redis.js';
-import { within } from '../support/wait.js';
+import { sleep, waitFor, within } from '../support/wait.js';
+import { RedisFanout } from '../../src/server/redis-fanout.js';
 
 /** Any string of UTF-16 code units, lone surrogates included, and the awkward ones by name. */
 const anyId = fc.oneof(
@@ -123,6 +124,45 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     if (admin === undefined) return;
     await deleteKeys(admin, RUN_PREFIX);
     admin.disconnect();
+  });
+
+  it('the fan-out check: a held document Redis lost (no epoch, another, or a head behind) is refreshed with the epoch Redis has; one whose head is ahead is read; one in step is left alone', async () => {
+    const prefix = prefixFor('check');
+    const store = open(prefix);
+    await store.append('ahead', 0, [recordOf(1, 'a', 'c', 1, EMPTY_CHECKSUM)], [], { epoch: 'e1' });
+    await store.append('behind', 0, [recordOf(1, 'b', 'c', 1, EMPTY_CHECKSUM)], [], { epoch: 'e1' });
+    await store.append('moved', 0, [recordOf(1, 'm', 'c', 1, EMPTY_CHECKSUM)], [], { epoch: 'e2' });
+    await store.append('same', 0, [recordOf(1, 's', 'c', 1, EMPTY_CHECKSUM)], [], { epoch: 'e1' });
+    const held: Record<string, { epoch: string; committed: number }> = {
+      gone: { epoch: 'e1', committed: 3 },
+      ahead: { epoch: 'e1', committed: 0 },
+      behind: { epoch: 'e1', committed: 2 },
+      moved: { epoch: 'e1', committed: 1 },
+      same: { epoch: 'e1', committed: 1 },
+    };
+    const refreshed: Array<[string, string | undefined]> = [];
+    const sequencer = {
+      documents: () => Object.keys(held),
+      held: (docId: string) => held[docId],
+      refresh: (docId: string, epoch?: string) => {
+        refreshed.push([docId, epoch]);
+        return Promise.resolve(0);
+      },
+    };
+    const fanout = new RedisFanout(store, sequencer, { checkInterval: 50 });
+    try {
+      // Once subscribed, the fan-out reads every held document once: then only the checks run.
+      // ('same' is refreshed only then, so once it is, the subscription is done.)
+      await waitFor('the refreshes after subscribing', () => refreshed.some(([d]) => d === 'same'), 5000, () => JSON.stringify(refreshed));
+      refreshed.length = 0;
+      await waitFor('a round of checks', () => new Set(refreshed.map(([d]) => d)).size >= 4, 5000, () => JSON.stringify(refreshed));
+      await sleep(100);
+    } finally {
+      fanout.close();
+    }
+    const first = new Map<string, string | undefined>();
+    for (const [d, e] of refreshed) if (!first.has(d)) first.set(d, e);
+    expect(Object.fromEntries(first)).toEqual({ gone: '', ahead: undefined, behind: 'e1', moved: 'e2' });
   });
 
   it('keeps apart documents whose ids UTF-8 would merge, in Redis', async () => {

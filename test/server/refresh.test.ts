@@ -153,7 +153,46 @@ describe('an append that loses the race to another writer', () => {
   });
 });
 
-describe('a store that loses a loaded document (a Redis emptied or failed over)', () => {
+describe('a restore that loses the race to another writer', () => {
+  it('is decided again on what the other wrote and lands after it, once', async () => {
+    const store = new CountingStore();
+    const a = sequencer(store);
+    const b = sequencer(store);
+    await b.seq.open(DOC, 'reader');
+    await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 1, baseVersion: 0, op: ['a1'] });
+    // B has not heard of A's op: its restore's append at head 0 conflicts, then lands after it.
+    const lost = { epoch: 'gone', version: 3, checksum: 7 };
+    const result = await b.seq.restore({ docId: DOC, clientId: 'rb', lost, samples: [], text: 'kept' });
+    expect(result).toEqual({ applied: true, version: 2 });
+    expect(b.published.map((r) => [r.version, r.clientId])).toEqual([
+      [1, 'ca'],
+      [2, 'rb'],
+    ]);
+    expect((await b.seq.getSnapshot(DOC)).text).toMatch(/^(a1kept|kepta1)$/);
+    // The same lost state again: covered by the recovery now stored, nothing merged twice.
+    expect(await a.seq.restore({ docId: DOC, clientId: 'ra', lost, samples: [], text: 'kept' })).toEqual({ applied: false, version: 2 });
+
+  });
+
+  it('with conflictRetries 0, is refused as retryable (storage-failed), nothing applied, and lands when retried', async () => {
+    const store = new MemoryStore();
+    const a = sequencer(store);
+    const b = new Sequencer(store, { idleTimeout: 0, conflictRetries: 0 });
+    opened.push(b);
+    await b.open(DOC, 'reader');
+    await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 1, baseVersion: 0, op: ['a1'] });
+    const request = { docId: DOC, clientId: 'rb', lost: { epoch: 'gone', version: 3, checksum: 7 }, samples: [], text: 'kept' };
+    const refused = await b.restore(request).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((refused as OtterError).code).toBe(ErrorCode.StorageFailed);
+    expect((await store.load(DOC)).head).toBe(1);
+    expect(await b.restore(request)).toEqual({ applied: true, version: 2 });
+  });
+});
+
+describe('a store that loses a loaded document, with onStoreLost (a Redis emptied or failed over)', () => {
   /**
    * A store whose data can be swapped for an empty one, as FLUSHALL does to a Redis, or for
    * `next` (a replica that lacks the last writes).
@@ -169,31 +208,97 @@ describe('a store that loses a loaded document (a Redis emptied or failed over)'
     return { store, lose: (next = new MemoryStore()) => (holder.current = next) };
   }
 
-  it('the next commit finds it: the submission and the document are refused as damaged, nothing is published again', async () => {
+  function watched(store: Store): { seq: Sequencer; published: number[]; lost: string[] } {
+    const lost: string[] = [];
+    const seq = new Sequencer(store, { idleTimeout: 0, onStoreLost: (docId, detail) => lost.push(`${docId}: ${detail}`) });
+    opened.push(seq);
+    const published: number[] = [];
+    seq.onApplied((docId, r) => {
+      if (docId === DOC) published.push(r.version);
+    });
+    return { seq, published, lost };
+  }
+
+  it('the next commit finds it: the queued submission is refused as retryable, nothing is published twice, and an open with the old claim answers lost', async () => {
     const { store, lose } = losable();
-    const { seq, published } = sequencer(store as MemoryStore);
+    const { seq, published, lost } = watched(store);
     for (let i = 1; i <= 3; i++) await seq.submit({ docId: DOC, clientId: 'a', seq: i, baseVersion: i - 1, op: append(i - 1, `${i}`) });
+    const old = await seq.open(DOC, 'a');
     lose();
     const refused = await seq.submit({ docId: DOC, clientId: 'a', seq: 4, baseVersion: 3, op: append(3, '4') }).then(
       () => undefined,
       (e: unknown) => e,
     );
-    expect((refused as OtterError).code).toBe(ErrorCode.StorageCorrupt);
-    const reopened = await seq.open(DOC, 'a').then(
+    expect((refused as OtterError).code).toBe(ErrorCode.StorageFailed);
+    expect(lost).toEqual([expect.stringMatching(/^doc: the store went back in time under this server: it holds version 0 of epoch/)]);
+    const reopened = await seq.open(DOC, 'a', 3, { epoch: old.epoch, checksum: old.checksum });
+    expect(reopened).toMatchObject({ kind: 'lost', version: 0 });
+    expect(reopened.epoch).not.toBe(old.epoch);
+    // The document goes on from the store's state; each version is published once per epoch.
+    expect(await seq.submit({ docId: DOC, clientId: 'b', seq: 1, baseVersion: 0, op: ['x'] })).toMatchObject({ version: 1 });
+    expect(published).toEqual([1, 2, 3, 1]);
+    expect(lost).toHaveLength(1);
+  });
+
+  it('a submission made on the lost epoch is refused with not-open once the document has another, nothing applied; one made on the new epoch is taken', async () => {
+    const { store, lose } = losable();
+    const { seq, published } = watched(store);
+    await seq.submit({ docId: DOC, clientId: 'a', seq: 1, baseVersion: 0, op: ['abc'] });
+    const old = await seq.open(DOC, 'a');
+    lose();
+    // Another writer made the document anew and wrote to it: its version 1 is not the old one.
+    const other = new Sequencer(store, { idleTimeout: 0 });
+    opened.push(other);
+    await other.submit({ docId: DOC, clientId: 'w', seq: 1, baseVersion: 0, op: ['xyz'] });
+    const { epoch } = await store.load(DOC);
+    expect(await seq.refresh(DOC, epoch)).toBe(0);
+    // A first op of its client, fitting the new text too: only its epoch tells it apart.
+    const stale = await seq.submit({ docId: DOC, clientId: 'c', seq: 1, baseVersion: 1, op: [3, '?'], epoch: old.epoch }).then(
       () => undefined,
       (e: unknown) => e,
     );
-    expect((reopened as OtterError).code).toBe(ErrorCode.StorageCorrupt);
-    expect(published.map((r) => r.version)).toEqual([1, 2, 3]);
+    expect((stale as OtterError).code).toBe(ErrorCode.NotOpen);
+    expect((stale as OtterError).message).toMatch(/lost the state this op was made on/);
+    expect((await seq.getSnapshot(DOC)).text).toBe('xyz');
+    expect(await seq.submit({ docId: DOC, clientId: 'b', seq: 1, baseVersion: 1, op: [3, '!'], epoch })).toMatchObject({ version: 2 });
+    expect(published).toEqual([1, 2]);
   });
 
-  it('a refresh told of another epoch (another server made the document anew) refuses it as damaged', async () => {
+  it('a store behind what was published, in the same epoch: the loss is reported, and an open claiming the newer version answers lost', async () => {
     const { store, lose } = losable();
-    const { seq } = sequencer(store as MemoryStore);
+    const { seq, published, lost } = watched(store);
+    for (let i = 1; i <= 3; i++) await seq.submit({ docId: DOC, clientId: 'a', seq: i, baseVersion: i - 1, op: append(i - 1, `${i}`) });
+    const held = await seq.open(DOC, 'a');
+    const loaded = await store.load(DOC);
+    const replica = new MemoryStore();
+    await replica.append(DOC, 0, loaded.ops.slice(0, 2), [], { epoch: loaded.epoch });
+    lose(replica);
+    const refused = await seq.submit({ docId: DOC, clientId: 'b', seq: 1, baseVersion: 3, op: append(3, 'b') }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((refused as OtterError).code).toBe(ErrorCode.StorageFailed);
+    expect(lost).toEqual([expect.stringMatching(/it holds version 2 of epoch/)]);
+    expect(await seq.open(DOC, 'a', 3, { epoch: held.epoch, checksum: held.checksum })).toMatchObject({ kind: 'lost', version: 2, epoch: held.epoch });
+    expect(published).toEqual([1, 2, 3]);
+  });
+
+  it('a refresh told of another epoch reloads the document and reports the loss; without onStoreLost the document is refused as damaged', async () => {
+    const { store, lose } = losable();
+    const { seq, lost } = watched(store);
     await seq.submit({ docId: DOC, clientId: 'a', seq: 1, baseVersion: 0, op: ['x'] });
+    const plain = new Sequencer(store, { idleTimeout: 0 });
+    opened.push(plain);
+    await plain.open(DOC, 'r');
     lose();
     const epoch = (await store.load(DOC)).epoch;
-    const error = await seq.refresh(DOC, epoch).then(
+    expect(await seq.refresh(DOC, epoch)).toBe(0);
+    expect(lost).toHaveLength(1);
+    expect((await seq.open(DOC, 'r')).epoch).toBe(epoch);
+    // The same hint, again: the held epoch is the store's now, nothing more happens.
+    expect(await seq.refresh(DOC, epoch)).toBe(0);
+    expect(lost).toHaveLength(1);
+    const error = await plain.refresh(DOC, epoch).then(
       () => undefined,
       (e: unknown) => e,
     );
