@@ -6,9 +6,10 @@
  * Every append of a RedisStore publishes a {@link ChangeHint} (document, new head, writer)
  * from its Lua script, on the store's change channel. A {@link RedisFanout} listens on that
  * channel over a connection of its own and, for each hint from another writer, asks the
- * sequencer to {@link Sequencer.refresh} the document: the sequencer reads the ops past its
- * committed head from the log, by version, and publishes them through its usual path. The
- * hint carries no ops and only triggers a read, so a lost hint loses nothing but time:
+ * sequencer to {@link Sequencer.refresh} the document: the sequencer takes the ops past its
+ * committed head, by version, and publishes them through its usual path. The
+ * hint of a small append carries its ops, which the sequencer takes if they continue its head
+ * (checked as any); otherwise it reads the log. Either way a lost hint loses nothing but time:
  * - Redis pub/sub drops messages while a subscriber is disconnected (a killed connection, a
  *   restarted Redis). Each time the connection is ready again the fan-out subscribes anew and
  *   then refreshes every document the sequencer holds, which reads whatever it missed.
@@ -189,13 +190,13 @@ export class RedisFanout {
    * Refreshes `docId` (for `hint`, if one started it: its epoch, and its time if it has one),
    * retrying later if that fails.
    */
-  private refresh(docId: string, hint: Pick<ChangeHint, 'epoch'> & Partial<Pick<ChangeHint, 'at'>> | undefined): void {
+  private refresh(docId: string, hint: Pick<ChangeHint, 'epoch'> & Partial<Pick<ChangeHint, 'at' | 'ops'>> | undefined): void {
     const retry = this.retries.get(docId);
     if (retry !== undefined) {
       clearTimeout(retry);
       this.retries.delete(docId);
     }
-    this.sequencer.refresh(docId, hint?.epoch).then(
+    this.sequencer.refresh(docId, hint?.epoch, hint?.ops).then(
       (ops) => {
         if (ops > 0) this.telemetry?.remoteOpsPublished(ops, hint?.at === undefined ? undefined : Math.max(0, Date.now() - hint.at));
       },

@@ -27,9 +27,11 @@
  *
  * Change hints: every append also publishes, from its script, a hint on the store's change
  * channel (`Pchanges`): the document, its new head, the writing store's {@link RedisStore.origin},
- * the writer's clock and the document's epoch. Servers sharing the data read it through `redis-fanout.ts` to learn
+ * the writer's clock, the document's epoch, and the appended ops when they are small (at most
+ * {@link HINT_OPS_BYTES}). Servers sharing the data read it through `redis-fanout.ts` to learn
  * of ops committed elsewhere. A hint is only a hint (pub/sub drops messages while a subscriber
- * is disconnected): the ops themselves are always read from the log.
+ * is disconnected): the ops it carries are taken only where they continue what a server holds,
+ * and the log is read otherwise.
  *
  * Durability is Redis's: an append resolves once Redis has run it, which survives a Redis
  * restart only as far as its persistence is configured (AOF with `appendfsync always` keeps
@@ -118,16 +120,33 @@ export interface ChangeHint {
   readonly origin: string;
   readonly at: number;
   readonly epoch?: string | undefined;
+  /**
+   * The appended ops, when the hint carries them (an append of at most {@link HINT_OPS_BYTES}
+   * of stored records): a receiver takes them without reading the log, after the same checks.
+   */
+  readonly ops?: readonly OpRecord[] | undefined;
 }
 
-/** The text of a hint on the change channel. JSON escapes lone surrogates, so any id survives. */
-function encodeHint(hint: ChangeHint): string {
-  return JSON.stringify([hint.docId, hint.head, hint.origin, hint.at, hint.epoch]);
+/** Most bytes of stored records a change hint carries; a larger append's hint carries none. */
+export const HINT_OPS_BYTES = 64 * 1024;
+
+/**
+ * The text of a hint on the change channel, carrying `records` (the stored members of the
+ * append's ops) when they fit {@link HINT_OPS_BYTES}. JSON escapes lone surrogates, so any id
+ * survives; the members are JSON already and go in as they are.
+ */
+function encodeHint(hint: ChangeHint, records: readonly string[]): string {
+  const head = JSON.stringify([hint.docId, hint.head, hint.origin, hint.at, hint.epoch]);
+  let bytes = 0;
+  for (const r of records) bytes += r.length;
+  if (records.length === 0 || bytes > HINT_OPS_BYTES) return head;
+  return `${head.slice(0, -1)},[${records.join(',')}]]`;
 }
 
 /**
  * A hint read from the change channel, or undefined for a message that is not one. Takes
- * hints with an epoch (five fields) and without (four).
+ * hints with an epoch (five fields) and without (four), and with the ops (six); ops that are
+ * not op records are left out (the receiver then reads the log).
  */
 export function decodeHint(text: string): ChangeHint | undefined {
   let row: unknown;
@@ -136,11 +155,18 @@ export function decodeHint(text: string): ChangeHint | undefined {
   } catch {
     return undefined;
   }
-  if (!Array.isArray(row) || (row.length !== 4 && row.length !== 5)) return undefined;
-  const [docId, head, origin, at, epoch] = row as unknown[];
+  if (!Array.isArray(row) || row.length < 4 || row.length > 6) return undefined;
+  const [docId, head, origin, at, epoch, rows] = row as unknown[];
   if (typeof docId !== 'string' || !isInteger(head) || typeof origin !== 'string' || !isInteger(at)) return undefined;
   if (epoch !== undefined && typeof epoch !== 'string') return undefined;
-  return epoch === undefined ? { docId, head, origin, at } : { docId, head, origin, at, epoch };
+  if (rows !== undefined && !Array.isArray(rows)) return undefined;
+  const hint: ChangeHint = epoch === undefined ? { docId, head, origin, at } : { docId, head, origin, at, epoch };
+  if (rows === undefined) return hint;
+  try {
+    return { ...hint, ops: rows.map((r: unknown) => recordOf(docId, r)) };
+  } catch {
+    return hint;
+  }
 }
 
 /**
@@ -199,7 +225,11 @@ function encodeRecord(r: OpRecord): string {
 }
 
 function decodeRecord(docId: string, text: string): OpRecord {
-  const row = parseJson(docId, text, 'a stored op');
+  return recordOf(docId, parseJson(docId, text, 'a stored op'));
+}
+
+/** The op record a parsed stored member holds, or a {@link StorageCorruptError}. */
+function recordOf(docId: string, row: unknown): OpRecord {
   if (
     !Array.isArray(row) ||
     (row.length !== 5 && row.length !== 6) ||
@@ -437,9 +467,10 @@ export class RedisStore implements Store {
       await this.timed('retire', () => RETIRE.run(this.client, [this.keysOfStore.instance], [context.epoch, randomUUID()]));
     }
     const head = expectedHead + records.length;
-    const hint = encodeHint({ docId, head, origin: this.origin, at: Date.now(), epoch: context.epoch });
+    const members = records.map(encodeRecord);
+    const hint = encodeHint({ docId, head, origin: this.origin, at: Date.now(), epoch: context.epoch }, members);
     const args = [String(expectedHead), String(head), context.epoch, this.keysOfStore.changes, hint, String(records.length)];
-    for (const r of records) args.push(String(r.version), encodeRecord(r));
+    records.forEach((r, i) => args.push(String(r.version), members[i] as string));
     args.push(String(marks.length));
     for (const m of marks) args.push(m.clientId, encodeMark(m));
     const recovery = context.recovery;

@@ -382,6 +382,10 @@ interface Entry {
   refreshing: Promise<number> | undefined;
   /** The epoch a refresh was last told the document has, until a refresh runs. */
   hintedEpoch: string | undefined;
+  /** Ops refreshes were handed (committed by another writer), until a refresh runs. */
+  offered: OpRecord[];
+  /** Whether a refresh was asked without ops since the last one ran: it reads the store. */
+  unread: boolean;
 }
 
 const DEFAULTS = {
@@ -426,6 +430,19 @@ const NO_OPS: readonly OpRecord[] = Object.freeze([]);
 
 /** Catch-ups (see `catch-up.ts`) running at once; more wait their turn (bounds their memory). */
 const MAX_CATCH_UPS = 2;
+
+/**
+ * The records of `offered` (in any order, possibly repeated or stale) with versions head + 1,
+ * head + 2, … as far as they run on without a gap, in version order.
+ */
+function continuing(offered: readonly OpRecord[], head: number): OpRecord[] {
+  if (offered.length === 0) return [];
+  const byVersion = new Map<number, OpRecord>();
+  for (const r of offered) if (r.version > head) byVersion.set(r.version, r);
+  const run: OpRecord[] = [];
+  for (let r = byVersion.get(head + 1); r !== undefined; r = byVersion.get(head + 1 + run.length)) run.push(r);
+  return run;
+}
 
 /** Most samples of a lost epoch a recovery keeps. */
 const RECOVERY_SAMPLES = 64;
@@ -720,13 +737,18 @@ export class Sequencer {
    * published ({@link publishLanded}: a store gone back in time is refused as damaged, or
    * taken as it is with `onStoreLost`). `epoch`, when given, is the epoch another writer
    * committed with: if it is not the held one, the document is reloaded (the store lost it and
-   * made it anew). Resolves with the number of ops published; rejects with the store's error
-   * (the document is then loaded again on its next use, publishing what it missed).
+   * made it anew). `ops`, when given, are ops the writer committed (as its change hint carried
+   * them): those that continue the committed head are taken without reading the store, checked
+   * like any (versions, checksum chain); a refresh asked without them, or that they do not
+   * continue, reads the store. Resolves with the number of ops published; rejects with the
+   * store's error (the document is then loaded again on its next use, publishing what it missed).
    */
-  refresh(docId: string, epoch?: string): Promise<number> {
+  refresh(docId: string, epoch?: string, ops?: readonly OpRecord[]): Promise<number> {
     const entry = this.docs.get(docId);
     if (entry === undefined || this.closed) return Promise.resolve(0);
     if (epoch !== undefined) entry.hintedEpoch = epoch;
+    if (ops === undefined || ops.length === 0) entry.unread = true;
+    else for (const r of ops) entry.offered.push(r);
     if (entry.refreshing !== undefined) return entry.refreshing;
     let resolve: (n: number) => void = unsettled;
     let reject: (e: unknown) => void = unsettled;
@@ -771,12 +793,21 @@ export class Sequencer {
   private async takeCommitted(docId: string, entry: Entry, s: DocumentState): Promise<number> {
     const hinted = entry.hintedEpoch;
     entry.hintedEpoch = undefined;
+    const offered = entry.offered;
+    entry.offered = [];
+    const unread = entry.unread;
+    entry.unread = false;
     try {
       if (hinted !== undefined && hinted !== s.epoch) {
         const before = entry.published ?? s.committed;
         return Math.max(0, (await this.load(docId, entry)).committed - before);
       }
-      const ops = await this.store.getOps(docId, s.committed, Number.MAX_SAFE_INTEGER);
+      // The offered ops that run on from the committed head, then the store past them when a
+      // refresh asked to read it or none ran on (a hint lost or out of order).
+      const ops = continuing(offered, s.committed);
+      if (unread || ops.length === 0) {
+        for (const r of await this.store.getOps(docId, s.committed + ops.length, Number.MAX_SAFE_INTEGER)) ops.push(r);
+      }
       if (ops.length === 0) return 0;
       if (ops.some((r) => r.seq === 0) || !s.applyCommitted(ops)) {
         const before = entry.published ?? s.committed;
@@ -1158,6 +1189,8 @@ export class Sequencer {
         historyBytes: 0,
         refreshing: undefined,
         hintedEpoch: undefined,
+        offered: [],
+        unread: false,
       };
       this.docs.set(docId, e);
     }

@@ -82,6 +82,21 @@ describe('change hints', () => {
     expect(decodeHint('["d",3,"o",5]')).toEqual({ docId: 'd', head: 3, origin: 'o', at: 5 });
     for (const bad of ['["d",3,"o",5,7]', '["d",3,"o"]', '["d",3,"o",5,"e",1]', '{}', 'not json']) expect(decodeHint(bad)).toBeUndefined();
   });
+
+  it('carry the ops of a small append as stored; rows that are not op records are left out, the rest of the hint kept', () => {
+    expect(decodeHint('["d",2,"o",5,"e",[[1,["a"],"c",1,7],[2,[1,"b"],"c",2,9,"ann"]]]')).toEqual({
+      docId: 'd',
+      head: 2,
+      origin: 'o',
+      at: 5,
+      epoch: 'e',
+      ops: [
+        { version: 1, op: ['a'], clientId: 'c', seq: 1, checksum: 7 },
+        { version: 2, op: [1, 'b'], clientId: 'c', seq: 2, checksum: 9, author: 'ann' },
+      ],
+    });
+    expect(decodeHint('["d",2,"o",5,"e",[[1,"a","c",1,7]]]')).toEqual({ docId: 'd', head: 2, origin: 'o', at: 5, epoch: 'e' });
+  });
 });
 
 const redisReason = await redisUnreachable();

@@ -117,6 +117,54 @@ describe('Sequencer.refresh', () => {
   });
 });
 
+describe('Sequencer.refresh with the ops a hint carried', () => {
+  /** A MemoryStore that counts reads of ops. */
+  class ReadCountingStore extends MemoryStore {
+    reads = 0;
+
+    override getOps(...args: Parameters<MemoryStore['getOps']>): ReturnType<MemoryStore['getOps']> {
+      this.reads++;
+      return super.getOps(...args);
+    }
+  }
+
+  it('takes offered ops that continue the head without reading the store; reads it when they do not, or when asked without ops', async () => {
+    const store = new ReadCountingStore();
+    const a = sequencer(store);
+    const b = sequencer(store);
+    await b.seq.open(DOC, 'reader');
+    const results = [];
+    for (let i = 1; i <= 3; i++) results.push(await a.seq.submit({ docId: DOC, clientId: 'ca', seq: i, baseVersion: i - 1, op: append(i - 1, `${i}`) }));
+    const records = a.published.slice(0, 3);
+    const reads = store.reads;
+    // Offered in a shuffled order, with a stale repeat: taken in version order, once.
+    expect(await b.seq.refresh(DOC, undefined, [records[1] as OpRecord, records[0] as OpRecord, records[0] as OpRecord])).toBe(2);
+    expect(store.reads).toBe(reads);
+    // Ops that skip the head's next version: the store is read.
+    await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 4, baseVersion: 3, op: append(3, '4') });
+    expect(await b.seq.refresh(DOC, undefined, [a.published[3] as OpRecord])).toBe(2);
+    expect(store.reads).toBe(reads + 1);
+    expect(b.published.map((r) => r.version)).toEqual([1, 2, 3, 4]);
+    expect(b.published).toEqual(a.published);
+    // Asked without ops (a subscription restored, a check): the store is read.
+    expect(await b.seq.refresh(DOC)).toBe(0);
+    expect(store.reads).toBe(reads + 2);
+    expect(results.map((r) => r.version)).toEqual([1, 2, 3]);
+  });
+
+  it('offered ops that do not chain on its checksum are not taken: the document is reloaded from the store, which is published', async () => {
+    const store = new MemoryStore();
+    const a = sequencer(store);
+    const b = sequencer(store);
+    await b.seq.open(DOC, 'reader');
+    await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 1, baseVersion: 0, op: ['x'] });
+    const forged: OpRecord = { ...(a.published[0] as OpRecord), op: ['y'] };
+    expect(await b.seq.refresh(DOC, undefined, [forged])).toBe(1);
+    expect(b.published).toEqual(a.published);
+    expect((await b.seq.getSnapshot(DOC)).text).toBe('x');
+  });
+});
+
 describe('an append that loses the race to another writer', () => {
   /** A CountingStore that also counts whole-document loads. */
   class LoadCountingStore extends CountingStore {
