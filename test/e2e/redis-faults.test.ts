@@ -27,7 +27,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { documentKeys } from '../../src/server/redis-keys.js';
 import { request } from '../product/helpers.js';
-import { below, seededRandom } from '../support/random.js';
+import { type Random, below, seededRandom } from '../support/random.js';
 import { type Client, type Node, RedisProcess, converged, describeAll, metric, newClient, noteAcked, notOnce, seedOf, skipWithoutRedis, startNode, typeWhile } from './redis-nodes.js';
 import { sleep, waitFor, within } from '../support/wait.js';
 import { Cleanup, markerCounts } from './helpers.js';
@@ -60,6 +60,14 @@ async function expectLossHandled(nodes: readonly Node[], clients: readonly Clien
   }
   const expected = new Set(['storage-failed', 'not-open', 'seq-gap']);
   for (const c of clients) expect({ client: c.name, errors: c.errors.filter((e) => !expected.has(e)) }).toEqual({ client: c.name, errors: [] });
+}
+
+/** Each client types `edits` edits; resolves, once all are acknowledged and equal, with the text they hold. */
+async function typeAndSettle(clients: readonly Client[], random: Random, edits: number): Promise<string> {
+  await Promise.all(clients.map((c) => typeWhile(c, seededRandom(below(random, 2 ** 31)), (i) => i < edits, 40, 10)));
+  await Promise.all(clients.map((c) => within(c.doc.synced(), 10_000, `${c.name}'s edits acknowledged`)));
+  await waitFor('the clients to hold one text', () => new Set(clients.map((c) => c.doc.text)).size === 1, 10_000, () => describeAll(clients));
+  return (clients[0] as Client).doc.text;
 }
 
 describe.skipIf(SKIP)('several otter serve --redis nodes when Redis fails', () => {
@@ -139,10 +147,7 @@ describe.skipIf(SKIP)('several otter serve --redis nodes when Redis fails', () =
   it('Redis emptied (FLUSHALL) between bursts of typing: the text every client held is restored once, not once per node or client, then the typing goes on', async () => {
     const random = seededRandom(seedOf(FILE, 'flushall between'));
     const { redis, nodes, clients } = await setUp(cleanup);
-    await Promise.all(clients.map((c) => typeWhile(c, seededRandom(below(random, 2 ** 31)), (i) => i < 15, 40, 10)));
-    await Promise.all(clients.map((c) => within(c.doc.synced(), 10_000, `${c.name}'s edits acknowledged`)));
-    await waitFor('the clients to hold one text', () => new Set(clients.map((c) => c.doc.text)).size === 1, 10_000, () => describeAll(clients));
-    const held = (clients[0] as Client).doc.text;
+    const held = await typeAndSettle(clients, random, 15);
     await redis.admin.flushall();
     await Promise.all(clients.map((c) => typeWhile(c, seededRandom(below(random, 2 ** 31)), (i) => i < 30, 40, 10, 15)));
     const { text } = await converged(cleanup, nodes, clients);
@@ -157,10 +162,7 @@ describe.skipIf(SKIP)('several otter serve --redis nodes when Redis fails', () =
   it('Redis emptied (FLUSHALL) while nobody types: both nodes find it within their check interval, every client is told (reset) and the text comes back once', async () => {
     const random = seededRandom(seedOf(FILE, 'flushall idle'));
     const { redis, nodes, clients } = await setUp(cleanup);
-    await Promise.all(clients.map((c) => typeWhile(c, seededRandom(below(random, 2 ** 31)), (i) => i < 10, 40, 10)));
-    await Promise.all(clients.map((c) => within(c.doc.synced(), 10_000, `${c.name}'s edits acknowledged`)));
-    await waitFor('the clients to hold one text', () => new Set(clients.map((c) => c.doc.text)).size === 1, 10_000, () => describeAll(clients));
-    const held = (clients[0] as Client).doc.text;
+    const held = await typeAndSettle(clients, random, 10);
     await redis.admin.flushall();
     await waitFor('every client told of the loss', () => clients.every((c) => c.resets.length === 1), 15_000, () => describeAll(clients));
     const { text } = await converged(cleanup, nodes, clients);

@@ -11,13 +11,25 @@ import type { OpRecord, Store } from '../../src/server/store.js';
 import { ErrorCode, type OtterError } from '../../src/protocol/errors.js';
 import { StorageCorruptError } from '../../src/server/integrity.js';
 
-/** A MemoryStore that counts its appends (refused ones included). */
+/** A MemoryStore that counts its appends (refused ones included), whole-document loads and reads of ops. */
 class CountingStore extends MemoryStore {
   appends = 0;
+  loads = 0;
+  reads = 0;
 
   override append(...args: Parameters<MemoryStore['append']>): Promise<void> {
     this.appends++;
     return super.append(...args);
+  }
+
+  override load(...args: Parameters<MemoryStore['load']>): ReturnType<MemoryStore['load']> {
+    this.loads++;
+    return super.load(...args);
+  }
+
+  override getOps(...args: Parameters<MemoryStore['getOps']>): ReturnType<MemoryStore['getOps']> {
+    this.reads++;
+    return super.getOps(...args);
   }
 }
 
@@ -118,18 +130,8 @@ describe('Sequencer.refresh', () => {
 });
 
 describe('Sequencer.refresh with the ops a hint carried', () => {
-  /** A MemoryStore that counts reads of ops. */
-  class ReadCountingStore extends MemoryStore {
-    reads = 0;
-
-    override getOps(...args: Parameters<MemoryStore['getOps']>): ReturnType<MemoryStore['getOps']> {
-      this.reads++;
-      return super.getOps(...args);
-    }
-  }
-
   it('takes offered ops that continue the head without reading the store; reads it when they do not, or when asked without ops', async () => {
-    const store = new ReadCountingStore();
+    const store = new CountingStore();
     const a = sequencer(store);
     const b = sequencer(store);
     await b.seq.open(DOC, 'reader');
@@ -166,18 +168,8 @@ describe('Sequencer.refresh with the ops a hint carried', () => {
 });
 
 describe('an append that loses the race to another writer', () => {
-  /** A CountingStore that also counts whole-document loads. */
-  class LoadCountingStore extends CountingStore {
-    loads = 0;
-
-    override load(...args: Parameters<MemoryStore['load']>): ReturnType<MemoryStore['load']> {
-      this.loads++;
-      return super.load(...args);
-    }
-  }
-
   it('takes its batch back, reads only what the other wrote, and commits after it: no reload, each op published once, in order', async () => {
-    const store = new LoadCountingStore();
+    const store = new CountingStore();
     const a = sequencer(store);
     const b = sequencer(store);
     await b.seq.open(DOC, 'reader');
