@@ -308,9 +308,11 @@ function diffLines(before: string, after: string, maxEdits: number, out: Operati
     if (!diffCodePoints(before, after, maxEdits, 'none', out)) out.insert(after).delete(before.length);
     return;
   }
+  const hunks = toHunks(script);
+  foldShortKeptLines(hunks, a, b);
   let ia = 0;
   let ib = 0;
-  for (const h of toHunks(script)) {
+  for (const h of hunks) {
     if (h.keep > 0) {
       out.retain(a.slice(ia, ia + h.keep).join('').length);
       ia += h.keep;
@@ -322,6 +324,47 @@ function diffLines(before: string, after: string, maxEdits: number, out: Operati
     if (!diffCodePoints(removed, inserted, maxEdits, 'none', out)) out.insert(inserted).delete(removed.length);
     ia += h.remove;
     ib += h.insert;
+  }
+}
+
+/**
+ * Folds each run of kept lines between two changed blocks into them when it has no more code
+ * units than the larger side of either block: a line both texts have by chance (an empty line,
+ * a brace) must not anchor the alignment, or a changed line is paired with the wrong one and
+ * its letters are deleted and inserted again instead of aligned. The blocks are then aligned
+ * by code point as one.
+ */
+function foldShortKeptLines(hunks: Hunk[], a: readonly string[], b: readonly string[]): void {
+  // Code units of each hunk's kept, removed and inserted lines.
+  const sizes: Array<{ keep: number; remove: number; insert: number }> = [];
+  let ia = 0;
+  let ib = 0;
+  const units = (lines: readonly string[], from: number, n: number): number => {
+    let total = 0;
+    for (let i = from; i < from + n; i++) total += (lines[i] as string).length;
+    return total;
+  };
+  for (const h of hunks) {
+    sizes.push({ keep: units(a, ia, h.keep), remove: units(a, ia + h.keep, h.remove), insert: units(b, ib + h.keep, h.insert) });
+    ia += h.keep + h.remove;
+    ib += h.keep + h.insert;
+  }
+  for (let i = 1; i + 1 < hunks.length; i++) {
+    const mid = hunks[i] as Hunk;
+    const left = sizes[i - 1] as { keep: number; remove: number; insert: number };
+    const right = sizes[i + 1] as { keep: number; remove: number; insert: number };
+    const kept = (sizes[i] as { keep: number }).keep;
+    if (mid.keep === 0 || (hunks[i - 1] as Hunk).keep > 0 || (hunks[i + 1] as Hunk).keep > 0) continue;
+    if (kept > Math.max(left.remove, left.insert) || kept > Math.max(right.remove, right.insert)) continue;
+    const l = hunks[i - 1] as Hunk;
+    const r = hunks[i + 1] as Hunk;
+    l.remove += mid.keep + r.remove;
+    l.insert += mid.keep + r.insert;
+    left.remove += kept + right.remove;
+    left.insert += kept + right.insert;
+    hunks.splice(i, 2);
+    sizes.splice(i, 2);
+    i -= 1;
   }
 }
 

@@ -91,6 +91,11 @@ describe('fromTextDiff', () => {
     expect(fromTextDiff('hello world', 'hello big world')).toEqual([6, 'big ', 5]);
   });
 
+  it('a line both texts have by chance does not anchor the alignment: lines only inserted into are not deleted and inserted again', () => {
+    // Aligning the empty lines first paired "ab" with the wrong line: a "\n" was deleted and inserted again.
+    expect(fromTextDiff('\n\n\nab', 'ww\n\n\na«m»\nb', 1000, 'lines')).toEqual(['ww', 4, '«m»\n', 1]);
+  });
+
   it('law: an insert of a whole «marker» between markers and letters is one run of the op, for every cleanup', () => {
     const piece = fc.oneof(
       fc.constantFrom('c', '1', 'z', ' ', '\n', '-'),
