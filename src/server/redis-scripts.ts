@@ -82,6 +82,17 @@ return {1}
 `);
 
 /**
+ * The marks of some clients, with the document's epoch, in one view. KEYS: meta, marks.
+ * ARGV: the client ids. Replies {epoch or nil, mark or nil for each id}.
+ */
+export const MARKS = new RedisScript(`
+local out = {redis.call('HGET', KEYS[1], 'epoch')}
+local marks = redis.call('HMGET', KEYS[2], unpack(ARGV))
+for i = 1, #marks do out[i + 1] = marks[i] end
+return out
+`);
+
+/**
  * Reads everything `load` returns, in one consistent view.
  * KEYS: meta, ops, snapshots, snapshot texts, recoveries.
  * Replies {head, trim, epoch, snapshot version, snapshot, ops, recoveries}: the first three

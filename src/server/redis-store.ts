@@ -50,6 +50,7 @@ import {
   HEARTBEAT,
   INSTANCE,
   LOAD,
+  MARKS,
   PIN,
   PUBLISH,
   PUT_SNAPSHOT,
@@ -502,10 +503,20 @@ export class RedisStore implements Store {
   }
 
   /** @inheritdoc */
-  async getMarks(docId: string, clientIds: readonly string[]): Promise<ClientMark[]> {
+  async getMarks(docId: string, clientIds: readonly string[], epoch?: string): Promise<ClientMark[]> {
     const ids = [...new Set(clientIds)];
     if (ids.length === 0) return [];
-    const values = await this.timed('getMarks', () => this.client.hmget(this.keys(docId).marks, ...ids));
+    const k = this.keys(docId);
+    let values: Array<string | null>;
+    if (epoch === undefined) {
+      values = await this.timed('getMarks', () => this.client.hmget(k.marks, ...ids));
+    } else {
+      const reply = (await this.timed('getMarks', () => MARKS.run(this.client, [k.meta, k.marks], ids))) as Array<string | null>;
+      const stored = reply[0] ?? undefined;
+      // Gone (emptied, evicted) or made anew: the marks of this incarnation are not the caller's.
+      if (stored !== epoch) throw new VersionConflictError(docId, 0, 0, `has epoch ${stored ?? '(none)'} in Redis, not ${epoch}`);
+      values = reply.slice(1);
+    }
     const out: ClientMark[] = [];
     values.forEach((text, i) => {
       if (text !== null) out.push(decodeMark(docId, ids[i] as string, text));

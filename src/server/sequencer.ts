@@ -1222,6 +1222,7 @@ export class Sequencer {
         try {
           await this.cacheMarks(docId, s, s.uncachedMarks(client));
         } catch (e) {
+          if (e instanceof VersionConflictError && entry.state === s) entry.state = undefined;
           if (e instanceof StorageCorruptError) this.onError(e, docId);
           reject(storageError(e, 'reading a client mark'));
           return;
@@ -1438,6 +1439,13 @@ export class Sequencer {
       try {
         await this.cacheMarks(docId, state, missing);
       } catch (e) {
+        if (e instanceof VersionConflictError) {
+          // The store no longer has this incarnation (see Store.getMarks): the batch waits for
+          // the reload, which finds out what happened to the document.
+          if (entry.state === state) entry.state = undefined;
+          entry.pending = batch.concat(entry.pending);
+          return;
+        }
         if (e instanceof StorageCorruptError) this.onError(e, docId);
         const error = storageError(e, 'reading client marks');
         for (const p of batch) refuse(p, error);
@@ -1545,11 +1553,13 @@ export class Sequencer {
    * Reads the stored marks of `clientIds` (none cached) into `state`'s cache. Called in the
    * document's queue between batches, where the store holds every mark of the state. Forgets
    * nothing: the marks already cached for the same batch or read must stay until it is done
-   * (then `forgetMarks` brings the cache back within `cachedMarks`).
+   * (then `forgetMarks` brings the cache back within `cachedMarks`). Rejects with
+   * {@link VersionConflictError} when the store no longer has the document under `state`'s
+   * epoch (a shared store that lost it): its marks would be another incarnation's.
    */
   private async cacheMarks(docId: string, state: DocumentState, clientIds: readonly string[]): Promise<void> {
     if (clientIds.length === 0) return;
-    state.cacheMarks(await this.store.getMarks(docId, clientIds));
+    state.cacheMarks(await this.store.getMarks(docId, clientIds, state.epoch));
   }
 
   /**

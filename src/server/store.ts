@@ -122,13 +122,17 @@ export interface LoadedDocument {
 export class VersionConflictError extends Error {
   override readonly name = 'VersionConflictError';
 
-  /** @param docId document; @param expected head the writer assumed; @param actual head found. */
+  /**
+   * @param docId document; @param expected head the writer assumed; @param actual head found;
+   * @param detail what was found instead, when it is not another head (another epoch).
+   */
   constructor(
     readonly docId: string,
     readonly expected: number,
     readonly actual: number,
+    detail?: string,
   ) {
-    super(`document ${JSON.stringify(docId)} is at version ${actual}, not ${expected}`);
+    super(`document ${JSON.stringify(docId)} ${detail ?? `is at version ${actual}, not ${expected}`}`);
   }
 }
 
@@ -170,8 +174,13 @@ export interface Store {
    * without a mark are left out): one indexed lookup, however many marks the document has.
    * {@link load} returns no marks, so that a document edited by many clients opens in time
    * and memory independent of their number; the sequencer reads a client's mark on demand.
+   * `epoch`, when given, is the epoch the caller holds the document under: a store whose data
+   * other processes share (and can lose, as a Redis can) rejects with
+   * {@link VersionConflictError} when it no longer has the document under that epoch, rather
+   * than answer with marks of another incarnation (or none); a store only this process writes
+   * may ignore it.
    */
-  getMarks(docId: string, clientIds: readonly string[]): Promise<ClientMark[]>;
+  getMarks(docId: string, clientIds: readonly string[], epoch?: string): Promise<ClientMark[]>;
 
   /**
    * Appends `records` (consecutive versions from expectedHead + 1), upserts `marks` and the

@@ -34,8 +34,8 @@ class FlakyStore implements Store {
   append(...args: Parameters<Store['append']>): Promise<void> {
     return this.inner.append(...args);
   }
-  getMarks(...args: Parameters<Store['getMarks']>): ReturnType<Store['getMarks']> {
-    return this.inner.getMarks(...args);
+  getMarks(docId: string, clientIds: readonly string[]): ReturnType<Store['getMarks']> {
+    return this.inner.getMarks(docId, clientIds);
   }
   getOps(docId: string, from: number, to: number): Promise<OpRecord[]> {
     return this.inner.getOps(docId, from, to);

@@ -180,6 +180,19 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     expect(Object.fromEntries(first)).toEqual({ gone: '', ahead: undefined, behind: 'e1', moved: 'e2' });
   });
 
+  it('getMarks under an epoch: the marks when Redis has the document under it; VersionConflictError when it has another, or lost it', async () => {
+    const prefix = prefixFor('marks-epoch');
+    const store = open(prefix);
+    const mark = { clientId: 'c', seq: 1, version: 1, baseVersion: 0, fingerprint: 'fp' };
+    await store.append('d', 0, [recordOf(1, 'a', 'c', 1, EMPTY_CHECKSUM)], [mark], { epoch: 'e1' });
+    expect(await store.getMarks('d', ['c', 'other'], 'e1')).toEqual([mark]);
+    await expect(store.getMarks('d', ['c'], 'e0')).rejects.toBeInstanceOf(VersionConflictError);
+    await admin.del(documentKeys(prefix, 'd').meta);
+    await expect(store.getMarks('d', ['c'], 'e1')).rejects.toThrow(/has epoch \(none\) in Redis, not e1/);
+    // Without an epoch, what is stored is read as it is.
+    expect(await store.getMarks('d', ['c'])).toHaveLength(1);
+  });
+
   it('keeps apart documents whose ids UTF-8 would merge, in Redis', async () => {
     const prefix = prefixFor('ids');
     const store = open(prefix);

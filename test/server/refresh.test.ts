@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Component } from '../../src/ot/index.js';
 import { MemoryStore } from '../../src/server/memory-store.js';
 import { Sequencer } from '../../src/server/sequencer.js';
-import type { OpRecord, Store } from '../../src/server/store.js';
+import { type OpRecord, type Store, VersionConflictError } from '../../src/server/store.js';
 import { ErrorCode, type OtterError } from '../../src/protocol/errors.js';
 import { StorageCorruptError } from '../../src/server/integrity.js';
 
@@ -302,6 +302,33 @@ describe('a store that loses a loaded document, with onStoreLost (a Redis emptie
     expect((await seq.getSnapshot(DOC)).text).toBe('xyz');
     expect(await seq.submit({ docId: DOC, clientId: 'b', seq: 1, baseVersion: 1, op: [3, '!'], epoch })).toMatchObject({ version: 2 });
     expect(published).toEqual([1, 2]);
+  });
+
+  it('a mark read under the held epoch from a store that lost the document makes the batch wait for the reload: the loss is found and the submission refused as retryable, not as a seq gap', async () => {
+    const { store: inner, lose } = losable();
+    // As a RedisStore does: marks are read only under the epoch the reader holds.
+    const store = new Proxy(inner, {
+      get(target, key) {
+        if (key !== 'getMarks') return Reflect.get(target, key) as unknown;
+        return async (docId: string, ids: readonly string[], epoch?: string) => {
+          const stored = (await target.load(docId)).epoch;
+          if (epoch !== undefined && stored !== epoch) throw new VersionConflictError(docId, 0, 0, `has epoch ${stored}`);
+          return target.getMarks(docId, ids);
+        };
+      },
+    });
+    const lost: string[] = [];
+    const seq = new Sequencer(store, { idleTimeout: 0, cachedMarks: 0, onStoreLost: (docId) => lost.push(docId) });
+    opened.push(seq);
+    for (let i = 1; i <= 3; i++) await seq.submit({ docId: DOC, clientId: 'a', seq: i, baseVersion: i - 1, op: append(i - 1, `${i}`) });
+    lose();
+    // Its mark is not cached (cachedMarks 0): it is read, under the held epoch.
+    const refused = await seq.submit({ docId: DOC, clientId: 'a', seq: 4, baseVersion: 3, op: append(3, '4') }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((refused as OtterError).code).toBe(ErrorCode.StorageFailed);
+    expect(lost).toEqual([DOC]);
   });
 
   it('a store behind what was published, in the same epoch: the loss is reported, and an open claiming the newer version answers lost', async () => {
