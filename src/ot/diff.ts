@@ -186,7 +186,7 @@ export function fromTextDiff(before: string, after: string, maxEdits = 1000, cle
   const middleB = after.slice(prefix, after.length - suffix);
   const out = new OperationBuilder().retain(prefix);
   if (spansLines) diffLines(middleA, middleB, maxEdits, out);
-  else if (!diffCodePoints(middleA, middleB, maxEdits, cleanup === 'semantic' ? 'semantic' : 'none', out)) return slideToBoundaries(single, before);
+  else if (!diffCodePoints(middleA, middleB, maxEdits, cleanup === 'semantic' ? 'semantic' : 'none', out)) return single;
   return slideToBoundaries(out.retain(suffix).build(), before);
 }
 
