@@ -177,7 +177,7 @@ export class RedisFanout {
       return;
     }
     if (channel !== this.store.changes) return;
-    const hint = decodeHint(message);
+    const hint = decodeHint(message, this.store.origin);
     if (hint === undefined) {
       this.logger.warn({ channel }, 'a message on the hint channel is not a hint: ignored');
       return;

@@ -132,38 +132,42 @@ export interface ChangeHint {
 export const HINT_OPS_BYTES = 64 * 1024;
 
 /**
- * The text of a hint on the change channel, carrying `records` (the stored members of the
- * append's ops) when they fit {@link HINT_OPS_BYTES}. JSON escapes lone surrogates, so any id
- * survives; the members are JSON already and go in as they are.
+ * The text of a hint on the change channel: its fields as a JSON array, then, when `records`
+ * (the stored members of the append's ops) fit {@link HINT_OPS_BYTES}, a line feed and the
+ * records as a JSON array (JSON text holds no raw line feed, so the first one parts them, and a
+ * receiver can read the fields alone). JSON escapes lone surrogates, so any id survives.
  */
 function encodeHint(hint: ChangeHint, records: readonly string[]): string {
   const head = JSON.stringify([hint.docId, hint.head, hint.origin, hint.at, hint.epoch]);
   let bytes = 0;
   for (const r of records) bytes += r.length;
   if (records.length === 0 || bytes > HINT_OPS_BYTES) return head;
-  return `${head.slice(0, -1)},[${records.join(',')}]]`;
+  return `${head}\n[${records.join(',')}]`;
 }
 
 /**
  * A hint read from the change channel, or undefined for a message that is not one. Takes
- * hints with an epoch (five fields) and without (four), and with the ops (six); ops that are
- * not op records are left out (the receiver then reads the log).
+ * hints with an epoch (five fields) and without (four), with ops after a line feed or none.
+ * The ops of a hint from `skipOpsOf` (the reader's own store, whose hints it skips) are not
+ * decoded; ops that are not op records are left out (the receiver then reads the log).
  */
-export function decodeHint(text: string): ChangeHint | undefined {
+export function decodeHint(text: string, skipOpsOf?: string): ChangeHint | undefined {
+  const cut = text.indexOf('\n');
   let row: unknown;
   try {
-    row = JSON.parse(text);
+    row = JSON.parse(cut < 0 ? text : text.slice(0, cut));
   } catch {
     return undefined;
   }
-  if (!Array.isArray(row) || row.length < 4 || row.length > 6) return undefined;
-  const [docId, head, origin, at, epoch, rows] = row as unknown[];
+  if (!Array.isArray(row) || (row.length !== 4 && row.length !== 5)) return undefined;
+  const [docId, head, origin, at, epoch] = row as unknown[];
   if (typeof docId !== 'string' || !isInteger(head) || typeof origin !== 'string' || !isInteger(at)) return undefined;
   if (epoch !== undefined && typeof epoch !== 'string') return undefined;
-  if (rows !== undefined && !Array.isArray(rows)) return undefined;
   const hint: ChangeHint = epoch === undefined ? { docId, head, origin, at } : { docId, head, origin, at, epoch };
-  if (rows === undefined) return hint;
+  if (cut < 0 || origin === skipOpsOf) return hint;
   try {
+    const rows = JSON.parse(text.slice(cut + 1)) as unknown;
+    if (!Array.isArray(rows)) return hint;
     return { ...hint, ops: rows.map((r: unknown) => recordOf(docId, r)) };
   } catch {
     return hint;

@@ -13,7 +13,7 @@ import type { Component } from '../../src/ot/index.js';
 import { EMPTY_CHECKSUM, chainChecksum } from '../../src/protocol/checksum.js';
 import { StorageCorruptError, verifyLoaded } from '../../src/server/integrity.js';
 import { checkPrefix, documentKeys, encodeDocId, storeKeys } from '../../src/server/redis-keys.js';
-import { RedisStore, decodeHint } from '../../src/server/redis-store.js';
+import { HINT_OPS_BYTES, RedisStore, decodeHint } from '../../src/server/redis-store.js';
 import { type OpRecord, VersionConflictError } from '../../src/server/store.js';
 import { IN_CI, REDIS_URL, RUN_PREFIX, connectRedis, deleteKeys, keysUnder, prefixFor, redisUnreachable } from '../support/redis.js';
 import { sleep, waitFor, within } from '../support/wait.js';
@@ -80,11 +80,12 @@ describe('change hints', () => {
   it('carry the epoch; hints without one (four fields) are still read; anything else is not a hint', () => {
     expect(decodeHint('["d",3,"o",5,"e"]')).toEqual({ docId: 'd', head: 3, origin: 'o', at: 5, epoch: 'e' });
     expect(decodeHint('["d",3,"o",5]')).toEqual({ docId: 'd', head: 3, origin: 'o', at: 5 });
-    for (const bad of ['["d",3,"o",5,7]', '["d",3,"o"]', '["d",3,"o",5,"e",1]', '{}', 'not json']) expect(decodeHint(bad)).toBeUndefined();
+    for (const bad of ['["d",3,"o",5,7]', '["d",3,"o"]', '["d",3,"o",5,"e",1]', '{}', 'not json', '["d",3\n,"o",5]']) expect(decodeHint(bad)).toBeUndefined();
   });
 
-  it('carry the ops of a small append as stored; rows that are not op records are left out, the rest of the hint kept', () => {
-    expect(decodeHint('["d",2,"o",5,"e",[[1,["a"],"c",1,7],[2,[1,"b"],"c",2,9,"ann"]]]')).toEqual({
+  it('carry the ops of a small append as stored, after a line feed; rows that are not op records are left out, the rest of the hint kept; a reader skips decoding its own', () => {
+    const text = '["d",2,"o",5,"e"]\n[[1,["a"],"c",1,7],[2,[1,"b"],"c",2,9,"ann"]]';
+    expect(decodeHint(text)).toEqual({
       docId: 'd',
       head: 2,
       origin: 'o',
@@ -95,7 +96,10 @@ describe('change hints', () => {
         { version: 2, op: [1, 'b'], clientId: 'c', seq: 2, checksum: 9, author: 'ann' },
       ],
     });
-    expect(decodeHint('["d",2,"o",5,"e",[[1,"a","c",1,7]]]')).toEqual({ docId: 'd', head: 2, origin: 'o', at: 5, epoch: 'e' });
+    expect(decodeHint('["d",2,"o",5,"e"]\n[[1,"a","c",1,7]]')).toEqual({ docId: 'd', head: 2, origin: 'o', at: 5, epoch: 'e' });
+    expect(decodeHint('["d",2,"o",5,"e"]\nnot json')).toEqual({ docId: 'd', head: 2, origin: 'o', at: 5, epoch: 'e' });
+    expect(decodeHint(text, 'o')).toEqual({ docId: 'd', head: 2, origin: 'o', at: 5, epoch: 'e' });
+    expect(decodeHint(text, 'another')?.ops).toHaveLength(2);
   });
 });
 
@@ -178,6 +182,26 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     const first = new Map<string, string | undefined>();
     for (const [d, e] of refreshed) if (!first.has(d)) first.set(d, e);
     expect(Object.fromEntries(first)).toEqual({ gone: '', ahead: undefined, behind: 'e1', moved: 'e2' });
+  });
+
+  it('an append publishes its hint on the change channel, with its ops when they are small and without them past HINT_OPS_BYTES', async () => {
+    const prefix = prefixFor('hints');
+    const store = open(prefix);
+    const listener = connectRedis();
+    clients.push(listener);
+    const heard: string[] = [];
+    listener.on('message', (_channel: string, message: string) => heard.push(message));
+    await listener.subscribe(store.changes);
+    const small = recordOf(1, 'a', 'c', 1, EMPTY_CHECKSUM);
+    await store.append('d', 0, [small], [], { epoch: 'e1' });
+    const bigOp: Component[] = [1, 'x'.repeat(HINT_OPS_BYTES)];
+    const big = { version: 2, op: bigOp, clientId: 'c', seq: 2, checksum: chainChecksum(small.checksum, bigOp) };
+    await store.append('d', 1, [big], [], { epoch: 'e1' });
+    await waitFor('two hints', () => heard.length === 2, 5000, () => JSON.stringify(heard.map((h) => h.slice(0, 80))));
+    const [first, second] = heard.map((h) => decodeHint(h));
+    expect(first).toMatchObject({ docId: 'd', head: 1, origin: store.origin, epoch: 'e1', ops: [small] });
+    expect(second).toMatchObject({ docId: 'd', head: 2, origin: store.origin, epoch: 'e1' });
+    expect(second?.ops).toBeUndefined();
   });
 
   it('getMarks under an epoch: the marks when Redis has the document under it; VersionConflictError when it has another, or lost it', async () => {
