@@ -147,13 +147,13 @@ describe.skipIf(SKIP)('several otter serve --redis nodes when Redis fails', () =
   it('Redis emptied (FLUSHALL) between bursts of typing: the text every client held is restored once, not once per node or client, then the typing goes on', async () => {
     const random = seededRandom(seedOf(FILE, 'flushall between'));
     const { redis, nodes, clients } = await setUp(cleanup);
-    const held = await typeAndSettle(clients, random, 15);
+    await typeAndSettle(clients, random, 15);
     await redis.admin.flushall();
     await Promise.all(clients.map((c) => typeWhile(c, seededRandom(below(random, 2 ** 31)), (i) => i < 30, 40, 10, 15)));
     const { text } = await converged(cleanup, nodes, clients);
+    // Each marker once: those held by all four at the flush were restored by the first client to
+    // reopen and adopted by the others, not brought back once per client or node.
     expect(notOnce(text, clients.flatMap((c) => c.markers))).toEqual([]);
-    // Held by all four at the flush, restored by the first to reopen, adopted by the others.
-    expect(notOnce(text, [...markerCounts(held).keys()])).toEqual([]);
     expect(clients.flatMap((c) => c.resets).filter((e) => e.action === 'restored').length).toBeGreaterThan(0);
     for (const c of clients) expect({ client: c.name, resets: c.resets.length }).toEqual({ client: c.name, resets: 1 });
     await expectLossHandled(nodes, clients);

@@ -46,6 +46,14 @@ function sequencer(store: MemoryStore): { seq: Sequencer; published: OpRecord[] 
   return { seq, published };
 }
 
+/** Two sequencers on `store`: `a` to write, and `b`, which holds {@link DOC} open (it is loaded there). */
+async function writerAndReader(store: MemoryStore): Promise<{ a: ReturnType<typeof sequencer>; b: ReturnType<typeof sequencer> }> {
+  const a = sequencer(store);
+  const b = sequencer(store);
+  await b.seq.open(DOC, 'reader');
+  return { a, b };
+}
+
 /** Inserts `text` at the end of a document of `length` code units. */
 function append(length: number, text: string): Component[] {
   return length === 0 ? [text] : [length, text];
@@ -58,9 +66,7 @@ afterEach(async () => {
 describe('Sequencer.refresh', () => {
   it('publishes what another sequencer committed, once and in order, and the next submission builds on it without a conflict', async () => {
     const store = new CountingStore();
-    const a = sequencer(store);
-    const b = sequencer(store);
-    await b.seq.open(DOC, 'reader');
+    const { a, b } = await writerAndReader(store);
     let text = '';
     for (let i = 1; i <= 5; i++) {
       await a.seq.submit({ docId: DOC, clientId: 'ca', seq: i, baseVersion: i - 1, op: append(text.length, `${i}`) });
@@ -110,9 +116,7 @@ describe('Sequencer.refresh', () => {
 
   it('reloads instead when the stored ops do not continue the held chain, publishing each op still once', async () => {
     const store = new MemoryStore();
-    const a = sequencer(store);
-    const b = sequencer(store);
-    await b.seq.open(DOC, 'reader');
+    const { a, b } = await writerAndReader(store);
     await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 1, baseVersion: 0, op: ['x'] });
     // Another writer's restore merge (seq 0) changes the recoveries too: taken by a reload.
     await a.seq.restore({
@@ -132,9 +136,7 @@ describe('Sequencer.refresh', () => {
 describe('Sequencer.refresh with the ops a hint carried', () => {
   it('takes offered ops that continue the head without reading the store; reads it when they do not, or when asked without ops', async () => {
     const store = new CountingStore();
-    const a = sequencer(store);
-    const b = sequencer(store);
-    await b.seq.open(DOC, 'reader');
+    const { a, b } = await writerAndReader(store);
     const results = [];
     for (let i = 1; i <= 3; i++) results.push(await a.seq.submit({ docId: DOC, clientId: 'ca', seq: i, baseVersion: i - 1, op: append(i - 1, `${i}`) }));
     const records = a.published.slice(0, 3);
@@ -156,9 +158,7 @@ describe('Sequencer.refresh with the ops a hint carried', () => {
 
   it('offered ops that do not chain on its checksum are not taken: the document is reloaded from the store, which is published', async () => {
     const store = new MemoryStore();
-    const a = sequencer(store);
-    const b = sequencer(store);
-    await b.seq.open(DOC, 'reader');
+    const { a, b } = await writerAndReader(store);
     await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 1, baseVersion: 0, op: ['x'] });
     const forged: OpRecord = { ...(a.published[0] as OpRecord), op: ['y'] };
     expect(await b.seq.refresh(DOC, undefined, [forged])).toBe(1);
@@ -170,9 +170,7 @@ describe('Sequencer.refresh with the ops a hint carried', () => {
 describe('an append that loses the race to another writer', () => {
   it('takes its batch back, reads only what the other wrote, and commits after it: no reload, each op published once, in order', async () => {
     const store = new CountingStore();
-    const a = sequencer(store);
-    const b = sequencer(store);
-    await b.seq.open(DOC, 'reader');
+    const { a, b } = await writerAndReader(store);
     await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 1, baseVersion: 0, op: ['a1'] });
     await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 2, baseVersion: 1, op: [2, 'a2'] });
     const loads = store.loads;
@@ -196,9 +194,7 @@ describe('an append that loses the race to another writer', () => {
 describe('a restore that loses the race to another writer', () => {
   it('is decided again on what the other wrote and lands after it, once', async () => {
     const store = new CountingStore();
-    const a = sequencer(store);
-    const b = sequencer(store);
-    await b.seq.open(DOC, 'reader');
+    const { a, b } = await writerAndReader(store);
     await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 1, baseVersion: 0, op: ['a1'] });
     // B has not heard of A's op: its restore's append at head 0 conflicts, then lands after it.
     const lost = { epoch: 'gone', version: 3, checksum: 7 };
