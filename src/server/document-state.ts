@@ -76,6 +76,21 @@ class OwnMark implements LiveMark {
   ) {}
 }
 
+/** What {@link DocumentState.rollback} needs to take back one submitted op. */
+interface UndoEntry {
+  readonly version: number;
+  readonly deleted: readonly string[];
+  readonly markBefore: LiveMark | undefined;
+}
+
+/** A copy of `m` that later changes to `m` (an {@link OwnMark} is updated in place) leave alone. */
+function frozenMark(m: LiveMark): LiveMark {
+  if (!(m instanceof OwnMark)) return m;
+  return m.op === undefined
+    ? { clientId: m.clientId, seq: m.seq, version: m.version, baseVersion: m.baseVersion, fingerprint: m.fingerprint }
+    : { clientId: m.clientId, seq: m.seq, version: m.version, baseVersion: m.baseVersion, op: m.op };
+}
+
 /** The storable form of a mark (computes the fingerprint if it is not known yet). */
 export function toClientMark(m: LiveMark): ClientMark {
   return {
@@ -171,10 +186,11 @@ export class DocumentState {
   /** Marks changed by ops not yet handed to the store, in the order first changed. */
   private changedMarks: OwnMark[] = [];
   /**
-   * The texts deleted by the submitted ops past {@link committed}, by version, oldest first
-   * (older entries are dropped as new ones come): what {@link rollback} undoes them with.
+   * What each submitted op past {@link committed} changed, by version, oldest first (older
+   * entries are dropped as new ones come): the texts it deleted, and its client's mark before
+   * it (undefined: none was held). What {@link rollback} undoes them with.
    */
-  private undoLog: Array<{ readonly version: number; readonly deleted: readonly string[] }> = [];
+  private undoLog: UndoEntry[] = [];
 
   /**
    * Builds the state from what the store holds, after checking that it holds together
@@ -466,7 +482,7 @@ export class DocumentState {
     applyOrRefuse(this.rope, op);
     const version = ++this.head;
     const checksum = (this.checksum = chainChecksum(this.checksum, op));
-    this.logUndo(version, deleted);
+    this.logUndo({ version, deleted, markBefore: mark === undefined ? undefined : frozenMark(mark) });
     const record: OpRecord =
       s.author === undefined
         ? { version, op, clientId: s.clientId, seq: s.seq, checksum }
@@ -491,19 +507,20 @@ export class DocumentState {
     return record;
   }
 
-  /** Records what the op of `version` deleted, forgetting the entries of committed versions. */
-  private logUndo(version: number, deleted: readonly string[]): void {
+  /** Records what a submitted op changed, forgetting the entries of committed versions. */
+  private logUndo(entry: UndoEntry): void {
     let drop = 0;
-    while (drop < this.undoLog.length && (this.undoLog[drop] as { version: number }).version <= this.committed) drop++;
+    while (drop < this.undoLog.length && (this.undoLog[drop] as UndoEntry).version <= this.committed) drop++;
     if (drop > 0) this.undoLog.splice(0, drop);
-    this.undoLog.push({ version, deleted });
+    this.undoLog.push(entry);
   }
 
   /**
    * Takes back every op past {@link committed} (a batch the store refused, say because another
-   * writer's append came first): the rope, head, checksum and recent ops return to
-   * `committed`, and the cached marks of those ops' clients are forgotten (the store's are
-   * read again before their next submission is decided). Linear in the ops taken back, never
+   * writer's append came first): the rope, head, checksum, recent ops and the marks of those
+   * ops' clients return to `committed` (the marks as the store still holds them: a client
+   * without one before is forgotten, and read again before its next submission is decided).
+   * Linear in the ops taken back, never
    * in the document. Returns false, changing nothing, when it cannot: a restore's merge is
    * among them (it also changed the recoveries), or they are not all in memory; the caller
    * then discards the state and loads it again.
@@ -514,21 +531,23 @@ export class DocumentState {
     const undo = this.undoLog.filter((u) => u.version > this.committed);
     if (undo.length !== count || count > this.recent.length) return false;
     const undone = this.recent.slice(this.recent.length - count);
-    if (undone.some((r, i) => r.seq === 0 || r.version !== (undo[i] as { version: number }).version)) return false;
-    for (let i = count - 1; i >= 0; i--) {
-      applyToRope(this.rope, invertWithDeleted((undone[i] as OpRecord).op, (undo[i] as { deleted: readonly string[] }).deleted));
-    }
+    if (undone.some((r, i) => r.seq === 0 || r.version !== (undo[i] as UndoEntry).version)) return false;
     const clients = new Set<string>();
-    for (const r of undone) {
+    // Newest first: a client with several ops among them ends with its mark before the first.
+    for (let i = count - 1; i >= 0; i--) {
+      const r = undone[i] as OpRecord;
+      const entry = undo[i] as UndoEntry;
+      applyToRope(this.rope, invertWithDeleted(r.op, entry.deleted));
       const bytes = opBytes(r.op);
       this.heldBytes -= bytes;
       if (this.countBytes) this.logBytes -= bytes;
       clients.add(r.clientId);
+      if (entry.markBefore === undefined) this.marks.delete(r.clientId);
+      else this.marks.set(r.clientId, entry.markBefore);
     }
     this.recent.length -= count;
     this.head = this.committed;
     this.checksum = this.recent[this.recent.length - 1]?.checksum ?? this.recentStartChecksum;
-    for (const clientId of clients) this.marks.delete(clientId);
     this.changedMarks = this.changedMarks.filter((m) => !clients.has(m.clientId));
     this.undoLog = [];
     return true;
@@ -556,9 +575,15 @@ export class DocumentState {
     return out;
   }
 
-  /** Drops cached ops beyond `keep`, oldest first. */
+  /**
+   * Drops cached ops beyond `keep`, oldest first, once they exceed it by more than a sixteenth
+   * of `keep`: then down to `keep`. So at most keep + keep/16 ops stay, and a document that
+   * commits an op at a time shifts its window once every keep/16 ops, not on every commit
+   * (exact for `keep` under 16).
+   */
   trimRecent(keep: number): void {
-    this.dropRecent(this.recent.length - keep);
+    const excess = this.recent.length - keep;
+    if (excess > keep >> 4) this.dropRecent(excess);
   }
 
   /**

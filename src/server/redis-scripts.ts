@@ -39,6 +39,12 @@ export class RedisScript {
   }
 }
 
+/** Most ops a refused append's reply carries (see {@link APPEND}). */
+export const CONFLICT_OPS = 64;
+
+/** Most bytes of stored op members a refused append's reply carries (see {@link APPEND}). */
+export const CONFLICT_OPS_BYTES = 65536;
+
 /**
  * Appends one batch, all or nothing: "append only if the head is still V".
  * KEYS: meta, ops, marks, recoveries.
@@ -46,7 +52,10 @@ export class RedisScript {
  * member), m, then m pairs (client id, mark), then '1', lost epoch, recovery — or '0' without
  * a recovery.
  * Refuses, writing nothing, when the recorded head (absent: '0') is not the expected one or the
- * document stored another epoch: replies {0, head} or {0, head, stored epoch}. Replies {2, n}
+ * document stored another epoch: replies {0, head, stored epoch or nil, missed}, where missed
+ * holds the op members past the expected head when the head is ahead under the writer's epoch
+ * (what the writer that lost the race reads next), at most {@link CONFLICT_OPS} of them and
+ * {@link CONFLICT_OPS_BYTES} in all, else none. Replies {2, n}
  * when n ops lie past the recorded head (damaged data: it would be doubled), also writing
  * nothing. Else adds each op scored by its version, upserts the marks and the recovery, records
  * the new head, stores the epoch unless one is stored, publishes the hint on the hint
@@ -58,8 +67,16 @@ export const APPEND = new RedisScript(`
 local head = redis.call('HGET', KEYS[1], 'head') or '0'
 local stored = redis.call('HGET', KEYS[1], 'epoch')
 if head ~= ARGV[1] or (stored and stored ~= ARGV[3]) then
-  if stored then return {0, head, stored} end
-  return {0, head}
+  local missed = {}
+  if stored == ARGV[3] and tonumber(head) > tonumber(ARGV[1]) then
+    local bytes = 0
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], head, 'LIMIT', 0, ${CONFLICT_OPS})) do
+      bytes = bytes + #m
+      if bytes > ${CONFLICT_OPS_BYTES} then break end
+      missed[#missed + 1] = m
+    end
+  end
+  return {0, head, stored or false, missed}
 end
 local beyond = redis.call('ZCOUNT', KEYS[2], '(' .. head, '+inf')
 if beyond > 0 then return {2, beyond} end

@@ -233,6 +233,18 @@ function decodeRecord(docId: string, text: string): OpRecord {
   return recordOf(docId, parseJson(docId, text, 'a stored op'));
 }
 
+/**
+ * The records of the members a refused append's reply carried, or undefined if one cannot be
+ * decoded: the reader then reads the log, which reports the damage where it belongs.
+ */
+function missedOps(docId: string, members: readonly string[]): OpRecord[] | undefined {
+  try {
+    return members.map((text) => decodeRecord(docId, text));
+  } catch {
+    return undefined;
+  }
+}
+
 /** The op record a parsed stored member holds, or a {@link StorageCorruptError}. */
 function recordOf(docId: string, row: unknown): OpRecord {
   if (
@@ -485,15 +497,29 @@ export class RedisStore implements Store {
     const reply = (await this.timed('append', () => APPEND.run(this.client, [k.meta, k.ops, k.marks, k.recoveries], args))) as [
       number,
       (string | number)?,
-      string?,
+      (string | null)?,
+      string[]?,
     ];
     if (reply[0] === 1) return;
     if (reply[0] === 2) throw new StorageCorruptError(docId, `${String(reply[1])} stored ops lie past the recorded head`);
     const stored = storedInteger(docId, String(reply[1]), 'the recorded head');
-    throw (
-      appendConflict(docId, expectedHead, records, context.epoch, stored, reply[2]) ??
-      new VersionConflictError(docId, expectedHead, stored)
-    );
+    const storedEpoch = reply[2] ?? undefined;
+    // A lost race between nodes is the expected outcome of optimistic appends, not a fault:
+    // its error carries what the winner wrote and no stack (capturing one costs more than the
+    // rest of the refusal).
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      if (stored > expectedHead && storedEpoch === context.epoch) {
+        throw new VersionConflictError(docId, expectedHead, stored, undefined, missedOps(docId, reply[3] ?? []));
+      }
+      throw (
+        appendConflict(docId, expectedHead, records, context.epoch, stored, storedEpoch) ??
+        new VersionConflictError(docId, expectedHead, stored)
+      );
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
   }
 
   /**

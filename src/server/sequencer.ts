@@ -52,7 +52,10 @@ export interface SequencerOptions {
    * `retention.ts`). Default: all of it. Memory is bounded separately by `memoryHistory`.
    */
   retention?: RetentionPolicy;
-  /** Ops per document kept in memory for rebasing late submissions. Default 1000. */
+  /**
+   * Ops per document kept in memory for rebasing late submissions (up to a sixteenth more
+   * between trims: `DocumentState.trimRecent`). Default 1000.
+   */
   memoryHistory?: number;
   /**
    * Most bytes of ops (`opBytes` in `retention.ts`: their JSON, in code units) kept in memory
@@ -739,8 +742,8 @@ export class Sequencer {
    * committed with: if it is not the held one, the document is reloaded (the store lost it and
    * made it anew). `ops`, when given, are ops the writer committed (as its change hint carried
    * them): those that continue the committed head are taken without reading the store, checked
-   * like any (versions, checksum chain); a refresh asked without them, or that they do not
-   * continue, reads the store. Resolves with the number of ops published; rejects with the
+   * like any (versions, checksum chain); a refresh asked without them, or with one that lies
+   * beyond a gap, reads the store (ops at or below the head were taken in already: no read). Resolves with the number of ops published; rejects with the
    * store's error (the document is then loaded again on its next use, publishing what it missed).
    */
   refresh(docId: string, epoch?: string, ops?: readonly OpRecord[]): Promise<number> {
@@ -789,8 +792,12 @@ export class Sequencer {
     return [...this.docs.keys()];
   }
 
-  /** See {@link refresh}: runs in the queue, on the committed state `s` of `entry`. */
-  private async takeCommitted(docId: string, entry: Entry, s: DocumentState): Promise<number> {
+  /**
+   * See {@link refresh}: runs in the queue, on the committed state `s` of `entry`. `atLeast`,
+   * when given, is a head the store is known to have reached (a lost append saw it): the store
+   * is read if the offered ops do not reach it.
+   */
+  private async takeCommitted(docId: string, entry: Entry, s: DocumentState, atLeast = 0): Promise<number> {
     const hinted = entry.hintedEpoch;
     entry.hintedEpoch = undefined;
     const offered = entry.offered;
@@ -803,9 +810,12 @@ export class Sequencer {
         return Math.max(0, (await this.load(docId, entry)).committed - before);
       }
       // The offered ops that run on from the committed head, then the store past them when a
-      // refresh asked to read it or none ran on (a hint lost or out of order).
+      // refresh asked to read it, when an offered op lies beyond them (a hint lost or out of
+      // order), or when they fall short of a head the store is known to have. Offered ops at or
+      // below the head were taken already (a lost append's refusal carried them): no read.
       const ops = continuing(offered, s.committed);
-      if (unread || ops.length === 0) {
+      const reach = s.committed + ops.length;
+      if (unread || reach < atLeast || offered.some((r) => r.version > reach)) {
         for (const r of await this.store.getOps(docId, s.committed + ops.length, Number.MAX_SAFE_INTEGER)) ops.push(r);
       }
       if (ops.length === 0) return 0;
@@ -1498,7 +1508,8 @@ export class Sequencer {
         // linear in the ops missed. Otherwise (a store behind: lost or rolled back, which the
         // reload tells apart), or if that fails, forget the in-memory state and reload it.
         if (e instanceof VersionConflictError && e.actual > e.expected && state.rollback()) {
-          await this.takeCommitted(docId, entry, state).catch(() => {
+          if (e.committed !== undefined) for (const r of e.committed) entry.offered.push(r);
+          await this.takeCommitted(docId, entry, state, e.actual).catch(() => {
             entry.state = undefined;
           });
         } else {

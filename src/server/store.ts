@@ -124,13 +124,20 @@ export class VersionConflictError extends Error {
 
   /**
    * @param docId document; @param expected head the writer assumed; @param actual head found;
-   * @param detail what was found instead, when it is not another head (another epoch).
+   * @param detail what was found instead, when it is not another head (another epoch);
+   * @param committed see {@link committed}.
    */
   constructor(
     readonly docId: string,
     readonly expected: number,
     readonly actual: number,
     detail?: string,
+    /**
+     * Stored ops from version `expected` + 1 on, in version order (possibly only the first
+     * few), when the store read them with the refusal, in the same view as `actual`: what the
+     * writer that lost would read next, spared a round trip. Undefined when it did not.
+     */
+    readonly committed?: readonly OpRecord[],
   ) {
     super(`document ${JSON.stringify(docId)} ${detail ?? `is at version ${actual}, not ${expected}`}`);
   }

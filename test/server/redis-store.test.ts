@@ -18,6 +18,7 @@ import { type OpRecord, VersionConflictError } from '../../src/server/store.js';
 import { IN_CI, REDIS_URL, RUN_PREFIX, connectRedis, deleteKeys, keysUnder, prefixFor, redisUnreachable } from '../support/redis.js';
 import { sleep, waitFor, within } from '../support/wait.js';
 import { RedisFanout } from '../../src/server/redis-fanout.js';
+import { CONFLICT_OPS } from '../../src/server/redis-scripts.js';
 
 /** Any string of UTF-16 code units, lone surrogates included, and the awkward ones by name. */
 const anyId = fc.oneof(
@@ -261,7 +262,10 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
       expect((lost.reason as VersionConflictError).actual).toBe(v);
       const winner = won === 0 ? 'A' : 'B';
       seqs[winner]++;
-      checksum = recordOf(v, winner.toLowerCase(), winner, seqs[winner], checksum).checksum;
+      const record = recordOf(v, winner.toLowerCase(), winner, seqs[winner], checksum);
+      // The refusal carries what the winner wrote: the loser needs no read to catch up.
+      expect((lost.reason as VersionConflictError).committed).toEqual([record]);
+      checksum = record.checksum;
     }
     const loaded = await b.load('doc');
     expect(loaded.head).toBe(rounds);
@@ -270,6 +274,37 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     const marks = await a.getMarks('doc', ['A', 'B']);
     for (const m of marks) expect(m.seq).toBe(seqs[m.clientId as 'A' | 'B']);
     expect(marks.reduce((n, m) => n + m.seq, 0)).toBe(rounds);
+  });
+
+  it('a refused append carries the ops past its expected head (at most CONFLICT_OPS, in version order), and none under another epoch', async () => {
+    const prefix = prefixFor('missed');
+    const [a, b] = [open(prefix), open(prefix)] as [RedisStore, RedisStore];
+    const { epoch } = await a.load('doc');
+    const records: OpRecord[] = [];
+    let checksum = EMPTY_CHECKSUM;
+    for (let v = 1; v <= CONFLICT_OPS + 6; v++) {
+      const r = recordOf(v, 'a', 'A', v, checksum);
+      await a.append('doc', v - 1, [r], [], { epoch });
+      records.push(r);
+      checksum = r.checksum;
+    }
+    const late = (head: number, e: string): Promise<VersionConflictError> =>
+      b.append('doc', head, [recordOf(head + 1, 'b', 'B', 1, EMPTY_CHECKSUM)], [], { epoch: e }).then(
+        () => {
+          throw new Error('the late append landed');
+        },
+        (err: unknown) => err as VersionConflictError,
+      );
+    const behindBy3 = await late(CONFLICT_OPS + 3, epoch);
+    expect(behindBy3).toMatchObject({ expected: CONFLICT_OPS + 3, actual: CONFLICT_OPS + 6 });
+    expect(behindBy3.committed).toEqual(records.slice(CONFLICT_OPS + 3));
+    const farBehind = await late(0, epoch);
+    expect(farBehind.committed).toEqual(records.slice(0, CONFLICT_OPS));
+    // Another epoch: a lost or re-made document, not a race; nothing of it is handed over.
+    const otherEpoch = await late(2, 'another');
+    expect(otherEpoch).toBeInstanceOf(VersionConflictError);
+    expect(otherEpoch.committed).toBeUndefined();
+    expect((await b.load('doc')).head).toBe(CONFLICT_OPS + 6);
   });
 
   it('leaves no gap and no doubled version when two stores append as fast as they can', async () => {

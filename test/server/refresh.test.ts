@@ -11,11 +11,17 @@ import { type OpRecord, type Store, VersionConflictError } from '../../src/serve
 import { ErrorCode, type OtterError } from '../../src/protocol/errors.js';
 import { StorageCorruptError } from '../../src/server/integrity.js';
 
-/** A MemoryStore that counts its appends (refused ones included), whole-document loads and reads of ops. */
+/** A MemoryStore that counts its appends (refused ones included), whole-document loads, reads of ops and of marks. */
 class CountingStore extends MemoryStore {
   appends = 0;
   loads = 0;
   reads = 0;
+  markReads = 0;
+
+  override getMarks(...args: Parameters<MemoryStore['getMarks']>): ReturnType<MemoryStore['getMarks']> {
+    this.markReads++;
+    return super.getMarks(...args);
+  }
 
   override append(...args: Parameters<MemoryStore['append']>): Promise<void> {
     this.appends++;
@@ -156,6 +162,18 @@ describe('Sequencer.refresh with the ops a hint carried', () => {
     expect(results.map((r) => r.version)).toEqual([1, 2, 3]);
   });
 
+  it('offered ops at or below the head were taken in already: a refresh offered only those reads nothing', async () => {
+    const store = new CountingStore();
+    const { a, b } = await writerAndReader(store);
+    for (let i = 1; i <= 2; i++) await a.seq.submit({ docId: DOC, clientId: 'ca', seq: i, baseVersion: i - 1, op: append(i - 1, `${i}`) });
+    const records = a.published.slice(0, 2);
+    expect(await b.seq.refresh(DOC, undefined, records)).toBe(2);
+    const reads = store.reads;
+    expect(await b.seq.refresh(DOC, undefined, [records[1] as OpRecord])).toBe(0);
+    expect(store.reads).toBe(reads);
+    expect(b.published).toEqual(a.published);
+  });
+
   it('offered ops that do not chain on its checksum are not taken: the document is reloaded from the store, which is published', async () => {
     const store = new MemoryStore();
     const { a, b } = await writerAndReader(store);
@@ -185,9 +203,56 @@ describe('an append that loses the race to another writer', () => {
     ]);
     expect(await a.seq.refresh(DOC)).toBe(1);
     expect((await a.seq.getSnapshot(DOC)).text).toBe((await b.seq.getSnapshot(DOC)).text);
-    // B's mark was taken back with the batch and read again: its resend is a duplicate.
+    // B's mark was taken back with the batch and made again by the retry: its resend is a duplicate.
     const again = await b.seq.submit({ docId: DOC, clientId: 'cb', seq: 1, baseVersion: 0, op: ['b1'] });
     expect(again).toMatchObject({ duplicate: true, version: 3 });
+  });
+});
+
+/**
+ * A CountingStore whose refused appends carry the first `carry` ops past the expected head, as
+ * RedisStore's do (read without counting: they come with the refusal).
+ */
+class HandingStore extends CountingStore {
+  constructor(private readonly carry: number) {
+    super();
+  }
+
+  override async append(...args: Parameters<MemoryStore['append']>): Promise<void> {
+    try {
+      await super.append(...args);
+    } catch (e) {
+      if (!(e instanceof VersionConflictError) || e.actual <= e.expected) throw e;
+      const missed = (await MemoryStore.prototype.getOps.call(this, e.docId, e.expected, e.actual)).slice(0, this.carry);
+      throw new VersionConflictError(e.docId, e.expected, e.actual, undefined, missed);
+    }
+  }
+}
+
+describe('an append that loses the race, when the refusal carries what the other wrote', () => {
+  it('reads nothing when it carries all of it (no ops, no marks), and the rest when it carries a part: each op published once, in order', async () => {
+    for (const carry of [2, 1]) {
+      const store = new HandingStore(carry);
+      const { a, b } = await writerAndReader(store);
+      await b.seq.submit({ docId: DOC, clientId: 'cb', seq: 1, baseVersion: 0, op: ['b0'] });
+      await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 1, baseVersion: 1, op: [2, 'a1'] });
+      await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 2, baseVersion: 2, op: [4, 'a2'] });
+      const [reads, loads, markReads] = [store.reads, store.loads, store.markReads];
+      // B has not heard of A's ops: its append at head 1 conflicts, then lands after them.
+      const result = await b.seq.submit({ docId: DOC, clientId: 'cb', seq: 2, baseVersion: 1, op: [2, 'b1'] });
+      expect(result).toMatchObject({ duplicate: false, version: 4 });
+      expect(store.reads - reads).toBe(carry === 2 ? 0 : 1);
+      expect(store.markReads).toBe(markReads);
+      expect(store.loads).toBe(loads);
+      expect(b.published.map((r) => [r.version, r.clientId])).toEqual([
+        [1, 'cb'],
+        [2, 'ca'],
+        [3, 'ca'],
+        [4, 'cb'],
+      ]);
+      expect(b.published.slice(1, 3)).toEqual(a.published);
+      expect((await b.seq.getSnapshot(DOC)).text).toBe('b0a1a2b1');
+    }
   });
 });
 

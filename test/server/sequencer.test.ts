@@ -367,6 +367,28 @@ describe('exactly once', () => {
   });
 });
 
+describe('the in-memory window of recent ops', () => {
+  it('holds at least memoryHistory committed ops and at most a sixteenth more, whatever the commit count', async () => {
+    const keep = 32;
+    const s = sequencer(new MemoryStore(), { memoryHistory: keep });
+    let shifts = 0;
+    let start = 0;
+    for (let i = 1; i <= 200; i++) {
+      await submit(s, { clientId: 'a', seq: i, baseVersion: i - 1, op: i === 1 ? ['x'] : [i - 1, 'x'] });
+      // The oldest version the window still holds ops after.
+      let oldest = 0;
+      while (s.recentOps(DOC, oldest, i) === undefined) oldest++;
+      const held = i - oldest;
+      expect(held).toBeGreaterThanOrEqual(Math.min(i, keep));
+      expect(held).toBeLessThanOrEqual(keep + keep / 16);
+      if (oldest !== start) shifts++;
+      start = oldest;
+    }
+    // Shifted once every keep/16 + 1 commits past the first keep + keep/16 + 1, not on every commit.
+    expect(shifts).toBeLessThanOrEqual(Math.ceil((200 - keep) / (keep / 16 + 1)));
+  });
+});
+
 describe('time travel', () => {
   for (const kind of ['memory', 'sqlite'] as const) {
     it(`getSnapshot at every version of the window equals the replayed log (${kind})`, async () => {
