@@ -90,8 +90,13 @@ export interface RedisClient extends ScriptClient {
   zrangebyscore(key: string, min: string, max: string): Promise<string[]>;
   set(key: string, value: string): Promise<unknown>;
   quit(): Promise<unknown>;
-  /** A new connection with the same settings (ioredis has it): what {@link RedisStore.subscriber} uses. */
-  duplicate?(override?: { autoResubscribe?: boolean }): unknown;
+  /**
+   * A new connection with the same settings (ioredis has it): what {@link RedisStore.subscriber}
+   * uses. A `Redis` takes `(options)`, a `Cluster` `(startupNodes, options)`.
+   */
+  duplicate?(...args: never[]): unknown;
+  /** True for an ioredis `Cluster`. */
+  readonly isCluster?: boolean;
 }
 
 /**
@@ -372,17 +377,21 @@ export class RedisStore implements Store {
 
   /**
    * A new connection to the same Redis, for receiving change hints (a subscribed connection
-   * can send nothing else), which the caller closes. It does not subscribe again by itself
-   * after a reconnection: the caller does, on `ready`. Throws when the store was given a
-   * client without `duplicate`.
+   * can send nothing else), which the caller closes. Over a `Redis`, it does not subscribe
+   * again by itself after a reconnection: the caller does, on `ready`. Over a `Cluster`, whose
+   * subscriber connection goes to one node, ioredis subscribes again by itself when it moves
+   * to another (hints published meanwhile are lost; the fan-out's periodic check reads what
+   * they announced). Throws when the store was given a client without `duplicate`.
    */
   subscriber(): SubscriberClient {
     if (this.url !== undefined) {
       const ioredis = requireOptional<{ Redis: typeof Redis }>('ioredis', 'RedisStore');
       return new ioredis.Redis(this.url, { autoResubscribe: false });
     }
-    if (this.client.duplicate === undefined) throw new Error('the Redis client of this store cannot make another connection (no duplicate())');
-    return this.client.duplicate({ autoResubscribe: false }) as SubscriberClient;
+    const duplicate = this.client.duplicate as ((...args: unknown[]) => unknown) | undefined;
+    if (duplicate === undefined) throw new Error('the Redis client of this store cannot make another connection (no duplicate())');
+    const copy = this.client.isCluster === true ? duplicate.call(this.client, []) : duplicate.call(this.client, { autoResubscribe: false });
+    return copy as SubscriberClient;
   }
 
   /** The pub/sub channel of presences relayed between servers (see `redis-presence.ts`). */
