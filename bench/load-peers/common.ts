@@ -58,6 +58,12 @@ export interface LoadClient {
   insert(pos: number, ch: string): void;
   /** No local edit waits for the server's acknowledgement (always true where nothing is acknowledged). */
   settled(): boolean;
+  /**
+   * How many ops the server has sequenced on the document, as far as this client has heard (its
+   * version); NaN for a system without versions (Yjs). Ops, not keystrokes: a client composes
+   * the keystrokes typed while one op awaits its ack into the next.
+   */
+  version(): number;
   /** Disconnects. */
   close(): void;
 }

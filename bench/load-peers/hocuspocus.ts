@@ -67,6 +67,7 @@ export const hocuspocusRedis: Peer = {
       text: () => ytext.toString(),
       insert: (pos, ch) => ytext.insert(pos, ch),
       settled: () => !provider.hasUnsyncedChanges,
+      version: () => NaN,
       close: () => {
         closing = true;
         provider.destroy();

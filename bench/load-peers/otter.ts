@@ -28,7 +28,7 @@ async function startServer(store: Store): Promise<PeerServer> {
 class OtterClient implements LoadClient {
   private local = '';
   /** Server version the client is at. */
-  private version = 0;
+  private at = 0;
   private seq = 0;
   /** The op awaiting its ack, on the server text at `version`. */
   private outstanding: Component[] | undefined;
@@ -52,7 +52,7 @@ class OtterClient implements LoadClient {
         for (const m of Array.isArray(parsed) ? parsed : [parsed]) {
           if (m.type === 'opened') {
             this.local = m.text ?? '';
-            this.version = m.v;
+            this.at = m.v;
             resolve();
           } else this.receive(m);
         }
@@ -73,7 +73,7 @@ class OtterClient implements LoadClient {
         for (const e of m.ops) this.remote(e);
         return;
       case 'ack':
-        this.version = m.v;
+        this.at = m.v;
         this.outstanding = this.buffer;
         this.buffer = undefined;
         if (this.outstanding !== undefined) this.submit(this.outstanding);
@@ -99,12 +99,12 @@ class OtterClient implements LoadClient {
       }
     }
     this.local = apply(this.local, op);
-    this.version = e.v;
+    this.at = e.v;
     for (const c of e.op) if (typeof c === 'string') this.hooks.remoteInsert(c);
   }
 
   private submit(op: Component[]): void {
-    this.send({ type: 'submit', doc: DOC, v: this.version, seq: ++this.seq, op });
+    this.send({ type: 'submit', doc: DOC, v: this.at, seq: ++this.seq, op });
   }
 
   text(): string {
@@ -126,6 +126,10 @@ class OtterClient implements LoadClient {
 
   settled(): boolean {
     return this.outstanding === undefined;
+  }
+
+  version(): number {
+    return this.at;
   }
 
   close(): void {

@@ -85,6 +85,7 @@ async function connect(url: string, _index: number, hooks: ClientHooks): Promise
         if (e) hooks.problem(`submit error: ${e.message}`);
       }),
     settled: () => !doc.hasPending(),
+    version: () => doc.version ?? NaN,
     close: () => connection.close(),
   };
 }

@@ -25,6 +25,8 @@ type Callback = (error?: Error | null) => void;
 export interface ShareDbDoc {
   readonly data: unknown;
   readonly type: ShareDbType | null;
+  /** Ops the server has applied to the document, as this client holds it. */
+  readonly version: number | null;
   create(data: unknown, type: string, callback: Callback): void;
   subscribe(callback: Callback): void;
   submitOp(op: unknown, callback?: Callback): void;

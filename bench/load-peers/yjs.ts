@@ -80,6 +80,7 @@ export const yjs: Peer = {
       text: () => ytext.toString(),
       insert: (pos, ch) => ytext.insert(pos, ch),
       settled: () => true,
+      version: () => NaN,
       close: () => {
         provider.destroy();
         doc.destroy();
