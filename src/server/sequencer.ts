@@ -743,8 +743,9 @@ export class Sequencer {
    * made it anew). `ops`, when given, are ops the writer committed (as its change hint carried
    * them): those that continue the committed head are taken without reading the store, checked
    * like any (versions, checksum chain); a refresh asked without them, or with one that lies
-   * beyond a gap, reads the store (ops at or below the head were taken in already: no read). Resolves with the number of ops published; rejects with the
-   * store's error (the document is then loaded again on its next use, publishing what it missed).
+   * beyond a gap, reads the store (ops at or below the head were taken in already: no read).
+   * Resolves with the number of ops published; rejects with the store's error (the document
+   * is then loaded again on its next use, publishing what it missed).
    */
   refresh(docId: string, epoch?: string, ops?: readonly OpRecord[]): Promise<number> {
     const entry = this.docs.get(docId);
