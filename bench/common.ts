@@ -115,13 +115,14 @@ function timeOnce<T>(c: Case<T>): number {
 }
 
 function summarize(samples: number[], cold: boolean): Timing {
-  const sorted = [...samples].sort((a, b) => a - b);
+  return { samples, median: median(samples), best: Math.min(...samples), cold };
+}
+
+/** The median of `values` (not empty): the middle one, or the mean of the two middle ones. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
-  const median =
-    sorted.length % 2 === 1
-      ? (sorted[mid] as number)
-      : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-  return { samples, median, best: sorted[0] as number, cold };
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 /**

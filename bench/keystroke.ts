@@ -38,7 +38,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { Connection, type WebSocketConstructor } from '../src/client/index.js';
 import { MemoryStore, createServer } from '../src/server/index.js';
 import { seededRandom } from '../test/support/random.js';
-import { collectGarbage, count, isMain, machineLine, ms, printTable, ratio } from './common.js';
+import { collectGarbage, count, isMain, machineLine, median, ms, printTable, ratio } from './common.js';
 import { OTTER_LIMITS } from './load-peers/otter.js';
 import type {
   ShareDbBackendClass,
@@ -84,12 +84,6 @@ interface Figures {
   readonly roundTripMs: number;
   /** Median local apply per keystroke, ms. */
   readonly localMs: number;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 async function otterTypist(doc: string): Promise<Typist> {

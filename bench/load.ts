@@ -62,6 +62,7 @@ import {
   postgresCpuSince,
   resetPostgres,
 } from './load-peers/backends.js';
+import { median } from './common.js';
 import { type ClientHooks, type LoadClient, type NodeContext, type Peer, within } from './load-peers/common.js';
 import { hocuspocusRedis } from './load-peers/hocuspocus.js';
 import { otter, otterRedis, otterSqlite } from './load-peers/otter.js';
@@ -774,13 +775,6 @@ function printResults(results: RunResult[], o: Options): void {
   printGoals(results);
 }
 
-/** The median of `xs` (not empty). */
-function median(xs: readonly number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
 /** "v" for one value; "median m (v1, v2, …)" for several, in sweep order. */
 function spread(xs: readonly number[], f: (x: number) => string): string {
   return xs.length === 1 ? f(xs[0] as number) : `median ${f(median(xs))} (${xs.map(f).join(', ')})`;
@@ -803,7 +797,7 @@ function printGoals(results: RunResult[]): void {
       const other = others.find((r) => r.sweep === two.sweep);
       return other === undefined ? [] : [x(two, other)];
     });
-  const times = (x: number): string => `${x < 10 ? x.toFixed(2) : x.toFixed(1)}×`;
+  const times = (x: number): string => ratio(x, 1);
   const lines: string[] = [];
   const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
   for (const n of [...new Set(results.map((r) => r.n))]) {

@@ -20,7 +20,7 @@
  * Run alone: npx tsx bench/op-tree.ts
  */
 import { type Component, OpTree, type Operation, compose, transform } from '../src/ot/index.js';
-import { count, isMain, ms, printHeader, printTable, ratio } from './common.js';
+import { count, isMain, median, ms, printHeader, printTable, ratio } from './common.js';
 import { seededRandom } from '../test/support/random.js';
 
 const SIZES = [1_000, 10_000, 100_000] as const;
@@ -130,11 +130,6 @@ function runPlain(step: (i: number) => void): PlainRun {
     if ((i & 7) === 0 && performance.now() - t0 > PLAIN_BUDGET_MS) break;
   }
   return { done: i, ms: performance.now() - t0 };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1] as number;
 }
 
 /** Times OpTree over all K ops, TREE_RUNS times on fresh trees; returns the median and the last tree. */

@@ -42,8 +42,11 @@ export class RedisScript {
 /** Most ops a refused append's reply carries (see {@link APPEND}). */
 export const CONFLICT_OPS = 64;
 
-/** Most bytes of stored op members a refused append's reply carries (see {@link APPEND}). */
-export const CONFLICT_OPS_BYTES = 65536;
+/**
+ * Most bytes of stored op members one message carries to another writer, sparing it a read of
+ * the log: the ops of a change hint (`redis-store.ts`), those of a refused append's reply.
+ */
+export const CARRIED_OPS_BYTES = 64 * 1024;
 
 /**
  * Appends one batch, all or nothing: "append only if the head is still V".
@@ -55,7 +58,7 @@ export const CONFLICT_OPS_BYTES = 65536;
  * document stored another epoch: replies {0, head, stored epoch or nil, missed}, where missed
  * holds the op members past the expected head when the head is ahead under the writer's epoch
  * (what the writer that lost the race reads next), at most {@link CONFLICT_OPS} of them and
- * {@link CONFLICT_OPS_BYTES} in all, else none. Replies {2, n}
+ * {@link CARRIED_OPS_BYTES} in all, else none. Replies {2, n}
  * when n ops lie past the recorded head (damaged data: it would be doubled), also writing
  * nothing. Else adds each op scored by its version, upserts the marks and the recovery, records
  * the new head, stores the epoch unless one is stored, publishes the hint on the hint
@@ -72,7 +75,7 @@ if head ~= ARGV[1] or (stored and stored ~= ARGV[3]) then
     local bytes = 0
     for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], head, 'LIMIT', 0, ${CONFLICT_OPS})) do
       bytes = bytes + #m
-      if bytes > ${CONFLICT_OPS_BYTES} then break end
+      if bytes > ${CARRIED_OPS_BYTES} then break end
       missed[#missed + 1] = m
     end
   end

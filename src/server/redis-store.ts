@@ -28,7 +28,7 @@
  * Change hints: every append also publishes, from its script, a hint on the store's change
  * channel (`Pchanges`): the document, its new head, the writing store's {@link RedisStore.origin},
  * the writer's clock, the document's epoch, and the appended ops when they are small (at most
- * {@link HINT_OPS_BYTES}). Servers sharing the data read it through `redis-fanout.ts` to learn
+ * {@link CARRIED_OPS_BYTES}). Servers sharing the data read it through `redis-fanout.ts` to learn
  * of ops committed elsewhere. A hint is only a hint (pub/sub drops messages while a subscriber
  * is disconnected): the ops it carries are taken only where they continue what a server holds,
  * and the log is read otherwise.
@@ -45,6 +45,7 @@ import { requireOptional } from './optional-package.js';
 import { type DocumentKeys, type StoreKeys, checkPrefix, documentKeys, storeKeys } from './redis-keys.js';
 import {
   APPEND,
+  CARRIED_OPS_BYTES,
   EXISTS,
   GET_SNAPSHOT,
   HEARTBEAT,
@@ -127,18 +128,15 @@ export interface ChangeHint {
   readonly at: number;
   readonly epoch?: string | undefined;
   /**
-   * The appended ops, when the hint carries them (an append of at most {@link HINT_OPS_BYTES}
+   * The appended ops, when the hint carries them (an append of at most {@link CARRIED_OPS_BYTES}
    * of stored records): a receiver takes them without reading the log, after the same checks.
    */
   readonly ops?: readonly OpRecord[] | undefined;
 }
 
-/** Most bytes of stored records a change hint carries; a larger append's hint carries none. */
-export const HINT_OPS_BYTES = 64 * 1024;
-
 /**
  * The text of a hint on the change channel: its fields as a JSON array, then, when `records`
- * (the stored members of the append's ops) fit {@link HINT_OPS_BYTES}, a line feed and the
+ * (the stored members of the append's ops) fit {@link CARRIED_OPS_BYTES}, a line feed and the
  * records as a JSON array (JSON text holds no raw line feed, so the first one parts them, and a
  * receiver can read the fields alone). JSON escapes lone surrogates, so any id survives.
  */
@@ -146,7 +144,7 @@ function encodeHint(hint: ChangeHint, records: readonly string[]): string {
   const head = JSON.stringify([hint.docId, hint.head, hint.origin, hint.at, hint.epoch]);
   let bytes = 0;
   for (const r of records) bytes += r.length;
-  if (records.length === 0 || bytes > HINT_OPS_BYTES) return head;
+  if (records.length === 0 || bytes > CARRIED_OPS_BYTES) return head;
   return `${head}\n[${records.join(',')}]`;
 }
 

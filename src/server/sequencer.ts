@@ -817,7 +817,7 @@ export class Sequencer {
       const ops = continuing(offered, s.committed);
       const reach = s.committed + ops.length;
       if (unread || reach < atLeast || offered.some((r) => r.version > reach)) {
-        for (const r of await this.store.getOps(docId, s.committed + ops.length, Number.MAX_SAFE_INTEGER)) ops.push(r);
+        for (const r of await this.store.getOps(docId, reach, Number.MAX_SAFE_INTEGER)) ops.push(r);
       }
       if (ops.length === 0) return 0;
       if (ops.some((r) => r.seq === 0) || !s.applyCommitted(ops)) {

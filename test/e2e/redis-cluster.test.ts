@@ -143,7 +143,6 @@ describe.skipIf(skip)('RedisStore on a Redis Cluster of three masters', () => {
         // Each marker typed here exactly once.
         for (const m of here) expect(text.split(m).length - 1, `${m} in ${d} (seed ${seed})`).toBe(1);
       }
-      expect(markers.size).toBe(120);
     } finally {
       for (const node of nodes) {
         node.fanout?.close();

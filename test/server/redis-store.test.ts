@@ -13,12 +13,12 @@ import type { Component } from '../../src/ot/index.js';
 import { EMPTY_CHECKSUM, chainChecksum } from '../../src/protocol/checksum.js';
 import { StorageCorruptError, verifyLoaded } from '../../src/server/integrity.js';
 import { checkPrefix, documentKeys, encodeDocId, storeKeys } from '../../src/server/redis-keys.js';
-import { HINT_OPS_BYTES, RedisStore, decodeHint } from '../../src/server/redis-store.js';
+import { RedisStore, decodeHint } from '../../src/server/redis-store.js';
 import { type OpRecord, VersionConflictError } from '../../src/server/store.js';
 import { IN_CI, REDIS_URL, RUN_PREFIX, connectRedis, deleteKeys, keysUnder, prefixFor, redisUnreachable } from '../support/redis.js';
 import { sleep, waitFor, within } from '../support/wait.js';
 import { RedisFanout } from '../../src/server/redis-fanout.js';
-import { CONFLICT_OPS } from '../../src/server/redis-scripts.js';
+import { CARRIED_OPS_BYTES, CONFLICT_OPS } from '../../src/server/redis-scripts.js';
 
 /** Any string of UTF-16 code units, lone surrogates included, and the awkward ones by name. */
 const anyId = fc.oneof(
@@ -185,7 +185,7 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     expect(Object.fromEntries(first)).toEqual({ gone: '', ahead: undefined, behind: 'e1', moved: 'e2' });
   });
 
-  it('an append publishes its hint on the change channel, with its ops when they are small and without them past HINT_OPS_BYTES', async () => {
+  it('an append publishes its hint on the change channel, with its ops when they are small and without them past CARRIED_OPS_BYTES', async () => {
     const prefix = prefixFor('hints');
     const store = open(prefix);
     const listener = connectRedis();
@@ -195,7 +195,7 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     await listener.subscribe(store.changes);
     const small = recordOf(1, 'a', 'c', 1, EMPTY_CHECKSUM);
     await store.append('d', 0, [small], [], { epoch: 'e1' });
-    const bigOp: Component[] = [1, 'x'.repeat(HINT_OPS_BYTES)];
+    const bigOp: Component[] = [1, 'x'.repeat(CARRIED_OPS_BYTES)];
     const big = { version: 2, op: bigOp, clientId: 'c', seq: 2, checksum: chainChecksum(small.checksum, bigOp) };
     await store.append('d', 1, [big], [], { epoch: 'e1' });
     await waitFor('two hints', () => heard.length === 2, 5000, () => JSON.stringify(heard.map((h) => h.slice(0, 80))));

@@ -185,30 +185,6 @@ describe('Sequencer.refresh with the ops a hint carried', () => {
   });
 });
 
-describe('an append that loses the race to another writer', () => {
-  it('takes its batch back, reads only what the other wrote, and commits after it: no reload, each op published once, in order', async () => {
-    const store = new CountingStore();
-    const { a, b } = await writerAndReader(store);
-    await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 1, baseVersion: 0, op: ['a1'] });
-    await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 2, baseVersion: 1, op: [2, 'a2'] });
-    const loads = store.loads;
-    // B has not heard of A's ops: its append at head 0 conflicts, then lands after them.
-    const result = await b.seq.submit({ docId: DOC, clientId: 'cb', seq: 1, baseVersion: 0, op: ['b1'] });
-    expect(result).toMatchObject({ duplicate: false, version: 3 });
-    expect(store.loads).toBe(loads);
-    expect(b.published.map((r) => [r.version, r.clientId])).toEqual([
-      [1, 'ca'],
-      [2, 'ca'],
-      [3, 'cb'],
-    ]);
-    expect(await a.seq.refresh(DOC)).toBe(1);
-    expect((await a.seq.getSnapshot(DOC)).text).toBe((await b.seq.getSnapshot(DOC)).text);
-    // B's mark was taken back with the batch and made again by the retry: its resend is a duplicate.
-    const again = await b.seq.submit({ docId: DOC, clientId: 'cb', seq: 1, baseVersion: 0, op: ['b1'] });
-    expect(again).toMatchObject({ duplicate: true, version: 3 });
-  });
-});
-
 /**
  * A CountingStore whose refused appends carry the first `carry` ops past the expected head, as
  * RedisStore's do (read without counting: they come with the refusal).
@@ -229,10 +205,12 @@ class HandingStore extends CountingStore {
   }
 }
 
-describe('an append that loses the race, when the refusal carries what the other wrote', () => {
-  it('reads nothing when it carries all of it (no ops, no marks), and the rest when it carries a part: each op published once, in order', async () => {
-    for (const carry of [2, 1]) {
-      const store = new HandingStore(carry);
+describe('an append that loses the race to another writer', () => {
+  // The winner wrote 2 ops; the refusal carries none of them (as a store that reads nothing
+  // with it), 1, or both.
+  for (const carry of [undefined, 1, 2]) {
+    it(`takes its batch back with its clients' marks, takes in what the other wrote (${carry ?? 'none'} of 2 carried by the refusal, the log read for the rest), and commits after it: no reload, each op published once, in order`, async () => {
+      const store = carry === undefined ? new CountingStore() : new HandingStore(carry);
       const { a, b } = await writerAndReader(store);
       await b.seq.submit({ docId: DOC, clientId: 'cb', seq: 1, baseVersion: 0, op: ['b0'] });
       await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 1, baseVersion: 1, op: [2, 'a1'] });
@@ -251,9 +229,14 @@ describe('an append that loses the race, when the refusal carries what the other
         [4, 'cb'],
       ]);
       expect(b.published.slice(1, 3)).toEqual(a.published);
+      expect(await a.seq.refresh(DOC)).toBe(1);
+      expect((await a.seq.getSnapshot(DOC)).text).toBe('b0a1a2b1');
       expect((await b.seq.getSnapshot(DOC)).text).toBe('b0a1a2b1');
-    }
-  });
+      // B's mark was taken back with the batch and made again by the retry: its resend is a duplicate.
+      const again = await b.seq.submit({ docId: DOC, clientId: 'cb', seq: 2, baseVersion: 1, op: [2, 'b1'] });
+      expect(again).toMatchObject({ duplicate: true, version: 4 });
+    });
+  }
 });
 
 describe('a restore that loses the race to another writer', () => {

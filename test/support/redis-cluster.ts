@@ -8,8 +8,8 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { Cluster, Redis } from 'ioredis';
-import type { Cleanup } from '../e2e/helpers.js';
-import { tempDir } from '../e2e/helpers.js';
+import { type Cleanup, tempDir } from '../e2e/helpers.js';
+import { freePort } from '../product/helpers.js';
 import { waitFor, within } from './wait.js';
 
 /** Whether `redis-server` and `redis-cli` are both on PATH. */
@@ -28,10 +28,7 @@ function free(port: number): Promise<boolean> {
 /** A port chosen by the OS whose cluster bus port (+ 10000) is free too; at most 50 tries. */
 async function clusterPort(): Promise<number> {
   for (let i = 0; i < 50; i++) {
-    const server = net.createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as net.AddressInfo).port;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const port = await freePort();
     if (port + 10000 <= 65535 && (await free(port + 10000))) return port;
   }
   throw new Error('no free port with a free cluster bus port in 50 tries');
