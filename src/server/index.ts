@@ -5,6 +5,7 @@
 export { ErrorCode, OtterError } from '../protocol/errors.js';
 export {
   type AppliedListener,
+  type DocumentWatcher,
   type OpenResult,
   Sequencer,
   type SequencerOptions,

@@ -4,15 +4,20 @@
  * version order, none missed and none twice.
  *
  * Every append of a RedisStore publishes a {@link ChangeHint} (document, new head, writer)
- * from its Lua script, on the store's change channel. A {@link RedisFanout} listens on that
- * channel over a connection of its own and, for each hint from another writer, asks the
- * sequencer to {@link Sequencer.refresh} the document: the sequencer takes the ops past its
+ * from its Lua script, on the document's hint channel. A {@link RedisFanout} listens, over a
+ * connection of its own, on the channels of the documents its sequencer holds — subscribing as
+ * the sequencer starts holding one, before it loads it, and unsubscribing as it unloads it — so
+ * a server hears the appends of its own documents only, however many documents the store
+ * holds. For each hint from another writer, it asks the sequencer to {@link Sequencer.refresh}
+ * the document: the sequencer takes the ops past its
  * committed head, by version, and publishes them through its usual path. The
  * hint of a small append carries its ops, which the sequencer takes if they continue its head
  * (checked as any); otherwise it reads the log. Either way a lost hint loses nothing but time:
  * - Redis pub/sub drops messages while a subscriber is disconnected (a killed connection, a
  *   restarted Redis). Each time the connection is ready again the fan-out subscribes anew and
- *   then refreshes every document the sequencer holds, which reads whatever it missed.
+ *   then refreshes every document the sequencer holds, which reads whatever it missed. A
+ *   document whose channel is subscribed while it is held is refreshed once the subscription
+ *   is made, which reads what was committed between its load and then.
  * - Hints for one document may arrive out of order or many at once: refreshes of a document
  *   are queued in its sequencer queue and coalesce, and each reads from the committed head.
  * - A refresh that fails (Redis unreachable) is retried after {@link RETRY_MS} while the
@@ -28,7 +33,7 @@
  */
 import type { ChangeHint, RedisStore, SubscriberClient } from './redis-store.js';
 import { decodeHint } from './redis-store.js';
-import type { Sequencer } from './sequencer.js';
+import type { DocumentWatcher, Sequencer } from './sequencer.js';
 import { type Logger, silentLogger } from './telemetry.js';
 
 /** Ms before a failed refresh of a document is tried again. */
@@ -82,6 +87,12 @@ export class RedisFanout {
   private readonly retries = new Map<string, ReturnType<typeof setTimeout>>();
   private closed = false;
   private everSubscribed = false;
+  /**
+   * Whether the connection is up and subscribed (or subscribing): a document held from now on
+   * subscribes to its channel at once; while false, the next subscription takes every held one.
+   */
+  private listening = false;
+  private readonly unwatch: () => void;
   private readonly checker: ReturnType<typeof setInterval> | undefined;
   private checking = false;
 
@@ -92,7 +103,7 @@ export class RedisFanout {
    */
   constructor(
     private readonly store: RedisStore,
-    private readonly sequencer: Pick<Sequencer, 'refresh' | 'documents' | 'held'>,
+    private readonly sequencer: Pick<Sequencer, 'refresh' | 'documents' | 'held' | 'watchDocuments'>,
     options: RedisFanoutOptions = {},
   ) {
     this.logger = options.logger ?? silentLogger;
@@ -100,11 +111,15 @@ export class RedisFanout {
     this.presence = options.presence;
     this.connection = store.subscriber();
     this.connection.on('message', (channel, message) => this.onMessage(channel, message));
+    this.connection.on('smessage', (channel, message) => this.onMessage(channel, message));
     this.connection.on('ready', () => void this.subscribe());
     this.connection.on('error', (e) => this.logger.warn({ err: e.message }, 'hint subscription: Redis connection error'));
     this.connection.on('close', () => {
+      this.listening = false;
       if (!this.closed && this.everSubscribed) this.logger.warn({}, 'hint subscription lost: reconnecting');
     });
+    const watcher: DocumentWatcher = { held: (docId) => this.listen(docId), dropped: (docId) => this.unlisten(docId) };
+    this.unwatch = sequencer.watchDocuments(watcher);
     if (this.connection.status === 'ready') void this.subscribe();
     const every = options.checkInterval ?? CHECK_INTERVAL_MS;
     if (!Number.isSafeInteger(every) || every < 0) throw new RangeError(`checkInterval must be a non-negative integer of ms, got ${String(every)}`);
@@ -143,6 +158,7 @@ export class RedisFanout {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.unwatch();
     if (this.checker !== undefined) clearInterval(this.checker);
     for (const t of this.retries.values()) clearTimeout(t);
     this.retries.clear();
@@ -150,14 +166,17 @@ export class RedisFanout {
   }
 
   /**
-   * Subscribes to the change channel, then refreshes every held document: whatever was
-   * committed while no hint could arrive is read now, and from here on every commit sends one.
+   * Subscribes to the hint channel of every held document (and to the presence channel), then
+   * refreshes each: whatever was committed while no hint could arrive is read now, and from
+   * here on every commit sends one.
    */
   private async subscribe(): Promise<void> {
     if (this.closed) return;
+    // Documents held from now on subscribe by themselves, after these (commands keep their order).
+    this.listening = true;
     try {
-      await this.connection.subscribe(this.store.changes);
       if (this.presence !== undefined) await this.connection.subscribe(this.store.presence);
+      await this.hints('subscribe', this.sequencer.documents());
     } catch (e) {
       // The connection dropped again: its next `ready` subscribes again.
       this.logger.warn({ err: String(e) }, 'hint subscription failed: retrying on reconnection');
@@ -170,16 +189,51 @@ export class RedisFanout {
     this.presence?.resync();
   }
 
+  /** Subscribes to, or unsubscribes from, the hint channels of `docIds`. */
+  private async hints(action: 'subscribe' | 'unsubscribe', docIds: readonly string[]): Promise<void> {
+    if (docIds.length === 0) return;
+    const channels = docIds.map((d) => this.store.hintChannel(d));
+    const c = this.connection;
+    if (!this.store.shardedHints) await (action === 'subscribe' ? c.subscribe(...channels) : c.unsubscribe(...channels));
+    // Shard channels of different slots may not share a command.
+    else await Promise.all(channels.map((ch) => (action === 'subscribe' ? c.ssubscribe(ch) : c.sunsubscribe(ch))));
+  }
+
+  /**
+   * `docId` is now held: subscribes to its channel, then refreshes it (reading what was
+   * committed before the subscription took effect). While the connection is down, the next
+   * {@link subscribe} does both.
+   */
+  private listen(docId: string): void {
+    if (this.closed || !this.listening) return;
+    this.hints('subscribe', [docId]).then(
+      () => this.refresh(docId, undefined),
+      (e: unknown) => this.logger.warn({ doc: docId, err: String(e) }, 'hint subscription of a document failed: retrying on reconnection'),
+    );
+  }
+
+  /** `docId` was unloaded: no more hints, nor retries, for it. */
+  private unlisten(docId: string): void {
+    const retry = this.retries.get(docId);
+    if (retry !== undefined) {
+      clearTimeout(retry);
+      this.retries.delete(docId);
+    }
+    if (this.closed || !this.listening) return;
+    // A failure means the connection dropped: the next subscription leaves the document out.
+    this.hints('unsubscribe', [docId]).catch(() => {});
+  }
+
   private onMessage(channel: string, message: string): void {
     if (this.closed) return;
     if (channel === this.store.presence) {
       this.presence?.receive(message);
       return;
     }
-    if (channel !== this.store.changes) return;
     const hint = decodeHint(message, this.store.origin);
-    if (hint === undefined) {
-      this.logger.warn({ channel }, 'a message on the hint channel is not a hint: ignored');
+    // Taken only on its own document's channel.
+    if (hint === undefined || channel !== this.store.hintChannel(hint.docId)) {
+      this.logger.warn({ channel }, 'a message on a hint channel is not a hint of its document: ignored');
       return;
     }
     if (hint.origin === this.store.origin) return;

@@ -15,10 +15,11 @@
  * - `P{E}:snaptexts`  hash: version → the snapshot (text, checksum, time, hash);
  * - `P{E}:marks`      hash: client id → that client's mark;
  * - `P{E}:recoveries` hash: lost epoch → the recovery;
+ * - `P{E}:hints`      not a key: the document's pub/sub channel, on which every append announces
+ *                     the document's new head and epoch (see `redis-fanout.ts`); a shard
+ *                     channel on a Cluster, in the document's slot;
  * - `Pinstance`       the epoch of documents never written (see `redis-store.ts`);
  * - `Pprobe`          the time of the last write probe (`ping`);
- * - `Pchanges`        not a key: the pub/sub channel on which every append announces the
- *                     document's new head and epoch (see `redis-fanout.ts`);
  * - `Ppresence`       not a key: the pub/sub channel of presences (see `redis-presence.ts`);
  * - `Pnode:<origin>`  the heartbeat of the server whose store has that origin (expires).
  * Every key of a document carries the hash tag `{E}`, so that in Redis Cluster they all live in
@@ -34,14 +35,14 @@ export interface DocumentKeys {
   readonly snapshotTexts: string;
   readonly marks: string;
   readonly recoveries: string;
+  /** The pub/sub channel of the document's change hints (a channel name, not a key). */
+  readonly hints: string;
 }
 
 /** The store-wide keys of a prefix; see the file comment. */
 export interface StoreKeys {
   readonly instance: string;
   readonly probe: string;
-  /** The pub/sub channel of change hints (a channel name, not a key). */
-  readonly changes: string;
   /** The pub/sub channel of presences (a channel name, not a key). */
   readonly presence: string;
   /** What the heartbeat key of a server starts with: its store's origin follows. */
@@ -74,6 +75,7 @@ export function documentKeys(prefix: string, docId: string): DocumentKeys {
     snapshotTexts: `${base}snaptexts`,
     marks: `${base}marks`,
     recoveries: `${base}recoveries`,
+    hints: `${base}hints`,
   };
 }
 
@@ -82,7 +84,6 @@ export function storeKeys(prefix: string): StoreKeys {
   return {
     instance: `${prefix}instance`,
     probe: `${prefix}probe`,
-    changes: `${prefix}changes`,
     presence: `${prefix}presence`,
     nodes: `${prefix}node:`,
   };

@@ -51,7 +51,9 @@ export const CARRIED_OPS_BYTES = 64 * 1024;
 /**
  * Appends one batch, all or nothing: "append only if the head is still V".
  * KEYS: meta, ops, marks, recoveries.
- * ARGV: expected head, new head, epoch, hint channel, hint, n, then n pairs (version, op
+ * ARGV: expected head, new head, epoch, the command publishing the hint (`PUBLISH`, or
+ * `SPUBLISH` on a Cluster, where the document's hint channel is a shard channel in its slot;
+ * '' publishes nothing), hint channel, hint, n, then n pairs (version, op
  * member), m, then m pairs (client id, mark), then '1', lost epoch, recovery — or '0' without
  * a recovery.
  * Refuses, writing nothing, when the recorded head (absent: '0') is not the expected one or the
@@ -62,7 +64,7 @@ export const CARRIED_OPS_BYTES = 64 * 1024;
  * when n ops lie past the recorded head (damaged data: it would be doubled), also writing
  * nothing. Else adds each op scored by its version, upserts the marks and the recovery, records
  * the new head, stores the epoch unless one is stored, publishes the hint on the hint
- * channel (unless the channel is empty) and replies {1}. Published from the script, the hint
+ * channel (unless the command is empty) and replies {1}. Published from the script, the hint
  * goes out after the append and never for an append that did not happen. The caller checks
  * the versions run on consecutively from the expected head + 1.
  */
@@ -83,8 +85,8 @@ if head ~= ARGV[1] or (stored and stored ~= ARGV[3]) then
 end
 local beyond = redis.call('ZCOUNT', KEYS[2], '(' .. head, '+inf')
 if beyond > 0 then return {2, beyond} end
-local i = 7
-for _ = 1, tonumber(ARGV[6]) do
+local i = 8
+for _ = 1, tonumber(ARGV[7]) do
   redis.call('ZADD', KEYS[2], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
@@ -97,7 +99,7 @@ end
 if ARGV[i] == '1' then redis.call('HSET', KEYS[4], ARGV[i + 1], ARGV[i + 2]) end
 redis.call('HSET', KEYS[1], 'head', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[3])
-if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+if ARGV[4] ~= '' then redis.call(ARGV[4], ARGV[5], ARGV[6]) end
 return {1}
 `);
 

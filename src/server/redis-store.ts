@@ -25,13 +25,16 @@
  * every read; stored data that does not parse, or ops stored past the head, are a
  * {@link StorageCorruptError}.
  *
- * Change hints: every append also publishes, from its script, a hint on the store's change
- * channel (`Pchanges`): the document, its new head, the writing store's {@link RedisStore.origin},
- * the writer's clock, the document's epoch, and the appended ops when they are small (at most
- * {@link CARRIED_OPS_BYTES}). Servers sharing the data read it through `redis-fanout.ts` to learn
- * of ops committed elsewhere. A hint is only a hint (pub/sub drops messages while a subscriber
- * is disconnected): the ops it carries are taken only where they continue what a server holds,
- * and the log is read otherwise.
+ * Change hints: every append also publishes, from its script, a hint on the document's own
+ * channel (`P{E}:hints`): the document, its new head, the writing store's
+ * {@link RedisStore.origin}, the writer's clock, the document's epoch, and the appended ops when
+ * they are small (at most {@link CARRIED_OPS_BYTES}). Servers sharing the data subscribe, through
+ * `redis-fanout.ts`, to the channels of the documents they hold, and only to those: a server
+ * receives the hints of its own documents, not every append of the whole store. On a Cluster
+ * the channel is a shard channel (SPUBLISH, SSUBSCRIBE) in the document's slot, so a hint
+ * travels only within the shard that holds the document. A hint is only a hint (pub/sub drops
+ * messages while a subscriber is disconnected): the ops it carries are taken only where they
+ * continue what a server holds, and the log is read otherwise.
  *
  * Durability is Redis's: an append resolves once Redis has run it, which survives a Redis
  * restart only as far as its persistence is configured (AOF with `appendfsync always` keeps
@@ -108,16 +111,20 @@ export interface RedisClient extends ScriptClient {
 export interface SubscriberClient {
   on(event: 'ready', listener: () => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;
-  on(event: 'message', listener: (channel: string, message: string) => void): unknown;
+  /** A message of a channel (`message`), or of a shard channel (`smessage`, on a Cluster). */
+  on(event: 'message' | 'smessage', listener: (channel: string, message: string) => void): unknown;
   on(event: 'close', listener: () => void): unknown;
-  subscribe(channel: string): Promise<unknown>;
+  subscribe(...channels: string[]): Promise<unknown>;
+  unsubscribe(...channels: string[]): Promise<unknown>;
+  ssubscribe(...channels: string[]): Promise<unknown>;
+  sunsubscribe(...channels: string[]): Promise<unknown>;
   disconnect(): void;
   /** ioredis's connection status: `ready` once connected. */
   readonly status: string;
 }
 
 /**
- * What an append announces on the change channel: `docId` is at `head` of its `epoch` since a
+ * What an append announces on its document's hint channel: `docId` is at `head` of its `epoch` since a
  * store with `origin` appended at `at` (ms since the Unix epoch, by the writer's clock). The
  * epoch is absent from hints of stores that did not send it.
  */
@@ -135,7 +142,7 @@ export interface ChangeHint {
 }
 
 /**
- * The text of a hint on the change channel: its fields as a JSON array, then, when `records`
+ * The text of a hint on a hint channel: its fields as a JSON array, then, when `records`
  * (the stored members of the append's ops) fit {@link CARRIED_OPS_BYTES}, a line feed and the
  * records as a JSON array (JSON text holds no raw line feed, so the first one parts them, and a
  * receiver can read the fields alone). JSON escapes lone surrogates, so any id survives.
@@ -149,7 +156,7 @@ function encodeHint(hint: ChangeHint, records: readonly string[]): string {
 }
 
 /**
- * A hint read from the change channel, or undefined for a message that is not one. Takes
+ * A hint read from a hint channel, or undefined for a message that is not one. Takes
  * hints with an epoch (five fields) and without (four), with ops after a line feed or none.
  * The ops of a hint from `skipOpsOf` (the reader's own store, whose hints it skips) are not
  * decoded; ops that are not op records are left out (the receiver then reads the log).
@@ -368,18 +375,27 @@ export class RedisStore implements Store {
     }
   }
 
-  /** The pub/sub channel on which this store's appends publish their {@link ChangeHint}s. */
-  get changes(): string {
-    return this.keysOfStore.changes;
+  /** The pub/sub channel on which appends to `docId` publish their {@link ChangeHint}s. */
+  hintChannel(docId: string): string {
+    return this.keys(docId).hints;
+  }
+
+  /**
+   * Whether hint channels are shard channels (the store is over a Cluster): a subscriber then
+   * takes them with SSUBSCRIBE and hears them as `smessage`, one channel per command.
+   */
+  get shardedHints(): boolean {
+    return this.client.isCluster === true;
   }
 
   /**
    * A new connection to the same Redis, for receiving change hints (a subscribed connection
    * can send nothing else), which the caller closes. Over a `Redis`, it does not subscribe
-   * again by itself after a reconnection: the caller does, on `ready`. Over a `Cluster`, whose
-   * subscriber connection goes to one node, ioredis subscribes again by itself when it moves
-   * to another (hints published meanwhile are lost; the fan-out's periodic check reads what
-   * they announced). Throws when the store was given a client without `duplicate`.
+   * again by itself after a reconnection: the caller does, on `ready`. Over a `Cluster`, it
+   * subscribes to shard channels on the node of each channel's slot, and ioredis subscribes
+   * again by itself when the cluster's layout changes (hints published meanwhile are lost;
+   * the fan-out's periodic check reads what they announced). Throws when the store was given
+   * a client without `duplicate`.
    */
   subscriber(): SubscriberClient {
     if (this.url !== undefined) {
@@ -388,7 +404,9 @@ export class RedisStore implements Store {
     }
     const duplicate = this.client.duplicate as ((...args: unknown[]) => unknown) | undefined;
     if (duplicate === undefined) throw new Error('the Redis client of this store cannot make another connection (no duplicate())');
-    const copy = this.client.isCluster === true ? duplicate.call(this.client, []) : duplicate.call(this.client, { autoResubscribe: false });
+    const copy = this.shardedHints
+      ? duplicate.call(this.client, [], { shardedSubscribers: true })
+      : duplicate.call(this.client, { autoResubscribe: false });
     return copy as SubscriberClient;
   }
 
@@ -493,7 +511,8 @@ export class RedisStore implements Store {
     const head = expectedHead + records.length;
     const members = records.map(encodeRecord);
     const hint = encodeHint({ docId, head, origin: this.origin, at: Date.now(), epoch: context.epoch }, members);
-    const args = [String(expectedHead), String(head), context.epoch, this.keysOfStore.changes, hint, String(records.length)];
+    const publish = this.shardedHints ? 'SPUBLISH' : 'PUBLISH';
+    const args = [String(expectedHead), String(head), context.epoch, publish, this.hintChannel(docId), hint, String(records.length)];
     records.forEach((r, i) => args.push(String(r.version), members[i] as string));
     args.push(String(marks.length));
     for (const m of marks) args.push(m.clientId, encodeMark(m));

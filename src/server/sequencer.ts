@@ -474,10 +474,19 @@ function recoveredOf(r: Recovery | undefined): { version: number; checksum: numb
   return r === undefined ? undefined : { version: r.version, checksum: r.checksum };
 }
 
+/** Told which documents a {@link Sequencer} holds: see {@link Sequencer.watchDocuments}. */
+export interface DocumentWatcher {
+  /** `docId` is now held (listed by `documents()`); it is loaded after this returns. */
+  held(docId: string): void;
+  /** `docId` was unloaded. */
+  dropped(docId: string): void;
+}
+
 /** See the file comment. */
 export class Sequencer {
   private readonly docs = new Map<string, Entry>();
   private readonly listeners = new Set<AppliedListener>();
+  private readonly watchers = new Set<DocumentWatcher>();
   private readonly limits: Required<Omit<SequencerOptions, 'onError' | 'retention' | 'keepLoaded' | 'onStoreLost'>>;
   private readonly keepLoaded: (docId: string) => boolean;
   private readonly retention: RetentionPolicy;
@@ -524,6 +533,28 @@ export class Sequencer {
   onApplied(listener: AppliedListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Registers a watcher of the held documents (those {@link documents} lists): told of each
+   * document as it starts being held, before it is loaded, and as it is unloaded. Returns a
+   * function that removes it. A throwing watcher is reported through `onError`.
+   */
+  watchDocuments(watcher: DocumentWatcher): () => void {
+    this.watchers.add(watcher);
+    return () => this.watchers.delete(watcher);
+  }
+
+  /** Tells the watchers that `docId` is now held (`held`) or no longer is. */
+  private watched(docId: string, held: boolean): void {
+    for (const w of this.watchers) {
+      try {
+        if (held) w.held(docId);
+        else w.dropped(docId);
+      } catch (e) {
+        this.onError(e, docId);
+      }
+    }
   }
 
   /** Largest op accepted: components plus inserted code units. */
@@ -1204,6 +1235,7 @@ export class Sequencer {
         unread: false,
       };
       this.docs.set(docId, e);
+      this.watched(docId, true);
     }
     return e;
   }
@@ -1679,6 +1711,7 @@ export class Sequencer {
       ) {
         this.docs.delete(id);
         this.historyHeld -= e.historyBytes;
+        this.watched(id, false);
       }
     }
   }

@@ -6,7 +6,8 @@
  * - two sequencers, each over its own Cluster client with a fan-out of its own (as two nodes),
  *   editing documents that live on different masters at once: each learns the other's ops from
  *   the hints alone (the periodic check is off), every op is published once and in version
- *   order on both, and both end with the text Redis holds;
+ *   order on both, and both end with the text Redis holds; the hints travel on one shard
+ *   channel per document, subscribed on its slot's master only;
  * - two servers (`createServer` over a RedisStore on a Cluster client each) with real clients
  *   typing on both into two documents: every client converges, every acknowledged marker is in
  *   the text exactly once, and a selection made on one server is shown on the other.
@@ -142,6 +143,16 @@ describe.skipIf(skip)('RedisStore on a Redis Cluster of three masters', () => {
         }
         // Each marker typed here exactly once.
         for (const m of here) expect(text.split(m).length - 1, `${m} in ${d} (seed ${seed})`).toBe(1);
+      }
+      // The hints went over shard channels, one per document, on its slot's master: both nodes
+      // subscribed there, and nobody to a plain channel (which every master would relay).
+      const masters = admin.nodes('master');
+      const count = async (kind: 'SHARDNUMSUB' | 'NUMSUB', channel: string): Promise<number[]> =>
+        Promise.all(masters.map(async (m) => Number(((await m.call('PUBSUB', kind, channel)) as unknown[])[1])));
+      for (const d of docs) {
+        const channel = nodes[0]?.store.hintChannel(d) as string;
+        expect((await count('SHARDNUMSUB', channel)).sort()).toEqual([0, 0, 2]);
+        expect(await count('NUMSUB', channel)).toEqual([0, 0, 0]);
       }
     } finally {
       for (const node of nodes) {

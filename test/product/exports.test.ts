@@ -121,6 +121,7 @@ const SURFACES = {
       'Authenticate',
       'Authorize',
       'ClientMark',
+      'DocumentWatcher',
       'Identity',
       'JwtOptions',
       'LoadedDocument',

@@ -18,6 +18,7 @@ import { type OpRecord, VersionConflictError } from '../../src/server/store.js';
 import { IN_CI, REDIS_URL, RUN_PREFIX, connectRedis, deleteKeys, keysUnder, prefixFor, redisUnreachable } from '../support/redis.js';
 import { sleep, waitFor, within } from '../support/wait.js';
 import { RedisFanout } from '../../src/server/redis-fanout.js';
+import type { DocumentWatcher } from '../../src/server/sequencer.js';
 import { CARRIED_OPS_BYTES, CONFLICT_OPS } from '../../src/server/redis-scripts.js';
 
 /** Any string of UTF-16 code units, lone surrogates included, and the awkward ones by name. */
@@ -168,6 +169,7 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
         refreshed.push([docId, epoch]);
         return Promise.resolve(0);
       },
+      watchDocuments: () => () => true,
     };
     const fanout = new RedisFanout(store, sequencer, { checkInterval: 50 });
     try {
@@ -185,14 +187,78 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     expect(Object.fromEntries(first)).toEqual({ gone: '', ahead: undefined, behind: 'e1', moved: 'e2' });
   });
 
-  it('an append publishes its hint on the change channel, with its ops when they are small and without them past CARRIED_OPS_BYTES', async () => {
+  it("the fan-out hears the hints of the documents its sequencer holds and of no other: subscribed as one is held (then read once), unsubscribed as it is dropped", async () => {
+    const prefix = prefixFor('held-hints');
+    const mine = open(prefix);
+    const writer = open(prefix);
+    const watchers: DocumentWatcher[] = [];
+    const held = new Set(['a']);
+    /** (document, whether the refresh carried a hint's ops) for each refresh asked of the sequencer. */
+    const refreshed: Array<[string, boolean]> = [];
+    const sequencer = {
+      documents: () => [...held],
+      held: () => undefined,
+      refresh: (docId: string, _epoch?: string, ops?: readonly OpRecord[]) => {
+        refreshed.push([docId, ops !== undefined]);
+        return Promise.resolve(0);
+      },
+      watchDocuments: (w: DocumentWatcher) => {
+        watchers.push(w);
+        return () => watchers.splice(watchers.indexOf(w), 1).length > 0;
+      },
+    };
+    const fanout = new RedisFanout(mine, sequencer, { checkInterval: 0 });
+    const heads = new Map<string, number>();
+    /** Another store appends one op to `docId`. */
+    const appendTo = async (docId: string): Promise<void> => {
+      const head = heads.get(docId) ?? 0;
+      heads.set(docId, head + 1);
+      await writer.append(docId, head, [recordOf(head + 1, 'x', 'w', head + 1, EMPTY_CHECKSUM)], [], { epoch: 'e1' });
+    };
+    const seen = (docId: string, withOps: boolean): boolean => refreshed.some(([d, o]) => d === docId && o === withOps);
+    try {
+      await waitFor('the first subscription', () => seen('a', false), 5000, () => JSON.stringify(refreshed));
+      await appendTo('a');
+      await waitFor("a's hint", () => seen('a', true), 5000, () => JSON.stringify(refreshed));
+      await appendTo('b');
+      // Held now: subscribed, then read once.
+      held.add('c');
+      for (const w of watchers) w.held('c');
+      await waitFor("c's read after its subscription", () => seen('c', false), 5000, () => JSON.stringify(refreshed));
+      await appendTo('c');
+      await waitFor("c's hint", () => seen('c', true), 5000, () => JSON.stringify(refreshed));
+      // Dropped: no more hints of c.
+      held.delete('c');
+      for (const w of watchers) w.dropped('c');
+      const before = refreshed.length;
+      await appendTo('c');
+      await appendTo('a');
+      await waitFor("a's second hint", () => refreshed.slice(before).some(([d]) => d === 'a'), 5000, () => JSON.stringify(refreshed));
+      expect(refreshed.slice(before)).toEqual([['a', true]]);
+      expect(refreshed.filter(([d]) => d === 'b')).toEqual([]);
+      expect(await admin.pubsub('NUMSUB', mine.hintChannel('b'), mine.hintChannel('c'), mine.hintChannel('a'))).toEqual([
+        mine.hintChannel('b'),
+        0,
+        mine.hintChannel('c'),
+        0,
+        mine.hintChannel('a'),
+        1,
+      ]);
+    } finally {
+      fanout.close();
+    }
+    expect(watchers).toEqual([]);
+  });
+
+  it("an append publishes its hint on its document's channel, with its ops when they are small and without them past CARRIED_OPS_BYTES", async () => {
     const prefix = prefixFor('hints');
     const store = open(prefix);
     const listener = connectRedis();
     clients.push(listener);
     const heard: string[] = [];
-    listener.on('message', (_channel: string, message: string) => heard.push(message));
-    await listener.subscribe(store.changes);
+    listener.on('message', (channel: string, message: string) => heard.push(`${channel === store.hintChannel('d') ? '' : `on ${channel}: `}${message}`));
+    // Another document's channel hears nothing of d.
+    await listener.subscribe(store.hintChannel('d'), store.hintChannel('other'));
     const small = recordOf(1, 'a', 'c', 1, EMPTY_CHECKSUM);
     await store.append('d', 0, [small], [], { epoch: 'e1' });
     const bigOp: Component[] = [1, 'x'.repeat(CARRIED_OPS_BYTES)];

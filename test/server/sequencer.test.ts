@@ -489,6 +489,25 @@ describe('idle documents', () => {
     await waitFor('every idle document to be unloaded', () => s.openDocuments === 0);
   });
 
+  it('watchers are told of each document as it is held (before its load, already listed) and as it is unloaded; a removed watcher is told nothing', async () => {
+    const store = new ControlledStore(new MemoryStore());
+    const s = sequencer(store, { idleTimeout: 20 });
+    const told: string[] = [];
+    const unwatch = s.watchDocuments({
+      held: (docId) => told.push(`held ${docId} listed=${s.documents().includes(docId)} loaded=${s.held(docId) !== undefined}`),
+      dropped: (docId) => told.push(`dropped ${docId} listed=${s.documents().includes(docId)}`),
+    });
+    await s.submit({ docId: 'x', clientId: 'a', seq: 1, baseVersion: 0, op: ['x'] });
+    await s.submit({ docId: 'x', clientId: 'a', seq: 2, baseVersion: 1, op: [1, 'y'] });
+    expect(told).toEqual(['held x listed=true loaded=false']);
+    await waitFor('x to be unloaded', () => s.openDocuments === 0);
+    expect(told).toEqual(['held x listed=true loaded=false', 'dropped x listed=false']);
+    unwatch();
+    await s.submit({ docId: 'z', clientId: 'a', seq: 1, baseVersion: 0, op: ['z'] });
+    await waitFor('z to be unloaded', () => s.openDocuments === 0);
+    expect(told).toHaveLength(2);
+  });
+
   it('are never unloaded with idleTimeout 0, nor while work is queued', async () => {
     const store = new ControlledStore(new MemoryStore());
     const s = sequencer(store, { idleTimeout: 0 });
