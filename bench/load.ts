@@ -47,7 +47,9 @@
  * average around each run: other processes on the machine skew latency more than CPU time.
  * Finishes with one JSON line.
  *
- * LOAD_VERBOSE=1 prints progress on stderr.
+ * LOAD_VERBOSE=1 prints progress on stderr. LOAD_CPU_PROF=dir makes each server node write V8 CPU
+ * profiles (setup and warm-up included) into a directory of dir named by system, nodes, N, sweep
+ * and node: how bench/RESULTS.md's "Where the second node's CPU goes" was measured.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -64,21 +66,11 @@ import {
 } from './load-peers/backends.js';
 import { median } from './common.js';
 import { type ClientHooks, type LoadClient, type NodeContext, type Peer, within } from './load-peers/common.js';
-import { hocuspocusRedis } from './load-peers/hocuspocus.js';
-import { otter, otterRedis, otterSqlite } from './load-peers/otter.js';
 import type { ChildReply, ChildRequest } from './load-peers/server-child.js';
-import { sharedb, sharedbRedis } from './load-peers/sharedb.js';
-import { yjs } from './load-peers/yjs.js';
+import { SYSTEMS, loadPeer } from './load-peers/systems.js';
 
-const PEERS: Record<string, Peer> = {
-  otter,
-  'otter-sqlite': otterSqlite,
-  'otter-redis': otterRedis,
-  sharedb,
-  'sharedb-redis': sharedbRedis,
-  yjs,
-  'hocuspocus-redis': hocuspocusRedis,
-};
+/** The systems of this invocation (`--systems`), loaded. */
+const peers = new Map<string, Peer>();
 /** What `--multi` sets (flags after it override). */
 const MULTI = ['--systems', 'otter-redis,otter-sqlite,sharedb-redis,hocuspocus-redis', '--nodes', '1,2', '--n', '16,64', '--k', '100', '--interval', '100', '--timeout', '60'];
 const CHILD = fileURLToPath(new URL('./load-peers/server-child.ts', import.meta.url));
@@ -124,7 +116,7 @@ function parseArgs(args: string[]): Options {
     else if (flag === '--repeat') o.repeat = Number(value);
     else throw new Error(`unknown argument ${flag}`);
   }
-  for (const s of o.systems) if (PEERS[s] === undefined) throw new Error(`unknown system ${s}`);
+  for (const s of o.systems) if (!SYSTEMS.includes(s)) throw new Error(`unknown system ${s}`);
   for (const k of o.nodes) if (!Number.isInteger(k) || k < 1) throw new Error(`a node count must be a positive integer, got ${k}`);
   if (!Number.isInteger(o.k) || o.k < 1) throw new Error(`K must be a positive integer, got ${o.k}`);
   if (!Number.isInteger(o.repeat) || o.repeat < 1) throw new Error(`the repeat count must be a positive integer, got ${o.repeat}`);
@@ -211,9 +203,15 @@ class ServerChild {
     });
   }
 
-  static start(system: string, context: NodeContext): ServerChild {
+  /**
+   * Starts a node; with LOAD_CPU_PROF=dir it writes V8 CPU profiles into dir/`label`-node<i>
+   * when it stops (one of its main thread, one of tsx's loader thread).
+   */
+  static start(system: string, context: NodeContext, label: string): ServerChild {
+    const profile = process.env.LOAD_CPU_PROF;
+    const profiling = profile ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profile, `${label}-node${context.node}`)}`] : [];
     return new ServerChild(
-      fork(CHILD, [system, JSON.stringify(context)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+      fork(CHILD, [system, JSON.stringify(context)], { execArgv: ['--import', 'tsx', ...profiling], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
     );
   }
 
@@ -376,7 +374,7 @@ async function closeBackend(backend: RunBackend): Promise<void> {
 }
 
 async function run(system: string, nodes: number, n: number, o: Options, sweep: number): Promise<RunResult> {
-  const peer = PEERS[system] as Peer;
+  const peer = peerOf(system);
   const k = o.k;
   const problems: Record<string, number> = {};
   const problem = (what: string): void => {
@@ -508,7 +506,8 @@ async function run(system: string, nodes: number, n: number, o: Options, sweep: 
     const opened = await openBackend(peer);
     backend = opened;
     const start = (node: number): ServerChild => {
-      const server = ServerChild.start(system, { node, dir: opened.dir, redisUrl: opened.redis?.url, postgres: opened.postgres });
+      const context = { node, dir: opened.dir, redisUrl: opened.redis?.url, postgres: opened.postgres };
+      const server = ServerChild.start(system, context, `${system}-x${nodes}-n${n}-sweep${sweep}`);
       servers.push(server);
       return server;
     };
@@ -832,10 +831,18 @@ function printGoals(results: RunResult[]): void {
   for (const l of lines) console.log(`  ${l}`);
 }
 
+/** The loaded system named `key`. */
+function peerOf(key: string): Peer {
+  const p = peers.get(key);
+  if (p === undefined) throw new Error(`system ${key} is not loaded`);
+  return p;
+}
+
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
+  for (const s of o.systems) peers.set(s, await loadPeer(s));
   const m = machine();
-  const multi = o.nodes.some((k) => k > 1) || o.systems.some((s) => (PEERS[s] as Peer).shares !== undefined);
+  const multi = o.nodes.some((k) => k > 1) || o.systems.some((s) => peerOf(s).shares !== undefined);
   console.log(
     multi
       ? '\n## Several nodes through Redis: Otter vs ShareDB vs Hocuspocus over WebSockets on 127.0.0.1\n'
@@ -848,28 +855,28 @@ async function main(): Promise<void> {
       `timeout ${o.timeout} s per run`,
   );
   if (multi) {
-    const postgres = o.systems.some((s) => (PEERS[s] as Peer).shares?.postgres === true);
+    const postgres = o.systems.some((s) => peerOf(s).shares?.postgres === true);
     console.log(
       `  shared state of each run: a private redis-server ${REDIS_PERSISTENCE.map((a) => (a === '' ? "''" : a)).join(' ')}` +
         (postgres ? `; Postgres ${postgresConfig().database}, tables emptied` : ''),
     );
   }
-  for (const s of o.systems) console.log(`  ${(PEERS[s] as Peer).name}: ${(PEERS[s] as Peer).setup}`);
+  for (const s of o.systems) console.log(`  ${peerOf(s).name}: ${peerOf(s).setup}`);
   console.log(
     '  latency = keystroke → arrival at another client (all (keystroke, receiver) pairs); "all" = arrival at the last receiver;\n' +
       '  frames and bytes = WebSocket messages and payload bytes the server sent, counted by the clients\n',
   );
   const results: RunResult[] = [];
   for (const s of o.systems) {
-    if ((PEERS[s] as Peer).shares === undefined && o.nodes.some((k) => k > 1)) {
-      console.log(`  ${(PEERS[s] as Peer).name} keeps its state to itself: run on 1 node only`);
+    if (peerOf(s).shares === undefined && o.nodes.some((k) => k > 1)) {
+      console.log(`  ${peerOf(s).name} keeps its state to itself: run on 1 node only`);
     }
   }
   for (let sweep = 1; sweep <= o.repeat; sweep++) {
     for (const n of o.sizes) {
       for (const s of o.systems) {
         for (const nodes of o.nodes) {
-          if (nodes > 1 && (PEERS[s] as Peer).shares === undefined) continue;
+          if (nodes > 1 && peerOf(s).shares === undefined) continue;
           const started = performance.now();
           const r = await run(s, nodes, n, o, sweep);
           results.push(r);
