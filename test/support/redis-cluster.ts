@@ -1,9 +1,9 @@
 /**
- * A private Redis Cluster for tests: three masters (no replicas), each a `redis-server` with
- * `--cluster-enabled yes` on a free port of its own (its cluster bus on port + 10000) in a
- * temporary directory, joined with `redis-cli --cluster create` and waited for until every
- * master reports `cluster_state:ok`. Killed and removed at cleanup. The Redis on 6379 is never
- * touched.
+ * A private Redis Cluster for tests: three masters, with or without a replica each, each a
+ * `redis-server` with `--cluster-enabled yes` on a free port of its own (its cluster bus on
+ * port + 10000) in a temporary directory, joined with `redis-cli --cluster create` and waited
+ * for until every node reports `cluster_state:ok` (and, with replicas, every replica is
+ * attached). Killed and removed at cleanup. The Redis on 6379 is never touched.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
@@ -34,22 +34,37 @@ async function clusterPort(): Promise<number> {
   throw new Error('no free port with a free cluster bus port in 50 tries');
 }
 
+/** Options of {@link RedisCluster.started}. */
+export interface ClusterOptions {
+  /** Replicas per master (0 or 1). Default 0. */
+  replicas?: number;
+  /** `cluster-node-timeout`, ms: how long a silent master takes to be failed over. Default Redis's (15,000). */
+  nodeTimeout?: number;
+}
+
 /** A running three-master Redis Cluster on 127.0.0.1. */
 export class RedisCluster {
-  private constructor(readonly ports: readonly number[]) {}
+  private constructor(
+    readonly ports: readonly number[],
+    private readonly processes: ReadonlyMap<number, ChildProcess>,
+  ) {}
 
   /**
-   * Starts the three masters, joins them and waits until the cluster is ok everywhere (30 s at
-   * most); registers their end with `cleanup`. Throws without the tools, or if it never forms.
+   * Starts the nodes, joins them and waits until the cluster is ok everywhere (30 s at most);
+   * registers their end with `cleanup`. Throws without the tools, or if it never forms.
    */
-  static async started(cleanup: Cleanup): Promise<RedisCluster> {
+  static async started(cleanup: Cleanup, options: ClusterOptions = {}): Promise<RedisCluster> {
     if (!HAVE_CLUSTER_TOOLS) throw new Error('redis-server and redis-cli are required with CI=true');
+    const replicas = options.replicas ?? 0;
     const ports: number[] = [];
-    for (let i = 0; i < 3; i++) {
+    const processes = new Map<number, ChildProcess>();
+    for (let i = 0; i < 3 * (1 + replicas); i++) {
       const port = await clusterPort();
       const dir = tempDir(cleanup, `otter-cluster-${i}-`);
       const args = ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'];
+      if (options.nodeTimeout !== undefined) args.push('--cluster-node-timeout', String(options.nodeTimeout));
       const child: ChildProcess = spawn('redis-server', [...args, '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+      processes.set(port, child);
       cleanup.add(async () => {
         if (child.exitCode !== null || child.signalCode !== null) return;
         const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -70,7 +85,7 @@ export class RedisCluster {
         admin.disconnect();
       }
     }
-    const create = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
+    const create = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'], {
       encoding: 'utf8',
       timeout: 30_000,
     });
@@ -80,11 +95,58 @@ export class RedisCluster {
       admin.on('error', () => {});
       try {
         await waitFor(`the cluster to be ok on ${port}`, async () => String(await admin.cluster('INFO')).includes('cluster_state:ok'), 30_000);
+        // Each replica attached to its master and in sync, and known as such to every node.
+        await waitFor(`the replica on ${port} to sync`, async () => {
+          const info = String(await admin.info('replication'));
+          return info.includes('role:master') || info.includes('master_link_status:up');
+        }, 30_000);
+        await waitFor(`every slot range with its replicas, seen from ${port}`, async () =>
+          (await admin.cluster('SLOTS')).every((range) => range.length === 3 + replicas),
+        30_000);
       } finally {
         admin.disconnect();
       }
     }
-    return new RedisCluster(ports);
+    return new RedisCluster(ports, processes);
+  }
+
+  /**
+   * The port of the master serving the slot of `key`, and of its replicas, as the node on
+   * `ask` (default: any node still running) reports them.
+   */
+  async servers(key: string, ask?: number): Promise<{ master: number; replicas: number[] }> {
+    const port = ask ?? this.ports.find((p) => this.running(p));
+    const admin = new Redis(port as number, '127.0.0.1', { maxRetriesPerRequest: 1 });
+    admin.on('error', () => {});
+    try {
+      const slot = Number(await admin.cluster('KEYSLOT', key));
+      const range = (await admin.cluster('SLOTS')).find(([from, to]) => from <= slot && slot <= to);
+      const [, , master, ...others] = range ?? [];
+      if (master === undefined) throw new Error(`no node serves slot ${slot}`);
+      return { master: master[1], replicas: others.map((r) => r[1]) };
+    } finally {
+      admin.disconnect();
+    }
+  }
+
+  /** Whether the node on `port` is still running. */
+  running(port: number): boolean {
+    const child = this.processes.get(port);
+    return child !== undefined && child.exitCode === null && child.signalCode === null;
+  }
+
+  /** Stops (SIGSTOP) or resumes (SIGCONT) the node on `port`: stopped, it reads and answers nothing. */
+  pause(port: number, paused: boolean): void {
+    if (this.running(port)) this.processes.get(port)?.kill(paused ? 'SIGSTOP' : 'SIGCONT');
+  }
+
+  /** Kills the node on `port` at once (SIGKILL): no goodbye to the cluster or its clients. */
+  async kill(port: number): Promise<void> {
+    const child = this.processes.get(port);
+    if (child === undefined || !this.running(port)) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await within(exited, 10_000, 'a cluster redis-server exiting');
   }
 
   /** A new ioredis Cluster client on it (the caller disconnects it). */
