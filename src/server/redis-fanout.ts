@@ -14,10 +14,14 @@
  * hint of a small append carries its ops, which the sequencer takes if they continue its head
  * (checked as any); otherwise it reads the log. Either way a lost hint loses nothing but time:
  * - Redis pub/sub drops messages while a subscriber is disconnected (a killed connection, a
- *   restarted Redis). Each time the connection is ready again the fan-out subscribes anew and
- *   then refreshes every document the sequencer holds, which reads whatever it missed. A
- *   document whose channel is subscribed while it is held is refreshed once the subscription
- *   is made, which reads what was committed between its load and then.
+ *   restarted Redis). Over plain Redis, each time the connection is ready again the fan-out
+ *   subscribes anew; on a Cluster, ioredis subscribes the shard channels again itself and says
+ *   so (`subscribersReady`). Either way the fan-out then refreshes every document the
+ *   sequencer holds, which reads whatever it missed. A document subscribed while it is held is
+ *   refreshed once the subscription is made (or, in any case, {@link SUBSCRIBE_WAIT_MS} later:
+ *   a shard subscription sent to a node that no longer serves the slot is never answered),
+ *   which reads what was committed between its load and then. A subscription that fails is
+ *   tried again after {@link RETRY_MS}.
  * - Hints for one document may arrive out of order or many at once: refreshes of a document
  *   are queued in its sequencer queue and coalesce, and each reads from the committed head.
  * - A refresh that fails (Redis unreachable) is retried after {@link RETRY_MS} while the
@@ -36,8 +40,27 @@ import { decodeHint } from './redis-store.js';
 import type { DocumentWatcher, Sequencer } from './sequencer.js';
 import { type Logger, silentLogger } from './telemetry.js';
 
-/** Ms before a failed refresh of a document is tried again. */
+/** Ms before a failed refresh or subscription is tried again. */
 const RETRY_MS = 1000;
+
+/** Most ms a new subscription of a held document is waited for before the document is read anyway. */
+const SUBSCRIBE_WAIT_MS = 1000;
+
+/** Most channels one SUBSCRIBE or UNSUBSCRIBE names. */
+const CHANNELS_PER_COMMAND = 10_000;
+
+/** Resolves once `promise` settles, either way, or after `ms`, whichever comes first. */
+function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref?.();
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    promise.then(done, done);
+  });
+}
 
 /** The default {@link RedisFanoutOptions.checkInterval}. */
 export const CHECK_INTERVAL_MS = 2000;
@@ -85,11 +108,18 @@ export class RedisFanout {
   private readonly telemetry: FanoutTelemetry | undefined;
   private readonly presence: PresenceReceiver | undefined;
   private readonly retries = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Retries of a failed shard subscription of one document (Cluster). */
+  private readonly subscribeRetries = new Map<string, ReturnType<typeof setTimeout>>();
+  /** The retry of a failed subscription of every held document (plain Redis). */
+  private resubscribeTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
   private everSubscribed = false;
+  /** The documents the sequencer holds: those it held at the start, then as its watcher is told. */
+  private readonly docs: Set<string>;
   /**
-   * Whether the connection is up and subscribed (or subscribing): a document held from now on
-   * subscribes to its channel at once; while false, the next subscription takes every held one.
+   * Plain Redis: whether the connection is up and subscribed (or subscribing). A document held
+   * from now on subscribes to its channel at once; while false, the next subscription takes
+   * every held one. (On a Cluster, ioredis keeps the shard subscriptions across reconnections.)
    */
   private listening = false;
   private readonly unwatch: () => void;
@@ -106,23 +136,40 @@ export class RedisFanout {
     private readonly sequencer: Pick<Sequencer, 'refresh' | 'documents' | 'held' | 'watchDocuments'>,
     options: RedisFanoutOptions = {},
   ) {
+    const every = options.checkInterval ?? CHECK_INTERVAL_MS;
+    if (!Number.isSafeInteger(every) || every < 0) throw new RangeError(`checkInterval must be a non-negative integer of ms, got ${String(every)}`);
     this.logger = options.logger ?? silentLogger;
     this.telemetry = options.telemetry;
     this.presence = options.presence;
+    this.docs = new Set(sequencer.documents());
     this.connection = store.subscriber();
     this.connection.on('message', (channel, message) => this.onMessage(channel, message));
     this.connection.on('smessage', (channel, message) => this.onMessage(channel, message));
     this.connection.on('ready', () => void this.subscribe());
+    this.connection.on('subscribersReady', () => {
+      if (this.closed) return;
+      this.logger.info({}, 'hint shard subscriptions (re)made: refreshing every held document');
+      this.refreshAll();
+    });
     this.connection.on('error', (e) => this.logger.warn({ err: e.message }, 'hint subscription: Redis connection error'));
     this.connection.on('close', () => {
       this.listening = false;
       if (!this.closed && this.everSubscribed) this.logger.warn({}, 'hint subscription lost: reconnecting');
     });
-    const watcher: DocumentWatcher = { held: (docId) => this.listen(docId), dropped: (docId) => this.unlisten(docId) };
+    const watcher: DocumentWatcher = {
+      held: (docId) => {
+        this.docs.add(docId);
+        this.listen(docId);
+      },
+      dropped: (docId) => {
+        this.docs.delete(docId);
+        this.unlisten(docId);
+      },
+    };
     this.unwatch = sequencer.watchDocuments(watcher);
+    // On a Cluster, each held document subscribes once; ioredis keeps it subscribed from then on.
+    if (store.shardedHints) for (const docId of this.docs) this.listen(docId);
     if (this.connection.status === 'ready') void this.subscribe();
-    const every = options.checkInterval ?? CHECK_INTERVAL_MS;
-    if (!Number.isSafeInteger(every) || every < 0) throw new RangeError(`checkInterval must be a non-negative integer of ms, got ${String(every)}`);
     if (every > 0) {
       this.checker = setInterval(() => void this.check(), every);
       this.checker.unref?.();
@@ -160,67 +207,117 @@ export class RedisFanout {
     this.closed = true;
     this.unwatch();
     if (this.checker !== undefined) clearInterval(this.checker);
-    for (const t of this.retries.values()) clearTimeout(t);
+    clearTimeout(this.resubscribeTimer);
+    for (const t of [...this.retries.values(), ...this.subscribeRetries.values()]) clearTimeout(t);
     this.retries.clear();
+    this.subscribeRetries.clear();
     this.connection.disconnect();
   }
 
   /**
-   * Subscribes to the hint channel of every held document (and to the presence channel), then
-   * refreshes each: whatever was committed while no hint could arrive is read now, and from
-   * here on every commit sends one.
+   * On each (re)connection: subscribes to the presence channel and, over plain Redis, to the
+   * hint channel of every held document (a Cluster's shard subscriptions are ioredis's to
+   * restore, see `subscribersReady`), then refreshes every held document: whatever was
+   * committed while no hint could arrive is read now, and from here on every commit sends one.
+   * A failure is retried after {@link RETRY_MS} (or on the next `ready`, if the connection
+   * dropped).
    */
   private async subscribe(): Promise<void> {
     if (this.closed) return;
+    clearTimeout(this.resubscribeTimer);
+    this.resubscribeTimer = undefined;
     // Documents held from now on subscribe by themselves, after these (commands keep their order).
     this.listening = true;
     try {
       if (this.presence !== undefined) await this.connection.subscribe(this.store.presence);
-      await this.hints('subscribe', this.sequencer.documents());
+      if (!this.store.shardedHints) await this.hints('subscribe', [...this.docs]);
     } catch (e) {
-      // The connection dropped again: its next `ready` subscribes again.
-      this.logger.warn({ err: String(e) }, 'hint subscription failed: retrying on reconnection');
+      this.logger.warn({ err: String(e) }, 'hint subscription failed: retrying');
+      this.resubscribeLater();
       return;
     }
     if (this.everSubscribed) this.logger.info({}, 'hint subscription restored: refreshing every held document');
     this.everSubscribed = true;
     this.telemetry?.subscribed();
-    for (const docId of this.sequencer.documents()) this.refresh(docId, undefined);
+    this.refreshAll();
     this.presence?.resync();
   }
 
-  /** Subscribes to, or unsubscribes from, the hint channels of `docIds`. */
+  /** Plain Redis: subscribes every held document again after {@link RETRY_MS}, if the connection is up then. */
+  private resubscribeLater(): void {
+    this.listening = false;
+    if (this.closed || this.resubscribeTimer !== undefined) return;
+    this.resubscribeTimer = setTimeout(() => {
+      this.resubscribeTimer = undefined;
+      // A connection that dropped subscribes again on its `ready`.
+      if (this.connection.status === 'ready') void this.subscribe();
+    }, RETRY_MS);
+    this.resubscribeTimer.unref?.();
+  }
+
+  /** Reads every held document past its committed head. */
+  private refreshAll(): void {
+    for (const docId of this.docs) this.refresh(docId, undefined);
+  }
+
+  /**
+   * Subscribes to, or unsubscribes from, the hint channels of `docIds`: over plain Redis in
+   * commands of at most {@link CHANNELS_PER_COMMAND} channels; on a Cluster one command per
+   * channel (shard channels of different slots may not share one).
+   */
   private async hints(action: 'subscribe' | 'unsubscribe', docIds: readonly string[]): Promise<void> {
-    if (docIds.length === 0) return;
     const channels = docIds.map((d) => this.store.hintChannel(d));
     const c = this.connection;
-    if (!this.store.shardedHints) await (action === 'subscribe' ? c.subscribe(...channels) : c.unsubscribe(...channels));
-    // Shard channels of different slots may not share a command.
-    else await Promise.all(channels.map((ch) => (action === 'subscribe' ? c.ssubscribe(ch) : c.sunsubscribe(ch))));
+    if (this.store.shardedHints) {
+      await Promise.all(channels.map((ch) => (action === 'subscribe' ? c.ssubscribe(ch) : c.sunsubscribe(ch))));
+      return;
+    }
+    const commands: Promise<unknown>[] = [];
+    for (let i = 0; i < channels.length; i += CHANNELS_PER_COMMAND) {
+      const some = channels.slice(i, i + CHANNELS_PER_COMMAND);
+      // In bounded pieces: spreading hundreds of thousands of arguments overflows the stack.
+      commands.push(action === 'subscribe' ? c.subscribe(...some) : c.unsubscribe(...some));
+    }
+    await Promise.all(commands);
   }
 
   /**
    * `docId` is now held: subscribes to its channel, then refreshes it (reading what was
-   * committed before the subscription took effect). While the connection is down, the next
-   * {@link subscribe} does both.
+   * committed before the subscription took effect). Over plain Redis while the connection is
+   * not subscribed, the next {@link subscribe} does both.
    */
   private listen(docId: string): void {
-    if (this.closed || !this.listening) return;
-    this.hints('subscribe', [docId]).then(
-      () => this.refresh(docId, undefined),
-      (e: unknown) => this.logger.warn({ doc: docId, err: String(e) }, 'hint subscription of a document failed: retrying on reconnection'),
-    );
+    if (this.closed) return;
+    const sharded = this.store.shardedHints;
+    if (!sharded && !this.listening) return;
+    const subscribed = this.hints('subscribe', [docId]);
+    subscribed.catch((e: unknown) => {
+      if (this.closed || !this.docs.has(docId)) return;
+      this.logger.warn({ doc: docId, err: String(e) }, 'hint subscription of a document failed: retrying');
+      if (!sharded) this.resubscribeLater();
+      else if (!this.subscribeRetries.has(docId)) {
+        const timer = setTimeout(() => {
+          this.subscribeRetries.delete(docId);
+          if (this.docs.has(docId)) this.listen(docId);
+        }, RETRY_MS);
+        timer.unref?.();
+        this.subscribeRetries.set(docId, timer);
+      }
+    });
+    void settledWithin(subscribed, SUBSCRIBE_WAIT_MS).then(() => {
+      if (!this.closed && this.docs.has(docId)) this.refresh(docId, undefined);
+    });
   }
 
   /** `docId` was unloaded: no more hints, nor retries, for it. */
   private unlisten(docId: string): void {
-    const retry = this.retries.get(docId);
-    if (retry !== undefined) {
-      clearTimeout(retry);
-      this.retries.delete(docId);
+    for (const timers of [this.retries, this.subscribeRetries]) {
+      clearTimeout(timers.get(docId));
+      timers.delete(docId);
     }
-    if (this.closed || !this.listening) return;
-    // A failure means the connection dropped: the next subscription leaves the document out.
+    if (this.closed) return;
+    // Sent even while the connection is down: it waits in the offline queue, behind any
+    // subscription ioredis sends again on reconnecting, so the document does not stay subscribed.
     this.hints('unsubscribe', [docId]).catch(() => {});
   }
 

@@ -64,7 +64,9 @@ export const CARRIED_OPS_BYTES = 64 * 1024;
  * when n ops lie past the recorded head (damaged data: it would be doubled), also writing
  * nothing. Else adds each op scored by its version, upserts the marks and the recovery, records
  * the new head, stores the epoch unless one is stored, publishes the hint on the hint
- * channel (unless the command is empty) and replies {1}. Published from the script, the hint
+ * channel (unless the command is empty) and replies {1} — or {1, error} when publishing
+ * failed (a Redis without SPUBLISH): the append stands all the same (Redis does not undo a
+ * script's writes, so a failing last call must not make a done append look failed). Published from the script, the hint
  * goes out after the append and never for an append that did not happen. The caller checks
  * the versions run on consecutively from the expected head + 1.
  */
@@ -99,7 +101,10 @@ end
 if ARGV[i] == '1' then redis.call('HSET', KEYS[4], ARGV[i + 1], ARGV[i + 2]) end
 redis.call('HSET', KEYS[1], 'head', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[3])
-if ARGV[4] ~= '' then redis.call(ARGV[4], ARGV[5], ARGV[6]) end
+if ARGV[4] ~= '' then
+  local sent = redis.pcall(ARGV[4], ARGV[5], ARGV[6])
+  if type(sent) == 'table' and sent.err then return {1, sent.err} end
+end
 return {1}
 `);
 

@@ -114,6 +114,8 @@ export interface SubscriberClient {
   /** A message of a channel (`message`), or of a shard channel (`smessage`, on a Cluster). */
   on(event: 'message' | 'smessage', listener: (channel: string, message: string) => void): unknown;
   on(event: 'close', listener: () => void): unknown;
+  /** A Cluster's shard subscribers are (re)connected and every shard channel subscribed again. */
+  on(event: 'subscribersReady', listener: () => void): unknown;
   subscribe(...channels: string[]): Promise<unknown>;
   unsubscribe(...channels: string[]): Promise<unknown>;
   ssubscribe(...channels: string[]): Promise<unknown>;
@@ -393,8 +395,9 @@ export class RedisStore implements Store {
    * can send nothing else), which the caller closes. Over a `Redis`, it does not subscribe
    * again by itself after a reconnection: the caller does, on `ready`. Over a `Cluster`, it
    * subscribes to shard channels on the node of each channel's slot, and ioredis subscribes
-   * again by itself when the cluster's layout changes (hints published meanwhile are lost;
-   * the fan-out's periodic check reads what they announced). Throws when the store was given
+   * again by itself when a subscriber connection drops or the cluster's layout changes, then
+   * emits `subscribersReady` (hints published meanwhile are lost: the fan-out then reads what
+   * they announced). Throws when the store was given
    * a client without `duplicate`.
    */
   subscriber(): SubscriberClient {
@@ -526,7 +529,12 @@ export class RedisStore implements Store {
       (string | null)?,
       string[]?,
     ];
-    if (reply[0] === 1) return;
+    if (reply[0] === 1) {
+      // Appended, but its hint not published: the other servers learn of it by their periodic
+      // check alone. Counted as a failed `publish` round trip (otter_redis_errors_total).
+      if (reply[1] !== undefined) for (const l of this.roundTrips) l('publish', 0, false);
+      return;
+    }
     if (reply[0] === 2) throw new StorageCorruptError(docId, `${String(reply[1])} stored ops lie past the recorded head`);
     const stored = storedInteger(docId, String(reply[1]), 'the recorded head');
     const storedEpoch = reply[2] ?? undefined;

@@ -13,14 +13,14 @@
  *   the text exactly once, and a selection made on one server is shown on the other.
  * Skipped without redis-server and redis-cli, saying so; with CI=true it fails instead.
  */
-import type { Cluster } from 'ioredis';
+import { type Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Component, apply } from '../../src/ot/index.js';
 import { verifyLoaded } from '../../src/server/integrity.js';
 import { RedisFanout } from '../../src/server/redis-fanout.js';
 import { documentKeys } from '../../src/server/redis-keys.js';
 import { RedisStore } from '../../src/server/redis-store.js';
-import { Sequencer } from '../../src/server/sequencer.js';
+import { type DocumentWatcher, Sequencer } from '../../src/server/sequencer.js';
 import type { OpRecord } from '../../src/server/store.js';
 import { storeContract } from '../../src/server/store-contract.js';
 import { HAVE_CLUSTER_TOOLS, RedisCluster } from '../support/redis-cluster.js';
@@ -39,6 +39,8 @@ describe.skipIf(skip)('RedisStore on a Redis Cluster of three masters', () => {
   let cluster: RedisCluster;
   let admin: Cluster;
   const clients: Cluster[] = [];
+  /** Connections to single nodes, disconnected after the test. */
+  const nodeClients: Redis[] = [];
   let prefixes = 0;
 
   /** A Cluster client of its own, disconnected after the test. */
@@ -55,7 +57,7 @@ describe.skipIf(skip)('RedisStore on a Redis Cluster of three masters', () => {
   }, 60_000);
 
   afterEach(() => {
-    for (const c of clients.splice(0)) c.disconnect();
+    for (const c of [...clients.splice(0), ...nodeClients.splice(0)]) c.disconnect();
   });
 
   afterAll(async () => {
@@ -161,6 +163,102 @@ describe.skipIf(skip)('RedisStore on a Redis Cluster of three masters', () => {
       }
     }
   }, 60_000);
+
+  /** The ports of the masters, each with an admin connection of its own (disconnected after the test). */
+  function masters(): Map<number, Redis> {
+    const admins = new Map(cluster.ports.map((p) => [p, new Redis(p, '127.0.0.1', { maxRetriesPerRequest: 1 })]));
+    for (const r of admins.values()) r.on('error', () => {});
+    nodeClients.push(...admins.values());
+    return admins;
+  }
+
+  /** Shard subscribers of `channel`, over all masters. */
+  async function shardSubscribers(admins: Map<number, Redis>, channel: string): Promise<number> {
+    let n = 0;
+    for (const r of admins.values()) n += Number(((await r.call('PUBSUB', 'SHARDNUMSUB', channel)) as unknown[])[1]);
+    return n;
+  }
+
+  it("a node's shard subscriber connections killed: what the other node commits meanwhile reaches it without another commit (the periodic check off)", async () => {
+    const prefix = 'killed-subscriber:';
+    const docId = 'watched';
+    const nodes = [0, 1].map(() => {
+      const store = new RedisStore(client(), { prefix });
+      const sequencer = new Sequencer(store, { idleTimeout: 0 });
+      const published: number[] = [];
+      sequencer.onApplied((_d, r) => published.push(r.version));
+      return { store, sequencer, published, fanout: new RedisFanout(store, sequencer, { checkInterval: 0 }) };
+    });
+    const [a, b] = nodes as [(typeof nodes)[number], (typeof nodes)[number]];
+    const admins = masters();
+    const channel = a.store.hintChannel(docId);
+    try {
+      for (const [n, node] of nodes.entries()) await node.sequencer.open(docId, `opener-${n}`);
+      await waitFor('both nodes subscribed', async () => (await shardSubscribers(admins, channel)) === 2, 10_000);
+      await b.sequencer.submit({ docId, clientId: 'typist', seq: 1, baseVersion: 0, op: ['x'] });
+      await waitFor('a hint', () => a.published.length === 1, 10_000);
+      let killed = 0;
+      for (const r of admins.values()) {
+        for (const line of String(await r.client('LIST')).split('\n')) {
+          const id = /id=(\d+) .*name=\S*ssubscriber/.exec(line)?.[1];
+          if (id !== undefined) killed += Number(await r.client('KILL', 'ID', id));
+        }
+      }
+      expect(killed).toBeGreaterThanOrEqual(2);
+      // Committed while the subscribers are gone: its hint is lost.
+      await b.sequencer.submit({ docId, clientId: 'typist', seq: 2, baseVersion: 1, op: [1, 'y'] });
+      await waitFor('the op committed meanwhile', () => a.published.length === 2, 10_000, () => JSON.stringify(a.published));
+      expect(a.published).toEqual([1, 2]);
+      await waitFor('both nodes subscribed again', async () => (await shardSubscribers(admins, channel)) === 2, 10_000);
+    } finally {
+      for (const node of nodes) {
+        node.fanout.close();
+        await node.sequencer.close();
+      }
+    }
+  }, 30_000);
+
+  it('a document held while its slot has just moved (the subscription answered MOVED): it is read, then subscribed on the new master', async () => {
+    const prefix = 'moved-slot:';
+    const docId = 'moving';
+    const store = new RedisStore(client(), { prefix });
+    const held = new Set<string>(['warm']);
+    const watchers: DocumentWatcher[] = [];
+    const refreshed: string[] = [];
+    const sequencer = {
+      documents: () => [...held],
+      held: () => undefined,
+      refresh: (d: string) => {
+        refreshed.push(d);
+        return Promise.resolve(0);
+      },
+      watchDocuments: (w: DocumentWatcher) => {
+        watchers.push(w);
+        return () => true;
+      },
+    };
+    const fanout = new RedisFanout(store, sequencer, { checkInterval: 0 });
+    const admins = masters();
+    const channel = store.hintChannel(docId);
+    const slot = Number(await (admins.get(cluster.ports[0] as number) as Redis).cluster('KEYSLOT', channel));
+    const { master } = await cluster.servers(channel);
+    const target = cluster.ports.find((p) => p !== master) as number;
+    const targetId = String(await (admins.get(target) as Redis).cluster('MYID'));
+    try {
+      await waitFor('the first subscription', () => refreshed.includes('warm'), 10_000);
+      // The slot (empty) moves; the fan-out's view of the cluster is now stale.
+      for (const p of [target, ...cluster.ports.filter((q) => q !== target)]) await (admins.get(p) as Redis).cluster('SETSLOT', slot, 'NODE', targetId);
+      held.add(docId);
+      for (const w of watchers) w.held(docId);
+      await waitFor('the document read', () => refreshed.includes(docId), 10_000, () => JSON.stringify(refreshed));
+      await waitFor('subscribed on the new master', async () => Number(((await (admins.get(target) as Redis).call('PUBSUB', 'SHARDNUMSUB', channel)) as unknown[])[1]) === 1, 10_000);
+    } finally {
+      fanout.close();
+      // The slot back where it was (it holds no key).
+      const masterId = String(await (admins.get(master) as Redis).cluster('MYID'));
+      for (const p of [master, ...cluster.ports.filter((q) => q !== master)]) await (admins.get(p) as Redis).cluster('SETSLOT', slot, 'NODE', masterId);
+    }
+  }, 30_000);
 
   it('two servers over Cluster clients, real clients typing on both: converged, each acknowledged marker once, presence relayed', async () => {
     const seed = seedOf('redis-cluster.test', 'two servers');

@@ -19,7 +19,7 @@ import { IN_CI, REDIS_URL, RUN_PREFIX, connectRedis, deleteKeys, keysUnder, pref
 import { sleep, waitFor, within } from '../support/wait.js';
 import { RedisFanout } from '../../src/server/redis-fanout.js';
 import type { DocumentWatcher } from '../../src/server/sequencer.js';
-import { CARRIED_OPS_BYTES, CONFLICT_OPS } from '../../src/server/redis-scripts.js';
+import { APPEND, CARRIED_OPS_BYTES, CONFLICT_OPS } from '../../src/server/redis-scripts.js';
 
 /** Any string of UTF-16 code units, lone surrogates included, and the awkward ones by name. */
 const anyId = fc.oneof(
@@ -248,6 +248,67 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
       fanout.close();
     }
     expect(watchers).toEqual([]);
+  });
+
+  it('the fan-out subscribes however many documents are held (150,000: more channels than one call can spread)', async () => {
+    const prefix = prefixFor('many-held');
+    const store = open(prefix);
+    const held = Array.from({ length: 150_000 }, (_, i) => `doc${i}`);
+    let subscribed = 0;
+    const sequencer = { documents: () => held, held: () => undefined, refresh: () => Promise.resolve(0), watchDocuments: () => () => true };
+    const fanout = new RedisFanout(store, sequencer, { checkInterval: 0, telemetry: { remoteOpsPublished: () => {}, subscribed: () => void subscribed++ } });
+    try {
+      await waitFor('the subscription', () => subscribed === 1, 20_000);
+      const counts = (await admin.pubsub('NUMSUB', store.hintChannel('doc0'), store.hintChannel('doc149999'))) as unknown[];
+      expect([counts[1], counts[3]]).toEqual([1, 1]);
+    } finally {
+      fanout.close();
+    }
+  }, 30_000);
+
+  it("a document dropped while the fan-out's connection is down, its subscription in flight, is not subscribed once the connection is back", async () => {
+    const prefix = prefixFor('dropped-while-down');
+    const store = open(prefix);
+    const held = new Set<string>();
+    const watchers: DocumentWatcher[] = [];
+    let subscribed = 0;
+    const sequencer = {
+      documents: () => [...held],
+      held: () => undefined,
+      refresh: () => Promise.resolve(0),
+      watchDocuments: (w: DocumentWatcher) => {
+        watchers.push(w);
+        return () => true;
+      },
+    };
+    const fanout = new RedisFanout(store, sequencer, { checkInterval: 0, telemetry: { remoteOpsPublished: () => {}, subscribed: () => void subscribed++ } });
+    // The fan-out's own connection, to cut it at the exact moment (a CLIENT KILL would come too late).
+    const connection = (fanout as unknown as { connection: Redis }).connection;
+    try {
+      await waitFor('the first subscription', () => subscribed === 1, 5000);
+      held.add('f');
+      for (const w of watchers) w.held('f');
+      connection.stream.destroy();
+      await new Promise((resolve) => connection.once('close', resolve));
+      held.delete('f');
+      for (const w of watchers) w.dropped('f');
+      await waitFor('the subscription restored', () => subscribed === 2, 10_000);
+      await sleep(100);
+      expect(((await admin.pubsub('NUMSUB', store.hintChannel('f'))) as unknown[])[1]).toBe(0);
+    } finally {
+      fanout.close();
+    }
+  });
+
+  it('an append whose hint cannot be published (a Redis without the command) still lands and says so: Redis would not undo its writes', async () => {
+    const prefix = prefixFor('publish-fails');
+    const client = connectRedis();
+    clients.push(client);
+    const k = documentKeys(prefix, 'd');
+    const reply = await APPEND.run(client, [k.meta, k.ops, k.marks, k.recoveries], ['0', '1', 'e1', 'NOSUCHPUBLISH', k.hints, 'hint', '1', '1', 'member', '0', '0']);
+    expect(reply).toEqual([1, expect.stringMatching(/unknown .*command/i)]);
+    expect(await admin.hget(k.meta, 'head')).toBe('1');
+    expect(await admin.zcard(k.ops)).toBe(1);
   });
 
   it("an append publishes its hint on its document's channel, with its ops when they are small and without them past CARRIED_OPS_BYTES", async () => {
