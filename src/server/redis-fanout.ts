@@ -33,8 +33,11 @@
  *   held document are compared with the held ones: a loss nobody commits after, or a hint lost
  *   while the subscription stayed up, is found within that time.
  * Hints from this server's own store are skipped: its sequencer published those ops already.
- * The same connection may also carry the presence channel (`redis-presence.ts`).
+ * The same connection may also carry the presences relayed between servers
+ * (`redis-presence.ts`): each held document's presence channel, subscribed and given up with
+ * its hint channel, and the store-wide channel of requests to send every presence again.
  */
+import { isPresenceChannel } from './redis-keys.js';
 import type { ChangeHint, RedisStore, SubscriberClient } from './redis-store.js';
 import { decodeHint } from './redis-store.js';
 import type { DocumentWatcher, Sequencer } from './sequencer.js';
@@ -78,10 +81,15 @@ export interface FanoutTelemetry {
 
 /** What a {@link RedisFanout} also carries for presence (see `redis-presence.ts`). */
 export interface PresenceReceiver {
-  /** Takes one message of the store's presence channel. */
+  /** Takes one message of a presence channel (a document's, or the store-wide one). */
   receive(text: string): void;
-  /** Called each time the subscription is (re)established: messages may have been missed. */
-  resync(): void;
+  /**
+   * Called with a document once its channels are subscribed, and without one each time the
+   * subscription is (re)established: messages may have been missed.
+   */
+  resync(docId?: string): void;
+  /** Called when a document's channels are given up: nothing more is heard of it. */
+  forget(docId: string): void;
 }
 
 /** Options of {@link RedisFanout}. */
@@ -150,6 +158,7 @@ export class RedisFanout {
       if (this.closed) return;
       this.logger.info({}, 'hint shard subscriptions (re)made: refreshing every held document');
       this.refreshAll();
+      this.presence?.resync();
     });
     this.connection.on('error', (e) => this.logger.warn({ err: e.message }, 'hint subscription: Redis connection error'));
     this.connection.on('close', () => {
@@ -168,7 +177,7 @@ export class RedisFanout {
     };
     this.unwatch = sequencer.watchDocuments(watcher);
     // On a Cluster, each held document subscribes once; ioredis keeps it subscribed from then on.
-    if (store.shardedHints) for (const docId of this.docs) this.listen(docId);
+    if (store.shardedChannels) for (const docId of this.docs) this.listen(docId);
     if (this.connection.status === 'ready') void this.subscribe();
     if (every > 0) {
       this.checker = setInterval(() => void this.check(), every);
@@ -230,7 +239,7 @@ export class RedisFanout {
     this.listening = true;
     try {
       if (this.presence !== undefined) await this.connection.subscribe(this.store.presence);
-      if (!this.store.shardedHints) await this.hints('subscribe', [...this.docs]);
+      if (!this.store.shardedChannels) await this.channels('subscribe', [...this.docs]);
     } catch (e) {
       this.logger.warn({ err: String(e) }, 'hint subscription failed: retrying');
       this.resubscribeLater();
@@ -261,14 +270,17 @@ export class RedisFanout {
   }
 
   /**
-   * Subscribes to, or unsubscribes from, the hint channels of `docIds`: over plain Redis in
-   * commands of at most {@link CHANNELS_PER_COMMAND} channels; on a Cluster one command per
-   * channel (shard channels of different slots may not share one).
+   * Subscribes to, or unsubscribes from, the channels of `docIds` — hints, and presences when
+   * this fan-out carries them: over plain Redis in commands of at most
+   * {@link CHANNELS_PER_COMMAND} channels; on a Cluster one command per channel (shard channels
+   * of different slots may not share one).
    */
-  private async hints(action: 'subscribe' | 'unsubscribe', docIds: readonly string[]): Promise<void> {
-    const channels = docIds.map((d) => this.store.hintChannel(d));
+  private async channels(action: 'subscribe' | 'unsubscribe', docIds: readonly string[]): Promise<void> {
+    const channels = docIds.flatMap((d) =>
+      this.presence === undefined ? [this.store.hintChannel(d)] : [this.store.hintChannel(d), this.store.presenceChannel(d)],
+    );
     const c = this.connection;
-    if (this.store.shardedHints) {
+    if (this.store.shardedChannels) {
       await Promise.all(channels.map((ch) => (action === 'subscribe' ? c.ssubscribe(ch) : c.sunsubscribe(ch))));
       return;
     }
@@ -288,9 +300,9 @@ export class RedisFanout {
    */
   private listen(docId: string): void {
     if (this.closed) return;
-    const sharded = this.store.shardedHints;
+    const sharded = this.store.shardedChannels;
     if (!sharded && !this.listening) return;
-    const subscribed = this.hints('subscribe', [docId]);
+    const subscribed = this.channels('subscribe', [docId]);
     subscribed.catch((e: unknown) => {
       if (this.closed || !this.docs.has(docId)) return;
       this.logger.warn({ doc: docId, err: String(e) }, 'hint subscription of a document failed: retrying');
@@ -305,25 +317,28 @@ export class RedisFanout {
       }
     });
     void settledWithin(subscribed, SUBSCRIBE_WAIT_MS).then(() => {
-      if (!this.closed && this.docs.has(docId)) this.refresh(docId, undefined);
+      if (this.closed || !this.docs.has(docId)) return;
+      this.refresh(docId, undefined);
+      this.presence?.resync(docId);
     });
   }
 
-  /** `docId` was unloaded: no more hints, nor retries, for it. */
+  /** `docId` was unloaded: no more hints, presences or retries for it. */
   private unlisten(docId: string): void {
     for (const timers of [this.retries, this.subscribeRetries]) {
       clearTimeout(timers.get(docId));
       timers.delete(docId);
     }
     if (this.closed) return;
+    this.presence?.forget(docId);
     // Sent even while the connection is down: it waits in the offline queue, behind any
     // subscription ioredis sends again on reconnecting, so the document does not stay subscribed.
-    this.hints('unsubscribe', [docId]).catch(() => {});
+    this.channels('unsubscribe', [docId]).catch(() => {});
   }
 
   private onMessage(channel: string, message: string): void {
     if (this.closed) return;
-    if (channel === this.store.presence) {
+    if (channel === this.store.presence || isPresenceChannel(channel)) {
       this.presence?.receive(message);
       return;
     }

@@ -18,9 +18,12 @@
  * - `P{E}:hints`      not a key: the document's pub/sub channel, on which every append announces
  *                     the document's new head and epoch (see `redis-fanout.ts`); a shard
  *                     channel on a Cluster, in the document's slot;
+ * - `P{E}:presence`   not a key: the document's channel of presences relayed between servers
+ *                     (see `redis-presence.ts`), a shard channel on a Cluster likewise;
  * - `Pinstance`       the epoch of documents never written (see `redis-store.ts`);
  * - `Pprobe`          the time of the last write probe (`ping`);
- * - `Ppresence`       not a key: the pub/sub channel of presences (see `redis-presence.ts`);
+ * - `Ppresence`       not a key: the channel on which a server asks every other to send its
+ *                     presences again (see `redis-presence.ts`);
  * - `Pnode:<origin>`  the heartbeat of the server whose store has that origin (expires).
  * Every key of a document carries the hash tag `{E}`, so that in Redis Cluster they all live in
  * one slot and one Lua script may touch them all. The prefix may hold no `{` or `}`, which would
@@ -37,13 +40,15 @@ export interface DocumentKeys {
   readonly recoveries: string;
   /** The pub/sub channel of the document's change hints (a channel name, not a key). */
   readonly hints: string;
+  /** The pub/sub channel of the document's relayed presences (a channel name, not a key). */
+  readonly presence: string;
 }
 
 /** The store-wide keys of a prefix; see the file comment. */
 export interface StoreKeys {
   readonly instance: string;
   readonly probe: string;
-  /** The pub/sub channel of presences (a channel name, not a key). */
+  /** The pub/sub channel of requests for every presence (a channel name, not a key). */
   readonly presence: string;
   /** What the heartbeat key of a server starts with: its store's origin follows. */
   readonly nodes: string;
@@ -76,7 +81,13 @@ export function documentKeys(prefix: string, docId: string): DocumentKeys {
     marks: `${base}marks`,
     recoveries: `${base}recoveries`,
     hints: `${base}hints`,
+    presence: `${base}presence`,
   };
+}
+
+/** Whether `channel` is a document's presence channel (of any prefix). */
+export function isPresenceChannel(channel: string): boolean {
+  return channel.endsWith('}:presence');
 }
 
 /** The store-wide keys under `prefix`. */

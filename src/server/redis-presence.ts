@@ -1,15 +1,19 @@
 /**
  * Presence across servers sharing a {@link RedisStore}: {@link RelayedRooms} are the
  * {@link Rooms} of one server that also relay every presence change and departure of their
- * own connections to the other servers, through Redis pub/sub (the store's presence channel),
- * and show their connections the presences of the others' connections.
+ * own connections to the other servers, through Redis pub/sub (each document's presence
+ * channel, to which the servers holding the document subscribe: see `redis-fanout.ts`), and
+ * show their connections the presences of the others' connections.
  *
  * - A connection of another server appears in a room as a {@link RoomMember} that receives
  *   nothing (its own server delivers to it): its presence is mapped through later ops, sent to
  *   members that join later, and removed with a `left` like any member's.
  * - A presence made at a version this server has not published yet waits until it has.
  * - Pub/sub is at-most-once: whenever the subscription is (re)established a server asks the
- *   others to send their presences again, and each presence is sent anew on every change.
+ *   others, on the store-wide channel, to send their presences again; whenever it subscribes
+ *   to one more document, it asks for that document's, on its channel. Each presence is sent
+ *   anew on every change. The presences of a document a server stops holding are forgotten
+ *   (it hears no more of them).
  * - Each server keeps a heartbeat key (`Pnode:<origin>`) that expires `ttl` ms after its last
  *   renewal. Every `heartbeat` ms a server checks the keys of the servers whose presences it
  *   shows, and drops all presences of a server whose key is gone (a dead server): its
@@ -63,11 +67,14 @@ function isRange(x: unknown): x is SelectionRange {
   return typeof r === 'object' && r !== null && Number.isSafeInteger(r.anchor) && Number.isSafeInteger(r.head);
 }
 
-/** A relayed message, checked: a presence, a departure, or a request to send presences again. */
+/**
+ * A relayed message, checked: a presence, a departure, or a request to send presences again
+ * (those of one document, or without one all of them).
+ */
 type Message =
   | { readonly kind: 'presence'; readonly doc: string; readonly presence: Relayed }
   | { readonly kind: 'left'; readonly node: string; readonly doc: string; readonly id: string }
-  | { readonly kind: 'sync'; readonly node: string };
+  | { readonly kind: 'sync'; readonly node: string; readonly doc: string | undefined };
 
 function decode(text: string): Message | undefined {
   let row: unknown;
@@ -78,7 +85,8 @@ function decode(text: string): Message | undefined {
   }
   if (!Array.isArray(row) || typeof row[1] !== 'string') return undefined;
   const node = row[1] as string;
-  if (row[0] === 's' && row.length === 2) return { kind: 'sync', node };
+  if (row[0] === 's' && row.length === 2) return { kind: 'sync', node, doc: undefined };
+  if (row[0] === 's' && row.length === 3 && typeof row[2] === 'string') return { kind: 'sync', node, doc: row[2] };
   if (row[0] === 'l' && row.length === 4 && typeof row[2] === 'string' && typeof row[3] === 'string') {
     return { kind: 'left', node, doc: row[2], id: row[3] };
   }
@@ -121,9 +129,10 @@ export class RelayedRooms extends Rooms {
   /**
    * Rooms of a server over `store` (see {@link Rooms} for `headDelay` and `recentOps`),
    * relaying from now on, heartbeating from {@link start}; {@link stop} ends both. Throws a
-   * RangeError unless 0 < heartbeat < ttl. Messages arriving on the
-   * store's presence channel are handed to {@link receive} (the fan-out's subscription does
-   * it), and {@link resync} is called whenever that subscription is (re)established.
+   * RangeError unless 0 < heartbeat < ttl. Messages arriving on the presence channels are
+   * handed to {@link receive} (the fan-out's subscription does it), {@link resync} is called
+   * whenever that subscription is (re)established or takes one more document, and
+   * {@link forget} when it drops one.
    */
   constructor(
     private readonly store: RedisStore,
@@ -166,7 +175,7 @@ export class RelayedRooms extends Rooms {
     if (joined?.delete(member) !== true) return;
     if (joined.size === 0) this.joined.delete(docId);
     const mine = this.local.get(docId);
-    if (mine?.delete(member) === true) this.send(['l', this.store.origin, docId, member.connectionId]);
+    if (mine?.delete(member) === true) this.send(docId, ['l', this.store.origin, docId, member.connectionId]);
     if (mine?.size === 0) this.local.delete(docId);
     // Once no connection of this server is left, the room goes (with the stand-ins in it).
     const shown = this.members.get(docId);
@@ -189,9 +198,22 @@ export class RelayedRooms extends Rooms {
       let mine = this.local.get(docId);
       if (mine === undefined) this.local.set(docId, (mine = new Map()));
       mine.set(member, { v, selection, profile });
-      this.send(['p', this.store.origin, docId, member.connectionId, member.user ?? null, v, selection, profile ?? null]);
+      this.send(docId, ['p', this.store.origin, docId, member.connectionId, member.user ?? null, v, selection, profile ?? null]);
     }
     return taken;
+  }
+
+  /**
+   * @inheritdoc Then shows the presences of other servers not shown yet that this version
+   * reaches: a connection joins a room before its open tells the room the document's version,
+   * and the presences made at that version wait for it.
+   */
+  override observe(docId: string, version: number): void {
+    super.observe(docId, version);
+    const shown = this.members.get(docId);
+    for (const p of this.remote.get(docId)?.values() ?? []) {
+      if (p.v <= version && shown?.has(p.id) !== true) this.show(docId, p);
+    }
   }
 
   /** @inheritdoc Then shows the presences of other servers that waited for this version. */
@@ -202,15 +224,16 @@ export class RelayedRooms extends Rooms {
     }
   }
 
-  /** Takes one message of the presence channel (from another server, or this one: skipped). */
+  /** Takes one message of a presence channel (from another server, or this one: skipped). */
   receive(text: string): void {
     const m = decode(text);
     if (m === undefined || this.stopped) return;
     if ((m.kind === 'presence' ? m.presence.node : m.node) === this.store.origin) return;
     if (m.kind === 'sync') {
       for (const [docId, mine] of this.local) {
+        if (m.doc !== undefined && m.doc !== docId) continue;
         for (const [member, p] of mine) {
-          this.send(['p', this.store.origin, docId, member.connectionId, member.user ?? null, p.v, p.selection, p.profile ?? null]);
+          this.send(docId, ['p', this.store.origin, docId, member.connectionId, member.user ?? null, p.v, p.selection, p.profile ?? null]);
         }
       }
     } else if (m.kind === 'left') {
@@ -223,9 +246,18 @@ export class RelayedRooms extends Rooms {
     }
   }
 
-  /** Asks the other servers for their presences (after the subscription was (re)established). */
-  resync(): void {
-    this.send(['s', this.store.origin]);
+  /**
+   * Asks the other servers for their presences of `docId` (once its channel is subscribed),
+   * or, without one, for all of them (after the subscription was (re)established).
+   */
+  resync(docId?: string): void {
+    if (docId === undefined) this.send(undefined, ['s', this.store.origin]);
+    else this.send(docId, ['s', this.store.origin, docId]);
+  }
+
+  /** Forgets the other servers' presences of `docId`: its channel is no longer heard here. */
+  forget(docId: string): void {
+    for (const id of [...(this.remote.get(docId)?.keys() ?? [])]) this.drop(docId, id);
   }
 
   /** Stops heartbeating and relaying (at shutdown); the heartbeat key then expires. */
@@ -241,7 +273,7 @@ export class RelayedRooms extends Rooms {
    */
   override close(): void {
     for (const [docId, mine] of this.local) {
-      for (const member of mine.keys()) this.send(['l', this.store.origin, docId, member.connectionId]);
+      for (const member of mine.keys()) this.send(docId, ['l', this.store.origin, docId, member.connectionId]);
     }
     this.local.clear();
     this.stop();
@@ -279,9 +311,10 @@ export class RelayedRooms extends Rooms {
     super.leave(docId, member);
   }
 
-  private send(row: unknown[]): void {
+  /** Publishes `row` on `docId`'s presence channel, or without one on the store-wide channel. */
+  private send(docId: string | undefined, row: unknown[]): void {
     if (this.stopped) return;
-    this.store.publishPresence(JSON.stringify(row)).catch((e: unknown) => {
+    this.store.publishPresence(docId, JSON.stringify(row)).catch((e: unknown) => {
       this.logger.warn({ err: String(e) }, 'relaying a presence failed');
     });
   }

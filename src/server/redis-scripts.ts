@@ -192,8 +192,12 @@ redis.call('SET', KEYS[1], ARGV[1])
 return ARGV[1]
 `);
 
-/** Publishes ARGV[2] on channel ARGV[1] (no keys). Replies the number of receivers. */
-export const PUBLISH = new RedisScript(`return redis.call('PUBLISH', ARGV[1], ARGV[2])`);
+/**
+ * Publishes ARGV[3] on channel ARGV[2] with command ARGV[1] (`PUBLISH`, or `SPUBLISH` for a
+ * shard channel). KEYS: none, or a key of the channel's slot (so that a Cluster runs it on the
+ * node serving that slot). Replies the number of receivers.
+ */
+export const PUBLISH = new RedisScript(`return redis.call(ARGV[1], ARGV[2], ARGV[3])`);
 
 /** Sets KEYS[1] to ARGV[1], expiring in ARGV[2] ms. Replies 1. */
 export const HEARTBEAT = new RedisScript(`

@@ -383,10 +383,11 @@ export class RedisStore implements Store {
   }
 
   /**
-   * Whether hint channels are shard channels (the store is over a Cluster): a subscriber then
-   * takes them with SSUBSCRIBE and hears them as `smessage`, one channel per command.
+   * Whether the documents' channels (hints, presences) are shard channels (the store is over a
+   * Cluster): a subscriber then takes them with SSUBSCRIBE and hears them as `smessage`, one
+   * channel per command.
    */
-  get shardedHints(): boolean {
+  get shardedChannels(): boolean {
     return this.client.isCluster === true;
   }
 
@@ -407,20 +408,37 @@ export class RedisStore implements Store {
     }
     const duplicate = this.client.duplicate as ((...args: unknown[]) => unknown) | undefined;
     if (duplicate === undefined) throw new Error('the Redis client of this store cannot make another connection (no duplicate())');
-    const copy = this.shardedHints
+    const copy = this.shardedChannels
       ? duplicate.call(this.client, [], { shardedSubscribers: true })
       : duplicate.call(this.client, { autoResubscribe: false });
     return copy as SubscriberClient;
   }
 
-  /** The pub/sub channel of presences relayed between servers (see `redis-presence.ts`). */
+  /**
+   * The store-wide channel on which a server asks the others for every presence they relay
+   * (see `redis-presence.ts`): an ordinary channel, even on a Cluster.
+   */
   get presence(): string {
     return this.keysOfStore.presence;
   }
 
-  /** Publishes `message` on the {@link presence} channel. */
-  async publishPresence(message: string): Promise<void> {
-    await this.timed('publish', () => PUBLISH.run(this.client, [], [this.keysOfStore.presence, message]));
+  /** The channel of `docId`'s relayed presences: a shard channel, like its hints, on a Cluster. */
+  presenceChannel(docId: string): string {
+    return this.keys(docId).presence;
+  }
+
+  /**
+   * Publishes `message` on `docId`'s {@link presenceChannel} (with SPUBLISH, on the node of its
+   * slot, on a Cluster), or, without a document, on the store-wide {@link presence} channel.
+   */
+  async publishPresence(docId: string | undefined, message: string): Promise<void> {
+    if (docId === undefined) {
+      await this.timed('publish', () => PUBLISH.run(this.client, [], ['PUBLISH', this.keysOfStore.presence, message]));
+      return;
+    }
+    const k = this.keys(docId);
+    const command = this.shardedChannels ? 'SPUBLISH' : 'PUBLISH';
+    await this.timed('publish', () => PUBLISH.run(this.client, [k.meta], [command, k.presence, message]));
   }
 
   /** Sets this store's heartbeat key (named by its {@link origin}) to expire in `ttl` ms. */
@@ -514,7 +532,7 @@ export class RedisStore implements Store {
     const head = expectedHead + records.length;
     const members = records.map(encodeRecord);
     const hint = encodeHint({ docId, head, origin: this.origin, at: Date.now(), epoch: context.epoch }, members);
-    const publish = this.shardedHints ? 'SPUBLISH' : 'PUBLISH';
+    const publish = this.shardedChannels ? 'SPUBLISH' : 'PUBLISH';
     const args = [String(expectedHead), String(head), context.epoch, publish, this.hintChannel(docId), hint, String(records.length)];
     records.forEach((r, i) => args.push(String(r.version), members[i] as string));
     args.push(String(marks.length));

@@ -188,6 +188,23 @@ describe.skipIf(SKIP)('several otter serve --redis nodes', () => {
     await waitFor("the dead node's presence to vanish on b", () => viewer.doc.presences.size === 0, 12_000, seen);
   });
 
+  it("a selection made on one node before the other holds the document is shown there once it does: a document's presences are asked for as its channels are subscribed", async () => {
+    const prefix = `late-presence${prefixes++}:`;
+    const [a, b] = (await Promise.all([startNode(cleanup, 'a', redis.url, prefix), startNode(cleanup, 'b', redis.url, prefix)])) as [Node, Node];
+    const mover = openClient(cleanup, a, 'mover');
+    await mover.doc.ready;
+    mover.doc.insert(0, 'hello world');
+    await within(mover.doc.synced(), 5000, 'the insert acknowledged');
+    mover.doc.setSelection({ anchor: 6, head: 11 });
+    // Relayed while node b holds nothing, so hears nothing of it.
+    await sleep(300);
+    const viewer = openClient(cleanup, b, 'viewer');
+    await viewer.doc.ready;
+    const seen = (): string =>
+      JSON.stringify([...viewer.doc.presences.values()].map((p) => [p.selection, viewer.doc.text]));
+    await waitFor('the viewer on b to see the selection made earlier on a', () => seen() === JSON.stringify([[[{ anchor: 6, head: 11 }], 'hello world']]), 10_000, seen);
+  });
+
   it('a node SIGKILLed mid-stream: its clients reconnect to another node, resend what was in flight once, and all converge', async () => {
     const random = seededRandom(seedOf(FILE, 'node killed'));
     const prefix = `sigkill${prefixes++}:`;

@@ -26,7 +26,7 @@ import { storeContract } from '../../src/server/store-contract.js';
 import { HAVE_CLUSTER_TOOLS, RedisCluster } from '../support/redis-cluster.js';
 import { below, seededRandom } from '../support/random.js';
 import { IN_CI } from '../support/redis.js';
-import { sleep, waitFor } from '../support/wait.js';
+import { sleep, waitFor, within } from '../support/wait.js';
 import { Cleanup, headOf, markerCounts, newClient, randomEdit, startServer, waitConverged } from './helpers.js';
 import type { OtterServer } from '../../src/server/index.js';
 import { seedOf } from './redis-nodes.js';
@@ -257,6 +257,28 @@ describe.skipIf(skip)('RedisStore on a Redis Cluster of three masters', () => {
       // The slot back where it was (it holds no key).
       const masterId = String(await (admins.get(master) as Redis).cluster('MYID'));
       for (const p of [master, ...cluster.ports.filter((q) => q !== master)]) await (admins.get(p) as Redis).cluster('SETSLOT', slot, 'NODE', masterId);
+    }
+  }, 30_000);
+
+  it('a selection made through one server before the other holds the document is shown there once it does (presences on shard channels)', async () => {
+    const local = new Cleanup();
+    try {
+      const [a, b] = (await Promise.all([0, 1].map(() => startServer(local, { store: new RedisStore(client(), { prefix: 'late-presence:' }) })))) as [
+        OtterServer,
+        OtterServer,
+      ];
+      const mover = newClient(local, a.url, 'mover').open('late');
+      await within(mover.ready, 10_000, 'the mover opening');
+      mover.insert(0, 'hello');
+      mover.setSelection({ anchor: 1, head: 3 });
+      await waitFor('the edit acknowledged', () => mover.syncState.kind === 'synchronized', 10_000);
+      // Only now does server b hold the document.
+      const viewer = newClient(local, b.url, 'viewer').open('late');
+      await waitFor('the selection shown through the other server', () => [...viewer.presences.values()].some((p) => p.selection?.[0]?.head === 3), 10_000, () =>
+        JSON.stringify([...viewer.presences.values()]),
+      );
+    } finally {
+      await local.run();
     }
   }, 30_000);
 

@@ -250,6 +250,49 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     expect(watchers).toEqual([]);
   });
 
+  it("the fan-out hears the presences of the documents its sequencer holds and of no other: each document's resent once subscribed, forgotten once dropped", async () => {
+    const prefix = prefixFor('held-presence');
+    const mine = open(prefix);
+    const other = open(prefix);
+    const watchers: DocumentWatcher[] = [];
+    const held = new Set(['a']);
+    const heard: string[] = [];
+    const presence = {
+      receive: (text: string) => heard.push(text),
+      resync: (docId?: string) => heard.push(`resync ${docId ?? 'all'}`),
+      forget: (docId: string) => heard.push(`forget ${docId}`),
+    };
+    const sequencer = {
+      documents: () => [...held],
+      held: () => undefined,
+      refresh: () => Promise.resolve(0),
+      watchDocuments: (w: DocumentWatcher) => {
+        watchers.push(w);
+        return () => true;
+      },
+    };
+    const fanout = new RedisFanout(mine, sequencer, { checkInterval: 0, presence });
+    try {
+      await waitFor('the first subscription', () => heard.includes('resync all'), 5000, () => JSON.stringify(heard));
+      await other.publishPresence('a', 'on a');
+      await other.publishPresence('b', 'on b');
+      await other.publishPresence(undefined, 'to all');
+      held.add('c');
+      for (const w of watchers) w.held('c');
+      await waitFor("c's presences asked for", () => heard.includes('resync c'), 5000, () => JSON.stringify(heard));
+      await other.publishPresence('c', 'on c');
+      await waitFor('the presence on c', () => heard.includes('on c'), 5000, () => JSON.stringify(heard));
+      held.delete('c');
+      for (const w of watchers) w.dropped('c');
+      await other.publishPresence('c', 'on c again');
+      await other.publishPresence('a', 'on a again');
+      await waitFor('the second presence on a', () => heard.includes('on a again'), 5000, () => JSON.stringify(heard));
+      expect(heard).toEqual(['resync all', 'on a', 'to all', 'resync c', 'on c', 'forget c', 'on a again']);
+    } finally {
+      fanout.close();
+    }
+  });
+
   it('the fan-out subscribes however many documents are held (150,000: more channels than one call can spread)', async () => {
     const prefix = prefixFor('many-held');
     const store = open(prefix);
