@@ -18,10 +18,13 @@
  *   subscribes anew; on a Cluster, ioredis subscribes the shard channels again itself and says
  *   so (`subscribersReady`). Either way the fan-out then refreshes every document the
  *   sequencer holds, which reads whatever it missed. A document subscribed while it is held is
- *   refreshed once the subscription is made (or, in any case, {@link SUBSCRIBE_WAIT_MS} later:
- *   a shard subscription sent to a node that no longer serves the slot is never answered),
- *   which reads what was committed between its load and then. A subscription that fails is
- *   tried again after {@link RETRY_MS}.
+ *   refreshed once the subscription is made (and {@link SUBSCRIBE_WAIT_MS} after it was asked
+ *   for, if not made by then: a shard subscription sent to a node that no longer serves the
+ *   slot is never answered), which reads what was committed between its load and then. A
+ *   subscription that fails is tried again after {@link RETRY_MS}. ioredis announces
+ *   `subscribersReady` having sent its shard subscriptions again, not having seen them made:
+ *   so the fan-out then subscribes every held document once more itself (after unsubscribing
+ *   it, so that ioredis's list of channels does not grow) and refreshes each once that is made.
  * - Hints for one document may arrive out of order or many at once: refreshes of a document
  *   are queued in its sequencer queue and coalesce, and each reads from the committed head.
  * - A refresh that fails (Redis unreachable) is retried after {@link RETRY_MS} while the
@@ -52,17 +55,27 @@ const SUBSCRIBE_WAIT_MS = 1000;
 /** Most channels one SUBSCRIBE or UNSUBSCRIBE names. */
 const CHANNELS_PER_COMMAND = 10_000;
 
-/** Resolves once `promise` settles, either way, or after `ms`, whichever comes first. */
-function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    timer.unref?.();
-    const done = (): void => {
+/**
+ * Calls `then` once `promise` resolves, and after `ms` if it has not settled by then (so twice
+ * when it resolves late); never after it rejected.
+ */
+function whenOrAfter(promise: Promise<unknown>, ms: number, then: () => void): void {
+  let settled = false;
+  const timer = setTimeout(() => {
+    if (!settled) then();
+  }, ms);
+  timer.unref?.();
+  promise.then(
+    () => {
+      settled = true;
       clearTimeout(timer);
-      resolve();
-    };
-    promise.then(done, done);
-  });
+      then();
+    },
+    () => {
+      settled = true;
+      clearTimeout(timer);
+    },
+  );
 }
 
 /** The default {@link RedisFanoutOptions.checkInterval}. */
@@ -156,8 +169,12 @@ export class RedisFanout {
     this.connection.on('ready', () => void this.subscribe());
     this.connection.on('subscribersReady', () => {
       if (this.closed) return;
-      this.logger.info({}, 'hint shard subscriptions (re)made: refreshing every held document');
-      this.refreshAll();
+      this.logger.info({}, 'hint shard subscribers (re)connected: subscribing and refreshing every held document');
+      for (const docId of this.docs) {
+        // On the same connection as ioredis's own, so made once this one is.
+        this.channels('unsubscribe', [docId]).catch(() => {});
+        this.listen(docId);
+      }
       this.presence?.resync();
     });
     this.connection.on('error', (e) => this.logger.warn({ err: e.message }, 'hint subscription: Redis connection error'));
@@ -294,9 +311,11 @@ export class RedisFanout {
   }
 
   /**
-   * `docId` is now held: subscribes to its channel, then refreshes it (reading what was
-   * committed before the subscription took effect). Over plain Redis while the connection is
-   * not subscribed, the next {@link subscribe} does both.
+   * `docId` is now held: subscribes to its channels, then refreshes it (reading what was
+   * committed before the subscription took effect) and asks for its presences — once the
+   * subscription is made, and {@link SUBSCRIBE_WAIT_MS} after it was asked for if it is not
+   * made by then. Over plain Redis while the connection is not subscribed, the next
+   * {@link subscribe} does both.
    */
   private listen(docId: string): void {
     if (this.closed) return;
@@ -316,7 +335,7 @@ export class RedisFanout {
         this.subscribeRetries.set(docId, timer);
       }
     });
-    void settledWithin(subscribed, SUBSCRIBE_WAIT_MS).then(() => {
+    whenOrAfter(subscribed, SUBSCRIBE_WAIT_MS, () => {
       if (this.closed || !this.docs.has(docId)) return;
       this.refresh(docId, undefined);
       this.presence?.resync(docId);

@@ -13,7 +13,7 @@
  *   the text exactly once, and a selection made on one server is shown on the other.
  * Skipped without redis-server and redis-cli, saying so; with CI=true it fails instead.
  */
-import { type Cluster, Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Component, apply } from '../../src/ot/index.js';
 import { verifyLoaded } from '../../src/server/integrity.js';
@@ -24,6 +24,7 @@ import { type DocumentWatcher, Sequencer } from '../../src/server/sequencer.js';
 import type { OpRecord } from '../../src/server/store.js';
 import { storeContract } from '../../src/server/store-contract.js';
 import { HAVE_CLUSTER_TOOLS, RedisCluster } from '../support/redis-cluster.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 import { below, seededRandom } from '../support/random.js';
 import { IN_CI } from '../support/redis.js';
 import { sleep, waitFor, within } from '../support/wait.js';
@@ -215,6 +216,54 @@ describe.skipIf(skip)('RedisStore on a Redis Cluster of three masters', () => {
         node.fanout.close();
         await node.sequencer.close();
       }
+    }
+  }, 30_000);
+
+  it("a node's shard subscriber reconnected, its subscriptions slow to be made (ioredis says it is ready before they are): the document is read again once they are, so an op committed meanwhile is not missed", async () => {
+    const prefix = 'slow-resubscribe:';
+    const docId = 'slow';
+    // Node a reaches every master through a proxy (its path can stall); node b directly.
+    const proxies = await Promise.all(cluster.ports.map((port) => TcpProxy.start(port)));
+    const natMap = Object.fromEntries(cluster.ports.map((port, i) => [`127.0.0.1:${port}`, { host: '127.0.0.1', port: (proxies[i] as TcpProxy).port }]));
+    const viaProxy = new Cluster(
+      cluster.ports.map((port) => ({ host: '127.0.0.1', port })),
+      { natMap, redisOptions: { maxRetriesPerRequest: 3 } },
+    );
+    viaProxy.on('error', () => {});
+    const node = (redis: Cluster) => {
+      const store = new RedisStore(redis, { prefix });
+      const sequencer = new Sequencer(store, { idleTimeout: 0 });
+      const published: number[] = [];
+      sequencer.onApplied((_d, r) => published.push(r.version));
+      return { store, sequencer, published, fanout: new RedisFanout(store, sequencer, { checkInterval: 0 }) };
+    };
+    const a = node(viaProxy);
+    const b = node(client());
+    const admins = masters();
+    try {
+      for (const n of [a, b]) await n.sequencer.open(docId, 'opener');
+      await waitFor('both nodes subscribed', async () => (await shardSubscribers(admins, a.store.hintChannel(docId))) === 2, 10_000);
+      await b.sequencer.submit({ docId, clientId: 'typist', seq: 1, baseVersion: 0, op: ['x'] });
+      await waitFor('a hint', () => a.published.length === 1, 10_000);
+      // a's shard subscriber connections cut; on the new ones, subscriptions stall.
+      const subscribers = proxies.flatMap((p) => p.connections.filter((c) => /ssubscribe/i.test(c.sent)));
+      expect(subscribers.length).toBeGreaterThan(0);
+      // The command itself (not the connection's name, which holds "ssubscriber").
+      for (const p of proxies) p.holdIf = (chunk) => /\$10\r\nssubscribe\r\n/i.test(chunk.toString('latin1'));
+      for (const c of subscribers) c.client.destroy();
+      await sleep(1500); // past SUBSCRIBE_WAIT_MS: a read everything once, unsubscribed
+      await b.sequencer.submit({ docId, clientId: 'typist', seq: 2, baseVersion: 1, op: [1, 'y'] }); // its hint reaches nobody on a
+      await sleep(300);
+      expect(a.published).toEqual([1]);
+      for (const p of proxies) p.release();
+      await waitFor('the op committed while the subscriptions stalled', () => a.published.length === 2, 10_000, () => JSON.stringify(a.published));
+    } finally {
+      for (const n of [a, b]) {
+        n.fanout.close();
+        await n.sequencer.close();
+      }
+      viaProxy.disconnect();
+      for (const p of proxies) await p.close();
     }
   }, 30_000);
 

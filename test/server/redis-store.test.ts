@@ -18,7 +18,8 @@ import { type OpRecord, VersionConflictError } from '../../src/server/store.js';
 import { IN_CI, REDIS_URL, RUN_PREFIX, connectRedis, deleteKeys, keysUnder, prefixFor, redisUnreachable } from '../support/redis.js';
 import { sleep, waitFor, within } from '../support/wait.js';
 import { RedisFanout } from '../../src/server/redis-fanout.js';
-import type { DocumentWatcher } from '../../src/server/sequencer.js';
+import { type DocumentWatcher, Sequencer } from '../../src/server/sequencer.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 import { APPEND, CARRIED_OPS_BYTES, CONFLICT_OPS } from '../../src/server/redis-scripts.js';
 
 /** Any string of UTF-16 code units, lone surrogates included, and the awkward ones by name. */
@@ -290,6 +291,43 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
       expect(heard).toEqual(['resync all', 'on a', 'to all', 'resync c', 'on c', 'forget c', 'on a again']);
     } finally {
       fanout.close();
+    }
+  });
+
+  it('a subscription made long after it was asked for (its path stalled, not broken): the document is read again once it is made, so an op committed meanwhile is not missed', async () => {
+    const prefix = prefixFor('late-subscription');
+    const target = new URL(REDIS_URL);
+    const proxy = await TcpProxy.start(Number(target.port || 6379));
+    try {
+      // Node a's connections go through the proxy; b's do not.
+      const a = new RedisStore(`redis://127.0.0.1:${proxy.port}${target.pathname}`, { prefix });
+      const b = open(prefix);
+      const seqA = new Sequencer(a, { idleTimeout: 0 });
+      const seqB = new Sequencer(b, { idleTimeout: 0 });
+      const published: number[] = [];
+      seqA.onApplied((_d, r) => published.push(r.version));
+      let subscribed = 0;
+      const fanout = new RedisFanout(a, seqA, { checkInterval: 0, telemetry: { remoteOpsPublished: () => {}, subscribed: () => void subscribed++ } });
+      try {
+        await waitFor('the first subscription', () => subscribed === 1, 5000);
+        await seqB.submit({ docId: 'd', clientId: 'b', seq: 1, baseVersion: 0, op: ['x'] });
+        // From now on the subscriber's path stalls at its next SUBSCRIBE (a's other connection passes).
+        proxy.holdIf = (chunk) => /\$9\r\nsubscribe\r\n/i.test(chunk.toString('latin1'));
+        await seqA.open('d', 'a');
+        await sleep(1500); // past SUBSCRIBE_WAIT_MS: read once without the subscription
+        await seqB.submit({ docId: 'd', clientId: 'b', seq: 2, baseVersion: 1, op: [1, 'y'] }); // its hint reaches nobody on a
+        await sleep(200);
+        expect(published).toEqual([]);
+        proxy.release();
+        await waitFor('the op committed while the subscription waited', () => published.includes(2), 5000, () => JSON.stringify(published));
+      } finally {
+        fanout.close();
+        await seqA.close();
+        await seqB.close();
+        await a.close(); // before its path goes
+      }
+    } finally {
+      await proxy.close();
     }
   });
 
