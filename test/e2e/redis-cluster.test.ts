@@ -20,7 +20,8 @@ import { verifyLoaded } from '../../src/server/integrity.js';
 import { RedisFanout } from '../../src/server/redis-fanout.js';
 import { documentKeys } from '../../src/server/redis-keys.js';
 import { RedisStore } from '../../src/server/redis-store.js';
-import { type DocumentWatcher, Sequencer } from '../../src/server/sequencer.js';
+import { Sequencer } from '../../src/server/sequencer.js';
+import { HeldDocuments } from '../support/held-documents.js';
 import type { OpRecord } from '../../src/server/store.js';
 import { storeContract } from '../../src/server/store-contract.js';
 import { HAVE_CLUSTER_TOOLS, RedisCluster } from '../support/redis-cluster.js';
@@ -271,22 +272,9 @@ describe.skipIf(skip)('RedisStore on a Redis Cluster of three masters', () => {
     const prefix = 'moved-slot:';
     const docId = 'moving';
     const store = new RedisStore(client(), { prefix });
-    const held = new Set<string>(['warm']);
-    const watchers: DocumentWatcher[] = [];
-    const refreshed: string[] = [];
-    const sequencer = {
-      documents: () => [...held],
-      held: () => undefined,
-      refresh: (d: string) => {
-        refreshed.push(d);
-        return Promise.resolve(0);
-      },
-      watchDocuments: (w: DocumentWatcher) => {
-        watchers.push(w);
-        return () => true;
-      },
-    };
-    const fanout = new RedisFanout(store, sequencer, { checkInterval: 0 });
+    const docs = new HeldDocuments(['warm']);
+    const read = (d: string): boolean => docs.refreshed.some(([r]) => r === d);
+    const fanout = new RedisFanout(store, docs.sequencer, { checkInterval: 0 });
     const admins = masters();
     const channel = store.hintChannel(docId);
     const slot = Number(await (admins.get(cluster.ports[0] as number) as Redis).cluster('KEYSLOT', channel));
@@ -294,12 +282,11 @@ describe.skipIf(skip)('RedisStore on a Redis Cluster of three masters', () => {
     const target = cluster.ports.find((p) => p !== master) as number;
     const targetId = String(await (admins.get(target) as Redis).cluster('MYID'));
     try {
-      await waitFor('the first subscription', () => refreshed.includes('warm'), 10_000);
+      await waitFor('the first subscription', () => read('warm'), 10_000);
       // The slot (empty) moves; the fan-out's view of the cluster is now stale.
       for (const p of [target, ...cluster.ports.filter((q) => q !== target)]) await (admins.get(p) as Redis).cluster('SETSLOT', slot, 'NODE', targetId);
-      held.add(docId);
-      for (const w of watchers) w.held(docId);
-      await waitFor('the document read', () => refreshed.includes(docId), 10_000, () => JSON.stringify(refreshed));
+      docs.hold(docId);
+      await waitFor('the document read', () => read(docId), 10_000, () => JSON.stringify(docs.refreshed));
       await waitFor('subscribed on the new master', async () => Number(((await (admins.get(target) as Redis).call('PUBSUB', 'SHARDNUMSUB', channel)) as unknown[])[1]) === 1, 10_000);
     } finally {
       fanout.close();

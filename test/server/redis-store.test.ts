@@ -18,7 +18,8 @@ import { type OpRecord, VersionConflictError } from '../../src/server/store.js';
 import { IN_CI, REDIS_URL, RUN_PREFIX, connectRedis, deleteKeys, keysUnder, prefixFor, redisUnreachable } from '../support/redis.js';
 import { sleep, waitFor, within } from '../support/wait.js';
 import { RedisFanout } from '../../src/server/redis-fanout.js';
-import { type DocumentWatcher, Sequencer } from '../../src/server/sequencer.js';
+import { Sequencer } from '../../src/server/sequencer.js';
+import { HeldDocuments } from '../support/held-documents.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { APPEND, CARRIED_OPS_BYTES, CONFLICT_OPS } from '../../src/server/redis-scripts.js';
 
@@ -192,23 +193,9 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     const prefix = prefixFor('held-hints');
     const mine = open(prefix);
     const writer = open(prefix);
-    const watchers: DocumentWatcher[] = [];
-    const held = new Set(['a']);
-    /** (document, whether the refresh carried a hint's ops) for each refresh asked of the sequencer. */
-    const refreshed: Array<[string, boolean]> = [];
-    const sequencer = {
-      documents: () => [...held],
-      held: () => undefined,
-      refresh: (docId: string, _epoch?: string, ops?: readonly OpRecord[]) => {
-        refreshed.push([docId, ops !== undefined]);
-        return Promise.resolve(0);
-      },
-      watchDocuments: (w: DocumentWatcher) => {
-        watchers.push(w);
-        return () => watchers.splice(watchers.indexOf(w), 1).length > 0;
-      },
-    };
-    const fanout = new RedisFanout(mine, sequencer, { checkInterval: 0 });
+    const docs = new HeldDocuments(['a']);
+    const { refreshed } = docs;
+    const fanout = new RedisFanout(mine, docs.sequencer, { checkInterval: 0 });
     const heads = new Map<string, number>();
     /** Another store appends one op to `docId`. */
     const appendTo = async (docId: string): Promise<void> => {
@@ -223,14 +210,12 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
       await waitFor("a's hint", () => seen('a', true), 5000, () => JSON.stringify(refreshed));
       await appendTo('b');
       // Held now: subscribed, then read once.
-      held.add('c');
-      for (const w of watchers) w.held('c');
+      docs.hold('c');
       await waitFor("c's read after its subscription", () => seen('c', false), 5000, () => JSON.stringify(refreshed));
       await appendTo('c');
       await waitFor("c's hint", () => seen('c', true), 5000, () => JSON.stringify(refreshed));
       // Dropped: no more hints of c.
-      held.delete('c');
-      for (const w of watchers) w.dropped('c');
+      docs.drop('c');
       const before = refreshed.length;
       await appendTo('c');
       await appendTo('a');
@@ -248,43 +233,31 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     } finally {
       fanout.close();
     }
-    expect(watchers).toEqual([]);
+    expect(docs.watchers).toEqual([]);
   });
 
   it("the fan-out hears the presences of the documents its sequencer holds and of no other: each document's resent once subscribed, forgotten once dropped", async () => {
     const prefix = prefixFor('held-presence');
     const mine = open(prefix);
     const other = open(prefix);
-    const watchers: DocumentWatcher[] = [];
-    const held = new Set(['a']);
+    const docs = new HeldDocuments(['a']);
     const heard: string[] = [];
     const presence = {
       receive: (text: string) => heard.push(text),
       resync: (docId?: string) => heard.push(`resync ${docId ?? 'all'}`),
       forget: (docId: string) => heard.push(`forget ${docId}`),
     };
-    const sequencer = {
-      documents: () => [...held],
-      held: () => undefined,
-      refresh: () => Promise.resolve(0),
-      watchDocuments: (w: DocumentWatcher) => {
-        watchers.push(w);
-        return () => true;
-      },
-    };
-    const fanout = new RedisFanout(mine, sequencer, { checkInterval: 0, presence });
+    const fanout = new RedisFanout(mine, docs.sequencer, { checkInterval: 0, presence });
     try {
       await waitFor('the first subscription', () => heard.includes('resync all'), 5000, () => JSON.stringify(heard));
       await other.publishPresence('a', 'on a');
       await other.publishPresence('b', 'on b');
       await other.publishPresence(undefined, 'to all');
-      held.add('c');
-      for (const w of watchers) w.held('c');
+      docs.hold('c');
       await waitFor("c's presences asked for", () => heard.includes('resync c'), 5000, () => JSON.stringify(heard));
       await other.publishPresence('c', 'on c');
       await waitFor('the presence on c', () => heard.includes('on c'), 5000, () => JSON.stringify(heard));
-      held.delete('c');
-      for (const w of watchers) w.dropped('c');
+      docs.drop('c');
       await other.publishPresence('c', 'on c again');
       await other.publishPresence('a', 'on a again');
       await waitFor('the second presence on a', () => heard.includes('on a again'), 5000, () => JSON.stringify(heard));
@@ -334,10 +307,9 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
   it('the fan-out subscribes however many documents are held (150,000: more channels than one call can spread)', async () => {
     const prefix = prefixFor('many-held');
     const store = open(prefix);
-    const held = Array.from({ length: 150_000 }, (_, i) => `doc${i}`);
+    const docs = new HeldDocuments(Array.from({ length: 150_000 }, (_, i) => `doc${i}`));
     let subscribed = 0;
-    const sequencer = { documents: () => held, held: () => undefined, refresh: () => Promise.resolve(0), watchDocuments: () => () => true };
-    const fanout = new RedisFanout(store, sequencer, { checkInterval: 0, telemetry: { remoteOpsPublished: () => {}, subscribed: () => void subscribed++ } });
+    const fanout = new RedisFanout(store, docs.sequencer, { checkInterval: 0, telemetry: { remoteOpsPublished: () => {}, subscribed: () => void subscribed++ } });
     try {
       await waitFor('the subscription', () => subscribed === 1, 20_000);
       const counts = (await admin.pubsub('NUMSUB', store.hintChannel('doc0'), store.hintChannel('doc149999'))) as unknown[];
@@ -350,29 +322,17 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
   it("a document dropped while the fan-out's connection is down, its subscription in flight, is not subscribed once the connection is back", async () => {
     const prefix = prefixFor('dropped-while-down');
     const store = open(prefix);
-    const held = new Set<string>();
-    const watchers: DocumentWatcher[] = [];
+    const docs = new HeldDocuments();
     let subscribed = 0;
-    const sequencer = {
-      documents: () => [...held],
-      held: () => undefined,
-      refresh: () => Promise.resolve(0),
-      watchDocuments: (w: DocumentWatcher) => {
-        watchers.push(w);
-        return () => true;
-      },
-    };
-    const fanout = new RedisFanout(store, sequencer, { checkInterval: 0, telemetry: { remoteOpsPublished: () => {}, subscribed: () => void subscribed++ } });
+    const fanout = new RedisFanout(store, docs.sequencer, { checkInterval: 0, telemetry: { remoteOpsPublished: () => {}, subscribed: () => void subscribed++ } });
     // The fan-out's own connection, to cut it at the exact moment (a CLIENT KILL would come too late).
     const connection = (fanout as unknown as { connection: Redis }).connection;
     try {
       await waitFor('the first subscription', () => subscribed === 1, 5000);
-      held.add('f');
-      for (const w of watchers) w.held('f');
+      docs.hold('f');
       connection.stream.destroy();
       await new Promise((resolve) => connection.once('close', resolve));
-      held.delete('f');
-      for (const w of watchers) w.dropped('f');
+      docs.drop('f');
       await waitFor('the subscription restored', () => subscribed === 2, 10_000);
       await sleep(100);
       expect(((await admin.pubsub('NUMSUB', store.hintChannel('f'))) as unknown[])[1]).toBe(0);
