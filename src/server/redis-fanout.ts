@@ -96,12 +96,17 @@ export interface FanoutTelemetry {
 export interface PresenceReceiver {
   /** Takes one message of a presence channel (a document's, or the store-wide one). */
   receive(text: string): void;
+  /** `docId` is held from now on: its channels are being subscribed, its messages are taken. */
+  listen(docId: string): void;
   /**
    * Called with a document once its channels are subscribed, and without one each time the
    * subscription is (re)established: messages may have been missed.
    */
   resync(docId?: string): void;
-  /** Called when a document's channels are given up: nothing more is heard of it. */
+  /**
+   * Called when a document's channels are given up: what was heard of it is forgotten, and
+   * what still arrives of it is ignored until {@link listen}.
+   */
   forget(docId: string): void;
 }
 
@@ -185,6 +190,7 @@ export class RedisFanout {
     const watcher: DocumentWatcher = {
       held: (docId) => {
         this.docs.add(docId);
+        this.presence?.listen(docId);
         this.listen(docId);
       },
       dropped: (docId) => {
@@ -193,6 +199,7 @@ export class RedisFanout {
       },
     };
     this.unwatch = sequencer.watchDocuments(watcher);
+    for (const docId of this.docs) this.presence?.listen(docId);
     // On a Cluster, each held document subscribes once; ioredis keeps it subscribed from then on.
     if (store.shardedChannels) for (const docId of this.docs) this.listen(docId);
     if (this.connection.status === 'ready') void this.subscribe();

@@ -11,9 +11,15 @@
  * - A presence made at a version this server has not published yet waits until it has.
  * - Pub/sub is at-most-once: whenever the subscription is (re)established a server asks the
  *   others, on the store-wide channel, to send their presences again; whenever it subscribes
- *   to one more document, it asks for that document's, on its channel. Each presence is sent
- *   anew on every change. The presences of a document a server stops holding are forgotten
- *   (it hears no more of them).
+ *   to one more document, it asks for that document's, on its channel. A server answers with
+ *   its connections' presences as its rooms have them now (moved through every op since they
+ *   were made). A presence shown here that is not sent again within `ttl` ms of such a request
+ *   is dropped: its connection left while the message saying so was lost. Each presence is
+ *   also sent anew on every change; one that arrives again unchanged changes nothing here.
+ * - A server takes the messages of the documents it holds only: it forgets the presences of
+ *   a document it stops holding, and ignores what still arrives of it until it holds it again.
+ * - A presence is shown once the room knows the document's version (from the open of the
+ *   connection that joined it, or an op), so that it is moved through the ops since it was made.
  * - Each server keeps a heartbeat key (`Pnode:<origin>`) that expires `ttl` ms after its last
  *   renewal. Every `heartbeat` ms a server checks the keys of the servers whose presences it
  *   shows, and drops all presences of a server whose key is gone (a dead server): its
@@ -76,6 +82,11 @@ type Message =
   | { readonly kind: 'left'; readonly node: string; readonly doc: string; readonly id: string }
   | { readonly kind: 'sync'; readonly node: string; readonly doc: string | undefined };
 
+/** Whether two relayed presences say the same (a presence sent again unchanged). */
+function sameRelayed(a: Relayed, b: Relayed): boolean {
+  return a.v === b.v && JSON.stringify([a.selection, a.profile ?? null]) === JSON.stringify([b.selection, b.profile ?? null]);
+}
+
 function decode(text: string): Message | undefined {
   let row: unknown;
   try {
@@ -120,6 +131,15 @@ export class RelayedRooms extends Rooms {
   private readonly joined = new Map<string, Set<RoomMember>>();
   /** The presences of this server's connections, by document (sent again on a sync). */
   private readonly local = new Map<string, Map<RoomMember, Omit<Relayed, 'node' | 'id' | 'user'>>>();
+  /** The documents whose messages are taken (see {@link listen}). */
+  private readonly listened = new Set<string>();
+  /** Documents whose rooms know their version (observed, or an op published). */
+  private readonly versioned = new Set<string>();
+  /**
+   * Presences of other servers asked for again and not sent again yet, by document: when the
+   * answers are due (ms since the epoch), and the connections not heard of since.
+   */
+  private readonly unconfirmed = new Map<string, { due: number; ids: Set<string> }>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly heartbeatMs: number;
   private readonly ttl: number;
@@ -157,14 +177,17 @@ export class RelayedRooms extends Rooms {
     void this.beat();
   }
 
-  /** @inheritdoc Also shows the new member the presences of other servers' connections. */
+  /**
+   * @inheritdoc Also shows the room the presences of other servers' connections not shown in
+   * it yet (those shown reach the new member with the others', see `sendPresences`).
+   */
   override join(docId: string, member: RoomMember): void {
     super.join(docId, member);
     if (member instanceof RemoteMember) return;
     let mine = this.joined.get(docId);
     if (mine === undefined) this.joined.set(docId, (mine = new Set()));
     mine.add(member);
-    for (const p of this.remote.get(docId)?.values() ?? []) this.show(docId, p);
+    this.showWaiting(docId, Number.POSITIVE_INFINITY);
   }
 
   /** @inheritdoc A connection of this server leaving is relayed to the other servers. */
@@ -178,8 +201,10 @@ export class RelayedRooms extends Rooms {
     if (mine?.delete(member) === true) this.send(docId, ['l', this.store.origin, docId, member.connectionId]);
     if (mine?.size === 0) this.local.delete(docId);
     // Once no connection of this server is left, the room goes (with the stand-ins in it).
+    if (this.joined.has(docId)) return;
+    this.versioned.delete(docId);
     const shown = this.members.get(docId);
-    if (shown !== undefined && !this.joined.has(docId)) {
+    if (shown !== undefined) {
       this.members.delete(docId);
       for (const m of shown.values()) super.leave(docId, m);
     }
@@ -210,17 +235,27 @@ export class RelayedRooms extends Rooms {
    */
   override observe(docId: string, version: number): void {
     super.observe(docId, version);
-    const shown = this.members.get(docId);
-    for (const p of this.remote.get(docId)?.values() ?? []) {
-      if (p.v <= version && shown?.has(p.id) !== true) this.show(docId, p);
-    }
+    if (this.joined.has(docId)) this.versioned.add(docId);
+    this.showWaiting(docId, version);
   }
 
   /** @inheritdoc Then shows the presences of other servers that waited for this version. */
   override publish(docId: string, record: OpRecord): void {
     super.publish(docId, record);
+    if (this.joined.has(docId) && !this.versioned.has(docId)) {
+      this.versioned.add(docId);
+      this.showWaiting(docId, record.version);
+    }
     for (const p of this.remote.get(docId)?.values() ?? []) {
       if (p.v === record.version) this.show(docId, p);
+    }
+  }
+
+  /** Shows the presences of other servers of `docId`, made at `upTo` at most, not shown here yet. */
+  private showWaiting(docId: string, upTo: number): void {
+    const shown = this.members.get(docId);
+    for (const p of this.remote.get(docId)?.values() ?? []) {
+      if (p.v <= upTo && shown?.has(p.id) !== true) this.show(docId, p);
     }
   }
 
@@ -232,18 +267,33 @@ export class RelayedRooms extends Rooms {
     if (m.kind === 'sync') {
       for (const [docId, mine] of this.local) {
         if (m.doc !== undefined && m.doc !== docId) continue;
-        for (const [member, p] of mine) {
+        for (const [member, made] of mine) {
+          // As the room has it now: moved through every op since it was made.
+          const p = this.presenceOf(docId, member) ?? made;
           this.send(docId, ['p', this.store.origin, docId, member.connectionId, member.user ?? null, p.v, p.selection, p.profile ?? null]);
         }
       }
-    } else if (m.kind === 'left') {
-      this.drop(m.doc, m.id);
-    } else {
-      let byId = this.remote.get(m.doc);
-      if (byId === undefined) this.remote.set(m.doc, (byId = new Map()));
-      byId.set(m.presence.id, m.presence);
-      this.show(m.doc, m.presence);
+      return;
     }
+    if (!this.listened.has(m.doc)) return; // a document not held here (any more)
+    if (m.kind === 'left') {
+      this.drop(m.doc, m.id);
+      return;
+    }
+    const id = m.presence.id;
+    this.unconfirmed.get(m.doc)?.ids.delete(id);
+    let byId = this.remote.get(m.doc);
+    if (byId === undefined) this.remote.set(m.doc, (byId = new Map()));
+    const before = byId.get(id);
+    byId.set(id, m.presence);
+    // The same presence again (an answer to a request): what is shown stays.
+    if (before !== undefined && this.members.get(m.doc)?.has(id) === true && sameRelayed(before, m.presence)) return;
+    this.show(m.doc, m.presence);
+  }
+
+  /** Takes the messages of `docId` from now on (its channels are being subscribed). */
+  listen(docId: string): void {
+    this.listened.add(docId);
   }
 
   /**
@@ -251,12 +301,24 @@ export class RelayedRooms extends Rooms {
    * or, without one, for all of them (after the subscription was (re)established).
    */
   resync(docId?: string): void {
+    const due = Date.now() + this.ttl;
+    for (const [doc, byId] of this.remote) {
+      if (docId !== undefined && doc !== docId) continue;
+      const waiting = this.unconfirmed.get(doc);
+      if (waiting === undefined) this.unconfirmed.set(doc, { due, ids: new Set(byId.keys()) });
+      else for (const id of byId.keys()) waiting.ids.add(id);
+    }
     if (docId === undefined) this.send(undefined, ['s', this.store.origin]);
     else this.send(docId, ['s', this.store.origin, docId]);
   }
 
-  /** Forgets the other servers' presences of `docId`: its channel is no longer heard here. */
+  /**
+   * Forgets the other servers' presences of `docId`, and ignores what still arrives of it until
+   * {@link listen}: its channels are no longer heard here.
+   */
   forget(docId: string): void {
+    this.listened.delete(docId);
+    this.unconfirmed.delete(docId);
     for (const id of [...(this.remote.get(docId)?.keys() ?? [])]) this.drop(docId, id);
   }
 
@@ -280,10 +342,14 @@ export class RelayedRooms extends Rooms {
     super.close();
   }
 
-  /** Shows `p` to this server's members of `docId`, if it has any and its version is reached. */
+  /**
+   * Shows `p` to this server's members of `docId`, if it has any, the room knows the
+   * document's version, and that version reaches `p`'s.
+   */
   private show(docId: string, p: Relayed): void {
     const head = this.head(docId);
-    if (head === undefined || !this.joined.has(docId) || p.v > head) return; // nobody here to show it to, or it waits for publish
+    // Nobody here to show it to, or it waits for the version (observe, publish).
+    if (head === undefined || !this.joined.has(docId) || !this.versioned.has(docId) || p.v > head) return;
     let shown = this.members.get(docId);
     if (shown === undefined) this.members.set(docId, (shown = new Map()));
     let member = shown.get(p.id);
@@ -319,9 +385,18 @@ export class RelayedRooms extends Rooms {
     });
   }
 
-  /** Renews this server's heartbeat; drops the presences of servers whose heartbeat expired. */
+  /**
+   * Renews this server's heartbeat; drops the presences of servers whose heartbeat expired,
+   * and those asked for again and not sent again in time.
+   */
   private async beat(): Promise<void> {
     if (this.stopped) return;
+    const now = Date.now();
+    for (const [docId, waiting] of [...this.unconfirmed]) {
+      if (waiting.due > now) continue;
+      this.unconfirmed.delete(docId);
+      for (const id of waiting.ids) this.drop(docId, id);
+    }
     try {
       await this.store.heartbeat(this.ttl);
       const nodes = new Set<string>();

@@ -189,6 +189,11 @@ export class Rooms {
     return true;
   }
 
+  /** `member`'s presence in `docId` as the room has it now (mapped to the room's head), if any. */
+  presenceOf(docId: string, member: RoomMember): Readonly<Presence> | undefined {
+    return this.rooms.get(docId)?.presence.get(member);
+  }
+
   /** Sends every other member's current presence in `docId` to `member`. */
   sendPresences(docId: string, member: RoomMember): void {
     const room = this.rooms.get(docId);

@@ -246,6 +246,7 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
       receive: (text: string) => heard.push(text),
       resync: (docId?: string) => heard.push(`resync ${docId ?? 'all'}`),
       forget: (docId: string) => heard.push(`forget ${docId}`),
+      listen: (docId: string) => heard.push(`listen ${docId}`),
     };
     const fanout = new RedisFanout(mine, docs.sequencer, { checkInterval: 0, presence });
     try {
@@ -253,15 +254,17 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
       await other.publishPresence('a', 'on a');
       await other.publishPresence('b', 'on b');
       await other.publishPresence(undefined, 'to all');
+      await waitFor('the message to all', () => heard.includes('to all'), 5000, () => JSON.stringify(heard));
       docs.hold('c');
       await waitFor("c's presences asked for", () => heard.includes('resync c'), 5000, () => JSON.stringify(heard));
       await other.publishPresence('c', 'on c');
       await waitFor('the presence on c', () => heard.includes('on c'), 5000, () => JSON.stringify(heard));
       docs.drop('c');
+      await waitFor("c's channels given up", async () => Number(((await admin.pubsub('NUMSUB', mine.presenceChannel('c'))) as unknown[])[1]) === 0, 5000);
       await other.publishPresence('c', 'on c again');
       await other.publishPresence('a', 'on a again');
       await waitFor('the second presence on a', () => heard.includes('on a again'), 5000, () => JSON.stringify(heard));
-      expect(heard).toEqual(['resync all', 'on a', 'to all', 'resync c', 'on c', 'forget c', 'on a again']);
+      expect(heard).toEqual(['listen a', 'resync all', 'on a', 'to all', 'listen c', 'resync c', 'on c', 'forget c', 'on a again']);
     } finally {
       fanout.close();
     }

@@ -1,0 +1,159 @@
+/**
+ * Presence relayed between servers (`RelayedRooms`), with a stand-in for the store: what one
+ * server shows of another's connections, message by message. The laws checked:
+ * - a document given up is forgotten, and what still arrives of it is ignored until it is held
+ *   again: no cursor of a connection long gone comes back;
+ * - a request for presences is answered with each as the room has it now, moved through the
+ *   ops since it was made;
+ * - a presence that arrives again unchanged changes nothing shown (even where it is too old to
+ *   place any more);
+ * - a presence shown here and not sent again within `ttl` of a request for all of them is
+ *   dropped (its departure was lost);
+ * - a presence waits for the room to know the document's version, so that it is moved through
+ *   the ops since it was made.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { SelectionRange } from '../../src/ot/index.js';
+import { RelayedRooms } from '../../src/server/redis-presence.js';
+import type { RedisStore } from '../../src/server/redis-store.js';
+import type { RoomMember } from '../../src/server/rooms.js';
+import type { OpRecord } from '../../src/server/store.js';
+import { waitFor } from '../support/wait.js';
+
+/** What this server published: (document or none, message). */
+type Sent = Array<[string | undefined, unknown[]]>;
+
+/** A stand-in for the RedisStore of the server under test (origin `here`). */
+function fakeStore(sent: Sent): RedisStore {
+  return {
+    origin: 'here',
+    publishPresence: (docId: string | undefined, message: string) => {
+      sent.push([docId, JSON.parse(message) as unknown[]]);
+      return Promise.resolve();
+    },
+    heartbeat: () => Promise.resolve(),
+    isAlive: () => Promise.resolve(true),
+  } as unknown as RedisStore;
+}
+
+/** A connection of this server, recording the presences it is shown (by connection id). */
+function member(id: string): RoomMember & { shown: Map<string, { v: number; selection: SelectionRange[] | null }> } {
+  const shown = new Map<string, { v: number; selection: SelectionRange[] | null }>();
+  return {
+    connectionId: id,
+    user: undefined,
+    shown,
+    deliver() {},
+    deliverPresence(_doc, other, _user, v, selection) {
+      shown.set(other, { v, selection });
+    },
+    deliverLeft(_doc, other) {
+      shown.delete(other);
+    },
+    deliverHead() {},
+  };
+}
+
+/** Op `version` of "x": inserts "ab" at 0. */
+function record(version: number): OpRecord {
+  return { version, op: version === 1 ? ['ab'] : ['ab', 2 * (version - 1)], clientId: 'w', seq: version, checksum: 0 };
+}
+
+/** A presence of connection `id` of server `there` on "x", at `v`, a caret at `at`. */
+function presence(id: string, v: number, at: number): string {
+  return JSON.stringify(['p', 'there', 'x', id, null, v, [{ anchor: at, head: at }], null]);
+}
+
+const rooms: RelayedRooms[] = [];
+afterEach(() => {
+  for (const r of rooms.splice(0)) r.close();
+});
+
+/** Rooms over a stand-in store, whose op history is `history` (records 1…n of "x"). */
+function relayed(sent: Sent, history: OpRecord[] = [], options = { heartbeat: 10, ttl: 60 }): RelayedRooms {
+  const recent = (_doc: string, after: number, upTo: number): readonly OpRecord[] | undefined =>
+    history.length >= upTo && after >= 0 ? history.slice(after, upTo) : undefined;
+  const r = new RelayedRooms(fakeStore(sent), recent, options, 0);
+  rooms.push(r);
+  return r;
+}
+
+describe('presence relayed between servers', () => {
+  it('a document given up is forgotten, and what still arrives of it is ignored until it is held again: no ghost', () => {
+    const r = relayed([]);
+    r.listen('x');
+    const first = member('m1');
+    r.join('x', first);
+    r.observe('x', 0);
+    r.receive(presence('u1', 0, 0));
+    expect([...first.shown.keys()]).toEqual(['u1']);
+    r.leave('x', first);
+    r.forget('x');
+    // Arrives while the channel is being given up.
+    r.receive(presence('u2', 0, 0));
+    r.listen('x');
+    const second = member('m2');
+    r.join('x', second);
+    r.observe('x', 0);
+    expect([...second.shown.keys()]).toEqual([]);
+  });
+
+  it('a request for presences is answered with each as the room has it now, moved through the ops since it was made', () => {
+    const sent: Sent = [];
+    const history = [record(1)];
+    const r = relayed(sent, history);
+    r.listen('x');
+    const local = member('mine');
+    r.join('x', local);
+    r.observe('x', 0);
+    r.setPresence('x', local, 0, [{ anchor: 0, head: 0 }]);
+    r.publish('x', record(1)); // "ab" inserted before the caret
+    sent.length = 0;
+    r.receive(JSON.stringify(['s', 'there', 'x']));
+    expect(sent).toEqual([['x', ['p', 'here', 'x', 'mine', null, 1, [{ anchor: 2, head: 2 }], null]]]);
+  });
+
+  it('a presence that arrives again unchanged changes nothing shown, though it is too old to place now', () => {
+    const history = [record(1), record(2), record(3)];
+    const r = relayed([], history);
+    r.listen('x');
+    const m = member('m');
+    r.join('x', m);
+    r.observe('x', 1);
+    r.receive(presence('u1', 1, 0));
+    r.publish('x', record(2));
+    r.publish('x', record(3));
+    // Shown as made; the member moves it through the ops it receives.
+    expect(m.shown.get('u1')).toEqual({ v: 1, selection: [{ anchor: 0, head: 0 }] });
+    history.length = 0; // the ops since version 1 are no longer at hand
+    r.receive(presence('u1', 1, 0));
+    expect(m.shown.get('u1')).toEqual({ v: 1, selection: [{ anchor: 0, head: 0 }] });
+  });
+
+  it('a presence not sent again within ttl of a request for all of them is dropped (its departure was lost); one sent again stays', async () => {
+    const r = relayed([]);
+    r.listen('x');
+    const m = member('m');
+    r.join('x', m);
+    r.observe('x', 0);
+    r.receive(presence('gone', 0, 0));
+    r.receive(presence('here', 0, 1));
+    r.start();
+    r.resync();
+    r.receive(presence('here', 0, 1));
+    await waitFor('the unanswered presence dropped', () => !m.shown.has('gone'), 2000, () => JSON.stringify([...m.shown]));
+    expect([...m.shown.keys()]).toEqual(['here']);
+  });
+
+  it('a presence waits for the room to know the version, and is then moved through the ops since it was made', () => {
+    const history = [record(1)];
+    const r = relayed([], history);
+    r.listen('x');
+    const m = member('m');
+    r.join('x', m); // the room's version is not known until the open says it
+    r.receive(presence('u1', 0, 0));
+    expect(m.shown.has('u1')).toBe(false);
+    r.observe('x', 1);
+    expect(m.shown.get('u1')).toEqual({ v: 1, selection: [{ anchor: 2, head: 2 }] });
+  });
+});
