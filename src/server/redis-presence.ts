@@ -10,8 +10,9 @@
  *   members that join later, and removed with a `left` like any member's.
  * - A presence made at a version this server has not published yet waits until it has.
  * - Pub/sub is at-most-once: whenever the subscription is (re)established a server asks the
- *   others, on the store-wide channel, to send their presences again; whenever it subscribes
- *   to one more document, it asks for that document's, on its channel. A server answers with
+ *   others, on the store-wide channel, to send their presences again, having sent its own
+ *   again; whenever it subscribes to one more document, it does both for that document, on its
+ *   channel. A server answers with
  *   its connections' presences as its rooms have them now (moved through every op since they
  *   were made). A presence shown here that is not sent again within `ttl` ms of such a request
  *   is dropped: its connection left while the message saying so was lost. Each presence is
@@ -265,14 +266,7 @@ export class RelayedRooms extends Rooms {
     if (m === undefined || this.stopped) return;
     if ((m.kind === 'presence' ? m.presence.node : m.node) === this.store.origin) return;
     if (m.kind === 'sync') {
-      for (const [docId, mine] of this.local) {
-        if (m.doc !== undefined && m.doc !== docId) continue;
-        for (const [member, made] of mine) {
-          // As the room has it now: moved through every op since it was made.
-          const p = this.presenceOf(docId, member) ?? made;
-          this.send(docId, ['p', this.store.origin, docId, member.connectionId, member.user ?? null, p.v, p.selection, p.profile ?? null]);
-        }
-      }
+      this.sendMine(m.doc);
       return;
     }
     if (!this.listened.has(m.doc)) return; // a document not held here (any more)
@@ -297,19 +291,40 @@ export class RelayedRooms extends Rooms {
   }
 
   /**
-   * Asks the other servers for their presences of `docId` (once its channel is subscribed),
-   * or, without one, for all of them (after the subscription was (re)established).
+   * Sends this server's presences of `docId` again and asks the other servers for theirs
+   * (once its channel is subscribed), or, without one, of every document (after the
+   * subscription was (re)established); theirs not sent within `ttl` are then dropped.
    */
   resync(docId?: string): void {
+    // This server's own first: those who missed them (or dropped them, not hearing from it
+    // while its subscription was down) show them again.
+    this.sendMine(docId);
     const due = Date.now() + this.ttl;
     for (const [doc, byId] of this.remote) {
       if (docId !== undefined && doc !== docId) continue;
       const waiting = this.unconfirmed.get(doc);
       if (waiting === undefined) this.unconfirmed.set(doc, { due, ids: new Set(byId.keys()) });
-      else for (const id of byId.keys()) waiting.ids.add(id);
+      else {
+        waiting.due = due;
+        for (const id of byId.keys()) waiting.ids.add(id);
+      }
     }
     if (docId === undefined) this.send(undefined, ['s', this.store.origin]);
     else this.send(docId, ['s', this.store.origin, docId]);
+  }
+
+  /**
+   * Sends the presences of this server's connections in `docId` (without one, in every
+   * document) as the rooms have them now: moved through every op since they were made.
+   */
+  private sendMine(docId: string | undefined): void {
+    for (const [doc, mine] of this.local) {
+      if (docId !== undefined && doc !== docId) continue;
+      for (const [member, made] of mine) {
+        const p = this.presenceOf(doc, member) ?? made;
+        this.send(doc, ['p', this.store.origin, doc, member.connectionId, member.user ?? null, p.v, p.selection, p.profile ?? null]);
+      }
+    }
   }
 
   /**

@@ -4,7 +4,7 @@
  * - a document given up is forgotten, and what still arrives of it is ignored until it is held
  *   again: no cursor of a connection long gone comes back;
  * - a request for presences is answered with each as the room has it now, moved through the
- *   ops since it was made;
+ *   ops since it was made; a server making such a request sends its own again first;
  * - a presence that arrives again unchanged changes nothing shown (even where it is too old to
  *   place any more);
  * - a presence shown here and not sent again within `ttl` of a request for all of them is
@@ -111,6 +111,22 @@ describe('presence relayed between servers', () => {
     sent.length = 0;
     r.receive(JSON.stringify(['s', 'there', 'x']));
     expect(sent).toEqual([['x', ['p', 'here', 'x', 'mine', null, 1, [{ anchor: 2, head: 2 }], null]]]);
+  });
+
+  it('a server asking for every presence again (its subscription back) sends its own again first: those who dropped them meanwhile show them again', () => {
+    const sent: Sent = [];
+    const r = relayed(sent);
+    r.listen('x');
+    const local = member('mine');
+    r.join('x', local);
+    r.observe('x', 0);
+    r.setPresence('x', local, 0, [{ anchor: 0, head: 0 }]);
+    sent.length = 0;
+    r.resync();
+    expect(sent).toEqual([
+      ['x', ['p', 'here', 'x', 'mine', null, 0, [{ anchor: 0, head: 0 }], null]],
+      [undefined, ['s', 'here']],
+    ]);
   });
 
   it('a presence that arrives again unchanged changes nothing shown, though it is too old to place now', () => {
