@@ -30,7 +30,7 @@ class OtterClient implements LoadClient {
   /** Server version the client is at. */
   private at = 0;
   private seq = 0;
-  /** The op awaiting its ack, on the server text at `version`. */
+  /** The op awaiting its ack, on the server text at {@link at}. */
   private outstanding: Component[] | undefined;
   /** Later keystrokes, composed, on the text `outstanding` produces. */
   private buffer: Component[] | undefined;

@@ -3,7 +3,7 @@
  * its own. `node --import tsx bench/load-peers/server-child.ts <system> <NodeContext as JSON>`
  * (systems: `SYSTEMS` of ./systems.ts); talks over IPC:
  *   → { type: 'ready', url }            once listening
- *   ← { type: 'usage', id }             → { type: 'usage', id, cpu: { user, system } µs, rss }
+ *   ← { type: 'usage', id }             → { type: 'usage', id, cpu: { user, system } µs, rss: peak bytes }
  *   ← { type: 'stop' }                  closes the server and exits
  */
 import type { NodeContext } from './common.js';

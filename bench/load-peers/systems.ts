@@ -1,6 +1,6 @@
 /**
  * The systems bench/load.ts can run, by their `--systems` name, each loaded only when asked
- * for (a server child or a client thread imports just the peer it runs).
+ * for (a server child imports just the peer it runs).
  */
 import type { Peer } from './common.js';
 

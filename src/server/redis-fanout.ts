@@ -219,7 +219,7 @@ export class RedisFanout {
     this.checking = true;
     try {
       await Promise.all(
-        this.sequencer.documents().map(async (docId) => {
+        [...this.docs].map(async (docId) => {
           const held = this.sequencer.held(docId);
           if (held === undefined) return;
           const stored = await this.store.stamp(docId).catch(() => undefined);
@@ -369,12 +369,13 @@ export class RedisFanout {
       return;
     }
     const hint = decodeHint(message, this.store.origin);
+    // This server's own hints are skipped before anything else is computed for them.
+    if (hint?.origin === this.store.origin) return;
     // Taken only on its own document's channel.
     if (hint === undefined || channel !== this.store.hintChannel(hint.docId)) {
       this.logger.warn({ channel }, 'a message on a hint channel is not a hint of its document: ignored');
       return;
     }
-    if (hint.origin === this.store.origin) return;
     this.refresh(hint.docId, hint);
   }
 

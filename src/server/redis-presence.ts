@@ -9,14 +9,14 @@
  *   nothing (its own server delivers to it): its presence is mapped through later ops, sent to
  *   members that join later, and removed with a `left` like any member's.
  * - A presence made at a version this server has not published yet waits until it has.
+ * - A server relays its connections' presences as its rooms have them: at the room's head,
+ *   moved through every op since they were made.
  * - Pub/sub is at-most-once: whenever the subscription is (re)established a server asks the
  *   others, on the store-wide channel, to send their presences again, having sent its own
  *   again; whenever it subscribes to one more document, it does both for that document, on its
- *   channel. A server answers with
- *   its connections' presences as its rooms have them now (moved through every op since they
- *   were made). A presence shown here that is not sent again within `ttl` ms of such a request
- *   is dropped: its connection left while the message saying so was lost. Each presence is
- *   also sent anew on every change; one that arrives again unchanged changes nothing here.
+ *   channel. A presence shown here that is not sent again within `ttl` ms of such a request is
+ *   dropped: its connection left while the message saying so was lost. Each presence is also
+ *   sent anew on every change; one that arrives again unchanged changes nothing here.
  * - A server takes the messages of the documents it holds only: it forgets the presences of
  *   a document it stops holding, and ignores what still arrives of it until it holds it again.
  * - A presence is shown once the room knows the document's version (from the open of the
@@ -128,10 +128,8 @@ export class RelayedRooms extends Rooms {
   private readonly remote = new Map<string, Map<string, Relayed>>();
   /** Their members, for those shown in a room here. */
   private readonly members = new Map<string, Map<string, RemoteMember>>();
-  /** This server's connections in each room. */
+  /** This server's connections in each room (their presences are the rooms': `presenceOf`). */
   private readonly joined = new Map<string, Set<RoomMember>>();
-  /** The presences of this server's connections, by document (sent again on a sync). */
-  private readonly local = new Map<string, Map<RoomMember, Omit<Relayed, 'node' | 'id' | 'user'>>>();
   /** The documents whose messages are taken (see {@link listen}). */
   private readonly listened = new Set<string>();
   /** Documents whose rooms know their version (observed, or an op published). */
@@ -193,14 +191,13 @@ export class RelayedRooms extends Rooms {
 
   /** @inheritdoc A connection of this server leaving is relayed to the other servers. */
   override leave(docId: string, member: RoomMember): void {
+    const relayed = this.presenceOf(docId, member) !== undefined;
     super.leave(docId, member);
     if (member instanceof RemoteMember) return;
     const joined = this.joined.get(docId);
     if (joined?.delete(member) !== true) return;
     if (joined.size === 0) this.joined.delete(docId);
-    const mine = this.local.get(docId);
-    if (mine?.delete(member) === true) this.send(docId, ['l', this.store.origin, docId, member.connectionId]);
-    if (mine?.size === 0) this.local.delete(docId);
+    if (relayed) this.send(docId, ['l', this.store.origin, docId, member.connectionId]);
     // Once no connection of this server is left, the room goes (with the stand-ins in it).
     if (this.joined.has(docId)) return;
     this.versioned.delete(docId);
@@ -220,12 +217,7 @@ export class RelayedRooms extends Rooms {
     profile?: PresenceProfile,
   ): boolean {
     const taken = super.setPresence(docId, member, v, selection, profile);
-    if (taken && !(member instanceof RemoteMember)) {
-      let mine = this.local.get(docId);
-      if (mine === undefined) this.local.set(docId, (mine = new Map()));
-      mine.set(member, { v, selection, profile });
-      this.send(docId, ['p', this.store.origin, docId, member.connectionId, member.user ?? null, v, selection, profile ?? null]);
-    }
+    if (taken && !(member instanceof RemoteMember)) this.sendPresence(docId, member);
     return taken;
   }
 
@@ -313,18 +305,22 @@ export class RelayedRooms extends Rooms {
     else this.send(docId, ['s', this.store.origin, docId]);
   }
 
-  /**
-   * Sends the presences of this server's connections in `docId` (without one, in every
-   * document) as the rooms have them now: moved through every op since they were made.
-   */
+  /** Sends the presences of this server's connections in `docId` (without one, in every document). */
   private sendMine(docId: string | undefined): void {
-    for (const [doc, mine] of this.local) {
+    for (const [doc, mine] of this.joined) {
       if (docId !== undefined && doc !== docId) continue;
-      for (const [member, made] of mine) {
-        const p = this.presenceOf(doc, member) ?? made;
-        this.send(doc, ['p', this.store.origin, doc, member.connectionId, member.user ?? null, p.v, p.selection, p.profile ?? null]);
-      }
+      for (const member of mine) this.sendPresence(doc, member);
     }
+  }
+
+  /**
+   * Sends the presence of this server's `member` in `docId`, if it has one, as the room has it
+   * now: at the room's head, moved through every op since it was made.
+   */
+  private sendPresence(docId: string, member: RoomMember): void {
+    const p = this.presenceOf(docId, member);
+    if (p === undefined) return;
+    this.send(docId, ['p', this.store.origin, docId, member.connectionId, member.user ?? null, p.v, p.selection, p.profile ?? null]);
   }
 
   /**
@@ -349,10 +345,11 @@ export class RelayedRooms extends Rooms {
    * heartbeat key expires, then stops relaying and heartbeating.
    */
   override close(): void {
-    for (const [docId, mine] of this.local) {
-      for (const member of mine.keys()) this.send(docId, ['l', this.store.origin, docId, member.connectionId]);
+    for (const [docId, mine] of this.joined) {
+      for (const member of mine) {
+        if (this.presenceOf(docId, member) !== undefined) this.send(docId, ['l', this.store.origin, docId, member.connectionId]);
+      }
     }
-    this.local.clear();
     this.stop();
     super.close();
   }

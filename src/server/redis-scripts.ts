@@ -53,22 +53,21 @@ export const CARRIED_OPS_BYTES = 64 * 1024;
  * KEYS: meta, ops, marks, recoveries.
  * ARGV: expected head, new head, epoch, the command publishing the hint (`PUBLISH`, or
  * `SPUBLISH` on a Cluster, where the document's hint channel is a shard channel in its slot;
- * '' publishes nothing), hint channel, hint, n, then n pairs (version, op
- * member), m, then m pairs (client id, mark), then '1', lost epoch, recovery — or '0' without
- * a recovery.
+ * '' publishes nothing), hint channel, hint, n, then n pairs (version, op member), m, then m
+ * pairs (client id, mark), then '1', lost epoch, recovery — or '0' without a recovery.
  * Refuses, writing nothing, when the recorded head (absent: '0') is not the expected one or the
  * document stored another epoch: replies {0, head, stored epoch or nil, missed}, where missed
  * holds the op members past the expected head when the head is ahead under the writer's epoch
  * (what the writer that lost the race reads next), at most {@link CONFLICT_OPS} of them and
- * {@link CARRIED_OPS_BYTES} in all, else none. Replies {2, n}
- * when n ops lie past the recorded head (damaged data: it would be doubled), also writing
- * nothing. Else adds each op scored by its version, upserts the marks and the recovery, records
- * the new head, stores the epoch unless one is stored, publishes the hint on the hint
- * channel (unless the command is empty) and replies {1} — or {1, error} when publishing
- * failed (a Redis without SPUBLISH): the append stands all the same (Redis does not undo a
- * script's writes, so a failing last call must not make a done append look failed). Published from the script, the hint
- * goes out after the append and never for an append that did not happen. The caller checks
- * the versions run on consecutively from the expected head + 1.
+ * {@link CARRIED_OPS_BYTES} in all, else none. Replies {2, n} when n ops lie past the
+ * recorded head (damaged data: it would be doubled), also writing nothing. Else adds each op
+ * scored by its version, upserts the marks and the recovery, records the new head, stores the
+ * epoch unless one is stored, publishes the hint on the hint channel (unless the command is
+ * empty) and replies {1} — or {1, error} when publishing failed (a Redis without SPUBLISH):
+ * the append stands all the same (Redis does not undo a script's writes, so a failing last
+ * call must not make a done append look failed). Published from the script, the hint goes out
+ * after the append and never for an append that did not happen. The caller checks the
+ * versions run on consecutively from the expected head + 1.
  */
 export const APPEND = new RedisScript(`
 local head = redis.call('HGET', KEYS[1], 'head') or '0'

@@ -126,9 +126,9 @@ export interface SubscriberClient {
 }
 
 /**
- * What an append announces on its document's hint channel: `docId` is at `head` of its `epoch` since a
- * store with `origin` appended at `at` (ms since the Unix epoch, by the writer's clock). The
- * epoch is absent from hints of stores that did not send it.
+ * What an append announces on its document's hint channel: `docId` is at `head` of its
+ * `epoch` since a store with `origin` appended at `at` (ms since the Unix epoch, by the
+ * writer's clock). The epoch is absent from hints of stores that did not send it.
  */
 export interface ChangeHint {
   readonly docId: string;
@@ -391,6 +391,11 @@ export class RedisStore implements Store {
     return this.client.isCluster === true;
   }
 
+  /** The command publishing on a document's channels: SPUBLISH where they are shard channels. */
+  private get publishCommand(): 'PUBLISH' | 'SPUBLISH' {
+    return this.shardedChannels ? 'SPUBLISH' : 'PUBLISH';
+  }
+
   /**
    * A new connection to the same Redis, for receiving change hints (a subscribed connection
    * can send nothing else), which the caller closes. Over a `Redis`, it does not subscribe
@@ -398,8 +403,7 @@ export class RedisStore implements Store {
    * subscribes to shard channels on the node of each channel's slot, and ioredis subscribes
    * again by itself when a subscriber connection drops or the cluster's layout changes, then
    * emits `subscribersReady` (hints published meanwhile are lost: the fan-out then reads what
-   * they announced). Throws when the store was given
-   * a client without `duplicate`.
+   * they announced). Throws when the store was given a client without `duplicate`.
    */
   subscriber(): SubscriberClient {
     if (this.url !== undefined) {
@@ -437,8 +441,7 @@ export class RedisStore implements Store {
       return;
     }
     const k = this.keys(docId);
-    const command = this.shardedChannels ? 'SPUBLISH' : 'PUBLISH';
-    await this.timed('publish', () => PUBLISH.run(this.client, [k.meta], [command, k.presence, message]));
+    await this.timed('publish', () => PUBLISH.run(this.client, [k.meta], [this.publishCommand, k.presence, message]));
   }
 
   /** Sets this store's heartbeat key (named by its {@link origin}) to expire in `ttl` ms. */
@@ -532,15 +535,14 @@ export class RedisStore implements Store {
     const head = expectedHead + records.length;
     const members = records.map(encodeRecord);
     const hint = encodeHint({ docId, head, origin: this.origin, at: Date.now(), epoch: context.epoch }, members);
-    const publish = this.shardedChannels ? 'SPUBLISH' : 'PUBLISH';
-    const args = [String(expectedHead), String(head), context.epoch, publish, this.hintChannel(docId), hint, String(records.length)];
+    const k = this.keys(docId);
+    const args = [String(expectedHead), String(head), context.epoch, this.publishCommand, k.hints, hint, String(records.length)];
     records.forEach((r, i) => args.push(String(r.version), members[i] as string));
     args.push(String(marks.length));
     for (const m of marks) args.push(m.clientId, encodeMark(m));
     const recovery = context.recovery;
     if (recovery === undefined) args.push('0');
     else args.push('1', recovery.lostEpoch, JSON.stringify(recovery));
-    const k = this.keys(docId);
     const reply = (await this.timed('append', () => APPEND.run(this.client, [k.meta, k.ops, k.marks, k.recoveries], args))) as [
       number,
       (string | number)?,
