@@ -3,8 +3,8 @@
  * `otter`: the command line. The composition root: it reads flags and environment variables,
  * picks the store, and starts the server with the demo page, health and metrics.
  *
- *   otter serve [--port N] [--host H] [--data FILE | --memory | --redis URL] [--log-level L] [--retain-* N]
- *   otter export DOC [--version N] [--data FILE | --redis URL]
+ *   otter serve [--port N] [--host H] [--data FILE | --memory | --redis URL | --redis-cluster URLS] [--log-level L] [--retain-* N]
+ *   otter export DOC [--version N] [--data FILE | --redis URL | --redis-cluster URLS]
  *
  * Bad flags or values print a message and exit with code 2 before anything starts; a database
  * file that may not be served (damaged, emptied, foreign, newer, or served by another process)
@@ -18,6 +18,7 @@ import { MemoryStore } from './server/memory-store.js';
 import { MissingPackageError, requireOptional } from './server/optional-package.js';
 import type { RetentionPolicy } from './server/retention.js';
 import { checkPrefix } from './server/redis-keys.js';
+import { type RedisTarget, clusterSeeds, redisUrl } from './server/redis-connection.js';
 import { RedisStore } from './server/redis-store.js';
 import { Sequencer } from './server/sequencer.js';
 import { StoreOpenError } from './server/sqlite-schema.js';
@@ -37,6 +38,8 @@ Options (each also read from the environment variable shown):
   --data FILE       SQLite database file               OTTER_DATA       default ./data/otter.db
   --memory          keep documents in memory only      OTTER_MEMORY=1   default off
   --redis URL       keep documents in Redis (shared)   OTTER_REDIS_URL  redis://host:6379/0, rediss://…
+  --redis-cluster URLS  keep documents in a Redis Cluster OTTER_REDIS_CLUSTER  redis://a:7000,redis://b:7000
+                    (URLs of some of its nodes, comma-separated; user, password and TLS of the first)
   --redis-prefix P  put before every Redis key         OTTER_REDIS_PREFIX  default otter:
   --log-level L     ${LOG_LEVELS.join(', ')}   OTTER_LOG_LEVEL  default info
   --jwt-secret S    require HS256 JWTs signed with S   OTTER_JWT_SECRET      (16+ characters)
@@ -52,9 +55,9 @@ Options (each also read from the environment variable shown):
   --help            print this help
 
 Without a JWT option every connection is anonymous and may edit every document.
---data, --memory and --redis exclude each other. With --redis, any number of otter serve
-processes may serve the same documents behind a load balancer: each publishes the ops the
-others commit to its own connections; /readyz answers 503 while Redis cannot be written.
+--data, --memory, --redis and --redis-cluster exclude each other. With Redis, any number of
+otter serve processes may serve the same documents behind a load balancer: each publishes the
+ops the others commit to its own connections; /readyz answers 503 while Redis cannot be written.
 
 Exit codes: 0 done, 1 failed, 2 bad command line, 3 the database file cannot be served
 (damaged, emptied, not an Otter database, written by a newer Otter, or in use by another
@@ -68,7 +71,7 @@ interface ServeConfig {
   port: number;
   host: string;
   data: string | undefined;
-  redis: { url: string; prefix: string | undefined } | undefined;
+  redis: { target: RedisTarget; prefix: string | undefined } | undefined;
   logLevel: (typeof LOG_LEVELS)[number];
   jwt: JwtOptions | undefined;
   allowOrigins: string[] | undefined;
@@ -168,6 +171,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv) {
         data: { type: 'string' },
         memory: { type: 'boolean' },
         redis: { type: 'string' },
+        'redis-cluster': { type: 'string' },
         'redis-prefix': { type: 'string' },
         'log-level': { type: 'string' },
         'jwt-secret': { type: 'string' },
@@ -190,9 +194,13 @@ function parse(argv: string[], env: NodeJS.ProcessEnv) {
   const memory = values.memory ?? ['1', 'true'].includes(env.OTTER_MEMORY ?? '');
   const dataFlag = values.data ?? env.OTTER_DATA;
   if (memory && values.data !== undefined) throw new UsageError('--data and --memory exclude each other');
-  const redis = redisOptions(values.redis ?? env.OTTER_REDIS_URL, values['redis-prefix'] ?? env.OTTER_REDIS_PREFIX);
+  const redis = redisOptions(
+    values.redis ?? env.OTTER_REDIS_URL,
+    values['redis-cluster'] ?? env.OTTER_REDIS_CLUSTER,
+    values['redis-prefix'] ?? env.OTTER_REDIS_PREFIX,
+  );
   if (redis !== undefined && (memory || dataFlag !== undefined)) {
-    throw new UsageError('--redis excludes --data and --memory (and OTTER_DATA, OTTER_MEMORY): give one store');
+    throw new UsageError('--redis and --redis-cluster exclude --data and --memory (and OTTER_DATA, OTTER_MEMORY): give one store');
   }
   const level = values['log-level'] ?? env.OTTER_LOG_LEVEL ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
@@ -222,20 +230,29 @@ function parse(argv: string[], env: NodeJS.ProcessEnv) {
   return { help: values.help ?? false, positionals, config, version };
 }
 
-/** The Redis store's URL and prefix from the flags, or undefined without a URL; throws UsageError. */
-function redisOptions(url: string | undefined, prefix: string | undefined): ServeConfig['redis'] {
-  if (url === undefined || url === '') {
-    if (prefix !== undefined) throw new UsageError('--redis-prefix needs --redis');
+/**
+ * The Redis store's target (one URL, or a Cluster's seed URLs) and prefix from the flags, or
+ * undefined without either; throws UsageError.
+ */
+function redisOptions(url: string | undefined, cluster: string | undefined, prefix: string | undefined): ServeConfig['redis'] {
+  const given = url !== undefined && url !== '';
+  const givenCluster = cluster !== undefined && cluster !== '';
+  if (!given && !givenCluster) {
+    if (prefix !== undefined) throw new UsageError('--redis-prefix needs --redis or --redis-cluster');
     return undefined;
   }
-  let protocol: string;
+  if (given && givenCluster) throw new UsageError('--redis and --redis-cluster exclude each other (and OTTER_REDIS_URL, OTTER_REDIS_CLUSTER): give one');
+  let target: RedisTarget;
   try {
-    protocol = new URL(url).protocol;
-  } catch {
-    protocol = '';
-  }
-  if (protocol !== 'redis:' && protocol !== 'rediss:') {
-    throw new UsageError(`--redis must be a redis:// or rediss:// URL, got ${JSON.stringify(url)}`);
+    if (given) {
+      redisUrl(url, '--redis');
+      target = url;
+    } else {
+      target = { cluster: (cluster as string).split(',').map((u) => u.trim()) };
+      clusterSeeds(target);
+    }
+  } catch (e) {
+    throw new UsageError(`${given ? '' : '--redis-cluster: '}${(e as Error).message}`);
   }
   if (prefix !== undefined) {
     try {
@@ -244,24 +261,29 @@ function redisOptions(url: string | undefined, prefix: string | undefined): Serv
       throw new UsageError(`--redis-prefix: ${(e as Error).message}`);
     }
   }
-  return { url, prefix };
+  return { target, prefix };
 }
 
 /** The store the config names: Redis, a SQLite file, or memory. */
 function openStore(config: ServeConfig, readOnly = false): Store {
   if (config.redis !== undefined) {
-    return new RedisStore(config.redis.url, config.redis.prefix === undefined ? {} : { prefix: config.redis.prefix });
+    return new RedisStore(config.redis.target, config.redis.prefix === undefined ? {} : { prefix: config.redis.prefix });
   }
   if (config.data === undefined) return new MemoryStore();
   return readOnly ? new SqliteStore(config.data, { readOnly: true }) : new SqliteStore(config.data);
 }
 
-/** Where the config keeps documents, for the log (a Redis URL without its password). */
+/** Where the config keeps documents, for the log (Redis URLs without their passwords). */
 function storeName(config: ServeConfig): string {
   if (config.redis === undefined) return config.data ?? 'memory';
-  const url = new URL(config.redis.url);
-  url.password = '';
-  return `${url.href} (prefix ${config.redis.prefix ?? 'otter:'})`;
+  const withoutPassword = (text: string): string => {
+    const url = new URL(text);
+    url.password = '';
+    return url.href;
+  };
+  const { target, prefix } = config.redis;
+  const where = typeof target === 'string' ? withoutPassword(target) : `the Redis Cluster of ${target.cluster.map(withoutPassword).join(', ')}`;
+  return `${where} (prefix ${prefix ?? 'otter:'})`;
 }
 
 async function serve(config: ServeConfig): Promise<void> {

@@ -23,6 +23,7 @@ export {
 } from './store.js';
 export { MemoryStore } from './memory-store.js';
 export { SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
+export type { RedisClusterSeeds } from './redis-connection.js';
 export { type RedisClient, RedisStore, type RedisStoreOptions } from './redis-store.js';
 export { StoreOpenError } from './sqlite-schema.js';
 export { StorageCorruptError } from './integrity.js';

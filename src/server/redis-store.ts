@@ -41,10 +41,9 @@
  * every acknowledged append).
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { Component } from '../ot/index.js';
 import { StorageCorruptError, snapshotHash } from './integrity.js';
-import { requireOptional } from './optional-package.js';
+import { COMMAND_TIMEOUT_MS, type MadeClient, type RedisTarget, connect, isRedisTarget, withinDeadline } from './redis-connection.js';
 import { type DocumentKeys, type StoreKeys, checkPrefix, documentKeys, storeKeys } from './redis-keys.js';
 import {
   APPEND,
@@ -186,12 +185,6 @@ export function decodeHint(text: string, skipOpsOf?: string): ChangeHint | undef
   }
 }
 
-/**
- * Ms after which a command of a client made from a URL fails if Redis has not answered (also
- * the connection timeout): so no submit waits on Redis longer than this.
- */
-export const COMMAND_TIMEOUT_MS = 5000;
-
 /** Called with each Redis round trip of a store: what it did, how long it took, whether it failed. */
 export type RoundTripListener = (command: string, ms: number, ok: boolean) => void;
 
@@ -329,10 +322,8 @@ function bound(n: number, open: boolean): string {
 /** See the file comment. */
 export class RedisStore implements Store {
   private readonly client: RedisClient;
-  /** The URL the client was made from, if it was made here. */
-  private readonly url: string | undefined;
-  /** Whether the client was made here (from a URL), and so is closed here. */
-  private readonly owned: boolean;
+  /** The client made here from URLs (closed by {@link close}), if it was. */
+  private readonly made: MadeClient | undefined;
   private readonly roundTrips = new Set<RoundTripListener>();
   /**
    * This store's id in the change hints it publishes (random, one per store object), so that
@@ -347,33 +338,25 @@ export class RedisStore implements Store {
 
   /**
    * A store over `redis`: an ioredis client (`Redis` or `Cluster`), which stays the caller's
-   * to close, or a Redis URL (`redis://host:6379/0`), for which one is made here and closed by
-   * {@link close}: a command of it fails after 3 reconnection attempts, or
-   * {@link COMMAND_TIMEOUT_MS} after it was sent, whichever comes first (an append that timed
-   * out may still land: the sequencer then finds it on its reload). Throws a RangeError for a prefix holding `{` or `}`; `MissingPackageError`
-   * when given a URL and ioredis, an optional peer of `otter`, is not installed.
+   * to close; or a Redis URL (`redis://host:6379/0`), or a Redis Cluster's seeds
+   * (`{ cluster: ['redis://host:7000', …] }`), for which a client is made here and closed by
+   * {@link close} (see `redis-connection.ts`): a command of it fails after 3 reconnection
+   * attempts, or {@link COMMAND_TIMEOUT_MS} after it was sent, whichever comes first (an append
+   * that timed out may still land: the sequencer then finds it on its reload). Throws a
+   * RangeError for a prefix holding `{` or `}` or for seeds that are not Redis URLs of database
+   * 0; `MissingPackageError` when given URLs and ioredis, an optional peer of `otter`, is not
+   * installed.
    */
-  constructor(redis: RedisClient | string, options: RedisStoreOptions = {}) {
+  constructor(redis: RedisClient | RedisTarget, options: RedisStoreOptions = {}) {
     this.prefix = options.prefix ?? 'otter:';
     checkPrefix(this.prefix);
     this.keysOfStore = storeKeys(this.prefix);
-    if (typeof redis === 'string') {
-      const ioredis = requireOptional<{ Redis: typeof Redis }>('ioredis', 'RedisStore');
-      // A command fails after a few reconnection attempts (about 300 ms) instead of waiting in
-      // the offline queue through 20 of them, and in any case COMMAND_TIMEOUT_MS after it was
-      // sent (a Redis that hangs, or a connection attempt that is never answered): a Redis that
-      // is down makes appends fail soon (their clients resend) and the readiness probe report why.
-      const client = new ioredis.Redis(redis, { maxRetriesPerRequest: 3, commandTimeout: COMMAND_TIMEOUT_MS, connectTimeout: COMMAND_TIMEOUT_MS });
-      // Connection errors reach callers through the commands that fail (and the readiness
-      // probe); unheard, ioredis would also print each one.
-      client.on('error', () => {});
-      this.client = client;
-      this.url = redis;
-      this.owned = true;
+    if (isRedisTarget(redis)) {
+      this.made = connect(redis);
+      this.client = this.made.client;
     } else {
+      this.made = undefined;
       this.client = redis;
-      this.url = undefined;
-      this.owned = false;
     }
   }
 
@@ -406,10 +389,7 @@ export class RedisStore implements Store {
    * they announced). Throws when the store was given a client without `duplicate`.
    */
   subscriber(): SubscriberClient {
-    if (this.url !== undefined) {
-      const ioredis = requireOptional<{ Redis: typeof Redis }>('ioredis', 'RedisStore');
-      return new ioredis.Redis(this.url, { autoResubscribe: false });
-    }
+    if (this.made !== undefined) return this.made.subscriber();
     const duplicate = this.client.duplicate as ((...args: unknown[]) => unknown) | undefined;
     if (duplicate === undefined) throw new Error('the Redis client of this store cannot make another connection (no duplicate())');
     const copy = this.shardedChannels
@@ -460,13 +440,18 @@ export class RedisStore implements Store {
     return () => this.roundTrips.delete(listener);
   }
 
-  /** Runs one round trip, `command`, telling the listeners how it went. */
+  /**
+   * Runs one round trip, `command`, telling the listeners how it went; failed if it outlasts
+   * the deadline of a client made here that needs one.
+   */
   private async timed<T>(command: string, call: () => Promise<T>): Promise<T> {
-    if (this.roundTrips.size === 0) return call();
+    const deadline = this.made?.deadlineMs;
+    const bounded = deadline === undefined ? call : () => withinDeadline(call(), deadline, command);
+    if (this.roundTrips.size === 0) return bounded();
     const start = performance.now();
     let ok = false;
     try {
-      const result = await call();
+      const result = await bounded();
       ok = true;
       return result;
     } finally {
@@ -655,6 +640,6 @@ export class RedisStore implements Store {
     if (this.closed) return;
     this.closed = true;
     await Promise.all(this.pending);
-    if (this.owned) await this.client.quit();
+    if (this.made !== undefined) await this.client.quit();
   }
 }

@@ -61,20 +61,28 @@ describe('otter serve --redis: the command line', () => {
   const cleanup = new Cleanup();
   afterEach(() => cleanup.run());
 
-  it('--help names --redis, --redis-prefix and their variables', async () => {
+  it('--help names --redis, --redis-cluster, --redis-prefix and their variables', async () => {
     const cli = cliFromSource(['--help']);
     cleanup.add(() => cli.kill());
     expect((await within(cli.exited, 20_000, 'otter --help')).code).toBe(0);
-    for (const word of ['--redis URL', '--redis-prefix', 'OTTER_REDIS_URL', 'OTTER_REDIS_PREFIX']) expect(cli.stdout).toContain(word);
+    for (const word of ['--redis URL', '--redis-cluster URLS', '--redis-prefix', 'OTTER_REDIS_URL', 'OTTER_REDIS_CLUSTER', 'OTTER_REDIS_PREFIX']) expect(cli.stdout).toContain(word);
   });
 
-  it('refuses --redis with --data or --memory (flags or variables), --redis-prefix alone, a URL that is not redis:// and a prefix with braces', async () => {
+  it('refuses --redis or --redis-cluster with --data or --memory (flags or variables), both together, --redis-prefix alone, a URL that is not redis://, a Cluster database other than 0 and a prefix with braces', async () => {
+    const exclusive = /--redis and --redis-cluster exclude --data and --memory/;
     const cases: Array<[string[], Record<string, string>, RegExp]> = [
-      [['--redis', 'redis://127.0.0.1:1', '--memory'], {}, /--redis excludes --data and --memory/],
-      [['--redis', 'redis://127.0.0.1:1', '--data', 'x.db'], {}, /--redis excludes --data and --memory/],
-      [[], { OTTER_REDIS_URL: 'redis://127.0.0.1:1', OTTER_MEMORY: '1' }, /--redis excludes --data and --memory/],
-      [['--redis-prefix', 'p:'], {}, /--redis-prefix needs --redis/],
+      [['--redis', 'redis://127.0.0.1:1', '--memory'], {}, exclusive],
+      [['--redis', 'redis://127.0.0.1:1', '--data', 'x.db'], {}, exclusive],
+      [[], { OTTER_REDIS_URL: 'redis://127.0.0.1:1', OTTER_MEMORY: '1' }, exclusive],
+      [['--redis-cluster', 'redis://127.0.0.1:1', '--memory'], {}, exclusive],
+      [[], { OTTER_REDIS_CLUSTER: 'redis://127.0.0.1:1', OTTER_DATA: 'x.db' }, exclusive],
+      [['--redis', 'redis://127.0.0.1:1', '--redis-cluster', 'redis://127.0.0.1:2'], {}, /--redis and --redis-cluster exclude each other/],
+      [['--redis-cluster', 'redis://127.0.0.1:2'], { OTTER_REDIS_URL: 'redis://127.0.0.1:1' }, /--redis and --redis-cluster exclude each other/],
+      [['--redis-prefix', 'p:'], {}, /--redis-prefix needs --redis or --redis-cluster/],
       [['--redis', 'http://127.0.0.1:6379'], {}, /--redis must be a redis:\/\/ or rediss:\/\/ URL/],
+      [['--redis-cluster', 'redis://127.0.0.1:7000,http://127.0.0.1:7001'], {}, /--redis-cluster: a Redis Cluster node must be a redis:\/\/ or rediss:\/\/ URL/],
+      [['--redis-cluster', 'redis://127.0.0.1:7000,'], {}, /--redis-cluster: a Redis Cluster node must be a redis:\/\/ or rediss:\/\/ URL/],
+      [['--redis-cluster', 'redis://127.0.0.1:7000/3'], {}, /--redis-cluster: a Redis Cluster has only database 0/],
       [['--redis', 'redis://127.0.0.1:1', '--redis-prefix', 'a{b}:'], {}, /--redis-prefix: a key prefix may not contain/],
     ];
     await Promise.all(
@@ -88,21 +96,26 @@ describe('otter serve --redis: the command line', () => {
     );
   });
 
-  it('with Redis unreachable (OTTER_REDIS_URL), the node starts, /readyz answers 503 naming the failure, and /healthz 200', async () => {
-    const port = await freePort();
-    const cli = cliFromSource(['serve', '--port', '0', '--log-level', 'silent'], { OTTER_REDIS_URL: `redis://127.0.0.1:${port}` });
-    cleanup.add(() => cli.kill());
-    await waitFor('the banner', () => BANNER.test(cli.stdout), 20_000, () => cli.stderr);
-    const http = (BANNER.exec(cli.stdout) as RegExpExecArray)[1] as string;
-    let body = '';
-    await waitFor('/readyz to answer 503', async () => {
-      const answer = await request(`${http}/readyz`);
-      body = answer.body;
-      return answer.status === 503 && body.includes('cannot be written');
-    }, 10_000, () => body);
-    expect(body).toMatch(/ECONNREFUSED|max retries|did not answer/);
-    expect((await request(`${http}/healthz`)).status).toBe(200);
-  });
+  // A Cluster that cannot be reached keeps its commands queued without a limit: the store's
+  // own deadline (5 s) fails them, so the probe fails too.
+  for (const variable of ['OTTER_REDIS_URL', 'OTTER_REDIS_CLUSTER'] as const) {
+    it(`with Redis unreachable (${variable}), the node starts, /readyz answers 503 naming the failure, and /healthz 200`, async () => {
+      const port = await freePort();
+      const cli = cliFromSource(['serve', '--port', '0', '--log-level', 'silent'], { [variable]: `redis://127.0.0.1:${port}` });
+      cleanup.add(() => cli.kill());
+      await waitFor('the banner', () => BANNER.test(cli.stdout), 20_000, () => cli.stderr);
+      const http = (BANNER.exec(cli.stdout) as RegExpExecArray)[1] as string;
+      let body = '';
+      await waitFor('/readyz to answer 503', async () => {
+        const answer = await request(`${http}/readyz`);
+        body = answer.body;
+        return answer.status === 503 && body.includes('cannot be written');
+      }, 15_000, () => body);
+      // The store's own failure, not the probe's timeout (which would say the store did not answer).
+      expect(body).toMatch(/ECONNREFUSED|max retries|Redis did not answer/);
+      expect((await request(`${http}/healthz`)).status).toBe(200);
+    });
+  }
 });
 
 describe.skipIf(SKIP)('several otter serve --redis nodes', () => {

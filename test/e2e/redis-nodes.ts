@@ -16,6 +16,7 @@ import { Connection } from '../../src/client/connection.js';
 import type { CollaborativeDocument, ResetEvent } from '../../src/client/document.js';
 import { apply } from '../../src/ot/index.js';
 import { verifyChain } from '../../src/server/integrity.js';
+import type { RedisTarget } from '../../src/server/redis-connection.js';
 import { RedisStore } from '../../src/server/redis-store.js';
 import { type Cleanup, markerCounts, randomEdit, tempDir } from './helpers.js';
 import { CliProcess, ROOT, freePort, parseMetrics, request } from '../product/helpers.js';
@@ -112,7 +113,7 @@ export function cliFromSource(args: string[], env: Record<string, string> = {}):
   return new CliProcess(spawn(process.execPath, argv, { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
-/** A running `otter serve --redis` child, and the Redis URL and key prefix it serves from. */
+/** A running `otter serve --redis` (or `--redis-cluster`) child, and the Redis and key prefix it serves from. */
 export interface Node {
   readonly name: string;
   readonly cli: CliProcess;
@@ -120,17 +121,19 @@ export interface Node {
   readonly http: string;
   /** Its WebSocket origin. */
   readonly ws: string;
-  readonly redisUrl: string;
+  /** A Redis URL, or a Cluster's seeds. */
+  readonly redis: RedisTarget;
   readonly prefix: string;
 }
 
 /**
- * Starts `otter serve --redis redisUrl --redis-prefix prefix` (port 0, log level warn) and
- * resolves once it prints its banner; rejects if it exits first or takes over 20 s. Killed at
- * `cleanup`.
+ * Starts `otter serve --redis URL --redis-prefix prefix` (or `--redis-cluster URL,…` for a
+ * Cluster's seeds; port 0, log level warn) and resolves once it prints its banner; rejects if
+ * it exits first or takes over 20 s. Killed at `cleanup`.
  */
-export async function startNode(cleanup: Cleanup, name: string, redisUrl: string, prefix: string): Promise<Node> {
-  const cli = cliFromSource(['serve', '--port', '0', '--redis', redisUrl, '--redis-prefix', prefix, '--log-level', 'warn']);
+export async function startNode(cleanup: Cleanup, name: string, redis: RedisTarget, prefix: string): Promise<Node> {
+  const store = typeof redis === 'string' ? ['--redis', redis] : ['--redis-cluster', redis.cluster.join(',')];
+  const cli = cliFromSource(['serve', '--port', '0', ...store, '--redis-prefix', prefix, '--log-level', 'warn']);
   cleanup.add(() => cli.kill());
   await within(
     new Promise<void>((resolve, reject) => {
@@ -145,7 +148,7 @@ export async function startNode(cleanup: Cleanup, name: string, redisUrl: string
     `node ${name} listening`,
   );
   const m = BANNER.exec(cli.stdout) as RegExpExecArray;
-  return { name, cli, http: m[1] as string, ws: `ws://${m[2]}:${m[3]}`, redisUrl, prefix };
+  return { name, cli, http: m[1] as string, ws: `ws://${m[2]}:${m[3]}`, redis, prefix };
 }
 
 /** A client of one document whose socket goes to `target.url` (changeable: a failover), with what it was told. */
@@ -286,8 +289,8 @@ export async function converged(
     await within(reader.doc.ready, 10_000, `a reader opening ${docId} on ${node.name}`);
     expect({ node: node.name, version: reader.doc.version, text: reader.doc.text }).toEqual({ node: node.name, version, text });
   }
-  const { redisUrl, prefix } = nodes[0] as Node;
-  const store = new RedisStore(redisUrl, { prefix });
+  const { redis, prefix } = nodes[0] as Node;
+  const store = new RedisStore(redis, { prefix });
   try {
     const loaded = await store.load(docId);
     expect(loaded.head).toBe(version);

@@ -133,6 +133,7 @@ const SURFACES = {
       'ReadinessOptions',
       'ReadinessStatus',
       'RedisClient',
+      'RedisClusterSeeds',
       'RedisStoreOptions',
       'SequencerOptions',
       'ServerOptions',

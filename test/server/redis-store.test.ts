@@ -78,6 +78,12 @@ describe('RedisStore keys', () => {
     expect(() => new RedisStore(REDIS_URL, { prefix: 'a}' })).toThrow(RangeError);
     expect(() => checkPrefix('otter:')).not.toThrow();
   });
+
+  it('refuses Cluster seeds that are none, not Redis URLs, or name a database other than 0, before connecting', () => {
+    for (const cluster of [[], ['http://127.0.0.1:7000'], ['redis://127.0.0.1:7000', ''], ['redis://127.0.0.1:7000/3'], ['redis://']]) {
+      expect(() => new RedisStore({ cluster }), JSON.stringify(cluster)).toThrow(RangeError);
+    }
+  });
 });
 
 describe('change hints', () => {
