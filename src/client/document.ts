@@ -54,7 +54,7 @@ import { Rope, applyToRope, deletedFromRope } from '../ot/rope.js';
 import { EMPTY_CHECKSUM, chainChecksum } from '../protocol/checksum.js';
 import { ErrorCode, OtterError, clientPolicy } from '../protocol/errors.js';
 import { DEFAULT_LIMITS, checkLimits } from '../protocol/limits.js';
-import { readProfile } from '../protocol/parse.js';
+import { MAX_RESTORE_SAMPLES, readProfile } from '../protocol/parse.js';
 import { Throttle } from '../protocol/throttle.js';
 import type {
   AckMessage,
@@ -77,6 +77,7 @@ import * as life from './lifecycle.js';
 import { type SelectionInput, localToServer, mapRemoteSelection, serverToLocal, toRanges } from './selection.js';
 import { DocumentPersistence } from './persist.js';
 import { type OpBudget, budgetFor, splitText } from './split.js';
+import { VersionSamples } from './version-samples.js';
 import { type ClientStorage, STORED_FORMAT, type StoredDocument } from './storage.js';
 import {
   PendingOp,
@@ -294,8 +295,6 @@ export interface DocumentEvents {
 
 /** Server ops kept to map presences a few versions old. */
 const PRESENCE_HISTORY = 32;
-/** Versions and checksums kept to show the server where a lost state forked (see `samples`). */
-const MAX_SAMPLES = 64;
 /** Bytes of a `restore` frame besides its text: keys, rid, lost state, 64 samples. */
 const RESTORE_ENVELOPE_BYTES = 4096;
 
@@ -372,8 +371,10 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   private serverEpoch: string | undefined;
   /** The document checksum of C. */
   private checksum = EMPTY_CHECKSUM;
-  /** Earlier versions of this epoch and their checksums, oldest first, thinned to MAX_SAMPLES. */
-  private samples: Array<[number, number]> = [];
+  /** Earlier versions of this epoch and their checksums (see `version-samples.ts`). */
+  private readonly samples = new VersionSamples();
+  /** The head the server still had when it last said it lost this client's state. */
+  private lostAt: number | undefined;
   private sync: SyncState = synchronized;
   private life: life.Lifecycle = life.initial;
   /** Set while a state the server lost is being settled (restore, then a reset open). */
@@ -701,7 +702,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     this.serverVersion = record.version;
     this.serverEpoch = record.epoch;
     this.checksum = record.checksum;
-    this.samples = record.samples.map(([v, sum]) => [v, sum]);
+    this.samples.load(record.samples);
     this.sync =
       outstanding === undefined
         ? synchronized
@@ -728,7 +729,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       version: this.serverVersion,
       checksum: this.checksum,
       text: this.confirmed.toString(),
-      samples: this.samples.map(([v, sum]) => [v, sum] as const),
+      samples: this.samples.stored(MAX_RESTORE_SAMPLES),
       seq: counters.seq,
       ...(counters.inflight === undefined ? {} : { inflight: counters.inflight }),
       ops: pending.map((p) => p.op.slice()),
@@ -966,7 +967,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     this.serverVersion = message.v;
     this.serverEpoch = message.epoch;
     this.checksum = message.sum;
-    this.samples = [[message.v, message.sum]];
+    this.samples.reset(message.v, message.sum);
     this.sync = result.state;
     this.history = [];
     // The server's last applied seq is authoritative: the next op must be exactly one more.
@@ -985,6 +986,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    */
   private onLostState(message: OpenedMessage): void {
     const epoch = this.serverEpoch as string;
+    this.lostAt = message.v;
     this.lost ??= {
       epoch,
       version: this.serverVersion,
@@ -1020,7 +1022,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     const pieces = splitText(lost.text, Math.max(1, this.budget.maxBytes - RESTORE_ENVELOPE_BYTES));
     const op = this.life.inflight !== undefined && this.sync.kind !== 'synchronized' ? this.sync.outstanding.op : undefined;
     const parts = pieces.length + (op === undefined ? 0 : 1);
-    const samples = this.samples.slice().reverse();
+    const samples = this.samples.pick(MAX_RESTORE_SAMPLES, this.lostAt);
     const state = { epoch: lost.epoch, v: lost.version, sum: lost.checksum };
     pieces.forEach((text, part) => {
       this.transport.send({ type: 'restore', doc: this.id, rid, lost: state, samples, part, parts, text });
@@ -1164,12 +1166,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     this.checksum = checksum;
     this.history.push({ v, op });
     if (this.history.length > PRESENCE_HISTORY) this.history.shift();
-    this.samples.push([v, checksum]);
-    if (this.samples.length > MAX_SAMPLES) {
-      // Keep the newest half whole and every other one of the older half: a log-like spread.
-      const half = MAX_SAMPLES / 2;
-      this.samples = [...this.samples.slice(0, half + 1).filter((_, i) => i % 2 === 0), ...this.samples.slice(half + 1)];
-    }
+    this.samples.note(v, checksum);
   }
 
   /**

@@ -225,7 +225,8 @@ export class RedisFanout {
           const stored = await this.store.stamp(docId).catch(() => undefined);
           if (stored === undefined || this.closed) return;
           // No epoch stored: the document is gone from Redis ('' is an epoch no document has).
-          if (stored.epoch !== held.epoch || stored.head < held.committed) this.refresh(docId, { epoch: stored.epoch ?? '' });
+          // A head below the one held (read first) means Redis went back in time: heads never fall.
+          if (stored.epoch !== held.epoch || stored.head < held.committed) this.refresh(docId, { epoch: stored.epoch ?? '', storedHead: stored.head });
           else if (stored.head > held.committed) this.refresh(docId, undefined);
         }),
       );
@@ -380,16 +381,19 @@ export class RedisFanout {
   }
 
   /**
-   * Refreshes `docId` (for `hint`, if one started it: its epoch, and its time if it has one),
-   * retrying later if that fails.
+   * Refreshes `docId` (for `hint`, if one started it: its epoch, and its time and ops if it has
+   * them; or for the check, the epoch and head Redis records), retrying later if that fails.
    */
-  private refresh(docId: string, hint: Pick<ChangeHint, 'epoch'> & Partial<Pick<ChangeHint, 'at' | 'ops'>> | undefined): void {
+  private refresh(
+    docId: string,
+    hint: (Pick<ChangeHint, 'epoch'> & Partial<Pick<ChangeHint, 'at' | 'ops'>> & { storedHead?: number }) | undefined,
+  ): void {
     const retry = this.retries.get(docId);
     if (retry !== undefined) {
       clearTimeout(retry);
       this.retries.delete(docId);
     }
-    this.sequencer.refresh(docId, hint?.epoch, hint?.ops).then(
+    this.sequencer.refresh(docId, hint?.epoch, hint?.ops, hint?.storedHead).then(
       (ops) => {
         if (ops > 0) this.telemetry?.remoteOpsPublished(ops, hint?.at === undefined ? undefined : Math.max(0, Date.now() - hint.at));
       },

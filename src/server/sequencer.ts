@@ -389,6 +389,11 @@ interface Entry {
   offered: OpRecord[];
   /** Whether a refresh was asked without ops since the last one ran: it reads the store. */
   unread: boolean;
+  /**
+   * A head the store was found to record, below what was committed here, since the last refresh
+   * ran: the store went back in time (heads never fall), and the document is reloaded.
+   */
+  storedBehind: number | undefined;
 }
 
 const DEFAULTS = {
@@ -775,13 +780,17 @@ export class Sequencer {
    * them): those that continue the committed head are taken without reading the store, checked
    * like any (versions, checksum chain); a refresh asked without them, or with one that lies
    * beyond a gap, reads the store (ops at or below the head were taken in already: no read).
-   * Resolves with the number of ops published; rejects with the store's error (the document
+   * `storedHead`, when given, is the head the store records, read after {@link held} gave this
+   * sequencer's: below the committed head, the store went back in time under the same epoch
+   * (a failover to a replica that lacked the last writes), and the document is reloaded, so
+   * that the loss is found ({@link publishLanded}). Resolves with the number of ops published; rejects with the store's error (the document
    * is then loaded again on its next use, publishing what it missed).
    */
-  refresh(docId: string, epoch?: string, ops?: readonly OpRecord[]): Promise<number> {
+  refresh(docId: string, epoch?: string, ops?: readonly OpRecord[], storedHead?: number): Promise<number> {
     const entry = this.docs.get(docId);
     if (entry === undefined || this.closed) return Promise.resolve(0);
     if (epoch !== undefined) entry.hintedEpoch = epoch;
+    if (storedHead !== undefined && entry.state !== undefined && storedHead < entry.state.committed) entry.storedBehind = storedHead;
     if (ops === undefined || ops.length === 0) entry.unread = true;
     else for (const r of ops) entry.offered.push(r);
     if (entry.refreshing !== undefined) return entry.refreshing;
@@ -832,12 +841,14 @@ export class Sequencer {
   private async takeCommitted(docId: string, entry: Entry, s: DocumentState, atLeast = 0): Promise<number> {
     const hinted = entry.hintedEpoch;
     entry.hintedEpoch = undefined;
+    const behind = entry.storedBehind;
+    entry.storedBehind = undefined;
     const offered = entry.offered;
     entry.offered = [];
     const unread = entry.unread;
     entry.unread = false;
     try {
-      if (hinted !== undefined && hinted !== s.epoch) {
+      if ((hinted !== undefined && hinted !== s.epoch) || behind !== undefined) {
         const before = entry.published ?? s.committed;
         return Math.max(0, (await this.load(docId, entry)).committed - before);
       }
@@ -1231,6 +1242,7 @@ export class Sequencer {
         historyBytes: 0,
         refreshing: undefined,
         hintedEpoch: undefined,
+        storedBehind: undefined,
         offered: [],
         unread: false,
       };

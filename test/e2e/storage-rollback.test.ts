@@ -8,8 +8,10 @@ import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CollaborativeDocument, ResetEvent } from '../../src/client/index.js';
+import { RedisStore } from '../../src/server/redis-store.js';
 import { SqliteStore } from '../../src/server/sqlite-store.js';
 import { Cleanup, headOf, markerCounts, newClient, startServer, stopServer, tempDir } from './helpers.js';
+import { IN_CI, REDIS_URL, connectRedis, deleteKeys, keysUnder, prefixFor, redisUnreachable } from '../support/redis.js';
 import { waitFor } from '../support/wait.js';
 
 const cleanup = new Cleanup();
@@ -20,9 +22,14 @@ function settled(doc: CollaborativeDocument): boolean {
   return doc.lifecycle.phase === 'live' && doc.syncState.kind === 'synchronized';
 }
 
-/** Types `marker` at the end of `doc` and waits until the server acknowledged it. */
-async function typeAcked(doc: CollaborativeDocument, marker: string): Promise<void> {
-  doc.insert(doc.text.length, marker);
+/**
+ * Types `marker` into `doc` (at the end, or `at` code units from the start, moved off a marker
+ * it would split) and waits until the server acknowledged it.
+ */
+async function typeAcked(doc: CollaborativeDocument, marker: string, at = doc.text.length): Promise<void> {
+  let pos = Math.min(at, doc.text.length);
+  while (pos > 0 && doc.text.lastIndexOf('«', pos - 1) > doc.text.lastIndexOf('»', pos - 1)) pos--;
+  doc.insert(pos, marker);
   await waitFor(`the ack of ${marker}`, () => settled(doc));
 }
 
@@ -72,5 +79,52 @@ describe('e2e: a database replaced by an older backup', () => {
     expect(resets.length).toBeGreaterThanOrEqual(1);
     expect(resets.some((e) => e.action === 'restored')).toBe(true);
     for (const e of resets) expect(e.lost.version).toBe(15);
+  });
+});
+
+const unreachable = await redisUnreachable();
+if (unreachable !== undefined && !IN_CI) console.warn(`[storage-rollback.test] Redis tests SKIPPED: ${unreachable}`);
+
+describe.skipIf(unreachable !== undefined && !IN_CI)('e2e: a Redis rolled back under a running server (a failover to a replica far behind)', () => {
+  it('clients that passed the rolled-back version long ago, never opening again: the restore merges from where they parted, each edit exactly once', async () => {
+    const admin = connectRedis();
+    const prefix = prefixFor('rollback');
+    cleanup.add(async () => {
+      await deleteKeys(admin, prefix);
+      admin.disconnect();
+    });
+    const server = await startServer(cleanup, { store: new RedisStore(REDIS_URL, { prefix }) });
+    const docs = ['a', 'b'].map((name) => newClient(cleanup, server.url, name).open('doc'));
+    await Promise.all(docs.map((d) => d.ready));
+    const resets: ResetEvent[] = [];
+    for (const d of docs) d.on('reset', (e) => resets.push(e));
+    const typed = (from: number, to: number, name: string): string[] => Array.from({ length: to - from }, (_, i) => `«${name}-${from + i}»`);
+    // Typed all over the text, as people do (a fixed spread, not only appended at the end).
+    const spread = (i: number, doc: CollaborativeDocument): number => (i * 7919) % (doc.text.length + 1);
+    const kept = typed(0, 110, 'kept');
+    for (const [i, m] of kept.entries()) await typeAcked(docs[i % 2] as CollaborativeDocument, m, spread(i, docs[i % 2] as CollaborativeDocument));
+    // What a replica that stopped here would hold.
+    const keys = await keysUnder(admin, prefix);
+    const dumps = await Promise.all(keys.map(async (k) => [k, await admin.dumpBuffer(k)] as const));
+    const lost = typed(110, 240, 'lost');
+    for (const [i, m] of lost.entries()) await typeAcked(docs[i % 2] as CollaborativeDocument, m, spread(i, docs[i % 2] as CollaborativeDocument));
+    expect(docs.every((d) => d.version === 240)).toBe(true);
+
+    // That replica takes over: the data goes back to version 110 under the same epoch.
+    await deleteKeys(admin, prefix);
+    for (const [k, dump] of dumps) if (dump !== null) await admin.restore(k, 0, dump, 'REPLACE');
+    // The server finds it (its periodic check of the heads Redis records), and the clients are told.
+    await waitFor('a client told of the loss', () => resets.length > 0, 15_000);
+    await waitFor(
+      'the lost edits restored and the clients converged',
+      async () => {
+        const head = await headOf(server, 'doc');
+        return head.version > 110 && lost.every((m) => head.text.includes(m)) && docs.every((d) => settled(d) && d.text === head.text);
+      },
+      15_000,
+    );
+    const counts = markerCounts((await headOf(server, 'doc')).text);
+    expect([...kept, ...lost].filter((m) => counts.get(m) !== 1).map((m) => `${m} ×${counts.get(m) ?? 0}`)).toEqual([]);
+    expect(resets.some((e) => e.action === 'restored')).toBe(true);
   });
 });

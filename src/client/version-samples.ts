@@ -1,0 +1,128 @@
+/**
+ * The versions a document passed through and its checksum at each, kept to show a server that
+ * lost data where the lost line and what it still holds part: the `samples` of a `restore`. The
+ * server merges the lost text from the newest sample it still holds with the same checksum; a
+ * sample older than where the lines really parted makes the merge see the changes between the
+ * two as made on both sides, which it may not tell apart from text typed twice.
+ *
+ * So every version of the last {@link EXACT} is kept exactly, and the samples sent are chosen
+ * for the loss at hand ({@link VersionSamples.pick}): the versions at and just below the head
+ * the server still has (where a store that went back in time parts from the lost line), the
+ * newest ones (which tell another restoring client that its op in flight landed), and a spread
+ * over the rest. Older versions are kept at a spacing that doubles whenever they grow too many.
+ */
+
+/** Versions kept exactly, newest first. */
+const EXACT = 4096;
+/** Most older versions kept (at a common spacing). */
+const SPARSE = 32;
+/** Samples sent from just below the head the server has. */
+const AT_FORK = 24;
+/** Samples sent from the newest versions. */
+const NEWEST = 16;
+
+/** A version and the document's checksum there. */
+export type Sample = readonly [version: number, checksum: number];
+
+/** See the file comment. */
+export class VersionSamples {
+  /** First version of {@link sums}. */
+  private from = 0;
+  /** The checksums of versions `from`, `from + 1`, … without a gap. */
+  private sums: number[] = [];
+  /** Versions older than {@link sums} (or kept from a stored record), oldest first. */
+  private sparse: Sample[] = [];
+  /** Of the versions leaving {@link sums}, every `stride`-th is kept in {@link sparse}. */
+  private stride = 1;
+  /** Versions that left {@link sums} since the last one kept. */
+  private passed = 0;
+
+  /** Forgets everything: the document is at `version` with `checksum` (an open, a resync). */
+  reset(version: number, checksum: number): void {
+    this.sparse = [];
+    this.stride = 1;
+    this.passed = 0;
+    this.from = version;
+    this.sums = [checksum];
+  }
+
+  /**
+   * Starts from stored samples (any versions, in any order), the document now at the newest:
+   * they are kept as older ones.
+   */
+  load(samples: readonly Sample[]): void {
+    this.sums = [];
+    this.sparse = [...samples].sort((a, b) => a[0] - b[0]).map(([v, sum]) => [v, sum] as const);
+    this.stride = 1;
+    this.passed = 0;
+    while (this.sparse.length > SPARSE) this.halve();
+  }
+
+  /** The document moved to `version` (`checksum`): the next version after the last noted, or a fresh start. */
+  note(version: number, checksum: number): void {
+    if (this.sums.length > 0 && version !== this.from + this.sums.length) {
+      for (const [i, sum] of this.sums.entries()) this.keepOlder([this.from + i, sum]);
+      this.sums = [];
+    }
+    if (this.sums.length === 0) this.from = version;
+    this.sums.push(checksum);
+    if (this.sums.length >= 2 * EXACT) {
+      const out = this.sums.splice(0, this.sums.length - EXACT);
+      for (const [i, sum] of out.entries()) this.keepOlder([this.from + i, sum]);
+      this.from += out.length;
+    }
+  }
+
+  /**
+   * At most `max` samples for a restore, newest first, without duplicates: those at and below
+   * `serverHead` (the head the server still has, if known), the newest, and a spread over the
+   * rest; every version it holds when they are no more than `max`.
+   */
+  pick(max: number, serverHead?: number): Sample[] {
+    const all = this.all();
+    if (all.length <= max) return all.reverse();
+    const chosen = new Map<number, number>();
+    const take = (s: Sample | undefined): void => {
+      if (s !== undefined && chosen.size < max) chosen.set(s[0], s[1]);
+    };
+    if (serverHead !== undefined) {
+      // The newest versions at or below the server's head (oldest first in `all`).
+      let i = all.length - 1;
+      while (i >= 0 && (all[i] as Sample)[0] > serverHead) i--;
+      for (let n = 0; n < AT_FORK && i - n >= 0; n++) take(all[i - n]);
+    }
+    for (let n = 0; n < NEWEST; n++) take(all[all.length - 1 - n]);
+    // The rest spread over what is left, each step back about as far again as the last.
+    const left = max - chosen.size;
+    for (let k = 1; k <= left && chosen.size < max; k++) {
+      const back = Math.round(Math.pow(all.length, k / left));
+      take(all[all.length - back]);
+    }
+    for (let i = 0; chosen.size < max && i < all.length; i++) take(all[i]);
+    return [...chosen].sort((a, b) => b[0] - a[0]);
+  }
+
+  /** What to store with the document: at most `max` samples, oldest first. */
+  stored(max: number): Sample[] {
+    return this.pick(max).reverse();
+  }
+
+  /** Every sample held, oldest first. */
+  private all(): Sample[] {
+    return [...this.sparse, ...this.sums.map((sum, i) => [this.from + i, sum] as const)];
+  }
+
+  /** Keeps `sample` among the older ones if it falls on their spacing. */
+  private keepOlder(sample: Sample): void {
+    if (this.passed++ % this.stride !== 0) return;
+    this.sparse.push(sample);
+    if (this.sparse.length > SPARSE) this.halve();
+  }
+
+  /** Keeps every other older sample (the newest among them) and doubles their spacing. */
+  private halve(): void {
+    const n = this.sparse.length;
+    this.sparse = this.sparse.filter((_, i) => (n - 1 - i) % 2 === 0);
+    this.stride *= 2;
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * VersionSamples, the checksums a document keeps to show a server that lost data where the lost
+ * line parted from what it still holds. Laws:
+ * - a pick holds at most `max` samples, newest first, no version twice, each with the checksum
+ *   noted for it;
+ * - every version of the last 4,096 is kept exactly: a pick for a server head among them holds
+ *   that head and the versions just below it, and the newest versions too;
+ * - older versions stay few (the memory kept is bounded) yet spread back to the oldest;
+ * - an open (reset) or a gap in the versions noted starts afresh without losing what was kept.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { type Sample, VersionSamples } from '../../src/client/version-samples.js';
+
+/** The checksum noted for version `v` in these tests. */
+const sumOf = (v: number): number => (v * 2654435761) % 4294967296;
+
+/** Samples noted for versions from..to (inclusive). */
+function noted(from: number, to: number): VersionSamples {
+  const s = new VersionSamples();
+  s.reset(from, sumOf(from));
+  for (let v = from + 1; v <= to; v++) s.note(v, sumOf(v));
+  return s;
+}
+
+function wellFormed(picked: readonly Sample[], max: number): void {
+  expect(picked.length).toBeLessThanOrEqual(max);
+  for (let i = 1; i < picked.length; i++) expect((picked[i - 1] as Sample)[0]).toBeGreaterThan((picked[i] as Sample)[0]);
+  for (const [v, sum] of picked) expect(sum).toBe(sumOf(v));
+}
+
+describe('VersionSamples', () => {
+  it('a pick for a server head in the last 4,096 versions holds that head, the versions just below it and the newest', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 100, max: 20_000 }), fc.integer({ min: 0, max: 4000 }), (head, back) => {
+        const s = noted(0, head);
+        const serverHead = Math.max(0, head - back);
+        const picked = s.pick(64, serverHead);
+        wellFormed(picked, 64);
+        const versions = new Set(picked.map(([v]) => v));
+        for (let v = serverHead; v > Math.max(-1, serverHead - 10); v--) expect(versions.has(v), `version ${v}`).toBe(true);
+        for (let v = head; v > head - 10; v--) expect(versions.has(v), `newest ${v}`).toBe(true);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('keeps few older versions, reaching back to the first, and picks every version when they are few', () => {
+    const s = noted(0, 200_000);
+    const all = s.pick(100_000);
+    wellFormed(all, 100_000);
+    expect(all.length).toBeLessThanOrEqual(2 * 4096 + 32);
+    expect(Math.min(...all.map(([v]) => v))).toBeLessThan(20_000);
+    const few = noted(10, 40).pick(64, 25);
+    expect(few.map(([v]) => v)).toEqual(Array.from({ length: 31 }, (_, i) => 40 - i));
+  });
+
+  it('a reset forgets the rest; a gap keeps what came before among the older versions; a stored pick loads back', () => {
+    const s = noted(0, 50);
+    s.reset(500, sumOf(500));
+    expect(s.pick(64)).toEqual([[500, sumOf(500)]]);
+    s.note(501, sumOf(501));
+    s.note(900, sumOf(900));
+    expect(s.pick(64).map(([v]) => v)).toEqual([900, 501, 500]);
+    const loaded = new VersionSamples();
+    loaded.load(noted(0, 10_000).stored(64));
+    loaded.note(10_001, sumOf(10_001));
+    const picked = loaded.pick(64, 9_990);
+    wellFormed(picked, 64);
+    expect(picked[0]).toEqual([10_001, sumOf(10_001)]);
+  });
+});
