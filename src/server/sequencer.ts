@@ -479,6 +479,34 @@ function recoveredOf(r: Recovery | undefined): { version: number; checksum: numb
   return r === undefined ? undefined : { version: r.version, checksum: r.checksum };
 }
 
+/**
+ * The recovery `recorded` of an earlier restore of `lost.epoch`, if it restored the line of the
+ * lost state `lost` (`samples`: other versions the client passed, with their checksums), else
+ * undefined. An epoch a document lost and then gave up keeps one line. But a store that went
+ * back in time under the same epoch (a failover to a replica that lacked the last writes) may do
+ * so again later, on the line written since: a recovery of the earlier line says nothing of the
+ * later one, and merging from it would take the text written between the two for new. So, under
+ * the document's own epoch, a recovery counts only when the lines meet: its lost state is the
+ * client's, or one the client passed, or the client's is one its restorers passed.
+ */
+function recoveryOfLine(
+  recorded: Recovery | undefined,
+  lost: { readonly epoch: string; readonly version: number; readonly checksum: number },
+  samples: ReadonlyArray<readonly [number, number]>,
+  epoch: string,
+): Recovery | undefined {
+  if (recorded === undefined || lost.epoch !== epoch) return recorded;
+  const passed = (list: ReadonlyArray<readonly [number, number]>, version: number, checksum: number): boolean =>
+    list.some(([v, sum]) => v === version && sum === checksum);
+  const meets =
+    recorded.version === lost.version
+      ? recorded.checksum === lost.checksum
+      : recorded.version < lost.version
+        ? passed(samples, recorded.version, recorded.checksum)
+        : passed(recorded.samples, lost.version, lost.checksum);
+  return meets ? recorded : undefined;
+}
+
 /** Told which documents a {@link Sequencer} holds: see {@link Sequencer.watchDocuments}. */
 export interface DocumentWatcher {
   /** `docId` is now held (listed by `documents()`); it is loaded after this returns. */
@@ -1029,7 +1057,8 @@ export class Sequencer {
       if (from !== undefined && claim !== undefined) {
         const held = s.checksumAt(from);
         if (claim.epoch !== s.epoch || from > s.committed || (held !== undefined && held !== claim.checksum)) {
-          return { ...head, kind: 'lost', recovered: recoveredOf(s.recoveries.get(claim.epoch)) };
+          const known = recoveryOfLine(s.recoveries.get(claim.epoch), { epoch: claim.epoch, version: from, checksum: claim.checksum }, [], s.epoch);
+          return { ...head, kind: 'lost', recovered: recoveredOf(known) };
         }
         if (held === undefined && from >= s.trimmedTo) return { ...head, kind: 'verify', from };
       }
@@ -1043,7 +1072,9 @@ export class Sequencer {
     if (view.kind === 'verify') {
       const held = await this.fromStore(docId, 'reading a checksum', () => this.checksumAt(docId, view.from));
       if (held !== undefined && held !== claim?.checksum) {
-        const recovered = await this.read(docId, (s) => recoveredOf(s.recoveries.get(claim?.epoch ?? '')));
+        const recovered = await this.read(docId, (s) =>
+          claim === undefined ? undefined : recoveredOf(recoveryOfLine(s.recoveries.get(claim.epoch), { epoch: claim.epoch, version: view.from, checksum: claim.checksum }, [], s.epoch)),
+        );
         return { ...view, kind: 'lost', recovered };
       }
     }
@@ -1106,7 +1137,7 @@ export class Sequencer {
     const decide = (): Promise<RestoreResult> => this.task(docId, async (s) => {
       const refusal = request.admit?.();
       if (refusal !== undefined) throw refusal;
-      const known = s.recoveries.get(lost.epoch);
+      const known = recoveryOfLine(s.recoveries.get(lost.epoch), lost, samples, s.epoch);
       const covered =
         known !== undefined && (known.version > lost.version || (known.version === lost.version && known.checksum === lost.checksum));
       // Covered, the op in flight is merged only if the lost state restored (a later version of
