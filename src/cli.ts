@@ -3,8 +3,8 @@
  * `otter`: the command line. The composition root: it reads flags and environment variables,
  * picks the store, and starts the server with the demo page, health and metrics.
  *
- *   otter serve [--port N] [--host H] [--data FILE | --memory | --redis URL | --redis-cluster URLS] [--log-level L] [--retain-* N]
- *   otter export DOC [--version N] [--data FILE | --redis URL | --redis-cluster URLS]
+ *   otter serve [--port N] [--host H] [--data FILE | --memory | --redis URL [--redis-sentinel URLS] | --redis-cluster URLS] [--log-level L] [--retain-* N]
+ *   otter export DOC [--version N] [--data FILE | --redis URL [--redis-sentinel URLS] | --redis-cluster URLS]
  *
  * Bad flags or values print a message and exit with code 2 before anything starts; a database
  * file that may not be served (damaged, emptied, foreign, newer, or served by another process)
@@ -18,7 +18,7 @@ import { MemoryStore } from './server/memory-store.js';
 import { MissingPackageError, requireOptional } from './server/optional-package.js';
 import type { RetentionPolicy } from './server/retention.js';
 import { checkPrefix } from './server/redis-keys.js';
-import { type RedisTarget, clusterSeeds, redisUrl } from './server/redis-connection.js';
+import { type RedisTarget, clusterSeeds, redisUrl, sentinelTarget } from './server/redis-connection.js';
 import { RedisStore } from './server/redis-store.js';
 import { Sequencer } from './server/sequencer.js';
 import { StoreOpenError } from './server/sqlite-schema.js';
@@ -38,6 +38,8 @@ Options (each also read from the environment variable shown):
   --data FILE       SQLite database file               OTTER_DATA       default ./data/otter.db
   --memory          keep documents in memory only      OTTER_MEMORY=1   default off
   --redis URL       keep documents in Redis (shared)   OTTER_REDIS_URL  redis://host:6379/0, rediss://…
+  --redis-sentinel URLS  ask these Sentinels where the   OTTER_REDIS_SENTINEL  redis://s1:26379,redis://s2:26379
+                    master is (comma-separated); the host of --redis is then the master group's name
   --redis-cluster URLS  keep documents in a Redis Cluster OTTER_REDIS_CLUSTER  redis://a:7000,redis://b:7000
                     (URLs of some of its nodes, comma-separated; user, password and TLS of the first)
   --redis-prefix P  put before every Redis key         OTTER_REDIS_PREFIX  default otter:
@@ -172,6 +174,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv) {
         memory: { type: 'boolean' },
         redis: { type: 'string' },
         'redis-cluster': { type: 'string' },
+        'redis-sentinel': { type: 'string' },
         'redis-prefix': { type: 'string' },
         'log-level': { type: 'string' },
         'jwt-secret': { type: 'string' },
@@ -197,6 +200,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv) {
   const redis = redisOptions(
     values.redis ?? env.OTTER_REDIS_URL,
     values['redis-cluster'] ?? env.OTTER_REDIS_CLUSTER,
+    values['redis-sentinel'] ?? env.OTTER_REDIS_SENTINEL,
     values['redis-prefix'] ?? env.OTTER_REDIS_PREFIX,
   );
   if (redis !== undefined && (memory || dataFlag !== undefined)) {
@@ -231,28 +235,35 @@ function parse(argv: string[], env: NodeJS.ProcessEnv) {
 }
 
 /**
- * The Redis store's target (one URL, or a Cluster's seed URLs) and prefix from the flags, or
- * undefined without either; throws UsageError.
+ * The Redis store's target (one URL, a master group named by its URL and the Sentinels
+ * watching it, or a Cluster's seed URLs) and prefix from the flags, or undefined without any;
+ * throws UsageError.
  */
-function redisOptions(url: string | undefined, cluster: string | undefined, prefix: string | undefined): ServeConfig['redis'] {
+function redisOptions(url: string | undefined, cluster: string | undefined, sentinels: string | undefined, prefix: string | undefined): ServeConfig['redis'] {
   const given = url !== undefined && url !== '';
   const givenCluster = cluster !== undefined && cluster !== '';
+  const givenSentinels = sentinels !== undefined && sentinels !== '';
+  if (givenSentinels && !given) throw new UsageError('--redis-sentinel needs --redis, whose host names the master group');
   if (!given && !givenCluster) {
     if (prefix !== undefined) throw new UsageError('--redis-prefix needs --redis or --redis-cluster');
     return undefined;
   }
   if (given && givenCluster) throw new UsageError('--redis and --redis-cluster exclude each other (and OTTER_REDIS_URL, OTTER_REDIS_CLUSTER): give one');
+  const list = (text: string): string[] => text.split(',').map((u) => u.trim());
   let target: RedisTarget;
   try {
-    if (given) {
+    if (givenSentinels) {
+      target = { sentinels: list(sentinels), master: url as string };
+      sentinelTarget(target);
+    } else if (given) {
       redisUrl(url, '--redis');
       target = url;
     } else {
-      target = { cluster: (cluster as string).split(',').map((u) => u.trim()) };
+      target = { cluster: list(cluster as string) };
       clusterSeeds(target);
     }
   } catch (e) {
-    throw new UsageError(`${given ? '' : '--redis-cluster: '}${(e as Error).message}`);
+    throw new UsageError(`${givenSentinels ? '--redis-sentinel: ' : given ? '' : '--redis-cluster: '}${(e as Error).message}`);
   }
   if (prefix !== undefined) {
     try {
@@ -282,7 +293,12 @@ function storeName(config: ServeConfig): string {
     return url.href;
   };
   const { target, prefix } = config.redis;
-  const where = typeof target === 'string' ? withoutPassword(target) : `the Redis Cluster of ${target.cluster.map(withoutPassword).join(', ')}`;
+  const where =
+    typeof target === 'string'
+      ? withoutPassword(target)
+      : 'cluster' in target
+        ? `the Redis Cluster of ${target.cluster.map(withoutPassword).join(', ')}`
+        : `the master ${withoutPassword(target.master)} of the Sentinels ${target.sentinels.map(withoutPassword).join(', ')}`;
   return `${where} (prefix ${prefix ?? 'otter:'})`;
 }
 

@@ -1,7 +1,8 @@
 /**
  * The Redis connections a {@link RedisStore} makes for itself, from URLs: one Redis
- * (`redis://…`, `rediss://…`), or a Redis Cluster from the URLs of some of its nodes (the rest
- * are found from them). Either way no command waits on Redis longer than
+ * (`redis://…`, `rediss://…`), a Redis Cluster from the URLs of some of its nodes (the rest
+ * are found from them), or the master of a group that Redis Sentinels watch (asked of them on
+ * every connection, so a failover is followed). Either way no command waits on Redis longer than
  * {@link COMMAND_TIMEOUT_MS}, so that a Redis that is down makes appends fail soon (their
  * clients resend) and the readiness probe report why, and connection errors reach callers
  * through the commands that fail.
@@ -28,15 +29,34 @@ export interface RedisClusterSeeds {
   readonly cluster: readonly string[];
 }
 
-/** Where a store made from URLs connects: one Redis URL, or a Cluster's seeds. */
-export type RedisTarget = string | RedisClusterSeeds;
+/** A master group watched by Redis Sentinels: where the master is, they say. */
+export interface RedisSentinelTarget {
+  /**
+   * `redis://host:port` URLs of the Sentinels (at least one): the user name and password of the
+   * first are the Sentinels' own, and `rediss:` reaches them over TLS.
+   */
+  readonly sentinels: readonly string[];
+  /**
+   * A `redis://` or `rediss://` URL whose host is the name of the master group
+   * (`redis://:password@mymaster/0`): its user name, password, database and TLS are the
+   * master's.
+   */
+  readonly master: string;
+}
+
+/** Where a store made from URLs connects: one Redis URL, a Cluster's seeds, or a Sentinel-watched master. */
+export type RedisTarget = string | RedisClusterSeeds | RedisSentinelTarget;
 
 /**
- * Whether `value` is a {@link RedisTarget} rather than a client (which has a `cluster` command,
- * a function, where seeds have a list of URLs).
+ * Whether `value` is a {@link RedisTarget} rather than a client (which has `cluster` and
+ * `sentinel` commands, functions, where targets have lists of URLs).
  */
 export function isRedisTarget(value: RedisTarget | object): value is RedisTarget {
-  return typeof value === 'string' || Array.isArray((value as Partial<RedisClusterSeeds>).cluster);
+  return (
+    typeof value === 'string' ||
+    Array.isArray((value as Partial<RedisClusterSeeds>).cluster) ||
+    Array.isArray((value as Partial<RedisSentinelTarget>).sentinels)
+  );
 }
 
 /**
@@ -46,8 +66,9 @@ export function isRedisTarget(value: RedisTarget | object): value is RedisTarget
 export interface MadeClient {
   readonly client: RedisClient;
   /**
-   * A new connection for pub/sub: over one Redis, one that does not subscribe again by itself
-   * (its caller does); over a Cluster, one with a shard subscriber per master.
+   * A new connection for pub/sub: over one Redis (or a Sentinel-watched master), one that does
+   * not subscribe again by itself (its caller does); over a Cluster, one with a shard
+   * subscriber per master.
    */
   subscriber(): SubscriberClient;
   /**
@@ -72,6 +93,32 @@ export function redisUrl(text: string, what: string): URL {
     throw new RangeError(`${what} must be a redis:// or rediss:// URL with a host, got ${JSON.stringify(text)}`);
   }
   return url;
+}
+
+/** The host and port of `url` (default port 6379), as ioredis takes them. */
+function address(url: URL): { host: string; port: number } {
+  return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port === '' ? 6379 : Number(url.port) };
+}
+
+/** The user name and password of `url`, decoded, under the option names `names` gives. */
+function credentials(url: URL, names: { username: string; password: string }): Record<string, string> {
+  return {
+    ...(url.username === '' ? {} : { [names.username]: decodeURIComponent(url.username) }),
+    ...(url.password === '' ? {} : { [names.password]: decodeURIComponent(url.password) }),
+  };
+}
+
+/**
+ * Checks `target` as {@link RedisSentinelTarget} describes it; returns the Sentinels' URLs and
+ * the master's, parsed, or throws a RangeError saying what is wrong.
+ */
+export function sentinelTarget(target: RedisSentinelTarget): { sentinels: URL[]; master: URL; db: number } {
+  if (target.sentinels.length === 0) throw new RangeError('a Sentinel-watched master needs the URL of at least one Sentinel');
+  const sentinels = target.sentinels.map((s) => redisUrl(s, 'a Sentinel'));
+  const master = redisUrl(target.master, 'the master (its host the name of the master group)');
+  const path = master.pathname.replace(/^\//, '');
+  if (!/^\d*$/.test(path)) throw new RangeError(`the master's URL names no database, got ${JSON.stringify(master.href)}`);
+  return { sentinels, master, db: Number(path === '' ? 0 : path) };
 }
 
 /**
@@ -100,14 +147,41 @@ export function connect(target: RedisTarget): MadeClient {
     client.on('error', () => {});
     return { client, subscriber: () => new ioredis.Redis(target, { autoResubscribe: false }), deadlineMs: undefined };
   }
+  if ('sentinels' in target) {
+    const { sentinels, master, db } = sentinelTarget(target);
+    const first = sentinels[0] as URL;
+    const options = {
+      sentinels: sentinels.map(address),
+      name: master.hostname,
+      db,
+      ...credentials(first, { username: 'sentinelUsername', password: 'sentinelPassword' }),
+      ...credentials(master, { username: 'username', password: 'password' }),
+      ...(first.protocol === 'rediss:' ? { sentinelTLS: {} } : {}),
+      ...(master.protocol === 'rediss:' ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+      // Hears the Sentinels announce a new master and leaves the old one at once; a command a
+      // demoted master refused as READONLY (not run) is sent again once connected to the new.
+      failoverDetector: true,
+      reconnectOnError: (e: Error) => (e.message.startsWith('READONLY') ? 2 : false),
+      maxRetriesPerRequest: 3,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+      connectTimeout: COMMAND_TIMEOUT_MS,
+    } as const;
+    const client = new ioredis.Redis(options);
+    client.on('error', () => {});
+    return {
+      client,
+      subscriber: () => new ioredis.Redis({ ...options, autoResubscribe: false }),
+      // Asking the Sentinels, then the master, is two connections a command may wait on.
+      deadlineMs: COMMAND_TIMEOUT_MS,
+    };
+  }
   const urls = clusterSeeds(target);
   const first = urls[0] as URL;
   const client = new ioredis.Cluster(
-    urls.map((u) => ({ host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port === '' ? 6379 : Number(u.port) })),
+    urls.map(address),
     {
       redisOptions: {
-        ...(first.username === '' ? {} : { username: decodeURIComponent(first.username) }),
-        ...(first.password === '' ? {} : { password: decodeURIComponent(first.password) }),
+        ...credentials(first, { username: 'username', password: 'password' }),
         ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
         maxRetriesPerRequest: 3,
         commandTimeout: COMMAND_TIMEOUT_MS,

@@ -61,14 +61,14 @@ describe('otter serve --redis: the command line', () => {
   const cleanup = new Cleanup();
   afterEach(() => cleanup.run());
 
-  it('--help names --redis, --redis-cluster, --redis-prefix and their variables', async () => {
+  it('--help names --redis, --redis-cluster, --redis-sentinel, --redis-prefix and their variables', async () => {
     const cli = cliFromSource(['--help']);
     cleanup.add(() => cli.kill());
     expect((await within(cli.exited, 20_000, 'otter --help')).code).toBe(0);
-    for (const word of ['--redis URL', '--redis-cluster URLS', '--redis-prefix', 'OTTER_REDIS_URL', 'OTTER_REDIS_CLUSTER', 'OTTER_REDIS_PREFIX']) expect(cli.stdout).toContain(word);
+    for (const word of ['--redis URL', '--redis-cluster URLS', '--redis-sentinel URLS', '--redis-prefix', 'OTTER_REDIS_URL', 'OTTER_REDIS_CLUSTER', 'OTTER_REDIS_SENTINEL', 'OTTER_REDIS_PREFIX']) expect(cli.stdout).toContain(word);
   });
 
-  it('refuses --redis or --redis-cluster with --data or --memory (flags or variables), both together, --redis-prefix alone, a URL that is not redis://, a Cluster database other than 0 and a prefix with braces', async () => {
+  it('refuses --redis or --redis-cluster with --data or --memory (flags or variables), both together, --redis-prefix or --redis-sentinel alone, a URL that is not redis://, a Cluster database other than 0, a master database that is not a number and a prefix with braces', async () => {
     const exclusive = /--redis and --redis-cluster exclude --data and --memory/;
     const cases: Array<[string[], Record<string, string>, RegExp]> = [
       [['--redis', 'redis://127.0.0.1:1', '--memory'], {}, exclusive],
@@ -83,6 +83,9 @@ describe('otter serve --redis: the command line', () => {
       [['--redis-cluster', 'redis://127.0.0.1:7000,http://127.0.0.1:7001'], {}, /--redis-cluster: a Redis Cluster node must be a redis:\/\/ or rediss:\/\/ URL/],
       [['--redis-cluster', 'redis://127.0.0.1:7000,'], {}, /--redis-cluster: a Redis Cluster node must be a redis:\/\/ or rediss:\/\/ URL/],
       [['--redis-cluster', 'redis://127.0.0.1:7000/3'], {}, /--redis-cluster: a Redis Cluster has only database 0/],
+      [['--redis-sentinel', 'redis://127.0.0.1:26379'], {}, /--redis-sentinel needs --redis, whose host names the master group/],
+      [['--redis', 'redis://group', '--redis-sentinel', 'redis://127.0.0.1:26379,http://x:1'], {}, /--redis-sentinel: a Sentinel must be a redis:\/\/ or rediss:\/\/ URL/],
+      [['--redis', 'redis://group/zero'], { OTTER_REDIS_SENTINEL: 'redis://127.0.0.1:26379' }, /--redis-sentinel: the master's URL names no database/],
       [['--redis', 'redis://127.0.0.1:1', '--redis-prefix', 'a{b}:'], {}, /--redis-prefix: a key prefix may not contain/],
     ];
     await Promise.all(

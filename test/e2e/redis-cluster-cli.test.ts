@@ -21,7 +21,7 @@ import { below, seededRandom } from '../support/random.js';
 import { IN_CI } from '../support/redis.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { Cleanup, markerCounts } from './helpers.js';
-import { type Client, type Node, converged, describeAll, metric, newClient, noteAcked, notOnce, seedOf, startNode, typeWhile } from './redis-nodes.js';
+import { type Client, type Node, converged, expectRedisDown, metric, newClient, noteAcked, notOnce, seedOf, startNode, typeWhile } from './redis-nodes.js';
 
 const FILE = 'redis-cluster-cli.test';
 const PREFIX = 'cli:';
@@ -68,22 +68,13 @@ describe.skipIf(skip)('otter serve --redis-cluster', () => {
     let typing = true;
     const typists = Promise.all(clients.map((c) => typeWhile(c, seededRandom(below(random, 2 ** 31)), () => typing, 40, 10)));
     await sleep(600 + below(random, 400));
-    for (const port of cluster.ports) cluster.pause(port, true);
+    for (const port of cluster.ports) cluster.processes.pause(port, true);
     for (const c of clients) noteAcked(c);
     const acked = clients.flatMap((c) => c.markers.slice(0, c.acked));
     try {
-      for (const node of nodes) {
-        let body = '';
-        await waitFor(`/readyz of ${node.name} to answer 503`, async () => {
-          const answer = await request(`${node.http}/readyz`);
-          body = answer.body;
-          return answer.status === 503;
-        }, 20_000, () => body);
-        expect(body).toMatch(/cannot be written/);
-      }
-      await waitFor('a submit refused with storage-failed', () => clients.some((c) => c.errors.includes('storage-failed')), 20_000, () => describeAll(clients));
+      await expectRedisDown(nodes, clients, 20_000);
     } finally {
-      for (const port of cluster.ports) cluster.pause(port, false);
+      for (const port of cluster.ports) cluster.processes.pause(port, false);
     }
     await sleep(300 + below(random, 300));
     typing = false;

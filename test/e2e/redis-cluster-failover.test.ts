@@ -75,13 +75,13 @@ describe.skipIf(skip)('Otter servers on a Redis Cluster whose master fails over'
     master.on('error', () => {});
     cleanup.add(() => master.disconnect());
     const headBefore = (await headOf(servers[0], DOC)).version;
-    cluster.pause(replica, true);
+    cluster.processes.pause(replica, true);
     await master.client('KILL', 'TYPE', 'replica');
     master.disconnect();
     for (let r = 10; r < 13; r++) await round(r);
     await waitFor('an append acknowledged after the cut', async () => (await headOf(servers[0], DOC)).version > headBefore, 10_000);
-    await cluster.kill(before.master);
-    cluster.pause(replica, false);
+    await cluster.processes.kill(before.master);
+    cluster.processes.pause(replica, false);
     // The typing goes on while the slot has no master, and after the replica takes over.
     let r = 13;
     const promoted = waitFor('the replica to take over the slot', async () => (await cluster.servers(key).catch(() => before)).master === replica, 30_000);

@@ -28,7 +28,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { documentKeys } from '../../src/server/redis-keys.js';
 import { request } from '../product/helpers.js';
 import { type Random, below, seededRandom } from '../support/random.js';
-import { type Client, type Node, RedisProcess, converged, describeAll, metric, newClient, noteAcked, notOnce, seedOf, skipWithoutRedis, startNode, typeWhile } from './redis-nodes.js';
+import { type Client, type Node, RedisProcess, converged, describeAll, expectRedisDown, metric, newClient, noteAcked, notOnce, seedOf, skipWithoutRedis, startNode, typeWhile } from './redis-nodes.js';
 import { sleep, waitFor, within } from '../support/wait.js';
 import { Cleanup, markerCounts } from './helpers.js';
 
@@ -87,18 +87,9 @@ describe.skipIf(SKIP)('several otter serve --redis nodes when Redis fails', () =
       // What every client had acknowledged when Redis went down.
       for (const c of clients) noteAcked(c);
       const acked = clients.flatMap((c) => c.markers.slice(0, c.acked));
-      // Both nodes see Redis gone (a probe, or an append, failed) within a bounded time.
-      for (const node of nodes) {
-        let body = '';
-        await waitFor(`/readyz of ${node.name} to answer 503`, async () => {
-          const answer = await request(`${node.http}/readyz`);
-          body = answer.body;
-          return answer.status === 503;
-        }, 15_000, () => body);
-        expect(body).toMatch(/cannot be written/);
-      }
-      // The clients keep typing; their submits are refused as retryable, not left hanging.
-      await waitFor('a submit refused with storage-failed', () => clients.some((c) => c.errors.includes('storage-failed')), 15_000, () => describeAll(clients));
+      // Both nodes see Redis gone (a probe, or an append, failed) within a bounded time; the
+      // clients keep typing, and their submits are refused as retryable, not left hanging.
+      await expectRedisDown(nodes, clients, 15_000);
       await sleep(300);
       await redis.start();
       await sleep(300 + below(random, 300));

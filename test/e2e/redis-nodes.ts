@@ -128,11 +128,16 @@ export interface Node {
 
 /**
  * Starts `otter serve --redis URL --redis-prefix prefix` (or `--redis-cluster URL,…` for a
- * Cluster's seeds; port 0, log level warn) and resolves once it prints its banner; rejects if
+ * Cluster's seeds, `--redis-sentinel URL,…` for Sentinels; port 0, log level warn) and resolves once it prints its banner; rejects if
  * it exits first or takes over 20 s. Killed at `cleanup`.
  */
 export async function startNode(cleanup: Cleanup, name: string, redis: RedisTarget, prefix: string): Promise<Node> {
-  const store = typeof redis === 'string' ? ['--redis', redis] : ['--redis-cluster', redis.cluster.join(',')];
+  const store =
+    typeof redis === 'string'
+      ? ['--redis', redis]
+      : 'cluster' in redis
+        ? ['--redis-cluster', redis.cluster.join(',')]
+        : ['--redis', redis.master, '--redis-sentinel', redis.sentinels.join(',')];
   const cli = cliFromSource(['serve', '--port', '0', ...store, '--redis-prefix', prefix, '--log-level', 'warn']);
   cleanup.add(() => cli.kill());
   await within(
@@ -308,6 +313,24 @@ export async function converged(
 export function notOnce(text: string, markers: readonly string[]): string[] {
   const counts = markerCounts(text);
   return markers.filter((m) => counts.get(m) !== 1).map((m) => `${m} ×${counts.get(m) ?? 0}`);
+}
+
+/**
+ * Waits (at most `ms`) until every node's `/readyz` answers 503 saying its store cannot be
+ * written, and its clients have been refused a submit with the retryable `storage-failed`:
+ * what a Redis that is down must do, rather than leave requests hanging.
+ */
+export async function expectRedisDown(nodes: readonly Node[], clients: readonly Client[], ms: number): Promise<void> {
+  for (const node of nodes) {
+    let body = '';
+    await waitFor(`/readyz of ${node.name} to answer 503`, async () => {
+      const answer = await request(`${node.http}/readyz`);
+      body = answer.body;
+      return answer.status === 503;
+    }, ms, () => body);
+    expect(body).toMatch(/cannot be written/);
+  }
+  await waitFor('a submit refused with storage-failed', () => clients.some((c) => c.errors.includes('storage-failed')), ms, () => describeAll(clients));
 }
 
 /** The value of a metric sample on `node` (0 when the sample is absent). */

@@ -84,6 +84,16 @@ describe('RedisStore keys', () => {
       expect(() => new RedisStore({ cluster }), JSON.stringify(cluster)).toThrow(RangeError);
     }
   });
+
+  it('refuses a Sentinel target without Sentinels, with one that is not a Redis URL, or a master URL whose path is not a database number, before connecting', () => {
+    const cases = [
+      { sentinels: [], master: 'redis://group' },
+      { sentinels: ['redis://127.0.0.1:26379', 'tcp://127.0.0.1:26380'], master: 'redis://group' },
+      { sentinels: ['redis://127.0.0.1:26379'], master: 'group' },
+      { sentinels: ['redis://127.0.0.1:26379'], master: 'redis://group/one' },
+    ];
+    for (const target of cases) expect(() => new RedisStore(target), JSON.stringify(target)).toThrow(RangeError);
+  });
 });
 
 describe('change hints', () => {

@@ -5,12 +5,13 @@
  * for until every node reports `cluster_state:ok` (and, with replicas, every replica is
  * attached). Killed and removed at cleanup. The Redis on 6379 is never touched.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { Cluster, Redis } from 'ioredis';
 import { type Cleanup, tempDir } from '../e2e/helpers.js';
 import { freePort } from '../product/helpers.js';
-import { waitFor, within } from './wait.js';
+import { RedisServers } from './redis-servers.js';
+import { waitFor } from './wait.js';
 
 /** Whether `redis-server` and `redis-cli` are both on PATH. */
 export const HAVE_CLUSTER_TOOLS =
@@ -46,7 +47,8 @@ export interface ClusterOptions {
 export class RedisCluster {
   private constructor(
     readonly ports: readonly number[],
-    private readonly processes: ReadonlyMap<number, ChildProcess>,
+    /** Its nodes' processes, to pause, resume or kill. */
+    readonly processes: RedisServers,
   ) {}
 
   /**
@@ -57,20 +59,13 @@ export class RedisCluster {
     if (!HAVE_CLUSTER_TOOLS) throw new Error('redis-server and redis-cli are required with CI=true');
     const replicas = options.replicas ?? 0;
     const ports: number[] = [];
-    const processes = new Map<number, ChildProcess>();
+    const processes = new RedisServers(cleanup);
     for (let i = 0; i < 3 * (1 + replicas); i++) {
       const port = await clusterPort();
       const dir = tempDir(cleanup, `otter-cluster-${i}-`);
       const args = ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'];
       if (options.nodeTimeout !== undefined) args.push('--cluster-node-timeout', String(options.nodeTimeout));
-      const child: ChildProcess = spawn('redis-server', [...args, '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-      processes.set(port, child);
-      cleanup.add(async () => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGKILL');
-        await within(exited, 10_000, 'a cluster redis-server exiting');
-      });
+      processes.start(port, [...args, '--save', '', '--appendonly', 'no', '--dir', dir]);
       ports.push(port);
     }
     for (const port of ports) {
@@ -115,7 +110,7 @@ export class RedisCluster {
    * `ask` (default: any node still running) reports them.
    */
   async servers(key: string, ask?: number): Promise<{ master: number; replicas: number[] }> {
-    const port = ask ?? this.ports.find((p) => this.running(p));
+    const port = ask ?? this.ports.find((p) => this.processes.running(p));
     const admin = new Redis(port as number, '127.0.0.1', { maxRetriesPerRequest: 1 });
     admin.on('error', () => {});
     try {
@@ -127,26 +122,6 @@ export class RedisCluster {
     } finally {
       admin.disconnect();
     }
-  }
-
-  /** Whether the node on `port` is still running. */
-  running(port: number): boolean {
-    const child = this.processes.get(port);
-    return child !== undefined && child.exitCode === null && child.signalCode === null;
-  }
-
-  /** Stops (SIGSTOP) or resumes (SIGCONT) the node on `port`: stopped, it reads and answers nothing. */
-  pause(port: number, paused: boolean): void {
-    if (this.running(port)) this.processes.get(port)?.kill(paused ? 'SIGSTOP' : 'SIGCONT');
-  }
-
-  /** Kills the node on `port` at once (SIGKILL): no goodbye to the cluster or its clients. */
-  async kill(port: number): Promise<void> {
-    const child = this.processes.get(port);
-    if (child === undefined || !this.running(port)) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await within(exited, 10_000, 'a cluster redis-server exiting');
   }
 
   /** A new ioredis Cluster client on it (the caller disconnects it). */
