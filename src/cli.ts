@@ -243,6 +243,7 @@ function redisOptions(url: string | undefined, cluster: string | undefined, sent
   const given = url !== undefined && url !== '';
   const givenCluster = cluster !== undefined && cluster !== '';
   const givenSentinels = sentinels !== undefined && sentinels !== '';
+  if (givenSentinels && givenCluster) throw new UsageError('--redis-sentinel goes with --redis, not --redis-cluster (nor OTTER_REDIS_CLUSTER)');
   if (givenSentinels && !given) throw new UsageError('--redis-sentinel needs --redis, whose host names the master group');
   if (!given && !givenCluster) {
     if (prefix !== undefined) throw new UsageError('--redis-prefix needs --redis or --redis-cluster');

@@ -14,8 +14,8 @@
 
 /** Versions kept exactly, newest first. */
 const EXACT = 4096;
-/** Most older versions kept (at a common spacing). */
-const SPARSE = 32;
+/** Most older versions kept (at a common spacing), as many as a stored record brings back. */
+const SPARSE = 64;
 /** Samples sent from just below the head the server has. */
 const AT_FORK = 24;
 /** Samples sent from the newest versions. */
@@ -79,37 +79,41 @@ export class VersionSamples {
    * rest; every version it holds when they are no more than `max`.
    */
   pick(max: number, serverHead?: number): Sample[] {
-    const all = this.all();
-    if (all.length <= max) return all.reverse();
+    const n = this.sparse.length + this.sums.length;
+    if (n <= max) return Array.from({ length: n }, (_, i) => this.at(n - 1 - i));
     const chosen = new Map<number, number>();
-    const take = (s: Sample | undefined): void => {
-      if (s !== undefined && chosen.size < max) chosen.set(s[0], s[1]);
+    const take = (i: number): void => {
+      if (i < 0 || i >= n || chosen.size >= max) return;
+      const [v, sum] = this.at(i);
+      chosen.set(v, sum);
     };
     if (serverHead !== undefined) {
-      // The newest versions at or below the server's head (oldest first in `all`).
-      let i = all.length - 1;
-      while (i >= 0 && (all[i] as Sample)[0] > serverHead) i--;
-      for (let n = 0; n < AT_FORK && i - n >= 0; n++) take(all[i - n]);
+      // The newest versions at or below the server's head (held oldest first).
+      let i = n - 1;
+      while (i >= 0 && this.at(i)[0] > serverHead) i--;
+      for (let k = 0; k < AT_FORK; k++) take(i - k);
     }
-    for (let n = 0; n < NEWEST; n++) take(all[all.length - 1 - n]);
+    for (let k = 0; k < NEWEST; k++) take(n - 1 - k);
     // The rest spread over what is left, each step back about as far again as the last.
     const left = max - chosen.size;
-    for (let k = 1; k <= left && chosen.size < max; k++) {
-      const back = Math.round(Math.pow(all.length, k / left));
-      take(all[all.length - back]);
-    }
-    for (let i = 0; chosen.size < max && i < all.length; i++) take(all[i]);
+    for (let k = 1; k <= left && chosen.size < max; k++) take(n - Math.round(Math.pow(n, k / left)));
+    for (let i = 0; chosen.size < max && i < n; i++) take(i);
     return [...chosen].sort((a, b) => b[0] - a[0]);
   }
 
-  /** What to store with the document: at most `max` samples, oldest first. */
+  /**
+   * What to store with the document: at most `max` samples, oldest first — chosen as for a
+   * loss just below the newest version (the likeliest, when a stored record is used at all).
+   */
   stored(max: number): Sample[] {
-    return this.pick(max).reverse();
+    const n = this.sparse.length + this.sums.length;
+    return this.pick(max, n === 0 ? undefined : this.at(n - 1)[0]).reverse();
   }
 
-  /** Every sample held, oldest first. */
-  private all(): Sample[] {
-    return [...this.sparse, ...this.sums.map((sum, i) => [this.from + i, sum] as const)];
+  /** The i-th sample held, oldest first. */
+  private at(i: number): Sample {
+    const older = this.sparse.length;
+    return i < older ? (this.sparse[i] as Sample) : [this.from + i - older, this.sums[i - older] as number];
   }
 
   /** Keeps `sample` among the older ones if it falls on their spacing. */

@@ -76,6 +76,12 @@ export interface MadeClient {
    * cannot be trusted to: a Cluster's commands wait without a limit while no node is reachable.
    */
   readonly deadlineMs: number | undefined;
+  /**
+   * Closes the client: QUIT, waited for at most {@link COMMAND_TIMEOUT_MS}, then the connection
+   * dropped in any case (a Redis that cannot be reached would hold a QUIT, and the process, for
+   * good). Never rejects.
+   */
+  close(): Promise<void>;
 }
 
 /**
@@ -92,12 +98,18 @@ export function redisUrl(text: string, what: string): URL {
   if (url === undefined || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
     throw new RangeError(`${what} must be a redis:// or rediss:// URL with a host, got ${JSON.stringify(text)}`);
   }
+  try {
+    decodeURIComponent(url.username);
+    decodeURIComponent(url.password);
+  } catch {
+    throw new RangeError(`${what}: the user name or password is not percent-encoded (write % as %25)`);
+  }
   return url;
 }
 
-/** The host and port of `url` (default port 6379), as ioredis takes them. */
-function address(url: URL): { host: string; port: number } {
-  return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port === '' ? 6379 : Number(url.port) };
+/** The host and port of `url` (by default `port`: 6379, a Sentinel's 26379), as ioredis takes them. */
+function address(url: URL, port = 6379): { host: string; port: number } {
+  return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port === '' ? port : Number(url.port) };
 }
 
 /** The user name and password of `url`, decoded, under the option names `names` gives. */
@@ -145,13 +157,13 @@ export function connect(target: RedisTarget): MadeClient {
     // (a Redis that hangs, or a connection attempt that is never answered).
     const client = new ioredis.Redis(target, { maxRetriesPerRequest: 3, commandTimeout: COMMAND_TIMEOUT_MS, connectTimeout: COMMAND_TIMEOUT_MS });
     client.on('error', () => {});
-    return { client, subscriber: () => new ioredis.Redis(target, { autoResubscribe: false }), deadlineMs: undefined };
+    return { client, subscriber: () => new ioredis.Redis(target, { autoResubscribe: false }), deadlineMs: undefined, close: () => closing(client) };
   }
   if ('sentinels' in target) {
     const { sentinels, master, db } = sentinelTarget(target);
     const first = sentinels[0] as URL;
     const options = {
-      sentinels: sentinels.map(address),
+      sentinels: sentinels.map((u) => address(u, 26379)),
       name: master.hostname,
       db,
       ...credentials(first, { username: 'sentinelUsername', password: 'sentinelPassword' }),
@@ -159,9 +171,10 @@ export function connect(target: RedisTarget): MadeClient {
       ...(first.protocol === 'rediss:' ? { sentinelTLS: {} } : {}),
       ...(master.protocol === 'rediss:' ? { tls: {}, enableTLSForSentinelMode: true } : {}),
       // Hears the Sentinels announce a new master and leaves the old one at once; a command a
-      // demoted master refused as READONLY (not run) is sent again once connected to the new.
+      // demoted master refused as READONLY (not run; from a script, Redis 6 words it inside an
+      // ERR) is sent again once connected to the new.
       failoverDetector: true,
-      reconnectOnError: (e: Error) => (e.message.startsWith('READONLY') ? 2 : false),
+      reconnectOnError: (e: Error) => (e.message.includes('READONLY') ? 2 : false),
       maxRetriesPerRequest: 3,
       commandTimeout: COMMAND_TIMEOUT_MS,
       connectTimeout: COMMAND_TIMEOUT_MS,
@@ -173,12 +186,13 @@ export function connect(target: RedisTarget): MadeClient {
       subscriber: () => new ioredis.Redis({ ...options, autoResubscribe: false }),
       // Asking the Sentinels, then the master, is two connections a command may wait on.
       deadlineMs: COMMAND_TIMEOUT_MS,
+      close: () => closing(client),
     };
   }
   const urls = clusterSeeds(target);
   const first = urls[0] as URL;
   const client = new ioredis.Cluster(
-    urls.map(address),
+    urls.map((u) => address(u)),
     {
       redisOptions: {
         ...credentials(first, { username: 'username', password: 'password' }),
@@ -194,7 +208,19 @@ export function connect(target: RedisTarget): MadeClient {
     client,
     subscriber: () => client.duplicate([], { shardedSubscribers: true }) as unknown as SubscriberClient,
     deadlineMs: COMMAND_TIMEOUT_MS,
+    close: () => closing(client),
   };
+}
+
+/** See {@link MadeClient.close}. */
+async function closing(client: Redis | Cluster): Promise<void> {
+  try {
+    await withinDeadline(client.quit(), COMMAND_TIMEOUT_MS, 'QUIT');
+  } catch {
+    // Not answered, or not connected: dropped below all the same.
+  } finally {
+    client.disconnect();
+  }
 }
 
 /**

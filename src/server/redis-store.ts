@@ -640,6 +640,6 @@ export class RedisStore implements Store {
     if (this.closed) return;
     this.closed = true;
     await Promise.all(this.pending);
-    if (this.made !== undefined) await this.client.quit();
+    await this.made?.close();
   }
 }

@@ -480,31 +480,29 @@ function recoveredOf(r: Recovery | undefined): { version: number; checksum: numb
 }
 
 /**
- * The recovery `recorded` of an earlier restore of `lost.epoch`, if it restored the line of the
- * lost state `lost` (`samples`: other versions the client passed, with their checksums), else
- * undefined. An epoch a document lost and then gave up keeps one line. But a store that went
- * back in time under the same epoch (a failover to a replica that lacked the last writes) may do
- * so again later, on the line written since: a recovery of the earlier line says nothing of the
- * later one, and merging from it would take the text written between the two for new. So, under
- * the document's own epoch, a recovery counts only when the lines meet: its lost state is the
- * client's, or one the client passed, or the client's is one its restorers passed.
+ * Whether `recorded`, the recovery of an earlier restore of `claim.epoch`, certainly holds the
+ * claimed state: it is that state, or one of its restorers passed it. What an open answer may
+ * name as recovered. Under the document's own epoch that is all it may name: a store that went
+ * back in time and kept its epoch (a failover to a replica that lacked the last writes) may do so
+ * again later, on the line written since, and a recovery of the earlier line at a higher version
+ * would tell a client of the later line that it lost nothing. A restore, which has the client's
+ * samples, decides the rest (see {@link Sequencer.restore}).
  */
-function recoveryOfLine(
+function holdsClaim(recorded: Recovery, claim: { readonly version: number; readonly checksum: number }): boolean {
+  return (
+    (recorded.version === claim.version && recorded.checksum === claim.checksum) ||
+    recorded.samples.some(([v, sum]) => v === claim.version && sum === claim.checksum)
+  );
+}
+
+/** What an open answer names as recovered of `claim`'s epoch (see {@link holdsClaim}). */
+function recoveredFor(
   recorded: Recovery | undefined,
-  lost: { readonly epoch: string; readonly version: number; readonly checksum: number },
-  samples: ReadonlyArray<readonly [number, number]>,
+  claim: { readonly epoch: string; readonly version: number; readonly checksum: number },
   epoch: string,
-): Recovery | undefined {
-  if (recorded === undefined || lost.epoch !== epoch) return recorded;
-  const passed = (list: ReadonlyArray<readonly [number, number]>, version: number, checksum: number): boolean =>
-    list.some(([v, sum]) => v === version && sum === checksum);
-  const meets =
-    recorded.version === lost.version
-      ? recorded.checksum === lost.checksum
-      : recorded.version < lost.version
-        ? passed(samples, recorded.version, recorded.checksum)
-        : passed(recorded.samples, lost.version, lost.checksum);
-  return meets ? recorded : undefined;
+): { version: number; checksum: number } | undefined {
+  if (recorded === undefined || (claim.epoch === epoch && !holdsClaim(recorded, claim))) return undefined;
+  return recoveredOf(recorded);
 }
 
 /** Told which documents a {@link Sequencer} holds: see {@link Sequencer.watchDocuments}. */
@@ -1057,8 +1055,8 @@ export class Sequencer {
       if (from !== undefined && claim !== undefined) {
         const held = s.checksumAt(from);
         if (claim.epoch !== s.epoch || from > s.committed || (held !== undefined && held !== claim.checksum)) {
-          const known = recoveryOfLine(s.recoveries.get(claim.epoch), { epoch: claim.epoch, version: from, checksum: claim.checksum }, [], s.epoch);
-          return { ...head, kind: 'lost', recovered: recoveredOf(known) };
+          const recovered = recoveredFor(s.recoveries.get(claim.epoch), { epoch: claim.epoch, version: from, checksum: claim.checksum }, s.epoch);
+          return { ...head, kind: 'lost', recovered };
         }
         if (held === undefined && from >= s.trimmedTo) return { ...head, kind: 'verify', from };
       }
@@ -1073,7 +1071,7 @@ export class Sequencer {
       const held = await this.fromStore(docId, 'reading a checksum', () => this.checksumAt(docId, view.from));
       if (held !== undefined && held !== claim?.checksum) {
         const recovered = await this.read(docId, (s) =>
-          claim === undefined ? undefined : recoveredOf(recoveryOfLine(s.recoveries.get(claim.epoch), { epoch: claim.epoch, version: view.from, checksum: claim.checksum }, [], s.epoch)),
+          claim === undefined ? undefined : recoveredFor(s.recoveries.get(claim.epoch), { epoch: claim.epoch, version: view.from, checksum: claim.checksum }, s.epoch),
         );
         return { ...view, kind: 'lost', recovered };
       }
@@ -1093,7 +1091,9 @@ export class Sequencer {
    * Restores a state the document lost, as a client that holds it asks (after an open
    * answered `lost`). Decided in order with the document's submissions, one at a time, so
    * exactly one client restores each lost state — a compare-and-set on what the document has
-   * recovered of `lost.epoch` so far:
+   * recovered of `lost.epoch` so far (under this document's own epoch, only what was recovered
+   * of the same loss: a recovery recorded before the client's line parted from this document,
+   * found by the samples, is of an earlier loss of another line, and counts as nothing):
    * - nothing yet: the client's text is merged into the document ({@link mergeText}) against
    *   their common ancestor: the empty text for another epoch; for this epoch (a store rolled
    *   back), the text at the newest sample whose checksum matches this document's, or the head;
@@ -1137,7 +1137,16 @@ export class Sequencer {
     const decide = (): Promise<RestoreResult> => this.task(docId, async (s) => {
       const refusal = request.admit?.();
       if (refusal !== undefined) throw refusal;
-      const known = recoveryOfLine(s.recoveries.get(lost.epoch), lost, samples, s.epoch);
+      // Under the document's own epoch, where the client's line parts from the store: a recovery
+      // recorded before that point is of an earlier loss, on another line, and does not count.
+      let recorded = s.recoveries.get(lost.epoch);
+      const sameEpoch = lost.epoch === s.epoch;
+      const parted =
+        sameEpoch && (recorded === undefined || !holdsClaim(recorded, lost))
+          ? await this.fromStore(docId, 'reading the history', () => this.forkText(docId, s, [[lost.version, lost.checksum], ...samples]))
+          : undefined;
+      if (recorded !== undefined && parted?.version !== undefined && parted.version > recorded.at) recorded = undefined;
+      const known = recorded;
       const covered =
         known !== undefined && (known.version > lost.version || (known.version === lost.version && known.checksum === lost.checksum));
       // Covered, the op in flight is merged only if the lost state restored (a later version of
@@ -1155,10 +1164,7 @@ export class Sequencer {
       // The common ancestor: the client's own text (covered: only its op in flight is new), the
       // lost state restored so far, or where this document and the lost line parted — when
       // that is not known, the head, whose text the merge then never deletes.
-      const fork =
-        covered || known !== undefined || lost.epoch !== s.epoch
-          ? undefined
-          : await this.fromStore(docId, 'reading the history', () => this.forkText(docId, s, [[lost.version, lost.checksum], ...samples]));
+      const fork = covered || known !== undefined || !sameEpoch ? undefined : parted;
       const base = covered ? text : known !== undefined ? known.text : (fork?.text ?? '');
       const theirs = s.rope.toString();
       let op: Component[];
@@ -1380,21 +1386,21 @@ export class Sequencer {
   /**
    * The text the lost line of this document's own epoch shares with it: at the newest of
    * `samples` (lost versions and their checksums) that this document still holds with the
-   * same checksum (`found`), else the head's (a store rolled back to an earlier state of the
-   * line, perhaps written since: not `found`).
+   * same checksum (`found`, at `version`), else the head's (a store rolled back to an earlier
+   * state of the line, perhaps written since: not `found`).
    */
   private async forkText(
     docId: string,
     s: DocumentState,
     samples: ReadonlyArray<readonly [number, number]>,
-  ): Promise<{ text: string; found: boolean }> {
+  ): Promise<{ text: string; found: boolean; version?: number }> {
     const candidates = samples.filter(([v]) => v <= s.committed && v >= s.trimmedTo).sort((a, b) => b[0] - a[0]);
     for (const [version, checksum] of candidates) {
       const held = s.checksumAt(version) ?? (await this.checksumAt(docId, version));
       if (held !== checksum) continue;
-      if (version === s.committed) return { text: s.rope.toString(), found: true };
+      if (version === s.committed) return { text: s.rope.toString(), found: true, version };
       const snapshot = await this.textAt(docId, version);
-      if (snapshot !== undefined) return { text: snapshot.text, found: true };
+      if (snapshot !== undefined) return { text: snapshot.text, found: true, version };
     }
     return { text: s.rope.toString(), found: false };
   }

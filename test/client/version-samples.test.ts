@@ -49,7 +49,7 @@ describe('VersionSamples', () => {
     const s = noted(0, 200_000);
     const all = s.pick(100_000);
     wellFormed(all, 100_000);
-    expect(all.length).toBeLessThanOrEqual(2 * 4096 + 32);
+    expect(all.length).toBeLessThanOrEqual(2 * 4096 + 64);
     expect(Math.min(...all.map(([v]) => v))).toBeLessThan(20_000);
     const few = noted(10, 40).pick(64, 25);
     expect(few.map(([v]) => v)).toEqual(Array.from({ length: 31 }, (_, i) => 40 - i));
@@ -62,11 +62,14 @@ describe('VersionSamples', () => {
     s.note(501, sumOf(501));
     s.note(900, sumOf(900));
     expect(s.pick(64).map(([v]) => v)).toEqual([900, 501, 500]);
+    // A stored record brings back the last versions exactly: a loss of the last write after a
+    // reload still finds its version.
     const loaded = new VersionSamples();
     loaded.load(noted(0, 10_000).stored(64));
     loaded.note(10_001, sumOf(10_001));
-    const picked = loaded.pick(64, 9_990);
+    const picked = loaded.pick(64, 9_999);
     wellFormed(picked, 64);
     expect(picked[0]).toEqual([10_001, sumOf(10_001)]);
+    for (let v = 10_000; v > 9_980; v--) expect(picked.some(([p]) => p === v), `version ${v}`).toBe(true);
   });
 });

@@ -84,6 +84,8 @@ describe('otter serve --redis: the command line', () => {
       [['--redis-cluster', 'redis://127.0.0.1:7000,'], {}, /--redis-cluster: a Redis Cluster node must be a redis:\/\/ or rediss:\/\/ URL/],
       [['--redis-cluster', 'redis://127.0.0.1:7000/3'], {}, /--redis-cluster: a Redis Cluster has only database 0/],
       [['--redis-sentinel', 'redis://127.0.0.1:26379'], {}, /--redis-sentinel needs --redis, whose host names the master group/],
+      [['--redis-cluster', 'redis://127.0.0.1:7000'], { OTTER_REDIS_SENTINEL: 'redis://127.0.0.1:26379' }, /--redis-sentinel goes with --redis, not --redis-cluster/],
+      [['--redis', 'redis://a:b%zz@group', '--redis-sentinel', 'redis://127.0.0.1:26379'], {}, /--redis-sentinel: the master .* is not percent-encoded/],
       [['--redis', 'redis://group', '--redis-sentinel', 'redis://127.0.0.1:26379,http://x:1'], {}, /--redis-sentinel: a Sentinel must be a redis:\/\/ or rediss:\/\/ URL/],
       [['--redis', 'redis://group/zero'], { OTTER_REDIS_SENTINEL: 'redis://127.0.0.1:26379' }, /--redis-sentinel: the master's URL names no database/],
       [['--redis', 'redis://127.0.0.1:1', '--redis-prefix', 'a{b}:'], {}, /--redis-prefix: a key prefix may not contain/],

@@ -7,6 +7,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { EMPTY_CHECKSUM, chainChecksum } from '../../src/protocol/checksum.js';
+import { VersionSamples } from '../../src/client/version-samples.js';
+import { type Component, apply } from '../../src/ot/index.js';
 import { MemoryStore } from '../../src/server/memory-store.js';
 import { Sequencer } from '../../src/server/sequencer.js';
 import type { Store } from '../../src/server/store.js';
@@ -157,6 +159,54 @@ describe('restore', () => {
     expect(text).toContain('after');
     expect(text).toContain('mine');
     expect(text).toContain('base');
+  });
+
+  it('a store rolled back under the same epoch: a client of the same line at an older version than the first restorer, not among its samples, is covered — nothing doubled, nothing back', async () => {
+    const store = new MemoryStore();
+    let s = sequencer(store);
+    const texts: string[] = [''];
+    const sums: number[] = [EMPTY_CHECKSUM];
+    let seq = 0;
+    const commit = async (op: Component[]): Promise<void> => {
+      const head = await s.getSnapshot(DOC);
+      const r = (await s.submit({ docId: DOC, clientId: 'w', seq: ++seq, baseVersion: head.version, op })) as { checksum: number };
+      texts.push(apply(head.text, op));
+      sums.push(r.checksum);
+    };
+    const append = (t: string): Promise<void> => commit((texts.at(-1) as string).length > 0 ? [(texts.at(-1) as string).length, t] : [t]);
+    for (let i = 1; i <= 100; i++) await append(`a${i} `);
+    for (let i = 101; i <= 200; i++) await append(`b${i} `);
+    // Version 201 moves the b block to the start: text a merge from the wrong base would bring back, or twice.
+    const t200 = texts[200] as string;
+    const [from, to] = [t200.indexOf('b101 '), t200.length];
+    await commit([t200.slice(from, to), from, -(to - from)]);
+    for (let i = 202; i <= 260; i++) await append(`d${i} `);
+    const { epoch } = await s.open(DOC, 'x');
+    const samplesOf = (version: number): ReadonlyArray<readonly [number, number]> => {
+      const v = new VersionSamples();
+      v.reset(0, EMPTY_CHECKSUM);
+      for (let i = 1; i <= version; i++) v.note(i, sums[i] as number);
+      return v.pick(64, 100);
+    };
+    // The store goes back to version 100, keeping its epoch; the server starts again on it.
+    await s.close();
+    const held = (store as unknown as { docs: Map<string, { ops: unknown[]; snapshots: Array<{ version: number }> }> }).docs.get(DOC);
+    held?.ops.splice(100);
+    if (held !== undefined) held.snapshots = held.snapshots.filter((x) => x.version <= 100);
+    s = sequencer(store);
+    expect((await s.getSnapshot(DOC)).version).toBe(100);
+    const restore = async (client: string, version: number): Promise<boolean> => {
+      const opened = await s.open(DOC, client, version, { epoch, checksum: sums[version] as number });
+      expect(opened.kind).toBe('lost');
+      const lost = { epoch, version, checksum: sums[version] as number };
+      return (await s.restore({ docId: DOC, clientId: client, lost, samples: samplesOf(version), text: texts[version] as string })).applied;
+    };
+    expect(await restore('A', 260)).toBe(true);
+    expect((await s.getSnapshot(DOC)).text).toBe(texts[260]);
+    expect(samplesOf(260).some(([v]) => v === 200)).toBe(false);
+    expect(await restore('B', 200)).toBe(false);
+    expect(await restore('D', 260)).toBe(false);
+    expect((await s.getSnapshot(DOC)).text).toBe(texts[260]);
   });
 
   it('with no sample in common, the head is the base and the merge deletes none of its text', async () => {
