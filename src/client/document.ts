@@ -320,6 +320,11 @@ interface LostState {
   readonly checksum: number;
   /** The server text this client held at `version` (its confirmed text then). */
   readonly text: string;
+  /**
+   * The head the server had when it first said it lost this state: the newest version where
+   * the lost line may part from what it holds (the samples sent are chosen around it).
+   */
+  readonly serverHead: number;
   /** What this client did about it, once decided. */
   action: ResetEvent['action'] | undefined;
   /** The server took the op in flight with the restore: it is in the server's text now. */
@@ -373,8 +378,6 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
   private checksum = EMPTY_CHECKSUM;
   /** Earlier versions of this epoch and their checksums (see `version-samples.ts`). */
   private readonly samples = new VersionSamples();
-  /** The head the server still had when it last said it lost this client's state. */
-  private lostAt: number | undefined;
   private sync: SyncState = synchronized;
   private life: life.Lifecycle = life.initial;
   /** Set while a state the server lost is being settled (restore, then a reset open). */
@@ -986,12 +989,12 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
    */
   private onLostState(message: OpenedMessage): void {
     const epoch = this.serverEpoch as string;
-    this.lostAt = message.v;
     this.lost ??= {
       epoch,
       version: this.serverVersion,
       checksum: this.checksum,
       text: this.confirmed.toString(),
+      serverHead: message.v,
       action: undefined,
       inflightTaken: false,
     };
@@ -1022,7 +1025,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     const pieces = splitText(lost.text, Math.max(1, this.budget.maxBytes - RESTORE_ENVELOPE_BYTES));
     const op = this.life.inflight !== undefined && this.sync.kind !== 'synchronized' ? this.sync.outstanding.op : undefined;
     const parts = pieces.length + (op === undefined ? 0 : 1);
-    const samples = this.samples.pick(MAX_RESTORE_SAMPLES, this.lostAt);
+    const samples = this.samples.pick(MAX_RESTORE_SAMPLES, lost.serverHead);
     const state = { epoch: lost.epoch, v: lost.version, sum: lost.checksum };
     pieces.forEach((text, part) => {
       this.transport.send({ type: 'restore', doc: this.id, rid, lost: state, samples, part, parts, text });

@@ -148,16 +148,26 @@ export function clusterSeeds(seeds: RedisClusterSeeds): URL[] {
   return urls;
 }
 
+/**
+ * What every connection made here is given: a command fails after a few reconnection attempts
+ * (about 300 ms) instead of waiting in the offline queue through 20 of them, and in any case
+ * COMMAND_TIMEOUT_MS after it was sent (a Redis that hangs, or a connection attempt that is
+ * never answered).
+ */
+const BOUNDED = { maxRetriesPerRequest: 3, commandTimeout: COMMAND_TIMEOUT_MS, connectTimeout: COMMAND_TIMEOUT_MS } as const;
+
 /** Makes the client `target` names (ioredis must be installed: `MissingPackageError` otherwise). */
 export function connect(target: RedisTarget): MadeClient {
   const ioredis = requireOptional<{ Redis: typeof Redis; Cluster: typeof Cluster }>('ioredis', 'RedisStore');
-  if (typeof target === 'string') {
-    // A command fails after a few reconnection attempts (about 300 ms) instead of waiting in
-    // the offline queue through 20 of them, and in any case COMMAND_TIMEOUT_MS after it was sent
-    // (a Redis that hangs, or a connection attempt that is never answered).
-    const client = new ioredis.Redis(target, { maxRetriesPerRequest: 3, commandTimeout: COMMAND_TIMEOUT_MS, connectTimeout: COMMAND_TIMEOUT_MS });
+  // The subscriber is typed as the store's interface, which ioredis's clients have.
+  const made = (client: Redis | Cluster, subscriber: () => unknown, deadlineMs: number | undefined): MadeClient => {
+    // Connection errors reach callers through the commands that fail (and the readiness
+    // probe); unheard, ioredis would also print each one.
     client.on('error', () => {});
-    return { client, subscriber: () => new ioredis.Redis(target, { autoResubscribe: false }), deadlineMs: undefined, close: () => closing(client) };
+    return { client, subscriber: subscriber as () => SubscriberClient, deadlineMs, close: () => closing(client) };
+  };
+  if (typeof target === 'string') {
+    return made(new ioredis.Redis(target, BOUNDED), () => new ioredis.Redis(target, { autoResubscribe: false }), undefined);
   }
   if ('sentinels' in target) {
     const { sentinels, master, db } = sentinelTarget(target);
@@ -175,41 +185,17 @@ export function connect(target: RedisTarget): MadeClient {
       // ERR) is sent again once connected to the new.
       failoverDetector: true,
       reconnectOnError: (e: Error) => (e.message.includes('READONLY') ? 2 : false),
-      maxRetriesPerRequest: 3,
-      commandTimeout: COMMAND_TIMEOUT_MS,
-      connectTimeout: COMMAND_TIMEOUT_MS,
+      ...BOUNDED,
     } as const;
-    const client = new ioredis.Redis(options);
-    client.on('error', () => {});
-    return {
-      client,
-      subscriber: () => new ioredis.Redis({ ...options, autoResubscribe: false }),
-      // Asking the Sentinels, then the master, is two connections a command may wait on.
-      deadlineMs: COMMAND_TIMEOUT_MS,
-      close: () => closing(client),
-    };
+    // Asking the Sentinels, then the master, is two connections a command may wait on.
+    return made(new ioredis.Redis(options), () => new ioredis.Redis({ ...options, autoResubscribe: false }), COMMAND_TIMEOUT_MS);
   }
   const urls = clusterSeeds(target);
   const first = urls[0] as URL;
-  const client = new ioredis.Cluster(
-    urls.map((u) => address(u)),
-    {
-      redisOptions: {
-        ...credentials(first, { username: 'username', password: 'password' }),
-        ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
-        maxRetriesPerRequest: 3,
-        commandTimeout: COMMAND_TIMEOUT_MS,
-        connectTimeout: COMMAND_TIMEOUT_MS,
-      },
-    },
-  );
-  client.on('error', () => {});
-  return {
-    client,
-    subscriber: () => client.duplicate([], { shardedSubscribers: true }) as unknown as SubscriberClient,
-    deadlineMs: COMMAND_TIMEOUT_MS,
-    close: () => closing(client),
-  };
+  const redisOptions = { ...credentials(first, { username: 'username', password: 'password' }), ...(first.protocol === 'rediss:' ? { tls: {} } : {}), ...BOUNDED };
+  const client = new ioredis.Cluster(urls.map((u) => address(u)), { redisOptions });
+  // A Cluster keeps commands queued without a limit while it reaches no node.
+  return made(client, () => client.duplicate([], { shardedSubscribers: true }), COMMAND_TIMEOUT_MS);
 }
 
 /** See {@link MadeClient.close}. */

@@ -338,13 +338,14 @@ export class RedisStore implements Store {
 
   /**
    * A store over `redis`: an ioredis client (`Redis` or `Cluster`), which stays the caller's
-   * to close; or a Redis URL (`redis://host:6379/0`), or a Redis Cluster's seeds
-   * (`{ cluster: ['redis://host:7000', …] }`), for which a client is made here and closed by
+   * to close; or a Redis URL (`redis://host:6379/0`), a Redis Cluster's seeds
+   * (`{ cluster: ['redis://host:7000', …] }`) or a master Sentinels watch (`{ sentinels: [...],
+   * master: 'redis://mymaster' }`), for which a client is made here and closed by
    * {@link close} (see `redis-connection.ts`): a command of it fails after 3 reconnection
    * attempts, or {@link COMMAND_TIMEOUT_MS} after it was sent, whichever comes first (an append
    * that timed out may still land: the sequencer then finds it on its reload). Throws a
-   * RangeError for a prefix holding `{` or `}` or for seeds that are not Redis URLs of database
-   * 0; `MissingPackageError` when given URLs and ioredis, an optional peer of `otter`, is not
+   * RangeError for a prefix holding `{` or `}` or for URLs `RedisTarget` does not allow;
+   * `MissingPackageError` when given URLs and ioredis, an optional peer of `otter`, is not
    * installed.
    */
   constructor(redis: RedisClient | RedisTarget, options: RedisStoreOptions = {}) {

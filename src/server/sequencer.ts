@@ -390,10 +390,10 @@ interface Entry {
   /** Whether a refresh was asked without ops since the last one ran: it reads the store. */
   unread: boolean;
   /**
-   * A head the store was found to record, below what was committed here, since the last refresh
-   * ran: the store went back in time (heads never fall), and the document is reloaded.
+   * Whether the store was found, since the last refresh ran, to record a head below what was
+   * committed here: it went back in time (heads never fall), and the document is reloaded.
    */
-  storedBehind: number | undefined;
+  storeWentBack: boolean;
 }
 
 const DEFAULTS = {
@@ -809,14 +809,15 @@ export class Sequencer {
    * `storedHead`, when given, is the head the store records, read after {@link held} gave this
    * sequencer's: below the committed head, the store went back in time under the same epoch
    * (a failover to a replica that lacked the last writes), and the document is reloaded, so
-   * that the loss is found ({@link publishLanded}). Resolves with the number of ops published; rejects with the store's error (the document
-   * is then loaded again on its next use, publishing what it missed).
+   * that the loss is found ({@link publishLanded}). Resolves with the number of ops published;
+   * rejects with the store's error (the document is then loaded again on its next use,
+   * publishing what it missed).
    */
   refresh(docId: string, epoch?: string, ops?: readonly OpRecord[], storedHead?: number): Promise<number> {
     const entry = this.docs.get(docId);
     if (entry === undefined || this.closed) return Promise.resolve(0);
     if (epoch !== undefined) entry.hintedEpoch = epoch;
-    if (storedHead !== undefined && entry.state !== undefined && storedHead < entry.state.committed) entry.storedBehind = storedHead;
+    if (storedHead !== undefined && entry.state !== undefined && storedHead < entry.state.committed) entry.storeWentBack = true;
     if (ops === undefined || ops.length === 0) entry.unread = true;
     else for (const r of ops) entry.offered.push(r);
     if (entry.refreshing !== undefined) return entry.refreshing;
@@ -867,14 +868,14 @@ export class Sequencer {
   private async takeCommitted(docId: string, entry: Entry, s: DocumentState, atLeast = 0): Promise<number> {
     const hinted = entry.hintedEpoch;
     entry.hintedEpoch = undefined;
-    const behind = entry.storedBehind;
-    entry.storedBehind = undefined;
+    const wentBack = entry.storeWentBack;
+    entry.storeWentBack = false;
     const offered = entry.offered;
     entry.offered = [];
     const unread = entry.unread;
     entry.unread = false;
     try {
-      if ((hinted !== undefined && hinted !== s.epoch) || behind !== undefined) {
+      if ((hinted !== undefined && hinted !== s.epoch) || wentBack) {
         const before = entry.published ?? s.committed;
         return Math.max(0, (await this.load(docId, entry)).committed - before);
       }
@@ -1139,14 +1140,13 @@ export class Sequencer {
       if (refusal !== undefined) throw refusal;
       // Under the document's own epoch, where the client's line parts from the store: a recovery
       // recorded before that point is of an earlier loss, on another line, and does not count.
-      let recorded = s.recoveries.get(lost.epoch);
+      const recorded = s.recoveries.get(lost.epoch);
       const sameEpoch = lost.epoch === s.epoch;
       const parted =
         sameEpoch && (recorded === undefined || !holdsClaim(recorded, lost))
           ? await this.fromStore(docId, 'reading the history', () => this.forkText(docId, s, [[lost.version, lost.checksum], ...samples]))
           : undefined;
-      if (recorded !== undefined && parted?.version !== undefined && parted.version > recorded.at) recorded = undefined;
-      const known = recorded;
+      const known = recorded !== undefined && parted?.version !== undefined && parted.version > recorded.at ? undefined : recorded;
       const covered =
         known !== undefined && (known.version > lost.version || (known.version === lost.version && known.checksum === lost.checksum));
       // Covered, the op in flight is merged only if the lost state restored (a later version of
@@ -1279,7 +1279,7 @@ export class Sequencer {
         historyBytes: 0,
         refreshing: undefined,
         hintedEpoch: undefined,
-        storedBehind: undefined,
+        storeWentBack: false,
         offered: [],
         unread: false,
       };

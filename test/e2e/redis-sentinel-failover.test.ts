@@ -18,7 +18,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { documentKeys } from '../../src/server/redis-keys.js';
 import { request } from '../product/helpers.js';
-import { MASTER_NAME, RedisSentinels, ask } from '../support/redis-sentinel.js';
+import { MASTER_NAME, RedisSentinels } from '../support/redis-sentinel.js';
+import { ask } from '../support/redis-servers.js';
 import { below, seededRandom } from '../support/random.js';
 import { sleep, waitFor, within } from '../support/wait.js';
 import { Cleanup, markerCounts } from './helpers.js';

@@ -7,10 +7,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
-import { Cluster, Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { type Cleanup, tempDir } from '../e2e/helpers.js';
 import { freePort } from '../product/helpers.js';
-import { RedisServers } from './redis-servers.js';
+import { RedisServers, ask } from './redis-servers.js';
 import { waitFor } from './wait.js';
 
 /** Whether `redis-server` and `redis-cli` are both on PATH. */
@@ -68,27 +68,14 @@ export class RedisCluster {
       processes.start(port, [...args, '--save', '', '--appendonly', 'no', '--dir', dir]);
       ports.push(port);
     }
-    for (const port of ports) {
-      const admin = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
-      admin.on('error', () => {});
-      try {
-        await waitFor(`redis-server on ${port} to answer`, async () => {
-          if (admin.status === 'wait' || admin.status === 'end') await admin.connect().catch(() => undefined);
-          return (await admin.ping().catch(() => '')) === 'PONG';
-        }, 10_000);
-      } finally {
-        admin.disconnect();
-      }
-    }
+    for (const port of ports) await ask(port, async () => {});
     const create = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'], {
       encoding: 'utf8',
       timeout: 30_000,
     });
     if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
     for (const port of ports) {
-      const admin = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1 });
-      admin.on('error', () => {});
-      try {
+      await ask(port, async (admin) => {
         await waitFor(`the cluster to be ok on ${port}`, async () => String(await admin.cluster('INFO')).includes('cluster_state:ok'), 30_000);
         // Each replica attached to its master and in sync, and known as such to every node.
         await waitFor(`the replica on ${port} to sync`, async () => {
@@ -98,30 +85,24 @@ export class RedisCluster {
         await waitFor(`every slot range with its replicas, seen from ${port}`, async () =>
           (await admin.cluster('SLOTS')).every((range) => range.length === 3 + replicas),
         30_000);
-      } finally {
-        admin.disconnect();
-      }
+      });
     }
     return new RedisCluster(ports, processes);
   }
 
   /**
    * The port of the master serving the slot of `key`, and of its replicas, as the node on
-   * `ask` (default: any node still running) reports them.
+   * `on` (default: any node still running) reports them.
    */
-  async servers(key: string, ask?: number): Promise<{ master: number; replicas: number[] }> {
-    const port = ask ?? this.ports.find((p) => this.processes.running(p));
-    const admin = new Redis(port as number, '127.0.0.1', { maxRetriesPerRequest: 1 });
-    admin.on('error', () => {});
-    try {
+  async servers(key: string, on?: number): Promise<{ master: number; replicas: number[] }> {
+    const port = on ?? (this.ports.find((p) => this.processes.running(p)) as number);
+    return ask(port, async (admin) => {
       const slot = Number(await admin.cluster('KEYSLOT', key));
       const range = (await admin.cluster('SLOTS')).find(([from, to]) => from <= slot && slot <= to);
       const [, , master, ...others] = range ?? [];
       if (master === undefined) throw new Error(`no node serves slot ${slot}`);
       return { master: master[1], replicas: others.map((r) => r[1]) };
-    } finally {
-      admin.disconnect();
-    }
+    });
   }
 
   /** A new ioredis Cluster client on it (the caller disconnects it). */

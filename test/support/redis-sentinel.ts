@@ -9,10 +9,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { type Cleanup, tempDir } from '../e2e/helpers.js';
 import { freePort } from '../product/helpers.js';
-import { RedisServers } from './redis-servers.js';
+import { RedisServers, ask } from './redis-servers.js';
 import { waitFor } from './wait.js';
 
 /** The name under which the Sentinels watch the master. */
@@ -82,20 +81,5 @@ export class RedisSentinels {
   async master(): Promise<number> {
     const port = this.sentinelPorts.find((p) => this.processes.running(p)) as number;
     return ask(port, async (admin) => Number(((await admin.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)) as string[])[1]));
-  }
-}
-
-/** Runs `use` with a connection to the redis-server (or Sentinel) on `port` of 127.0.0.1, closed after. */
-export async function ask<T>(port: number, use: (admin: Redis) => Promise<T>): Promise<T> {
-  const admin = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1, lazyConnect: true });
-  admin.on('error', () => {});
-  try {
-    await waitFor(`redis-server on ${port} to answer`, async () => {
-      if (admin.status === 'wait' || admin.status === 'end') await admin.connect().catch(() => undefined);
-      return admin.status === 'ready';
-    }, 10_000);
-    return await use(admin);
-  } finally {
-    admin.disconnect();
   }
 }

@@ -1,10 +1,12 @@
 /**
  * The redis-server processes a test starts on 127.0.0.1 (plain, cluster or Sentinel), by port:
- * each is killed at the test's cleanup, and any can be paused, resumed or killed before.
+ * each is killed at the test's cleanup, and any can be paused, resumed or killed before; and
+ * {@link ask}, a passing connection to one of them.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { Redis } from 'ioredis';
 import type { Cleanup } from '../e2e/helpers.js';
-import { within } from './wait.js';
+import { waitFor, within } from './wait.js';
 
 /** See the file comment. */
 export class RedisServers {
@@ -38,5 +40,23 @@ export class RedisServers {
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
     await within(exited, 10_000, `the redis-server on ${port} exiting`);
+  }
+}
+
+/**
+ * Runs `use` with a connection to the redis-server (or Sentinel) on `port` of 127.0.0.1, once it
+ * answers (10 s at most), and closes it after.
+ */
+export async function ask<T>(port: number, use: (admin: Redis) => Promise<T>): Promise<T> {
+  const admin = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1, lazyConnect: true });
+  admin.on('error', () => {});
+  try {
+    await waitFor(`redis-server on ${port} to answer`, async () => {
+      if (admin.status === 'wait' || admin.status === 'end') await admin.connect().catch(() => undefined);
+      return admin.status === 'ready';
+    }, 10_000);
+    return await use(admin);
+  } finally {
+    admin.disconnect();
   }
 }
