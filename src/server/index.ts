@@ -7,6 +7,7 @@ export {
   type AppliedListener,
   type DocumentWatcher,
   type OpenResult,
+  type RefreshNews,
   Sequencer,
   type SequencerOptions,
   type SubmitRequest,

@@ -393,7 +393,7 @@ export class RedisFanout {
       clearTimeout(retry);
       this.retries.delete(docId);
     }
-    this.sequencer.refresh(docId, hint?.epoch, hint?.ops, hint?.storedHead).then(
+    this.sequencer.refresh(docId, hint ?? {}).then(
       (ops) => {
         if (ops > 0) this.telemetry?.remoteOpsPublished(ops, hint?.at === undefined ? undefined : Math.max(0, Date.now() - hint.at));
       },

@@ -231,6 +231,19 @@ export interface RestoreResult {
   readonly version: number;
 }
 
+/**
+ * What another writer sharing the store told of a document ({@link Sequencer.refresh}): each
+ * field optional, each a claim the refresh checks against the store or the held state.
+ */
+export interface RefreshNews {
+  /** The epoch the writer committed with. */
+  readonly epoch?: string | undefined;
+  /** Ops the writer committed, as its change hint carried them. */
+  readonly ops?: readonly OpRecord[] | undefined;
+  /** The head the store records, read after {@link Sequencer.held}. */
+  readonly storedHead?: number | undefined;
+}
+
 /** Called once per committed op, in version order per document. */
 export type AppliedListener = (docId: string, record: OpRecord) => void;
 
@@ -800,20 +813,21 @@ export class Sequencer {
    * and none is a restore's merge (which also changes the recoveries); otherwise, as after a
    * failed append, the document is reloaded and what it holds beyond the last published op is
    * published ({@link publishLanded}: a store gone back in time is refused as damaged, or
-   * taken as it is with `onStoreLost`). `epoch`, when given, is the epoch another writer
-   * committed with: if it is not the held one, the document is reloaded (the store lost it and
-   * made it anew). `ops`, when given, are ops the writer committed (as its change hint carried
+   * taken as it is with `onStoreLost`). `news` is what another writer told, each part optional.
+   * `epoch` is the epoch it committed with: if it is not the held one, the document is reloaded
+   * (the store lost it and made it anew). `ops` are ops the writer committed (as its change hint carried
    * them): those that continue the committed head are taken without reading the store, checked
    * like any (versions, checksum chain); a refresh asked without them, or with one that lies
    * beyond a gap, reads the store (ops at or below the head were taken in already: no read).
-   * `storedHead`, when given, is the head the store records, read after {@link held} gave this
+   * `storedHead` is the head the store records, read after {@link held} gave this
    * sequencer's: below the committed head, the store went back in time under the same epoch
    * (a failover to a replica that lacked the last writes), and the document is reloaded, so
    * that the loss is found ({@link publishLanded}). Resolves with the number of ops published;
    * rejects with the store's error (the document is then loaded again on its next use,
    * publishing what it missed).
    */
-  refresh(docId: string, epoch?: string, ops?: readonly OpRecord[], storedHead?: number): Promise<number> {
+  refresh(docId: string, news: RefreshNews = {}): Promise<number> {
+    const { epoch, ops, storedHead } = news;
     const entry = this.docs.get(docId);
     if (entry === undefined || this.closed) return Promise.resolve(0);
     if (epoch !== undefined) entry.hintedEpoch = epoch;

@@ -18,7 +18,7 @@ import { type OpRecord, VersionConflictError } from '../../src/server/store.js';
 import { IN_CI, REDIS_URL, RUN_PREFIX, connectRedis, deleteKeys, keysUnder, prefixFor, redisUnreachable } from '../support/redis.js';
 import { sleep, waitFor, within } from '../support/wait.js';
 import { RedisFanout } from '../../src/server/redis-fanout.js';
-import { Sequencer } from '../../src/server/sequencer.js';
+import { type RefreshNews, Sequencer } from '../../src/server/sequencer.js';
 import { HeldDocuments } from '../support/held-documents.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { APPEND, CARRIED_OPS_BYTES, CONFLICT_OPS } from '../../src/server/redis-scripts.js';
@@ -183,8 +183,8 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     const sequencer = {
       documents: () => Object.keys(held),
       held: (docId: string) => held[docId],
-      refresh: (docId: string, epoch?: string) => {
-        refreshed.push([docId, epoch]);
+      refresh: (docId: string, news: RefreshNews = {}) => {
+        refreshed.push([docId, news.epoch]);
         return Promise.resolve(0);
       },
       watchDocuments: () => () => true,

@@ -148,11 +148,11 @@ describe('Sequencer.refresh with the ops a hint carried', () => {
     const records = a.published.slice(0, 3);
     const reads = store.reads;
     // Offered in a shuffled order, with a stale repeat: taken in version order, once.
-    expect(await b.seq.refresh(DOC, undefined, [records[1] as OpRecord, records[0] as OpRecord, records[0] as OpRecord])).toBe(2);
+    expect(await b.seq.refresh(DOC, { ops: [records[1] as OpRecord, records[0] as OpRecord, records[0] as OpRecord] })).toBe(2);
     expect(store.reads).toBe(reads);
     // Ops that skip the head's next version: the store is read.
     await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 4, baseVersion: 3, op: append(3, '4') });
-    expect(await b.seq.refresh(DOC, undefined, [a.published[3] as OpRecord])).toBe(2);
+    expect(await b.seq.refresh(DOC, { ops: [a.published[3] as OpRecord] })).toBe(2);
     expect(store.reads).toBe(reads + 1);
     expect(b.published.map((r) => r.version)).toEqual([1, 2, 3, 4]);
     expect(b.published).toEqual(a.published);
@@ -167,9 +167,9 @@ describe('Sequencer.refresh with the ops a hint carried', () => {
     const { a, b } = await writerAndReader(store);
     for (let i = 1; i <= 2; i++) await a.seq.submit({ docId: DOC, clientId: 'ca', seq: i, baseVersion: i - 1, op: append(i - 1, `${i}`) });
     const records = a.published.slice(0, 2);
-    expect(await b.seq.refresh(DOC, undefined, records)).toBe(2);
+    expect(await b.seq.refresh(DOC, { ops: records })).toBe(2);
     const reads = store.reads;
-    expect(await b.seq.refresh(DOC, undefined, [records[1] as OpRecord])).toBe(0);
+    expect(await b.seq.refresh(DOC, { ops: [records[1] as OpRecord] })).toBe(0);
     expect(store.reads).toBe(reads);
     expect(b.published).toEqual(a.published);
   });
@@ -179,7 +179,7 @@ describe('Sequencer.refresh with the ops a hint carried', () => {
     const { a, b } = await writerAndReader(store);
     await a.seq.submit({ docId: DOC, clientId: 'ca', seq: 1, baseVersion: 0, op: ['x'] });
     const forged: OpRecord = { ...(a.published[0] as OpRecord), op: ['y'] };
-    expect(await b.seq.refresh(DOC, undefined, [forged])).toBe(1);
+    expect(await b.seq.refresh(DOC, { ops: [forged] })).toBe(1);
     expect(b.published).toEqual(a.published);
     expect((await b.seq.getSnapshot(DOC)).text).toBe('x');
   });
@@ -335,7 +335,7 @@ describe('a store that loses a loaded document, with onStoreLost (a Redis emptie
     opened.push(other);
     await other.submit({ docId: DOC, clientId: 'w', seq: 1, baseVersion: 0, op: ['xyz'] });
     const { epoch } = await store.load(DOC);
-    expect(await seq.refresh(DOC, epoch)).toBe(0);
+    expect(await seq.refresh(DOC, { epoch })).toBe(0);
     // A first op of its client, fitting the new text too: only its epoch tells it apart.
     const stale = await seq.submit({ docId: DOC, clientId: 'c', seq: 1, baseVersion: 1, op: [3, '?'], epoch: old.epoch }).then(
       () => undefined,
@@ -403,13 +403,13 @@ describe('a store that loses a loaded document, with onStoreLost (a Redis emptie
     await plain.open(DOC, 'r');
     lose();
     const epoch = (await store.load(DOC)).epoch;
-    expect(await seq.refresh(DOC, epoch)).toBe(0);
+    expect(await seq.refresh(DOC, { epoch })).toBe(0);
     expect(lost).toHaveLength(1);
     expect((await seq.open(DOC, 'r')).epoch).toBe(epoch);
     // The same hint, again: the held epoch is the store's now, nothing more happens.
-    expect(await seq.refresh(DOC, epoch)).toBe(0);
+    expect(await seq.refresh(DOC, { epoch })).toBe(0);
     expect(lost).toHaveLength(1);
-    const error = await plain.refresh(DOC, epoch).then(
+    const error = await plain.refresh(DOC, { epoch }).then(
       () => undefined,
       (e: unknown) => e,
     );

@@ -3,8 +3,7 @@
  * the documents it is given, records each refresh asked of it, and tells its watchers as
  * {@link HeldDocuments.hold} and {@link HeldDocuments.drop} change what it holds.
  */
-import type { DocumentWatcher } from '../../src/server/sequencer.js';
-import type { OpRecord } from '../../src/server/store.js';
+import type { DocumentWatcher, RefreshNews } from '../../src/server/sequencer.js';
 
 export class HeldDocuments {
   private readonly held: Set<string>;
@@ -21,8 +20,8 @@ export class HeldDocuments {
   readonly sequencer = {
     documents: (): string[] => [...this.held],
     held: (): undefined => undefined,
-    refresh: (docId: string, _epoch?: string, ops?: readonly OpRecord[]): Promise<number> => {
-      this.refreshed.push([docId, ops !== undefined]);
+    refresh: (docId: string, news: RefreshNews = {}): Promise<number> => {
+      this.refreshed.push([docId, news.ops !== undefined]);
       return Promise.resolve(0);
     },
     watchDocuments: (w: DocumentWatcher): (() => boolean) => {
