@@ -165,6 +165,8 @@ export interface RunResult {
   framesPerSec: number;
   bytesPerSec: number;
   serverCpuMs: number;
+  /** The part of serverCpuMs spent in the kernel (system time): socket writes and reads. */
+  serverSystemMs: number;
   /** Server CPU per keystroke (clients may compose several keystrokes into one submitted op). */
   serverCpuUsPerOp: number;
   /** Summed over the nodes. */
@@ -184,6 +186,13 @@ export interface RunResult {
 }
 
 // ─── the server child ──────────────────────────────────────────────────────────────────────
+
+/** A server child's CPU time (all of it, and the kernel's part) and peak RSS. */
+interface Usage {
+  cpuMs: number;
+  systemMs: number;
+  rssMb: number;
+}
 
 class ServerChild {
   private nextId = 0;
@@ -216,15 +225,16 @@ class ServerChild {
   }
 
   /**
-   * The child's CPU time so far and peak RSS: asked over IPC (process.cpuUsage, µs), or, when a
-   * saturated child does not answer within 2 s, read from /proc/<pid>/stat (10 ms ticks).
+   * The child's CPU time so far (of which `systemMs` in the kernel) and peak RSS: asked over
+   * IPC (process.cpuUsage, µs), or, when a saturated child does not answer within 2 s, read
+   * from /proc/<pid>/stat (10 ms ticks).
    */
-  async usage(): Promise<{ cpuMs: number; rssMb: number }> {
+  async usage(): Promise<Usage> {
     const id = this.nextId++;
-    const asked = new Promise<{ cpuMs: number; rssMb: number }>((resolve) => {
+    const asked = new Promise<Usage>((resolve) => {
       this.waiting.set(id, (m) => {
         this.waiting.delete(id);
-        resolve({ cpuMs: (m.cpu.user + m.cpu.system) / 1000, rssMb: m.rss / 2 ** 20 });
+        resolve({ cpuMs: (m.cpu.user + m.cpu.system) / 1000, systemMs: m.cpu.system / 1000, rssMb: m.rss / 2 ** 20 });
       });
       this.send({ type: 'usage', id });
     });
@@ -239,14 +249,18 @@ class ServerChild {
   }
 
   /** CPU time (user + system, all threads) and peak RSS of the child from /proc, if readable. */
-  private procUsage(): { cpuMs: number; rssMb: number } | undefined {
+  private procUsage(): Usage | undefined {
     try {
       const stat = readFileSync(`/proc/${this.child.pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       // Fields 14 and 15 of stat (utime, stime), counted from the state field (3): 11 and 12.
       const ticks = Number(fields[11]) + Number(fields[12]);
       const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.child.pid}/status`, 'utf8'));
-      return { cpuMs: (ticks * 1000) / CLOCK_TICKS, rssMb: hwm === null ? NaN : Number(hwm[1]) / 1024 };
+      return {
+        cpuMs: (ticks * 1000) / CLOCK_TICKS,
+        systemMs: (Number(fields[12]) * 1000) / CLOCK_TICKS,
+        rssMb: hwm === null ? NaN : Number(hwm[1]) / 1024,
+      };
     } catch {
       return undefined;
     }
@@ -414,6 +428,7 @@ async function run(system: string, nodes: number, n: number, o: Options, sweep: 
     framesPerSec: NaN,
     bytesPerSec: NaN,
     serverCpuMs: NaN,
+    serverSystemMs: NaN,
     serverCpuUsPerOp: NaN,
     serverPeakRssMb: NaN,
     redisCpuMs: NaN,
@@ -537,9 +552,10 @@ async function run(system: string, nodes: number, n: number, o: Options, sweep: 
     trace(`${peer.name} N=${n}: warm-up round done`);
     await sleep(200);
 
-    const usage = async (): Promise<{ cpuMs: number; rssMb: number }> => {
+    const usage = async (): Promise<Usage> => {
       const each = await Promise.all(servers.map((s) => s.usage()));
-      return { cpuMs: each.reduce((t, u) => t + u.cpuMs, 0), rssMb: each.reduce((t, u) => t + u.rssMb, 0) };
+      const sum = (field: keyof Usage): number => each.reduce((t, u) => t + u[field], 0);
+      return { cpuMs: sum('cpuMs'), systemMs: sum('systemMs'), rssMb: sum('rssMb') };
     };
     const cpu0 = await usage();
     const redis0 = opened.redis?.cpuMs() ?? NaN;
@@ -592,6 +608,7 @@ async function run(system: string, nodes: number, n: number, o: Options, sweep: 
       framesPerSec: (frames * 1000) / durationMs,
       bytesPerSec: (bytes * 1000) / durationMs,
       serverCpuMs,
+      serverSystemMs: cpu1.systemMs - cpu0.systemMs,
       serverCpuUsPerOp: (serverCpuMs * 1000) / total,
       serverPeakRssMb: cpu1.rssMb,
       redisCpuMs,
@@ -883,7 +900,7 @@ async function main(): Promise<void> {
           const problems = Object.entries(r.problems);
           console.log(
             `  ${label(r)} N=${n}${o.repeat > 1 ? ` (sweep ${sweep})` : ''}: ${statusCell(r)}, ${fmt(r.sustainedOpsPerSec)} ops/s, p99 ${ms(r.latencyP99Ms)} ms, ` +
-              `server CPU ${fmt(r.serverCpuMs)} ms (run took ${fmt((performance.now() - started) / 1000, 1)} s, ` +
+              `server CPU ${fmt(r.serverCpuMs)} ms (${pct(r.serverSystemMs / r.serverCpuMs)} in the kernel; run took ${fmt((performance.now() - started) / 1000, 1)} s, ` +
               `load average ${r.loadAverage.map((x) => x.toFixed(1)).join(' → ')})` +
               (problems.length > 0 ? `; problems: ${problems.map(([p, c]) => `${c}× ${p}`).join('; ')}` : ''),
           );

@@ -6,6 +6,7 @@
  * Parsed messages are fresh objects holding only known fields.
  */
 import { type Component, InvalidOperationError, type SelectionRange, checkOperation } from '../ot/index.js';
+import { isWellFormed } from '../ot/operation.js';
 import { isChecksum } from './checksum.js';
 import { ErrorCode, OtterError } from './errors.js';
 import type {
@@ -120,6 +121,21 @@ class Reader {
     return field(this.msg, key) === undefined ? undefined : this.string(key, max);
   }
 
+  /**
+   * A string as {@link string}, holding no lone surrogate: a client id or an epoch, which stores
+   * may keep as UTF-8, where every lone surrogate becomes U+FFFD (two ids differing only there
+   * would be one).
+   */
+  name(key: string, max: number): string {
+    const v = this.string(key, max);
+    if (!isWellFormed(v)) this.fail(key, 'well-formed UTF-16 (no lone surrogate)');
+    return v;
+  }
+
+  optionalName(key: string, max: number): string | undefined {
+    return field(this.msg, key) === undefined ? undefined : this.name(key, max);
+  }
+
   integer(key: string, min: number): number {
     const v = field(this.msg, key);
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) this.fail(key, `a safe integer ≥ ${min}`);
@@ -162,7 +178,7 @@ class Reader {
 
   lostState(key: string): LostState {
     const r = this.object(key);
-    return { epoch: r.string('epoch', MAX_EPOCH_LENGTH), v: r.integer('v', 0), sum: r.checksum('sum') };
+    return { epoch: r.name('epoch', MAX_EPOCH_LENGTH), v: r.integer('v', 0), sum: r.checksum('sum') };
   }
 
   samples(key: string): Array<[number, number]> {
@@ -303,7 +319,7 @@ export function parseClientMessage(data: string, limits: ParseLimits = {}): Clie
   const type = field(msg, 'type');
   switch (type) {
     case 'hello': {
-      const clientId = r.optionalString('clientId', limitsOf(limits).maxClientIdLength);
+      const clientId = r.optionalName('clientId', limitsOf(limits).maxClientIdLength);
       return {
         type,
         protocol: r.integer('protocol', 0),
@@ -314,7 +330,7 @@ export function parseClientMessage(data: string, limits: ParseLimits = {}): Clie
       const doc = r.doc();
       const rid = r.optionalInteger('rid', 1);
       const v = r.optionalInteger('v', 0);
-      const epoch = r.optionalString('epoch', MAX_EPOCH_LENGTH);
+      const epoch = r.optionalName('epoch', MAX_EPOCH_LENGTH);
       const sum = r.optionalChecksum('sum');
       if ((epoch === undefined) !== (sum === undefined) || (epoch !== undefined && v === undefined)) {
         throw new ProtocolError(ErrorCode.BadRequest, 'fields epoch and sum come together, and with v', ref);

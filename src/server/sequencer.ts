@@ -26,6 +26,7 @@ import {
   normalize,
   targetLength,
 } from '../ot/index.js';
+import { isWellFormed } from '../ot/operation.js';
 import { chainChecksum, isChecksum } from '../protocol/checksum.js';
 import { opLength } from '../protocol/limits.js';
 import { ErrorCode, OtterError, invalidOpRefusal } from '../protocol/errors.js';
@@ -431,6 +432,17 @@ function checkId(value: unknown, what: string, max: number): asserts value is st
   if (typeof value !== 'string' || value.length === 0 || value.length > max) {
     throw badRequest(`${what} must be a string of 1 to ${max} code units`);
   }
+}
+
+/**
+ * {@link checkId}, and no lone surrogate: for client ids and epochs, which stores may keep as
+ * UTF-8 (SQLite's text, Redis hash fields), where every lone surrogate becomes U+FFFD, so that
+ * two ids differing only there would share one client mark. (Document ids may hold any code
+ * units: every store keeps them apart.)
+ */
+function checkName(value: unknown, what: string, max: number): asserts value is string {
+  checkId(value, what, max);
+  if (!isWellFormed(value)) throw badRequest(`${what} must be well-formed UTF-16: it holds a lone surrogate`);
 }
 
 function checkVersion(value: unknown, what: string): asserts value is number {
@@ -1042,10 +1054,10 @@ export class Sequencer {
    */
   async open(docId: string, clientId: string, from?: number, claim?: OpenClaim, maxCatchUp = Infinity): Promise<OpenResult> {
     checkId(docId, 'docId', this.limits.maxDocIdLength);
-    checkId(clientId, 'clientId', this.limits.maxClientIdLength);
+    checkName(clientId, 'clientId', this.limits.maxClientIdLength);
     if (from !== undefined) checkVersion(from, 'from');
     if (claim !== undefined) {
-      checkId(claim.epoch, 'epoch', this.limits.maxDocIdLength);
+      checkName(claim.epoch, 'epoch', this.limits.maxDocIdLength);
       if (!isChecksum(claim.checksum)) throw badRequest(`checksum must be a non-negative safe integer`);
     }
     const behind = this.caughtUp(docId, clientId);
@@ -1130,8 +1142,8 @@ export class Sequencer {
     let mine = text;
     try {
       checkId(docId, 'docId', this.limits.maxDocIdLength);
-      checkId(clientId, 'clientId', this.limits.maxClientIdLength);
-      checkId(lost.epoch, 'epoch', this.limits.maxDocIdLength);
+      checkName(clientId, 'clientId', this.limits.maxClientIdLength);
+      checkName(lost.epoch, 'epoch', this.limits.maxDocIdLength);
       checkVersion(lost.version, 'version');
       if (!isChecksum(lost.checksum)) throw badRequest('checksum must be a non-negative safe integer');
       if (typeof text !== 'string') throw badRequest('text must be a string');
@@ -1231,6 +1243,7 @@ export class Sequencer {
   /** The last applied submission of `clientId` on `docId`, if any (for resync decisions). */
   async getClientMark(docId: string, clientId: string): Promise<ClientMark | undefined> {
     checkId(docId, 'docId', this.limits.maxDocIdLength);
+    checkName(clientId, 'clientId', this.limits.maxClientIdLength);
     const behind = this.caughtUp(docId, clientId);
     if (behind !== undefined) await behind;
     return this.read(docId, (s) => {
@@ -1256,14 +1269,14 @@ export class Sequencer {
     if (typeof request !== 'object' || request === null) throw badRequest('a submit request must be an object');
     const { docId, clientId, seq, baseVersion, op, author, admit, epoch } = request;
     checkId(docId, 'docId', this.limits.maxDocIdLength);
-    checkId(clientId, 'clientId', this.limits.maxClientIdLength);
+    checkName(clientId, 'clientId', this.limits.maxClientIdLength);
     if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) {
       throw badRequest(`seq must be a positive safe integer, got ${String(seq)}`);
     }
     checkVersion(baseVersion, 'baseVersion');
     if (author !== undefined && typeof author !== 'string') throw badRequest('author must be a string');
     if (admit !== undefined && typeof admit !== 'function') throw badRequest('admit must be a function');
-    if (epoch !== undefined) checkId(epoch, 'epoch', this.limits.maxDocIdLength);
+    if (epoch !== undefined) checkName(epoch, 'epoch', this.limits.maxDocIdLength);
     let lengths;
     try {
       lengths = checkOperation(op);

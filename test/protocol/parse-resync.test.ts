@@ -37,6 +37,24 @@ function expectServerRefused(msg: unknown, code: string): void {
 
 const TWO_53 = 2 ** 53;
 
+// ─── client: ids a store keeps as UTF-8 ─────────────────────────────────────────────────────────
+
+describe('parseClientMessage: client ids and epochs are well-formed UTF-16', () => {
+  // Stores may keep them as UTF-8, where every lone surrogate becomes U+FFFD: two ids differing
+  // only there would share one client mark.
+  it('refuses a hello whose clientId holds a lone surrogate, and accepts one with a surrogate pair', () => {
+    expectClientRefused({ type: 'hello', protocol: 1, clientId: 'c\ud800' }, ErrorCode.BadRequest, { type: 'hello' });
+    expectClientRefused({ type: 'hello', protocol: 1, clientId: '\udc00' }, ErrorCode.BadRequest);
+    expect(client({ type: 'hello', protocol: 1, clientId: 'c😀' })).toEqual({ type: 'hello', protocol: 1, clientId: 'c😀' });
+  });
+
+  it("refuses an open's claimed epoch and a restore's lost epoch holding a lone surrogate", () => {
+    expectClientRefused({ type: 'open', doc: 'd', v: 1, epoch: 'e\ud800', sum: 0 }, ErrorCode.BadRequest);
+    const restore = { type: 'restore', doc: 'd', rid: 1, part: 0, parts: 1, lost: { epoch: 'e\udc00', v: 1, sum: 0 }, samples: [], text: 'x' };
+    expectClientRefused(restore, ErrorCode.BadRequest);
+  });
+});
+
 // ─── client: open ────────────────────────────────────────────────────────────────────────────
 
 describe('parseClientMessage: open', () => {

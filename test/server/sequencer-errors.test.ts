@@ -79,6 +79,11 @@ describe('bad-request', () => {
     ['non-string clientId', { clientId: 7 }],
     ['empty clientId', { clientId: '' }],
     ['over-long clientId', { clientId: 'c'.repeat(17) }],
+    // A store may keep a client id as UTF-8, where every lone surrogate is U+FFFD: two ids
+    // differing only there would share one mark.
+    ['clientId with a lone high surrogate', { clientId: 'c\ud800' }],
+    ['clientId with a lone low surrogate', { clientId: '\udc00c' }],
+    ['epoch with a lone surrogate', { epoch: 'e\ud800' }],
     ['seq 0', { seq: 0 }],
     ['seq -1', { seq: -1 }],
     ['seq 1.5', { seq: 1.5 }],
@@ -106,6 +111,26 @@ describe('bad-request', () => {
     await expect(
       h.sequencer.submit(req({ docId: 'd'.repeat(16), clientId: 'c'.repeat(16), baseVersion: 0, op: ['x'] })),
     ).resolves.toMatchObject({ duplicate: false, version: 1 });
+  });
+
+  it('rejects a client id or claimed epoch holding a lone surrogate in open, restore and getClientMark too, and changes nothing', async () => {
+    const h = harness();
+    await fill(h, ['hello']);
+    const { epoch } = await h.sequencer.open(DOC, 'reader');
+    const lost = { epoch, version: 1, checksum: 0 };
+    const refusals: Array<[string, () => Promise<unknown>]> = [
+      ['open', () => h.sequencer.open(DOC, 'c\ud800')],
+      ['open with a claim', () => h.sequencer.open(DOC, 'reader', 1, { epoch: `${epoch}\udc00`, checksum: 0 })],
+      ['getClientMark', () => h.sequencer.getClientMark(DOC, '\udc00')],
+      ['restore', () => h.sequencer.restore({ docId: DOC, clientId: 'c\ud800', lost, samples: [], text: 'x' })],
+      ['restore of a lost epoch', () => h.sequencer.restore({ docId: DOC, clientId: 'c', lost: { ...lost, epoch: 'e\ud800' }, samples: [], text: 'x' })],
+    ];
+    for (const [what, call] of refusals) {
+      const e = await expectOtterError(call(), ErrorCode.BadRequest);
+      expect(e.message, what).toMatch(/lone surrogate/);
+    }
+    expect((await h.sequencer.getSnapshot(DOC)).text).toBe('hello');
+    expect(h.events).toHaveLength(1);
   });
 
   it('rejects a request that is not an object', async () => {
