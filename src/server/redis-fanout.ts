@@ -43,7 +43,7 @@
 import { isPresenceChannel } from './redis-keys.js';
 import type { ChangeHint, RedisStore, SubscriberClient } from './redis-store.js';
 import { decodeHint } from './redis-store.js';
-import type { DocumentWatcher, Sequencer } from './sequencer.js';
+import type { DocumentWatcher, RefreshNews, Sequencer } from './sequencer.js';
 import { type Logger, silentLogger } from './telemetry.js';
 
 /** Ms before a failed refresh or subscription is tried again. */
@@ -210,7 +210,7 @@ export class RedisFanout {
   }
 
   /**
-   * Compares each held document's epoch and committed head with what Redis records (see
+   * Compares each held document's epoch, committed head and its checksum with what Redis records (see
    * {@link RedisFanoutOptions.checkInterval}); one round at a time. Failures are left to the
    * next round (Redis down is reported by the readiness probe).
    */
@@ -226,7 +226,11 @@ export class RedisFanout {
           if (stored === undefined || this.closed) return;
           // No epoch stored: the document is gone from Redis ('' is an epoch no document has).
           // A head below the one held (read first) means Redis went back in time: heads never fall.
-          if (stored.epoch !== held.epoch || stored.head < held.committed) this.refresh(docId, { epoch: stored.epoch ?? '', storedHead: stored.head });
+          // The held head with another checksum: it went back, and another writer wrote up to it again.
+          const rewritten = stored.head === held.committed && stored.checksum !== undefined && stored.checksum !== held.checksum;
+          if (stored.epoch !== held.epoch || stored.head < held.committed || rewritten) {
+            this.refresh(docId, { epoch: stored.epoch ?? '', storedHead: stored.head, storedChecksum: stored.checksum });
+          }
           else if (stored.head > held.committed) this.refresh(docId, undefined);
         }),
       );
@@ -382,11 +386,12 @@ export class RedisFanout {
 
   /**
    * Refreshes `docId` (for `hint`, if one started it: its epoch, and its time and ops if it has
-   * them; or for the check, the epoch and head Redis records), retrying later if that fails.
+   * them; or for the check, the epoch, head and head checksum Redis records), retrying later if
+   * that fails.
    */
   private refresh(
     docId: string,
-    hint: (Pick<ChangeHint, 'epoch'> & Partial<Pick<ChangeHint, 'at' | 'ops'>> & { storedHead?: number }) | undefined,
+    hint: (Pick<ChangeHint, 'epoch'> & Partial<Pick<ChangeHint, 'at' | 'ops'>> & Pick<RefreshNews, 'storedHead' | 'storedChecksum'>) | undefined,
   ): void {
     const retry = this.retries.get(docId);
     if (retry !== undefined) {

@@ -53,13 +53,20 @@ export const CARRIED_OPS_BYTES = 64 * 1024;
  * KEYS: meta, ops, marks, recoveries.
  * ARGV: expected head, new head, epoch, the command publishing the hint (`PUBLISH`, or
  * `SPUBLISH` on a Cluster, where the document's hint channel is a shard channel in its slot;
- * '' publishes nothing), hint channel, hint, n, then n pairs (version, op member), m, then m
- * pairs (client id, mark), then '1', lost epoch, recovery — or '0' without a recovery.
+ * '' publishes nothing), hint channel, hint, the checksum at the expected head as the writer
+ * holds it ('' unknown), the checksum at the new head ('' when no op is appended), n, then n
+ * pairs (version, op member), m, then m pairs (client id, mark), then '1', lost epoch,
+ * recovery — or '0' without a recovery.
+ * The meta field `headsum` records "head checksum" of the last append that added ops; a
+ * writer that does not keep it (an older server) leaves it behind the head, and then it is
+ * not checked.
  * Refuses, writing nothing, when the recorded head (absent: '0') is not the expected one or the
  * document stored another epoch: replies {0, head, stored epoch or nil, missed}, where missed
  * holds the op members past the expected head when the head is ahead under the writer's epoch
  * (what the writer that lost the race reads next), at most {@link CONFLICT_OPS} of them and
- * {@link CARRIED_OPS_BYTES} in all, else none. Replies {2, n} when n ops lie past the
+ * {@link CARRIED_OPS_BYTES} in all, else none. Replies {3, checksum}, writing nothing, when
+ * `headsum` records another checksum at the expected head than the writer's (the store went
+ * back and another writer wrote up to that head again). Replies {2, n} when n ops lie past the
  * recorded head (damaged data: it would be doubled), also writing nothing. Else adds each op
  * scored by its version, upserts the marks and the recovery, records the new head, stores the
  * epoch unless one is stored, publishes the hint on the hint channel (unless the command is
@@ -84,10 +91,14 @@ if head ~= ARGV[1] or (stored and stored ~= ARGV[3]) then
   end
   return {0, head, stored or false, missed}
 end
+local headsum = redis.call('HGET', KEYS[1], 'headsum')
+if headsum and ARGV[7] ~= '' and headsum ~= head .. ' ' .. ARGV[7] and string.sub(headsum, 1, #head + 1) == head .. ' ' then
+  return {3, string.sub(headsum, #head + 2)}
+end
 local beyond = redis.call('ZCOUNT', KEYS[2], '(' .. head, '+inf')
 if beyond > 0 then return {2, beyond} end
-local i = 8
-for _ = 1, tonumber(ARGV[7]) do
+local i = 10
+for _ = 1, tonumber(ARGV[9]) do
   redis.call('ZADD', KEYS[2], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
@@ -99,6 +110,7 @@ for _ = 1, m do
 end
 if ARGV[i] == '1' then redis.call('HSET', KEYS[4], ARGV[i + 1], ARGV[i + 2]) end
 redis.call('HSET', KEYS[1], 'head', ARGV[2])
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'headsum', ARGV[2] .. ' ' .. ARGV[8]) end
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[3])
 if ARGV[4] ~= '' then
   local sent = redis.pcall(ARGV[4], ARGV[5], ARGV[6])

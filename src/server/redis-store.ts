@@ -522,7 +522,18 @@ export class RedisStore implements Store {
     const members = records.map(encodeRecord);
     const hint = encodeHint({ docId, head, origin: this.origin, at: Date.now(), epoch: context.epoch }, members);
     const k = this.keys(docId);
-    const args = [String(expectedHead), String(head), context.epoch, this.publishCommand, k.hints, hint, String(records.length)];
+    const headChecksum = records.length === 0 ? '' : String((records[records.length - 1] as OpRecord).checksum);
+    const args = [
+      String(expectedHead),
+      String(head),
+      context.epoch,
+      this.publishCommand,
+      k.hints,
+      hint,
+      context.checksum === undefined ? '' : String(context.checksum),
+      headChecksum,
+      String(records.length),
+    ];
     records.forEach((r, i) => args.push(String(r.version), members[i] as string));
     args.push(String(marks.length));
     for (const m of marks) args.push(m.clientId, encodeMark(m));
@@ -542,6 +553,14 @@ export class RedisStore implements Store {
       return;
     }
     if (reply[0] === 2) throw new StorageCorruptError(docId, `${String(reply[1])} stored ops lie past the recorded head`);
+    if (reply[0] === 3) {
+      throw new VersionConflictError(
+        docId,
+        expectedHead,
+        expectedHead,
+        `holds another version ${expectedHead} than the writer's: checksum ${String(reply[1])}, not ${String(context.checksum)}`,
+      );
+    }
     const stored = storedInteger(docId, String(reply[1]), 'the recorded head');
     const storedEpoch = reply[2] ?? undefined;
     // A lost race between nodes is the expected outcome of optimistic appends, not a fault:
@@ -564,12 +583,16 @@ export class RedisStore implements Store {
 
   /**
    * The recorded head and epoch of `docId` as Redis holds them now (head 0 and no epoch for a
-   * document it does not have: never written, or lost). One HMGET; what a server compares with
-   * the document it holds to find a loss that no commit or hint told it of.
+   * document it does not have: never written, or lost), and the checksum at that head when the
+   * last append that added ops recorded it there. One HMGET; what a server compares with the
+   * document it holds to find a loss that no commit or hint told it of.
    */
-  async stamp(docId: string): Promise<{ head: number; epoch: string | undefined }> {
-    const [head, epoch] = await this.timed('stamp', () => this.client.hmget(this.keys(docId).meta, 'head', 'epoch'));
-    return { head: storedInteger(docId, head ?? null, 'the recorded head'), epoch: epoch ?? undefined };
+  async stamp(docId: string): Promise<{ head: number; epoch: string | undefined; checksum: number | undefined }> {
+    const [head, epoch, headsum] = await this.timed('stamp', () => this.client.hmget(this.keys(docId).meta, 'head', 'epoch', 'headsum'));
+    const recorded = storedInteger(docId, head ?? null, 'the recorded head');
+    const [at, sum] = (headsum ?? '').split(' ');
+    const checksum = at === String(recorded) && sum !== undefined && /^\d+$/.test(sum) ? Number(sum) : undefined;
+    return { head: recorded, epoch: epoch ?? undefined, checksum };
   }
 
   /** @inheritdoc */

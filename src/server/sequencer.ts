@@ -243,6 +243,8 @@ export interface RefreshNews {
   readonly ops?: readonly OpRecord[] | undefined;
   /** The head the store records, read after {@link Sequencer.held}. */
   readonly storedHead?: number | undefined;
+  /** The checksum the store records at `storedHead`, when it records one. */
+  readonly storedChecksum?: number | undefined;
 }
 
 /** Called once per committed op, in version order per document. */
@@ -388,6 +390,8 @@ interface Entry {
   published: number | undefined;
   /** The epoch of the document that version belongs to. */
   publishedEpoch: string | undefined;
+  /** The checksum at that version: another one there in the store is another history. */
+  publishedSum: number | undefined;
   pending: Pending[];
   readers: Reader[];
   tickets: number;
@@ -443,6 +447,13 @@ function checkId(value: unknown, what: string, max: number): asserts value is st
 function checkName(value: unknown, what: string, max: number): asserts value is string {
   checkId(value, what, max);
   if (!isWellFormed(value)) throw badRequest(`${what} must be well-formed UTF-16: it holds a lone surrogate`);
+}
+
+/** Notes `s`'s committed head (its version, epoch and checksum) as the last one `entry` published. */
+function markPublished(entry: Entry, s: DocumentState): void {
+  entry.published = s.committed;
+  entry.publishedEpoch = s.epoch;
+  entry.publishedSum = s.checksumAt(s.committed);
 }
 
 function checkVersion(value: unknown, what: string): asserts value is number {
@@ -834,16 +845,25 @@ export class Sequencer {
    * `storedHead` is the head the store records, read after {@link held} gave this
    * sequencer's: below the committed head, the store went back in time under the same epoch
    * (a failover to a replica that lacked the last writes), and the document is reloaded, so
-   * that the loss is found ({@link publishLanded}). Resolves with the number of ops published;
+   * that the loss is found ({@link publishLanded}); so too when it is the committed head but
+   * `storedChecksum` is not the held checksum there (the store went back, and another writer
+   * wrote up to that head again), or when an offered op at or below the head has another
+   * checksum than the held one. Resolves with the number of ops published;
    * rejects with the store's error (the document is then loaded again on its next use,
    * publishing what it missed).
    */
   refresh(docId: string, news: RefreshNews = {}): Promise<number> {
-    const { epoch, ops, storedHead } = news;
+    const { epoch, ops, storedHead, storedChecksum } = news;
     const entry = this.docs.get(docId);
     if (entry === undefined || this.closed) return Promise.resolve(0);
     if (epoch !== undefined) entry.hintedEpoch = epoch;
-    if (storedHead !== undefined && entry.state !== undefined && storedHead < entry.state.committed) entry.storeWentBack = true;
+    const s = entry.state;
+    if (s !== undefined && storedHead !== undefined) {
+      const held = s.checksumAt(storedHead);
+      if (storedHead < s.committed || (storedHead === s.committed && storedChecksum !== undefined && held !== undefined && storedChecksum !== held)) {
+        entry.storeWentBack = true;
+      }
+    }
     if (ops === undefined || ops.length === 0) entry.unread = true;
     else for (const r of ops) entry.offered.push(r);
     if (entry.refreshing !== undefined) return entry.refreshing;
@@ -876,9 +896,9 @@ export class Sequencer {
    * The epoch and committed head of `docId` as held in memory, if it is loaded (undefined
    * otherwise, or while it reloads). Synchronous: what a server compares with its store.
    */
-  held(docId: string): { readonly epoch: string; readonly committed: number } | undefined {
+  held(docId: string): { readonly epoch: string; readonly committed: number; readonly checksum: number } | undefined {
     const s = this.docs.get(docId)?.state;
-    return s === undefined ? undefined : { epoch: s.epoch, committed: s.committed };
+    return s === undefined ? undefined : { epoch: s.epoch, committed: s.committed, checksum: s.checksumAt(s.committed) ?? s.checksum };
   }
 
   /** The ids of the documents this sequencer holds (loaded, or queued to load). */
@@ -900,8 +920,14 @@ export class Sequencer {
     entry.offered = [];
     const unread = entry.unread;
     entry.unread = false;
+    // An offered op at or below the head with another checksum than the held one there: the
+    // store went back, and another writer wrote up to it again (another history).
+    const otherHistory = offered.some((r) => {
+      const held = r.version <= s.committed ? s.checksumAt(r.version) : undefined;
+      return held !== undefined && held !== r.checksum;
+    });
     try {
-      if ((hinted !== undefined && hinted !== s.epoch) || wentBack) {
+      if ((hinted !== undefined && hinted !== s.epoch) || wentBack || otherHistory) {
         const before = entry.published ?? s.committed;
         return Math.max(0, (await this.load(docId, entry)).committed - before);
       }
@@ -920,7 +946,7 @@ export class Sequencer {
         return (await this.load(docId, entry)).committed - before;
       }
       this.publish(docId, ops);
-      entry.published = s.committed;
+      markPublished(entry, s);
       s.trimRecent(Math.max(this.limits.memoryHistory, 0));
       s.forgetMarks(this.limits.cachedMarks);
       this.fitHistory(entry);
@@ -1297,6 +1323,7 @@ export class Sequencer {
         state: undefined,
         catchUps: new Map(),
         published: undefined,
+        publishedSum: undefined,
         publishedEpoch: undefined,
         pending: [],
         readers: [],
@@ -1390,7 +1417,7 @@ export class Sequencer {
     recovery: Recovery,
   ): Promise<RestoreResult> {
     try {
-      await this.store.append(docId, expectedHead, records, s.takeChangedMarks(), { epoch: s.epoch, recovery });
+      await this.store.append(docId, expectedHead, records, s.takeChangedMarks(), { epoch: s.epoch, checksum: s.checksumAt(expectedHead), recovery });
     } catch (e) {
       // Reloaded before the next use: another writer may have moved the document (a race lost).
       const entry = this.docs.get(docId);
@@ -1402,7 +1429,7 @@ export class Sequencer {
     s.recoveries.set(recovery.lostEpoch, recovery);
     this.publish(docId, records);
     const entry = this.docs.get(docId);
-    if (entry !== undefined) entry.published = s.committed;
+    if (entry !== undefined) markPublished(entry, s);
     s.trimRecent(Math.max(this.limits.memoryHistory, 0));
     s.forgetMarks(this.limits.cachedMarks);
     if (entry !== undefined) this.fitHistory(entry);
@@ -1435,35 +1462,46 @@ export class Sequencer {
   /**
    * After a reload: publishes the ops the store holds beyond the last one published (an
    * append whose answer failed but which landed), then notes the head as published. A store
-   * that went back in time under this process (older than what was published, or another
-   * epoch: a file rolled back or replaced in place) throws {@link StorageCorruptError}: serving
-   * it would reuse versions every client already holds. Once the server restarts, clients tell
-   * by their claims that it lost their state and restore it. With `onStoreLost`, the store's
-   * state is taken instead, publishing nothing, the queued submissions (made on the lost
-   * state) are refused, and `onStoreLost` makes the clients open the document again.
+   * that went back in time under this process (older than what was published, another epoch,
+   * or another checksum at the version published: a file rolled back or replaced in place, or
+   * a store rolled back and written up to that version again by another writer) throws
+   * {@link StorageCorruptError}: serving it would reuse versions every client already holds.
+   * Once the server restarts, clients tell by their claims that it lost their state and
+   * restore it. With `onStoreLost`, the store's state is taken instead, publishing nothing,
+   * the queued submissions (made on the lost state) are refused, and `onStoreLost` makes the
+   * clients open the document again.
    */
   private async publishLanded(docId: string, entry: Entry, state: DocumentState): Promise<void> {
     const from = entry.published;
+    let detail: string | undefined;
     if (from !== undefined && (state.committed < from || entry.publishedEpoch !== state.epoch)) {
-      const detail =
+      detail =
         `the store went back in time under this server: it holds version ${state.committed} of epoch ${state.epoch}, ` +
         `but version ${from} of epoch ${entry.publishedEpoch ?? '?'} was committed`;
+    } else if (from !== undefined && entry.publishedSum !== undefined) {
+      // Not held in memory: the stored op of that version, if the history still has it.
+      const stored = state.checksumAt(from) ?? (await this.store.getOps(docId, from - 1, from).catch(() => []))[0]?.checksum;
+      if (stored !== undefined && stored !== entry.publishedSum) {
+        detail =
+          `the store holds another version ${from} of epoch ${state.epoch} than the one committed ` +
+          `(checksum ${stored}, not ${entry.publishedSum}): it went back in time and was written again`;
+      }
+    }
+    if (detail !== undefined) {
       const onStoreLost = this.onStoreLost;
       if (onStoreLost === undefined) throw new StorageCorruptError(docId, `${detail}; restart the server so that clients restore what they hold`);
-      entry.publishedEpoch = state.epoch;
-      entry.published = state.committed;
+      markPublished(entry, state);
       const lost = new OtterError(ErrorCode.StorageFailed, `${detail}: open the document again, and retry`);
       for (const p of entry.pending.splice(0)) refuse(p, lost);
       onStoreLost(docId, detail);
       return;
     }
-    entry.publishedEpoch = state.epoch;
     if (from !== undefined && state.committed > from) {
       const landed =
         from >= state.recentStart ? state.recent.slice(from - state.recentStart) : await this.store.getOps(docId, from, state.committed);
       this.publish(docId, landed);
     }
-    entry.published = state.committed;
+    markPublished(entry, state);
   }
 
   /**
@@ -1610,7 +1648,7 @@ export class Sequencer {
     }
     if (records.length > 0) {
       try {
-        await this.store.append(docId, expectedHead, records, state.takeChangedMarks(), { epoch: state.epoch });
+        await this.store.append(docId, expectedHead, records, state.takeChangedMarks(), { epoch: state.epoch, checksum: state.checksumAt(expectedHead) });
       } catch (e) {
         // Nothing of this batch is durable. A lost race (another writer's append came first,
         // the store is ahead): take the batch back in memory and read what the other wrote,
@@ -1643,7 +1681,7 @@ export class Sequencer {
     }
     // A throwing listener must not keep the submitters from being answered.
     this.publish(docId, records);
-    entry.published = state.committed;
+    markPublished(entry, state);
     for (const p of batch) {
       const outcome = p.outcome;
       if (outcome === undefined) continue;

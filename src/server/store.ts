@@ -80,6 +80,14 @@ export interface AppendContext {
    * else the append fails with {@link VersionConflictError} (another writer made the document).
    */
   readonly epoch: string;
+  /**
+   * The document's checksum at the expected head, as the writer holds it. A store that several
+   * writers share (`RedisStore`) refuses the append with a {@link VersionConflictError}
+   * whose `actual` is the expected head when it records another checksum there: the store went
+   * back and was written up to that head again by another writer, so its version of the head
+   * is not the writer's. Stores with a single writer need not check it.
+   */
+  readonly checksum?: number | undefined;
   /** A recovery to record with the ops (replacing the one for the same lost epoch). */
   readonly recovery?: Recovery | undefined;
 }

@@ -135,6 +135,7 @@ const SURFACES = {
       'RedisClient',
       'RedisClusterSeeds',
       'RedisStoreOptions',
+      'RefreshNews',
       'SequencerOptions',
       'ServerOptions',
       'SessionOptions',

@@ -165,19 +165,23 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     admin.disconnect();
   });
 
-  it('the fan-out check: a held document Redis lost (no epoch, another, or a head behind) is refreshed with the epoch Redis has; one whose head is ahead is read; one in step is left alone', async () => {
+  it('the fan-out check: a held document Redis lost (no epoch, another, a head behind, or the held head with another checksum) is refreshed with the epoch Redis has; one whose head is ahead is read; one in step is left alone', async () => {
     const prefix = prefixFor('check');
     const store = open(prefix);
     await store.append('ahead', 0, [recordOf(1, 'a', 'c', 1, EMPTY_CHECKSUM)], [], { epoch: 'e1' });
     await store.append('behind', 0, [recordOf(1, 'b', 'c', 1, EMPTY_CHECKSUM)], [], { epoch: 'e1' });
     await store.append('moved', 0, [recordOf(1, 'm', 'c', 1, EMPTY_CHECKSUM)], [], { epoch: 'e2' });
     await store.append('same', 0, [recordOf(1, 's', 'c', 1, EMPTY_CHECKSUM)], [], { epoch: 'e1' });
-    const held: Record<string, { epoch: string; committed: number }> = {
-      gone: { epoch: 'e1', committed: 3 },
-      ahead: { epoch: 'e1', committed: 0 },
-      behind: { epoch: 'e1', committed: 2 },
-      moved: { epoch: 'e1', committed: 1 },
-      same: { epoch: 'e1', committed: 1 },
+    // Written again up to the held head, by another writer after a rollback: another version 1.
+    await store.append('rewritten', 0, [recordOf(1, 'r', 'c', 1, EMPTY_CHECKSUM)], [], { epoch: 'e1' });
+    const sum = (char: string): number => recordOf(1, char, 'c', 1, EMPTY_CHECKSUM).checksum;
+    const held: Record<string, { epoch: string; committed: number; checksum: number }> = {
+      gone: { epoch: 'e1', committed: 3, checksum: 1 },
+      ahead: { epoch: 'e1', committed: 0, checksum: EMPTY_CHECKSUM },
+      behind: { epoch: 'e1', committed: 2, checksum: 2 },
+      moved: { epoch: 'e1', committed: 1, checksum: sum('m') },
+      same: { epoch: 'e1', committed: 1, checksum: sum('s') },
+      rewritten: { epoch: 'e1', committed: 1, checksum: sum('x') },
     };
     const refreshed: Array<[string, string | undefined]> = [];
     const sequencer = {
@@ -195,14 +199,14 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
       // ('same' is refreshed only then, so once it is, the subscription is done.)
       await waitFor('the refreshes after subscribing', () => refreshed.some(([d]) => d === 'same'), 5000, () => JSON.stringify(refreshed));
       refreshed.length = 0;
-      await waitFor('a round of checks', () => new Set(refreshed.map(([d]) => d)).size >= 4, 5000, () => JSON.stringify(refreshed));
+      await waitFor('a round of checks', () => new Set(refreshed.map(([d]) => d)).size >= 5, 5000, () => JSON.stringify(refreshed));
       await sleep(100);
     } finally {
       fanout.close();
     }
     const first = new Map<string, string | undefined>();
     for (const [d, e] of refreshed) if (!first.has(d)) first.set(d, e);
-    expect(Object.fromEntries(first)).toEqual({ gone: '', ahead: undefined, behind: 'e1', moved: 'e2' });
+    expect(Object.fromEntries(first)).toEqual({ gone: '', ahead: undefined, behind: 'e1', moved: 'e2', rewritten: 'e1' });
   });
 
   it("the fan-out hears the hints of the documents its sequencer holds and of no other: subscribed as one is held (then read once), unsubscribed as it is dropped", async () => {
@@ -365,7 +369,7 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     const client = connectRedis();
     clients.push(client);
     const k = documentKeys(prefix, 'd');
-    const reply = await APPEND.run(client, [k.meta, k.ops, k.marks, k.recoveries], ['0', '1', 'e1', 'NOSUCHPUBLISH', k.hints, 'hint', '1', '1', 'member', '0', '0']);
+    const reply = await APPEND.run(client, [k.meta, k.ops, k.marks, k.recoveries], ['0', '1', 'e1', 'NOSUCHPUBLISH', k.hints, 'hint', '', '', '1', '1', 'member', '0', '0']);
     expect(reply).toEqual([1, expect.stringMatching(/unknown .*command/i)]);
     expect(await admin.hget(k.meta, 'head')).toBe('1');
     expect(await admin.zcard(k.ops)).toBe(1);
