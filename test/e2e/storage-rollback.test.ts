@@ -1,5 +1,6 @@
 /**
- * A SQLite file replaced by an older backup under connected clients, with real files, servers
+ * A SQLite file replaced by an older backup under connected clients, and a Redis rolled back
+ * under running servers, with real files, servers
  * and clients: after the restart the clients reconnect, learn that the server lost what they
  * hold (their epoch, version and checksum do not match it) and restore it, with a `reset`
  * event. Law: no acknowledged edit vanishes without an event, and none is applied twice.
@@ -135,5 +136,58 @@ describe.skipIf(unreachable !== undefined && !IN_CI)('e2e: a Redis rolled back u
       expect({ round, notOnce: typed.filter((m) => counts.get(m) !== 1).map((m) => `${m} ×${counts.get(m) ?? 0}`) }).toEqual({ round, notOnce: [] });
       expect(resets.slice(told).some((e) => e.action === 'restored')).toBe(true);
     }
+  });
+
+  it('written up to the very head the servers hold by a server that loaded the document only afterwards (same head and epoch, another history): found, restored, never appended to, each edit exactly once', async () => {
+    const admin = connectRedis();
+    const prefix = prefixFor('rollback-same-head');
+    cleanup.add(async () => {
+      await deleteKeys(admin, prefix);
+      admin.disconnect();
+    });
+    const servers = await Promise.all([0, 1, 2].map(() => startServer(cleanup, { store: new RedisStore(REDIS_URL, { prefix }) })));
+    const [a, b, c] = servers as [(typeof servers)[0], (typeof servers)[0], (typeof servers)[0]];
+    const docs = [a, b].map((server, i) => newClient(cleanup, server.url, `holder-${i}`).open('doc'));
+    await Promise.all(docs.map((d) => d.ready));
+    const resets: ResetEvent[] = [];
+    for (const d of docs) d.on('reset', (e) => resets.push(e));
+    const typed: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      typed.push(`«kept-${i}»`);
+      await typeAcked(docs[i % 2] as CollaborativeDocument, `«kept-${i}»`);
+    }
+    await waitFor('both holders at version 10', () => docs.every((d) => settled(d) && d.version === 10));
+    const keys = await keysUnder(admin, prefix);
+    const dumps = await Promise.all(keys.map(async (k) => [k, await admin.dumpBuffer(k)] as const));
+    typed.push('«lost»');
+    await typeAcked(docs[0] as CollaborativeDocument, '«lost»');
+    await waitFor('both holders at version 11', () => docs.every((d) => settled(d) && d.version === 11));
+    await deleteKeys(admin, prefix);
+    for (const [k, dump] of dumps) if (dump !== null) await admin.restore(k, 0, dump, 'REPLACE');
+    // Server c never held the document: it loads version 10 and commits its own version 11.
+    const late = newClient(cleanup, c.url, 'late').open('doc');
+    await late.ready;
+    expect(late.version).toBe(10);
+    typed.push('«intruder»');
+    await typeAcked(late, '«intruder»', 0);
+    expect(late.version).toBe(11);
+    const all = [...docs, late];
+    await waitFor(
+      'every edit in the text and all converged',
+      async () => {
+        const head = await headOf(c, 'doc');
+        return typed.every((m) => head.text.includes(m)) && all.every((d) => settled(d) && d.text === head.text);
+      },
+      15_000,
+    );
+    const head = await headOf(c, 'doc');
+    for (const server of [a, b]) expect((await headOf(server, 'doc')).text).toBe(head.text);
+    const counts = markerCounts(head.text);
+    expect(typed.filter((m) => counts.get(m) !== 1).map((m) => `${m} ×${counts.get(m) ?? 0}`)).toEqual([]);
+    expect(resets.some((e) => e.action === 'restored')).toBe(true);
+    // The stored log is whole: a fresh store loads it (checksum chain and head checked).
+    const fresh = new RedisStore(REDIS_URL, { prefix });
+    cleanup.add(() => fresh.close());
+    expect((await fresh.load('doc')).head).toBe(head.version);
   });
 });
