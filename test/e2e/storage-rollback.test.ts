@@ -1,9 +1,9 @@
 /**
  * A SQLite file replaced by an older backup under connected clients, and a Redis rolled back
- * under running servers, with real files, servers
- * and clients: after the restart the clients reconnect, learn that the server lost what they
- * hold (their epoch, version and checksum do not match it) and restore it, with a `reset`
- * event. Law: no acknowledged edit vanishes without an event, and none is applied twice.
+ * under running servers (then written up to the same head again by another server), with real
+ * stores, servers and clients: the clients learn that the server lost what they hold (their
+ * epoch, version and checksum do not match it) and restore it, with a `reset` event. Law: no
+ * acknowledged edit vanishes without an event, and none is applied twice.
  */
 import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
