@@ -11,6 +11,7 @@
  * Layout, for a prefix P (default `otter:`) and a document whose encoded id is E:
  * - `P{E}:meta`       hash: `head` (recorded head), `trim` (trim point), `epoch`, `headsum`
  *                     (the head and its checksum, as the last append of ops recorded them);
+ *                     for a document only read, never written, only `epoch`, expiring;
  * - `P{E}:ops`        sorted set: one member per op, scored by its version;
  * - `P{E}:snapshots`  sorted set of the versions that have a snapshot, scored by version;
  * - `P{E}:snaptexts`  hash: version → the snapshot (text, checksum, time, hash);

@@ -68,7 +68,8 @@ export const CARRIED_OPS_BYTES = 64 * 1024;
  * `headsum` records another checksum at the expected head than the writer's (the store went
  * back and another writer wrote up to that head again). Replies {2, n} when n ops lie past the
  * recorded head (damaged data: it would be doubled), also writing nothing. Else adds each op
- * scored by its version, upserts the marks and the recovery, records the new head, stores the
+ * scored by its version, upserts the marks and the recovery, records the new head (keeping the
+ * meta for good: a first append ends the expiry of an epoch {@link PIN}ned), stores the
  * epoch unless one is stored, publishes the hint on the hint channel (unless the command is
  * empty) and replies {1} — or {1, error} when publishing failed (a Redis without SPUBLISH):
  * the append stands all the same (Redis does not undo a script's writes, so a failing last
@@ -109,6 +110,7 @@ for _ = 1, m do
   i = i + 2
 end
 if ARGV[i] == '1' then redis.call('HSET', KEYS[4], ARGV[i + 1], ARGV[i + 2]) end
+if ARGV[1] == '0' then redis.call('PERSIST', KEYS[1]) end
 redis.call('HSET', KEYS[1], 'head', ARGV[2])
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'headsum', ARGV[2] .. ' ' .. ARGV[8]) end
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[3])
@@ -220,13 +222,16 @@ return 1
 export const EXISTS = new RedisScript(`return redis.call('EXISTS', KEYS[1])`);
 
 /**
- * Gives a document an epoch unless it has one. KEYS: meta. ARGV: the epoch.
- * Replies the document's epoch: the stored one, else ARGV[1], first stored.
+ * Gives a document an epoch unless it has one. KEYS: meta. ARGV: the epoch, and the ms after
+ * which a meta holding nothing else expires (an epoch pinned for a document only read, never
+ * written; its first append keeps it for good). Replies the document's epoch: the stored one,
+ * else ARGV[1], first stored.
  */
 export const PIN = new RedisScript(`
 local e = redis.call('HGET', KEYS[1], 'epoch')
 if e then return e end
 redis.call('HSET', KEYS[1], 'epoch', ARGV[1])
+if redis.call('HLEN', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return ARGV[1]
 `);
 

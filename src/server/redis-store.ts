@@ -15,7 +15,8 @@
  * it at once: so every server that loads the document agrees on its epoch, even if the
  * instance id changes before the document is first written (another document's first append
  * retires it, see below), and ops one server appends are never taken by another for ops of
- * another epoch. Before a document first stores an epoch that is the current instance id, that
+ * another epoch. Such a pinned epoch expires after {@link PINNED_EPOCH_MS} unless the document
+ * is written by then, so that reading ids nobody writes does not fill Redis with keys. Before a document first stores an epoch that is the current instance id, that
  * id is replaced by a new one: so the instance id is never an epoch some document stored, and
  * a document whose keys vanished (FLUSHALL, a deleted prefix, eviction) reloads with an epoch
  * other than its old one, which tells clients that it lost its data.
@@ -187,6 +188,14 @@ export function decodeHint(text: string, skipOpsOf?: string): ChangeHint | undef
 
 /** Called with each Redis round trip of a store: what it did, how long it took, whether it failed. */
 export type RoundTripListener = (command: string, ms: number, ok: boolean) => void;
+
+/**
+ * Ms after which the epoch pinned for a document that was loaded but never written expires
+ * (see the file comment): a day. A server that holds such a document longer (kept open, never
+ * written) finds it gone by its periodic check and loads it again; if the instance id changed
+ * meanwhile, its clients, at version 0, are told of a loss in which nothing was lost.
+ */
+export const PINNED_EPOCH_MS = 24 * 60 * 60 * 1000;
 
 /** What the LOAD script replies (see `redis-scripts.ts`). */
 type LoadReply = [
@@ -477,7 +486,7 @@ export class RedisStore implements Store {
       LOAD.run(this.client, [k.meta, k.ops, k.snapshots, k.snapshotTexts, k.recoveries], []),
     )) as LoadReply;
     return {
-      epoch: epoch ?? ((await this.timed('pin', async () => PIN.run(this.client, [k.meta], [await this.instance()]))) as string),
+      epoch: epoch ?? ((await this.timed('pin', async () => PIN.run(this.client, [k.meta], [await this.instance(), String(PINNED_EPOCH_MS)]))) as string),
       snapshot: snapshotVersion === null ? EMPTY_SNAPSHOT : decodeSnapshot(docId, snapshotVersion, snapshot),
       ops: ops.map((text) => decodeRecord(docId, text)),
       head: storedInteger(docId, head, 'the recorded head'),

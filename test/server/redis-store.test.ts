@@ -13,7 +13,7 @@ import type { Component } from '../../src/ot/index.js';
 import { EMPTY_CHECKSUM, chainChecksum } from '../../src/protocol/checksum.js';
 import { StorageCorruptError, verifyLoaded } from '../../src/server/integrity.js';
 import { checkPrefix, documentKeys, encodeDocId, storeKeys } from '../../src/server/redis-keys.js';
-import { RedisStore, decodeHint } from '../../src/server/redis-store.js';
+import { PINNED_EPOCH_MS, RedisStore, decodeHint } from '../../src/server/redis-store.js';
 import { type OpRecord, VersionConflictError } from '../../src/server/store.js';
 import { IN_CI, REDIS_URL, RUN_PREFIX, connectRedis, deleteKeys, keysUnder, prefixFor, redisUnreachable } from '../support/redis.js';
 import { sleep, waitFor, within } from '../support/wait.js';
@@ -560,6 +560,27 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     const after = await store.load('doc');
     expect(after.head).toBe(0);
     expect(after.epoch).not.toBe(first.epoch);
+  });
+
+  it('an epoch pinned for a document only read expires (reading ids nobody writes leaves no key for good); its first append keeps it for good', async () => {
+    const prefix = prefixFor('pinned');
+    const store = open(prefix);
+    const { epoch } = await store.load('read-only');
+    const meta = documentKeys(prefix, 'read-only').meta;
+    const ttl = await admin.pttl(meta);
+    expect(ttl).toBeGreaterThan(PINNED_EPOCH_MS - 60_000);
+    expect(ttl).toBeLessThanOrEqual(PINNED_EPOCH_MS);
+    // Loaded again: the same epoch, and the expiry is not pushed back.
+    expect((await store.load('read-only')).epoch).toBe(epoch);
+    expect(await admin.pttl(meta)).toBeLessThanOrEqual(ttl);
+    await store.append('read-only', 0, [recordOf(1, 'a', 'c', 1, EMPTY_CHECKSUM)], [], { epoch });
+    expect(await admin.pttl(meta)).toBe(-1);
+    // Expired before any write: the document loads as new, with the epoch of new documents.
+    await store.load('gone');
+    await admin.pexpire(documentKeys(prefix, 'gone').meta, 1);
+    await sleep(20);
+    expect(await admin.exists(documentKeys(prefix, 'gone').meta)).toBe(0);
+    expect((await store.load('gone')).head).toBe(0);
   });
 
   it('refuses a snapshot that does not match its hash, and an op stored past the head', async () => {
