@@ -26,7 +26,13 @@
  *   shows, and drops all presences of a server whose key is gone (a dead server): its
  *   connections' cursors disappear for everyone, within about `ttl` + `heartbeat` ms. A server
  *   shut down gracefully ({@link RelayedRooms.close}) relays its connections' departures
- *   first, so that their cursors disappear at once.
+ *   first, so that their cursors disappear at once. A server that finds its own key had
+ *   lapsed when it renews it (it was paused, or cut off from Redis, but lives on), or whose
+ *   heartbeat failed since the last one that succeeded, sends all its presences again: the
+ *   others may have dropped them.
+ * - A relay that fails (Redis unreachable) is not lost: a departure is sent again, and so are
+ *   the presences of its document, or a request for presences, after the next heartbeat that
+ *   reaches Redis — so no cursor of a connection long gone stays shown elsewhere.
  */
 import type { SelectionRange } from '../ot/index.js';
 import type { PresenceProfile } from '../protocol/messages.js';
@@ -139,6 +145,17 @@ export class RelayedRooms extends Rooms {
    * answers are due (ms since the epoch), and the connections not heard of since.
    */
   private readonly unconfirmed = new Map<string, { due: number; ids: Set<string> }>();
+  /**
+   * What failed to be relayed, to send again once Redis answers: departures by document,
+   * documents whose presences to send again, and requests for presences (by document, or
+   * undefined for all).
+   */
+  private readonly unsent = { left: new Map<string, Set<string>>(), presences: new Set<string>(), syncs: new Set<string | undefined>() };
+  /**
+   * A heartbeat failed since the last one that succeeded: the key may have lapsed, though a
+   * late run of the failed one (a stalled connection) may have set it again.
+   */
+  private beatFailed = false;
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly heartbeatMs: number;
   private readonly ttl: number;
@@ -389,12 +406,37 @@ export class RelayedRooms extends Rooms {
     super.leave(docId, member);
   }
 
-  /** Publishes `row` on `docId`'s presence channel, or without one on the store-wide channel. */
+  /**
+   * Publishes `row` on `docId`'s presence channel, or without one on the store-wide channel;
+   * if that fails, notes what to send again after the next heartbeat that reaches Redis.
+   */
   private send(docId: string | undefined, row: unknown[]): void {
     if (this.stopped) return;
     this.store.publishPresence(docId, JSON.stringify(row)).catch((e: unknown) => {
-      this.logger.warn({ err: String(e) }, 'relaying a presence failed');
+      this.logger.warn({ err: String(e) }, 'relaying a presence failed: sent again once Redis answers');
+      if (row[0] === 's') this.unsent.syncs.add(docId);
+      else if (docId === undefined) return;
+      else if (row[0] === 'p') this.unsent.presences.add(docId);
+      else if (row[0] === 'l') {
+        let ids = this.unsent.left.get(docId);
+        if (ids === undefined) this.unsent.left.set(docId, (ids = new Set()));
+        ids.add(row[3] as string);
+      }
     });
+  }
+
+  /** Sends again what failed to be relayed (see {@link send}); what fails again waits again. */
+  private sendUnsent(): void {
+    const { left, presences, syncs } = this.unsent;
+    const departures = [...left];
+    const docs = [...presences];
+    const requests = [...syncs];
+    left.clear();
+    presences.clear();
+    syncs.clear();
+    for (const [docId, ids] of departures) for (const id of ids) this.send(docId, ['l', this.store.origin, docId, id]);
+    for (const docId of docs) if (!requests.includes(undefined)) this.sendMine(docId);
+    for (const docId of requests) this.resync(docId);
   }
 
   /**
@@ -410,7 +452,11 @@ export class RelayedRooms extends Rooms {
       for (const id of waiting.ids) this.drop(docId, id);
     }
     try {
-      await this.store.heartbeat(this.ttl);
+      const lived = await this.store.heartbeat(this.ttl);
+      // Taken for dead meanwhile, the others dropped this server's presences: send them again.
+      if (!lived || this.beatFailed) this.sendMine(undefined);
+      this.beatFailed = false;
+      this.sendUnsent();
       const nodes = new Set<string>();
       for (const byId of this.remote.values()) for (const p of byId.values()) nodes.add(p.node);
       for (const node of nodes) {
@@ -421,6 +467,7 @@ export class RelayedRooms extends Rooms {
         }
       }
     } catch (e) {
+      this.beatFailed = true;
       this.logger.warn({ err: String(e) }, 'presence heartbeat failed');
     }
   }

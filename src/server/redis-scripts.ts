@@ -212,10 +212,11 @@ return ARGV[1]
  */
 export const PUBLISH = new RedisScript(`return redis.call(ARGV[1], ARGV[2], ARGV[3])`);
 
-/** Sets KEYS[1] to ARGV[1], expiring in ARGV[2] ms. Replies 1. */
+/** Sets KEYS[1] to ARGV[1], expiring in ARGV[2] ms. Replies 1 if it existed before, else 0. */
 export const HEARTBEAT = new RedisScript(`
+local existed = redis.call('EXISTS', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
+return existed
 `);
 
 /** Replies 1 if KEYS[1] exists, else 0. */

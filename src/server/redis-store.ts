@@ -434,9 +434,16 @@ export class RedisStore implements Store {
     await this.timed('publish', () => PUBLISH.run(this.client, [k.meta], [this.publishCommand, k.presence, message]));
   }
 
-  /** Sets this store's heartbeat key (named by its {@link origin}) to expire in `ttl` ms. */
-  async heartbeat(ttl: number): Promise<void> {
-    await this.timed('heartbeat', () => HEARTBEAT.run(this.client, [this.keysOfStore.nodes + this.origin], [String(Date.now()), String(ttl)]));
+  /**
+   * Sets this store's heartbeat key (named by its {@link origin}) to expire in `ttl` ms.
+   * Resolves whether the key was still there: false at the first heartbeat, and after one that
+   * came too late (the other servers took this one for dead meanwhile).
+   */
+  async heartbeat(ttl: number): Promise<boolean> {
+    const reply = await this.timed('heartbeat', () =>
+      HEARTBEAT.run(this.client, [this.keysOfStore.nodes + this.origin], [String(Date.now()), String(ttl)]),
+    );
+    return reply === 1;
   }
 
   /** Whether the heartbeat key of the store with `origin` has not expired. */

@@ -10,7 +10,9 @@
  * - a presence shown here and not sent again within `ttl` of a request for all of them is
  *   dropped (its departure was lost);
  * - a presence waits for the room to know the document's version, so that it is moved through
- *   the ops since it was made.
+ *   the ops since it was made;
+ * - a server whose heartbeat lapsed while it lived on sends its presences again, and a
+ *   departure or presence whose relay failed is relayed once Redis answers again.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SelectionRange } from '../../src/ot/index.js';
@@ -23,15 +25,31 @@ import { waitFor } from '../support/wait.js';
 /** What this server published: (document or none, message). */
 type Sent = Array<[string | undefined, unknown[]]>;
 
+/**
+ * How the stand-in store behaves: whether a heartbeat finds this server's key still there
+ * (false: it lapsed), and whether Redis can be reached (false: publishes and heartbeats fail).
+ */
+interface FakeRedis {
+  keyAlive: boolean;
+  reachable: boolean;
+}
+
 /** A stand-in for the RedisStore of the server under test (origin `here`). */
-function fakeStore(sent: Sent): RedisStore {
+function fakeStore(sent: Sent, redis: FakeRedis = { keyAlive: true, reachable: true }): RedisStore {
+  const down = (): Promise<never> => Promise.reject(new Error('MaxRetriesPerRequestError'));
   return {
     origin: 'here',
     publishPresence: (docId: string | undefined, message: string) => {
+      if (!redis.reachable) return down();
       sent.push([docId, JSON.parse(message) as unknown[]]);
       return Promise.resolve();
     },
-    heartbeat: () => Promise.resolve(),
+    heartbeat: () => {
+      if (!redis.reachable) return down();
+      const alive = redis.keyAlive;
+      redis.keyAlive = true;
+      return Promise.resolve(alive);
+    },
     isAlive: () => Promise.resolve(true),
   } as unknown as RedisStore;
 }
@@ -70,10 +88,10 @@ afterEach(() => {
 });
 
 /** Rooms over a stand-in store, whose op history is `history` (records 1…n of "x"). */
-function relayed(sent: Sent, history: OpRecord[] = [], options = { heartbeat: 10, ttl: 60 }): RelayedRooms {
+function relayed(sent: Sent, history: OpRecord[] = [], options = { heartbeat: 10, ttl: 60 }, redis?: FakeRedis): RelayedRooms {
   const recent = (_doc: string, after: number, upTo: number): readonly OpRecord[] | undefined =>
     history.length >= upTo && after >= 0 ? history.slice(after, upTo) : undefined;
-  const r = new RelayedRooms(fakeStore(sent), recent, options, 0);
+  const r = new RelayedRooms(fakeStore(sent, redis), recent, options, 0);
   rooms.push(r);
   return r;
 }
@@ -155,6 +173,46 @@ describe('presence relayed between servers', () => {
     r.receive(presence('answered', 0, 1));
     await waitFor('the unanswered presence dropped', () => !m.shown.has('gone'), 2000, () => JSON.stringify([...m.shown]));
     expect([...m.shown.keys()]).toEqual(['answered']);
+  });
+
+  it('a server whose heartbeat key lapsed while it lived on (paused, or cut off from Redis: the others dropped its presences) sends them again at its next beat', async () => {
+    const sent: Sent = [];
+    const redis = { keyAlive: true, reachable: true };
+    const r = relayed(sent, [], { heartbeat: 10, ttl: 60 }, redis);
+    r.listen('x');
+    const local = opened(r, 'mine', 0);
+    r.setPresence('x', local, 0, [{ anchor: 0, head: 0 }]);
+    r.start();
+    await waitFor('a beat', () => !redis.keyAlive || sent.length > 0);
+    sent.length = 0;
+    redis.keyAlive = false;
+    const again = ['x', ['p', 'here', 'x', 'mine', null, 0, [{ anchor: 0, head: 0 }], null]];
+    await waitFor('its presence sent again', () => sent.some((m) => JSON.stringify(m) === JSON.stringify(again)), 2000, () => JSON.stringify(sent));
+  });
+
+  it('a departure or presence whose relay failed (Redis unreachable) is relayed once Redis answers again: no ghost cursor elsewhere', async () => {
+    const sent: Sent = [];
+    const redis = { keyAlive: true, reachable: true };
+    const r = relayed(sent, [], { heartbeat: 10, ttl: 60 }, redis);
+    r.listen('x');
+    const leaving = opened(r, 'leaving', 0);
+    const staying = opened(r, 'staying', 0);
+    r.setPresence('x', leaving, 0, [{ anchor: 0, head: 0 }]);
+    r.start();
+    redis.reachable = false;
+    r.setPresence('x', staying, 0, [{ anchor: 0, head: 0 }]);
+    r.leave('x', leaving);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(sent.filter(([, m]) => m[0] === 'l')).toEqual([]);
+    redis.reachable = true;
+    await waitFor(
+      'the departure and the presence relayed',
+      () =>
+        sent.some(([, m]) => JSON.stringify(m) === JSON.stringify(['l', 'here', 'x', 'leaving'])) &&
+        sent.some(([, m]) => JSON.stringify(m) === JSON.stringify(['p', 'here', 'x', 'staying', null, 0, [{ anchor: 0, head: 0 }], null])),
+      2000,
+      () => JSON.stringify(sent),
+    );
   });
 
   it('a presence waits for the room to know the version, and is then moved through the ops since it was made', () => {
