@@ -1673,6 +1673,14 @@ export class Sequencer {
             refuse(p, new OtterError(ErrorCode.StorageFailed, `the append failed: ${describeStoreError(e)}; retry later`));
           }
         }
+        if (!(e instanceof VersionConflictError)) {
+          // The store failing (down, or not answering): the submissions queued behind the batch
+          // are refused at once too, rather than each waiting for an attempt of its own on it.
+          // Their clients resend them, as they resend the batch's.
+          const failed = new OtterError(ErrorCode.StorageFailed, `the append before it failed: ${describeStoreError(e)}; retry later`);
+          for (const p of entry.pending.splice(0)) refuse(p, failed);
+          return;
+        }
         // Not unshift(...retry): a batch can hold more submissions than a call has arguments.
         entry.pending = retry.concat(entry.pending);
         return;

@@ -432,6 +432,26 @@ describe('storage-failed', () => {
     expect((await h.sequencer.getSnapshot(DOC)).text).toBe('hello!');
   });
 
+  it('a failed append (the store failing, not a lost race) also refuses at once the submissions queued behind it: none waits for another attempt on a store that is down', async () => {
+    const h = harness();
+    await fill(h, ['hello']);
+    h.store.appendFailures.push({ when: (_, recs) => recs.some((r) => r.clientId === 'a'), error: new Error('Redis did not answer EVALSHA within 5000 ms') });
+    let release!: () => void;
+    h.store.appendGate = { docId: DOC, gate: new Promise<void>((r) => (release = r)) };
+    const appends = h.store.appends.length;
+    const first = h.sequencer.submit(req({ clientId: 'a', seq: 1, baseVersion: 1, op: [5, 'A'] }));
+    await tick();
+    const queued = h.sequencer.submit(req({ clientId: 'b', seq: 1, baseVersion: 1, op: [5, 'B'] }));
+    release();
+    await expectOtterError(first, ErrorCode.StorageFailed);
+    await expectOtterError(queued, ErrorCode.StorageFailed);
+    // One attempt in all: the queued submission was not tried on the failing store.
+    expect(h.store.appends.length - appends).toBeLessThanOrEqual(1);
+    expect((await h.sequencer.getSnapshot(DOC)).text).toBe('hello');
+    h.store.appendGate = undefined;
+    await expect(h.sequencer.submit(req({ clientId: 'b', seq: 1, baseVersion: 1, op: [5, 'B'] }))).resolves.toMatchObject({ version: 2 });
+  });
+
   it('rejects every submission of the failed batch, and none of it is half-applied', async () => {
     const h = harness();
     await fill(h, ['hello']);
