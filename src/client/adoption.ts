@@ -8,7 +8,10 @@
  * seqs: a stored op in flight is resent under its seq, and the server applies it once). Once a
  * document is synchronized its record is removed; only after all of them is the lease given
  * up. Holding the id's lease throughout is what keeps two senders of one (id, seq) apart. One
- * id at a time. Stopping closes the hidden connection, and the lease is given up once its last
+ * id at a time. An id whose lease was held (a live connection sends its edits — or a tab
+ * still closing, whose edits then stay behind) is tried again every {@link ADOPTION_RETRY_MS}
+ * for as long as the adoption runs, so what a tab closing meanwhile left goes out in this
+ * visit. Stopping closes the hidden connection, and the lease is given up once its last
  * states are written and every removal under way is done; what was not confirmed stays stored
  * for a later visit. A failure is
  * reported and leaves that document's record for a later visit.
@@ -16,6 +19,9 @@
 import { ErrorCode } from '../protocol/errors.js';
 import type { CollaborativeDocument } from './document.js';
 import { type ClientIdLease, type ClientStorage, type StoredDocument, isStoredDocument } from './storage.js';
+
+/** Ms between two tries of the ids whose leases were held (see the file comment). */
+export const ADOPTION_RETRY_MS = 2000;
 
 /** What an adoption needs of a connection that sends under an adopted id. */
 export interface HiddenConnection {
@@ -92,6 +98,8 @@ export class Adoption {
   private hidden: HiddenConnection | undefined;
   /** Settles once the run is over; never rejects. */
   private readonly done: Promise<void>;
+  /** Ends the wait before the next try of held ids (at stop). */
+  private wake: (() => void) | undefined;
 
   /**
    * Starts adopting the idle ids of `storage`, every one but `own`.
@@ -110,11 +118,13 @@ export class Adoption {
   /** Stops: closes the hidden connection. Resolves once the run is over and its lease given up. */
   stop(): Promise<void> {
     this.stopped = true;
+    this.wake?.();
     const closing = this.hidden?.close();
     this.hidden = undefined;
     return Promise.all([closing, this.done]).then(() => undefined);
   }
 
+  /** Passes over the idle ids, then again over those held, until none is held or it stops. */
   private async run(own: string): Promise<void> {
     let clientIds: string[];
     try {
@@ -123,9 +133,18 @@ export class Adoption {
       this.report('listing the client ids of the client storage', error);
       return;
     }
+    let held = clientIds.filter((id) => id !== own);
+    while (held.length > 0 && !this.stopped) {
+      held = await this.pass(held);
+      if (held.length > 0) await this.pause();
+    }
+  }
+
+  /** Adopts each of `clientIds` whose lease is free; returns those whose lease was held. */
+  private async pass(clientIds: readonly string[]): Promise<string[]> {
+    const held: string[] = [];
     for (const clientId of clientIds) {
-      if (this.stopped) return;
-      if (clientId === own) continue;
+      if (this.stopped) break;
       let lease: ClientIdLease | undefined;
       try {
         lease = await this.storage.tryAcquire(clientId);
@@ -133,13 +152,34 @@ export class Adoption {
         this.report(`leasing client id ${clientId} from the client storage`, error);
         continue;
       }
-      if (lease === undefined) continue; // a live connection holds it and sends its edits
+      if (lease === undefined) {
+        // A live connection holds it and sends its edits, or a tab closing gives it up soon.
+        held.push(clientId);
+        continue;
+      }
       try {
         await this.adopt(lease);
       } finally {
         lease.release();
       }
     }
+    return held;
+  }
+
+  /** Waits {@link ADOPTION_RETRY_MS}, or until stopped. */
+  private pause(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ADOPTION_RETRY_MS);
+      (timer as { unref?: () => void }).unref?.();
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+    });
   }
 
   /** Sends the pending edits stored under the held `lease`. */

@@ -217,6 +217,28 @@ describe('client storage', () => {
     expect((await storage.load(idB, 'shared'))?.ops).toEqual([['[from-b]']]);
   });
 
+  it('an id whose lease was still held when this tab started (its tab still closing) is adopted once the lease is given up, in this visit, exactly once', async () => {
+    await live.start();
+    const storage = new MemoryClientStorage();
+    const { idA, idB } = await twoClosedTabs(storage);
+    // B's tab is still closing: its lease is held while this tab starts.
+    const closing = await storage.tryAcquire(idB);
+    expect(closing).toBeDefined();
+    const c = tab(storage);
+    const docC = c.open('shared');
+    await within(docC.ready, 5000, 'C opening');
+    expect(c.clientId).toBe(idA);
+    const observer = await observe(live, 'shared');
+    await waitFor("A's edit on the server", () => observer.text.includes('[from-a]'), 10_000, () => observer.text);
+    expect(observer.text.includes('[from-b]')).toBe(false);
+    closing?.release();
+    await waitFor("B's edit on the server", () => observer.text.includes('[from-b]'), 15_000, () => observer.text);
+    await waitFor("B's record to be removed", async () => (await storage.load(idB, 'shared')) === undefined);
+    await waitFor('C and the observer to converge', () => docC.text === observer.text && docC.version === observer.version);
+    expect(count(observer.text, '[from-a]')).toBe(1);
+    expect(count(observer.text, '[from-b]')).toBe(1);
+  });
+
   it('an id still leased by a live connection is not adopted: its edits are sent by their owner only, exactly once', async () => {
     await live.start();
     class Watched extends MemoryClientStorage {
