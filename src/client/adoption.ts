@@ -136,7 +136,7 @@ export class Adoption {
     let held = clientIds.filter((id) => id !== own);
     while (held.length > 0 && !this.stopped) {
       held = await this.pass(held);
-      if (held.length > 0) await this.pause();
+      if (held.length > 0 && !this.stopped) await this.pause();
     }
   }
 

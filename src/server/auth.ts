@@ -6,6 +6,7 @@
  * `alg: none`, an algorithm the key is not for, an expired `exp`, a future `nbf`, a wrong
  * `aud`/`iss` — is refused with HTTP 401 before the upgrade.
  */
+import { isWellFormed } from '../ot/operation.js';
 import type http from 'node:http';
 import type * as Jose from 'jose';
 import type { JWTPayload, JWTVerifyGetKey, KeyObject } from 'jose';
@@ -144,7 +145,8 @@ export async function jwtAuthenticator(options: JwtOptions): Promise<Authenticat
     });
     const claims = payload as JWTPayload & Record<string, unknown>;
     const user = claims[claim];
-    if (typeof user !== 'string' || user.length === 0 || user.length > 256) return undefined;
+    // The user id scopes the user's client marks, which a store keeps as UTF-8: no lone surrogate.
+    if (typeof user !== 'string' || user.length === 0 || user.length > 256 || !isWellFormed(user)) return undefined;
     const name = claims[options.nameClaim ?? 'name'];
     const color = claims[options.colorClaim ?? 'color'];
     const profile = {

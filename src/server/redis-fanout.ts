@@ -224,6 +224,13 @@ export class RedisFanout {
           if (held === undefined) return;
           const stored = await this.store.stamp(docId).catch(() => undefined);
           if (stored === undefined || this.closed) return;
+          // Never written, its pinned epoch expired while held here: pinned again as held (or,
+          // if another server pinned one meanwhile, that one is taken). Nothing was lost.
+          if (stored.epoch === undefined && stored.head === 0 && held.committed === 0) {
+            const pinned = await this.store.pin(docId, held.epoch).catch(() => undefined);
+            if (pinned !== undefined && pinned !== held.epoch && !this.closed) this.refresh(docId, { epoch: pinned, storedHead: 0 });
+            return;
+          }
           // No epoch stored: the document is gone from Redis ('' is an epoch no document has).
           // A head below the one held (read first) means Redis went back in time: heads never fall.
           // The held head with another checksum: it went back, and another writer wrote up to it again.

@@ -59,6 +59,8 @@ interface Relayed {
   readonly v: number;
   readonly selection: SelectionRange[] | null;
   readonly profile: PresenceProfile | undefined;
+  /** When it arrived here (ms since the epoch). */
+  readonly seen: number;
 }
 
 /** The stand-in for another server's connection: in the room, it receives nothing. */
@@ -124,6 +126,7 @@ function decode(text: string): Message | undefined {
       v: v as number,
       selection: selection as SelectionRange[] | null,
       profile: (profile ?? undefined) as PresenceProfile | undefined,
+      seen: Date.now(),
     },
   };
 }
@@ -200,6 +203,8 @@ export class RelayedRooms extends Rooms {
   override join(docId: string, member: RoomMember): void {
     super.join(docId, member);
     if (member instanceof RemoteMember) return;
+    // Back (the same session): a departure of it not relayed yet is not relayed any more.
+    this.unsent.left.get(docId)?.delete(member.connectionId);
     let mine = this.joined.get(docId);
     if (mine === undefined) this.joined.set(docId, (mine = new Set()));
     mine.add(member);
@@ -460,10 +465,12 @@ export class RelayedRooms extends Rooms {
       const nodes = new Set<string>();
       for (const byId of this.remote.values()) for (const p of byId.values()) nodes.add(p.node);
       for (const node of nodes) {
+        const asked = Date.now();
         if (await this.store.isAlive(node)) continue;
         this.logger.warn({ node }, 'a server sharing the store stopped heartbeating: its presences are dropped');
+        // Not those that arrived since it was asked: a server back from a lapse sent them again.
         for (const [docId, byId] of [...this.remote]) {
-          for (const p of [...byId.values()]) if (p.node === node) this.drop(docId, p.id);
+          for (const p of [...byId.values()]) if (p.node === node && p.seen < asked) this.drop(docId, p.id);
         }
       }
     } catch (e) {

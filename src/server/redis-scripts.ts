@@ -69,7 +69,8 @@ export const CARRIED_OPS_BYTES = 64 * 1024;
  * back and another writer wrote up to that head again). Replies {2, n} when n ops lie past the
  * recorded head (damaged data: it would be doubled), also writing nothing. Else adds each op
  * scored by its version, upserts the marks and the recovery, records the new head (keeping the
- * meta for good: a first append ends the expiry of an epoch {@link PIN}ned), stores the
+ * meta for good: any append ends the expiry of an epoch {@link PIN}ned, even one that a
+ * server without this rule wrote first), stores the
  * epoch unless one is stored, publishes the hint on the hint channel (unless the command is
  * empty) and replies {1} — or {1, error} when publishing failed (a Redis without SPUBLISH):
  * the append stands all the same (Redis does not undo a script's writes, so a failing last
@@ -110,7 +111,7 @@ for _ = 1, m do
   i = i + 2
 end
 if ARGV[i] == '1' then redis.call('HSET', KEYS[4], ARGV[i + 1], ARGV[i + 2]) end
-if ARGV[1] == '0' then redis.call('PERSIST', KEYS[1]) end
+redis.call('PERSIST', KEYS[1])
 redis.call('HSET', KEYS[1], 'head', ARGV[2])
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'headsum', ARGV[2] .. ' ' .. ARGV[8]) end
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[3])

@@ -192,8 +192,8 @@ export type RoundTripListener = (command: string, ms: number, ok: boolean) => vo
 /**
  * Ms after which the epoch pinned for a document that was loaded but never written expires
  * (see the file comment): a day. A server that holds such a document longer (kept open, never
- * written) finds it gone by its periodic check and loads it again; if the instance id changed
- * meanwhile, its clients, at version 0, are told of a loss in which nothing was lost.
+ * written) finds it gone by its periodic check and pins the epoch it holds again
+ * ({@link RedisStore.pin}).
  */
 export const PINNED_EPOCH_MS = 24 * 60 * 60 * 1000;
 
@@ -595,6 +595,17 @@ export class RedisStore implements Store {
     } finally {
       Error.stackTraceLimit = limit;
     }
+  }
+
+  /**
+   * Gives `docId` the epoch `epoch` unless Redis records one, as a load does for a document
+   * never written (expiring after {@link PINNED_EPOCH_MS} unless it is written by then);
+   * resolves with the epoch Redis records after it. What a server that holds such a document
+   * does when the pinned epoch expired under it: the document goes on under the epoch its
+   * clients hold.
+   */
+  async pin(docId: string, epoch: string): Promise<string> {
+    return (await this.timed('pin', () => PIN.run(this.client, [this.keys(docId).meta], [epoch, String(PINNED_EPOCH_MS)]))) as string;
   }
 
   /**

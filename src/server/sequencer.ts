@@ -850,9 +850,12 @@ export class Sequencer {
    * wrote up to that head again), or when an offered op at or below the head has another
    * checksum than the held one. Resolves with the number of ops published;
    * rejects with the store's error (the document is then loaded again on its next use,
-   * publishing what it missed).
+   * publishing what it missed). Rejects with a TypeError if `news` is not an object.
    */
   refresh(docId: string, news: RefreshNews = {}): Promise<number> {
+    if (typeof news !== 'object' || news === null) {
+      return Promise.reject(new TypeError(`refresh takes what another writer told as an object ({ epoch, ops, storedHead, storedChecksum }), got ${typeof news}`));
+    }
     const { epoch, ops, storedHead, storedChecksum } = news;
     const entry = this.docs.get(docId);
     if (entry === undefined || this.closed) return Promise.resolve(0);

@@ -3,6 +3,7 @@
  * turns each connection into a {@link Session}, reaps half-open connections with pings, and
  * shuts down gracefully. The only file that imports `ws`.
  */
+import { isWellFormed } from '../ot/operation.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -304,6 +305,11 @@ export async function createServer(options: ServerOptions = {}): Promise<OtterSe
     if (authenticate === undefined) return undefined;
     try {
       const identity = await authenticate(tokenOf(req), req);
+      // The user id scopes the user's client marks, which a store keeps as UTF-8.
+      if (identity !== undefined && !isWellFormed(identity.user)) {
+        logger.warn({}, 'authentication refused: the user id the authenticate hook gave holds a lone surrogate');
+        return 401;
+      }
       return identity ?? 401;
     } catch (e) {
       if (!(e instanceof AmbiguousTokenError)) logger.info({ reason: (e as Error).name }, 'authentication refused');

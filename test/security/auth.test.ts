@@ -122,6 +122,8 @@ describe.each([0, 1, 2])('JWT authentication (%#)', (index) => {
       ['wrong issuer', await k.sign({ sub: 'ann', iss: 'https://evil.example' })],
       ['no user claim', await k.sign({})],
       ['user claim not a string', await k.sign({ sub: 42 })],
+      // It scopes the user's client marks, which a store keeps as UTF-8.
+      ['user claim with a lone surrogate', await k.sign({ sub: 'ann\ud800' })],
       ['valid signature, tampered payload', tamper(valid, { sub: 'root' })],
     ];
     cases.push({ what: 'no token', tokens: [] });
@@ -253,15 +255,16 @@ describe('JWT verifier configuration', () => {
     );
   });
 
-  it('a custom authenticate that throws or resolves undefined refuses with 401 and logs no token', async () => {
+  it('a custom authenticate that throws, resolves undefined or names a user id holding a lone surrogate refuses with 401 and logs no token', async () => {
     const secretToken = 'custom-secret-token-5f1e2d3c4b5a';
     const { server, logger } = await startServer({
       authenticate: async (token) => {
         if (token === 'boom') throw new Error(`lookup failed for ${token}`);
+        if (token === 'lone') return { user: 'ann\udc00' };
         return undefined;
       },
     });
-    for (const t of [secretToken, 'boom']) {
+    for (const t of [secretToken, 'boom', 'lone']) {
       expectRefused(await attempt(server, { query: `token=${t}` }), 401, [t]);
     }
     expect(server.connections).toBe(0);

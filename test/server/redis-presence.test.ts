@@ -32,6 +32,8 @@ type Sent = Array<[string | undefined, unknown[]]>;
 interface FakeRedis {
   keyAlive: boolean;
   reachable: boolean;
+  /** What asking whether another server's key lives answers (default: it does). */
+  isAlive?: () => Promise<boolean>;
 }
 
 /** A stand-in for the RedisStore of the server under test (origin `here`). */
@@ -50,7 +52,7 @@ function fakeStore(sent: Sent, redis: FakeRedis = { keyAlive: true, reachable: t
       redis.keyAlive = true;
       return Promise.resolve(alive);
     },
-    isAlive: () => Promise.resolve(true),
+    isAlive: () => redis.isAlive?.() ?? Promise.resolve(true),
   } as unknown as RedisStore;
 }
 
@@ -213,6 +215,42 @@ describe('presence relayed between servers', () => {
       2000,
       () => JSON.stringify(sent),
     );
+  });
+
+  it('a departure not relayed yet is not relayed once the same connection is back in the room: its cursor is not removed elsewhere', async () => {
+    const sent: Sent = [];
+    const redis = { keyAlive: true, reachable: true };
+    const r = relayed(sent, [], { heartbeat: 10, ttl: 60 }, redis);
+    r.listen('x');
+    const session = opened(r, 'c1', 0);
+    r.setPresence('x', session, 0, [{ anchor: 0, head: 0 }]);
+    r.start();
+    redis.reachable = false;
+    r.leave('x', session);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    redis.reachable = true;
+    r.join('x', session);
+    r.setPresence('x', session, 0, [{ anchor: 0, head: 0 }]);
+    await waitFor('a few beats', () => sent.filter(([, m]) => m[0] === 'p').length >= 2, 2000, () => JSON.stringify(sent));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(sent.filter(([, m]) => m[0] === 'l')).toEqual([]);
+  });
+
+  it("a presence that arrives while another server's heartbeat is being checked is kept, though the answer says the key had lapsed (that server is back, and sent it again)", async () => {
+    let answer!: (alive: boolean) => void;
+    const redis: FakeRedis = { keyAlive: true, reachable: true, isAlive: () => new Promise<boolean>((resolve) => (answer = resolve)) };
+    const r = relayed([], [], { heartbeat: 10, ttl: 60 }, redis);
+    r.listen('x');
+    const m = opened(r, 'm', 0);
+    r.receive(presence('before', 0, 0));
+    await new Promise((resolve) => setTimeout(resolve, 5)); // times here are in ms
+    r.start();
+    await waitFor('the heartbeat check under way', () => answer !== undefined);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    r.receive(presence('again', 0, 1));
+    answer(false);
+    await waitFor('the presence from before the check dropped', () => !m.shown.has('before'), 2000, () => JSON.stringify([...m.shown]));
+    expect([...m.shown.keys()]).toEqual(['again']);
   });
 
   it('a presence waits for the room to know the version, and is then moved through the ops since it was made', () => {

@@ -209,6 +209,35 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     expect(Object.fromEntries(first)).toEqual({ gone: '', ahead: undefined, behind: 'e1', moved: 'e2', rewritten: 'e1' });
   });
 
+  it('the fan-out check: a held document never written whose pinned epoch expired (kept open over a day) is pinned again with the held epoch, not reloaded as lost', async () => {
+    const prefix = prefixFor('check-pinned');
+    const store = open(prefix);
+    const { epoch } = await store.load('unwritten');
+    // Another document's first append retires the instance id: a reload would pin another.
+    await store.append('written', 0, [recordOf(1, 'w', 'c', 1, EMPTY_CHECKSUM)], [], { epoch: (await store.load('written')).epoch });
+    await admin.del(documentKeys(prefix, 'unwritten').meta);
+    const refreshed: Array<[string, RefreshNews]> = [];
+    const sequencer = {
+      documents: () => ['unwritten'],
+      held: () => ({ epoch, committed: 0, checksum: EMPTY_CHECKSUM }),
+      refresh: (docId: string, news: RefreshNews = {}) => {
+        refreshed.push([docId, news]);
+        return Promise.resolve(0);
+      },
+      watchDocuments: () => () => true,
+    };
+    const fanout = new RedisFanout(store, sequencer, { checkInterval: 50 });
+    try {
+      await waitFor('the epoch pinned again', async () => (await admin.hget(documentKeys(prefix, 'unwritten').meta, 'epoch')) === epoch, 5000);
+      await sleep(200);
+    } finally {
+      fanout.close();
+    }
+    // Never told of another epoch (which would reload it and report a loss).
+    expect(refreshed.filter(([, news]) => news.epoch !== undefined)).toEqual([]);
+    expect((await store.load('unwritten')).epoch).toBe(epoch);
+  });
+
   it("the fan-out hears the hints of the documents its sequencer holds and of no other: subscribed as one is held (then read once), unsubscribed as it is dropped", async () => {
     const prefix = prefixFor('held-hints');
     const mine = open(prefix);
@@ -575,6 +604,16 @@ describe.skipIf(skipRedis)('RedisStore on Redis', () => {
     expect(await admin.pttl(meta)).toBeLessThanOrEqual(ttl);
     await store.append('read-only', 0, [recordOf(1, 'a', 'c', 1, EMPTY_CHECKSUM)], [], { epoch });
     expect(await admin.pttl(meta)).toBe(-1);
+    // A server without this rule wrote the first op (its append kept the expiry): the next ends it.
+    await admin.pexpire(meta, PINNED_EPOCH_MS);
+    const r1 = recordOf(1, 'a', 'c', 1, EMPTY_CHECKSUM);
+    await store.append('read-only', 1, [recordOf(2, 'b', 'c', 2, r1.checksum)], [], { epoch });
+    expect(await admin.pttl(meta)).toBe(-1);
+    // Pinned again with the epoch a server holds: kept if none is stored, else the stored one.
+    await admin.del(meta);
+    expect(await store.pin('read-only', 'held-epoch')).toBe('held-epoch');
+    expect(await store.pin('read-only', 'other')).toBe('held-epoch');
+    expect(await admin.pttl(meta)).toBeGreaterThan(0);
     // Expired before any write: the document loads as new, with the epoch of new documents.
     await store.load('gone');
     await admin.pexpire(documentKeys(prefix, 'gone').meta, 1);

@@ -409,6 +409,8 @@ describe('a store that loses a loaded document, with onStoreLost (a Redis emptie
     // The same hint, again: the held epoch is the store's now, nothing more happens.
     expect(await seq.refresh(DOC, { epoch })).toBe(0);
     expect(lost).toHaveLength(1);
+    // The positional form of older callers is refused, not taken as no news.
+    await expect(seq.refresh(DOC, epoch as never)).rejects.toBeInstanceOf(TypeError);
     const error = await plain.refresh(DOC, { epoch }).then(
       () => undefined,
       (e: unknown) => e,
