@@ -106,6 +106,24 @@ function opened(r: RelayedRooms, id: string, v: number): ReturnType<typeof membe
   return m;
 }
 
+/**
+ * Rooms over a stand-in Redis that tests flip (key lapsed, unreachable), heartbeating every
+ * 10 ms, holding "x", with a connection of this server for each of `ids` (its caret at 0).
+ */
+function relayedOverFakeRedis(ids: readonly string[]): { sent: Sent; redis: FakeRedis; r: RelayedRooms; members: Array<ReturnType<typeof member>> } {
+  const sent: Sent = [];
+  const redis: FakeRedis = { keyAlive: true, reachable: true };
+  const r = relayed(sent, [], { heartbeat: 10, ttl: 60 }, redis);
+  r.listen('x');
+  const members = ids.map((id) => opened(r, id, 0));
+  return { sent, redis, r, members };
+}
+
+/** The message relaying this server's connection `id` with its caret at 0 in "x". */
+function caretAtStart(id: string): unknown[] {
+  return ['p', 'here', 'x', id, null, 0, [{ anchor: 0, head: 0 }], null];
+}
+
 describe('presence relayed between servers', () => {
   it('a document given up is forgotten, and what still arrives of it is ignored until it is held again: no ghost', () => {
     const r = relayed([]);
@@ -178,27 +196,20 @@ describe('presence relayed between servers', () => {
   });
 
   it('a server whose heartbeat key lapsed while it lived on (paused, or cut off from Redis: the others dropped its presences) sends them again at its next beat', async () => {
-    const sent: Sent = [];
-    const redis = { keyAlive: true, reachable: true };
-    const r = relayed(sent, [], { heartbeat: 10, ttl: 60 }, redis);
-    r.listen('x');
-    const local = opened(r, 'mine', 0);
-    r.setPresence('x', local, 0, [{ anchor: 0, head: 0 }]);
+    const { sent, redis, r, members } = relayedOverFakeRedis(['mine']);
+    r.setPresence('x', members[0] as RoomMember, 0, [{ anchor: 0, head: 0 }]);
     r.start();
-    await waitFor('a beat', () => !redis.keyAlive || sent.length > 0);
+    await waitFor('a beat', () => sent.length > 0);
     sent.length = 0;
     redis.keyAlive = false;
-    const again = ['x', ['p', 'here', 'x', 'mine', null, 0, [{ anchor: 0, head: 0 }], null]];
-    await waitFor('its presence sent again', () => sent.some((m) => JSON.stringify(m) === JSON.stringify(again)), 2000, () => JSON.stringify(sent));
+    const again = JSON.stringify(caretAtStart('mine'));
+    await waitFor('its presence sent again', () => sent.some(([, m]) => JSON.stringify(m) === again), 2000, () => JSON.stringify(sent));
   });
 
   it('a departure or presence whose relay failed (Redis unreachable) is relayed once Redis answers again: no ghost cursor elsewhere', async () => {
-    const sent: Sent = [];
-    const redis = { keyAlive: true, reachable: true };
-    const r = relayed(sent, [], { heartbeat: 10, ttl: 60 }, redis);
-    r.listen('x');
-    const leaving = opened(r, 'leaving', 0);
-    const staying = opened(r, 'staying', 0);
+    const { sent, redis, r, members } = relayedOverFakeRedis(['leaving', 'staying']);
+    const leaving = members[0] as RoomMember;
+    const staying = members[1] as RoomMember;
     r.setPresence('x', leaving, 0, [{ anchor: 0, head: 0 }]);
     r.start();
     redis.reachable = false;
@@ -211,18 +222,15 @@ describe('presence relayed between servers', () => {
       'the departure and the presence relayed',
       () =>
         sent.some(([, m]) => JSON.stringify(m) === JSON.stringify(['l', 'here', 'x', 'leaving'])) &&
-        sent.some(([, m]) => JSON.stringify(m) === JSON.stringify(['p', 'here', 'x', 'staying', null, 0, [{ anchor: 0, head: 0 }], null])),
+        sent.some(([, m]) => JSON.stringify(m) === JSON.stringify(caretAtStart('staying'))),
       2000,
       () => JSON.stringify(sent),
     );
   });
 
   it('a departure not relayed yet is not relayed once the same connection is back in the room: its cursor is not removed elsewhere', async () => {
-    const sent: Sent = [];
-    const redis = { keyAlive: true, reachable: true };
-    const r = relayed(sent, [], { heartbeat: 10, ttl: 60 }, redis);
-    r.listen('x');
-    const session = opened(r, 'c1', 0);
+    const { sent, redis, r, members } = relayedOverFakeRedis(['c1']);
+    const session = members[0] as RoomMember;
     r.setPresence('x', session, 0, [{ anchor: 0, head: 0 }]);
     r.start();
     redis.reachable = false;
