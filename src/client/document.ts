@@ -325,6 +325,8 @@ interface LostState {
    * the lost line may part from what it holds (the samples sent are chosen around it).
    */
   readonly serverHead: number;
+  /** The server's checksums spread below the claim, if it sent them (see `version-samples.ts`). */
+  readonly serverSums: ReadonlyArray<readonly [number, number]>;
   /** What this client did about it, once decided. */
   action: ResetEvent['action'] | undefined;
   /** The server took the op in flight with the restore: it is in the server's text now. */
@@ -995,6 +997,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       checksum: this.checksum,
       text: this.confirmed.toString(),
       serverHead: message.v,
+      serverSums: message.sums ?? [],
       action: undefined,
       inflightTaken: false,
     };
@@ -1025,7 +1028,7 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
     const pieces = splitText(lost.text, Math.max(1, this.budget.maxBytes - RESTORE_ENVELOPE_BYTES));
     const op = this.life.inflight !== undefined && this.sync.kind !== 'synchronized' ? this.sync.outstanding.op : undefined;
     const parts = pieces.length + (op === undefined ? 0 : 1);
-    const samples = this.samples.pick(MAX_RESTORE_SAMPLES, lost.serverHead);
+    const samples = this.samples.pick(MAX_RESTORE_SAMPLES, lost.serverHead, lost.serverSums);
     const state = { epoch: lost.epoch, v: lost.version, sum: lost.checksum };
     pieces.forEach((text, part) => {
       this.transport.send({ type: 'restore', doc: this.id, rid, lost: state, samples, part, parts, text });

@@ -6,10 +6,13 @@
  * two as made on both sides, which it may not tell apart from text typed twice.
  *
  * So every version of the last {@link EXACT} is kept exactly, and the samples sent are chosen
- * for the loss at hand ({@link VersionSamples.pick}): the versions at and just below the head
- * the server still has (where a store that went back in time parts from the lost line), the
- * newest ones (which tell another restoring client that its op in flight landed), and a spread
- * over the rest. Older versions are kept at a spacing that doubles whenever they grow too many.
+ * for the loss at hand ({@link VersionSamples.pick}): when the server sent its own checksums at
+ * versions spread below the claim, every version between the newest of them this line shares
+ * and the next (the lines part there, exactly); the versions at and just below the head the
+ * server still has (where a store that went back in time parts from the lost line, unless
+ * another writer wrote on past it); the newest ones (which tell another restoring client that
+ * its op in flight landed); and a spread over the rest. Older versions are kept at a spacing
+ * that doubles whenever they grow too many.
  */
 
 /** Versions kept exactly, newest first. */
@@ -74,11 +77,13 @@ export class VersionSamples {
   }
 
   /**
-   * At most `max` samples for a restore, newest first, without duplicates: those at and below
+   * At most `max` samples for a restore, newest first, without duplicates: with `serverSums`
+   * (the server's checksums at versions spread below the claim), every version this line holds
+   * from the newest of them it shares up to the next of them; then those at and below
    * `serverHead` (the head the server still has, if known), the newest, and a spread over the
    * rest; every version it holds when they are no more than `max`.
    */
-  pick(max: number, serverHead?: number): Sample[] {
+  pick(max: number, serverHead?: number, serverSums: readonly Sample[] = []): Sample[] {
     const n = this.sparse.length + this.sums.length;
     if (n <= max) return Array.from({ length: n }, (_, i) => this.at(n - 1 - i));
     const chosen = new Map<number, number>();
@@ -87,6 +92,19 @@ export class VersionSamples {
       const [v, sum] = this.at(i);
       chosen.set(v, sum);
     };
+    // The newest server sample this line shares, and the next newer one: the lines part
+    // between them, where every version held goes out.
+    const theirs = [...serverSums].sort((a, b) => b[0] - a[0]);
+    const shared = theirs.findIndex(([v, sum]) => this.sumAt(v) === sum);
+    if (shared >= 0) {
+      const from = (theirs[shared] as Sample)[0];
+      // The newest of them shared: the server has nothing newer to match, the fork is there.
+      const to = shared > 0 ? (theirs[shared - 1] as Sample)[0] : from + 1;
+      for (let i = n - 1; i >= 0 && chosen.size < max; i--) {
+        const v = this.at(i)[0];
+        if (v >= from && v < to) take(i);
+      }
+    }
     if (serverHead !== undefined) {
       // The newest versions at or below the server's head (held oldest first).
       let i = n - 1;
@@ -108,6 +126,12 @@ export class VersionSamples {
   stored(max: number): Sample[] {
     const n = this.sparse.length + this.sums.length;
     return this.pick(max, n === 0 ? undefined : this.at(n - 1)[0]).reverse();
+  }
+
+  /** The checksum held for `version`, if it is held. */
+  private sumAt(version: number): number | undefined {
+    if (version >= this.from && version < this.from + this.sums.length) return this.sums[version - this.from];
+    return this.sparse.find(([v]) => v === version)?.[1];
   }
 
   /** The i-th sample held, oldest first. */

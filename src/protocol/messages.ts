@@ -203,6 +203,13 @@ export interface OpenedMessage {
   readonly ops?: OpEntry[];
   readonly lost?: true;
   readonly recovered?: { readonly v: number; readonly sum: number };
+  /**
+   * With `lost`, when the server holds the claimed epoch (it went back in time): its checksums
+   * at up to 64 versions spread below the claimed one, newest first, as [version, checksum]
+   * pairs; the client sends every version between the newest it shares and the next with its
+   * `restore`, so that the merge starts exactly where the two lines part.
+   */
+  readonly sums?: Array<[number, number]>;
 }
 
 /** Answer to `restore` `rid`: the head `v` after it, and whether the text was merged in. */

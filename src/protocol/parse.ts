@@ -446,6 +446,7 @@ export function parseServerFrame(data: string): ServerMessage[] {
           ...(ops === undefined ? {} : { ops: opEntries(ops) }),
           ...(lost === undefined ? {} : { lost }),
           ...(recovered === undefined ? {} : { recovered: { v: recovered.integer('v', 0), sum: recovered.checksum('sum') } }),
+          ...(field(msg, 'sums') === undefined ? {} : { sums: r.samples('sums') }),
         };
       }
       case 'restored':

@@ -200,6 +200,14 @@ export type OpenResult =
   | (OpenHead & {
       readonly kind: 'lost';
       readonly recovered: { readonly version: number; readonly checksum: number } | undefined;
+      /**
+       * Under the document's own epoch (the store went back in time), its checksums at versions
+       * spread evenly over the last {@link FORK_SPAN} at or below the claimed one, newest first,
+       * as far as held in memory: the client finds between which two its line parts from this
+       * one, and sends every version there with its restore, so that the merge starts exactly
+       * where the lines part.
+       */
+      readonly sums?: ReadonlyArray<readonly [version: number, checksum: number]>;
     });
 
 /** A client's request to restore a state the document lost (see {@link Sequencer.restore}). */
@@ -447,6 +455,35 @@ function checkId(value: unknown, what: string, max: number): asserts value is st
 function checkName(value: unknown, what: string, max: number): asserts value is string {
   checkId(value, what, max);
   if (!isWellFormed(value)) throw badRequest(`${what} must be well-formed UTF-16: it holds a lone surrogate`);
+}
+
+/**
+ * Versions back from a claim over which {@link forkSums} spreads the document's checksums: 63
+ * steps of at most 62 versions, so that between two neighbours a client has at most 62 versions
+ * to send (its restore takes 64 samples).
+ */
+const FORK_SPAN = 63 * 62;
+
+/**
+ * The `sums` of a `lost` open answer (see {@link OpenResult}) for a claim at version `from` of
+ * `epoch`: none for another epoch (the merge then starts from the empty text), else the
+ * checksums `s` holds in memory at 64 versions at most, spread evenly from min(`from`, head)
+ * back over {@link FORK_SPAN} versions, newest first.
+ */
+function forkSums(s: DocumentState, epoch: string, from: number): { sums?: Array<[number, number]> } {
+  if (epoch !== s.epoch) return {};
+  const hi = Math.min(from, s.committed);
+  const lo = Math.max(s.recentStart, hi - FORK_SPAN, 0);
+  if (hi < lo) return {};
+  const step = Math.max(1, Math.ceil((hi - lo) / 63));
+  const sums: Array<[number, number]> = [];
+  for (let v = hi; v >= lo && sums.length < 64; v -= step) {
+    const sum = s.checksumAt(v);
+    if (sum !== undefined) sums.push([v, sum]);
+  }
+  const last = s.checksumAt(lo);
+  if (sums.length < 64 && last !== undefined && sums[sums.length - 1]?.[0] !== lo) sums.push([lo, last]);
+  return { sums };
 }
 
 /** Notes `s`'s committed head (its version, epoch and checksum) as the last one `entry` published. */
@@ -1112,7 +1149,7 @@ export class Sequencer {
         const held = s.checksumAt(from);
         if (claim.epoch !== s.epoch || from > s.committed || (held !== undefined && held !== claim.checksum)) {
           const recovered = recoveredFor(s.recoveries.get(claim.epoch), { epoch: claim.epoch, version: from, checksum: claim.checksum }, s.epoch);
-          return { ...head, kind: 'lost', recovered };
+          return { ...head, kind: 'lost', recovered, ...forkSums(s, claim.epoch, from) };
         }
         if (held === undefined && from >= s.trimmedTo) return { ...head, kind: 'verify', from };
       }
@@ -1126,10 +1163,16 @@ export class Sequencer {
     if (view.kind === 'verify') {
       const held = await this.fromStore(docId, 'reading a checksum', () => this.checksumAt(docId, view.from));
       if (held !== undefined && held !== claim?.checksum) {
-        const recovered = await this.read(docId, (s) =>
-          claim === undefined ? undefined : recoveredFor(s.recoveries.get(claim.epoch), { epoch: claim.epoch, version: view.from, checksum: claim.checksum }, s.epoch),
+        const lost = await this.read(docId, (s) =>
+          claim === undefined
+            ? { recovered: undefined }
+            : {
+                recovered: recoveredFor(s.recoveries.get(claim.epoch), { epoch: claim.epoch, version: view.from, checksum: claim.checksum }, s.epoch),
+                ...forkSums(s, claim.epoch, view.from),
+              },
         );
-        return { ...view, kind: 'lost', recovered };
+        const { kind: _, from: __, ...head } = view;
+        return { ...head, kind: 'lost', ...lost };
       }
     }
     const ops = await this.fromStore(docId, 'reading the history', async () => {

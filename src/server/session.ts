@@ -288,7 +288,12 @@ function openedMessage(docId: string, rid: number | undefined, result: OpenResul
       return { ...head, text: result.text };
     case 'lost': {
       const r = result.recovered;
-      return { ...head, lost: true, ...(r === undefined ? {} : { recovered: { v: r.version, sum: r.checksum } }) };
+      return {
+        ...head,
+        lost: true,
+        ...(r === undefined ? {} : { recovered: { v: r.version, sum: r.checksum } }),
+        ...(result.sums === undefined ? {} : { sums: result.sums.map(([v, sum]): [number, number] => [v, sum]) }),
+      };
     }
     case 'ops':
       return {

@@ -6,7 +6,10 @@
  * - every version of the last 4,096 is kept exactly: a pick for a server head among them holds
  *   that head and the versions just below it, and the newest versions too;
  * - older versions stay few (the memory kept is bounded) yet spread back to the oldest;
- * - an open (reset) or a gap in the versions noted starts afresh without losing what was kept.
+ * - an open (reset) or a gap in the versions noted starts afresh without losing what was kept;
+ * - given the server's checksums at versions spread below the claim (the `lost` answer's), a
+ *   pick holds every version between the newest of them the client shares and the next: the
+ *   exact point where the lines part is among the samples, wherever the server's head is.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -42,6 +45,31 @@ describe('VersionSamples', () => {
         for (let v = head; v > head - 10; v--) expect(versions.has(v), `newest ${v}`).toBe(true);
       }),
       { numRuns: 60 },
+    );
+  });
+
+  it("with the server's checksums spread below the claim, a pick holds every version between the newest shared one and the next: the exact fork, wherever the server's head", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 200, max: 3900 }), fc.integer({ min: 1, max: 3900 }), fc.integer({ min: 0, max: 5000 }), (head, forkBack, ahead) => {
+        const s = noted(0, head);
+        const fork = Math.max(0, head - forkBack);
+        // The server's line: the client's up to the fork, another after it, its head anywhere.
+        const serverHead = fork + ahead;
+        const serverSum = (v: number): number => (v <= fork ? sumOf(v) : sumOf(v) + 1);
+        // As a server spreads them (sequencer.ts, forkSums): over the last 63 × 62 versions at
+        // or below the claim, newest first, ending with the lowest.
+        const hi = Math.min(head, serverHead);
+        const lo = Math.max(0, hi - 63 * 62);
+        const step = Math.max(1, Math.ceil((hi - lo) / 63));
+        const server: Array<[number, number]> = [];
+        for (let v = hi; v >= lo && server.length < 64; v -= step) server.push([v, serverSum(v)]);
+        if (server.length < 64 && server.at(-1)?.[0] !== lo) server.push([lo, serverSum(lo)]);
+        const picked = s.pick(64, serverHead, server);
+        wellFormed(picked, 64);
+        const versions = new Set(picked.map(([v]) => v));
+        expect(versions.has(fork), `the fork ${fork} (server head ${serverHead})`).toBe(true);
+      }),
+      { numRuns: 100 },
     );
   });
 

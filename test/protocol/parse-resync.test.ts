@@ -322,6 +322,20 @@ describe('parseServerFrame: opened', () => {
     }
   });
 
+  it("accepts lost with the server's checksums (sums: up to 64 [version, checksum] pairs) and refuses malformed ones with bad-request", () => {
+    const lost = { type: 'opened', doc: 'd', rid: 3, epoch: 'e2', v: 7, sum: 5, seq: 0, lost: true };
+    const sums = [
+      [7, 1],
+      [3, TWO_53 - 1],
+      [0, 0],
+    ];
+    expect(server({ ...lost, sums })).toEqual([{ ...lost, sums }]);
+    const many = Array.from({ length: 65 }, (_, i) => [i, 1]);
+    for (const bad of [null, 'x', [[1]], [[-1, 0]], [[1, -1]], [[1.5, 0]], many]) {
+      expectServerRefused({ ...lost, sums: bad }, ErrorCode.BadRequest);
+    }
+  });
+
   it('refuses a text that is not a string with bad-message', () => {
     expectServerRefused({ ...OPENED, text: 5 }, ErrorCode.BadMessage);
   });

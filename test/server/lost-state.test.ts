@@ -209,6 +209,49 @@ describe('restore', () => {
     expect((await s.getSnapshot(DOC)).text).toBe(texts[260]);
   });
 
+  it("a store rolled back, then written well past that point by another writer: the lost answer's checksums lead the client to send the exact fork, and each edit is in the text once", async () => {
+    const store = new MemoryStore();
+    let s = sequencer(store);
+    const texts: string[] = [''];
+    const sums: number[] = [EMPTY_CHECKSUM];
+    const marker = (i: number): string => `«c-${i}»`;
+    for (let i = 1; i <= 100; i++) {
+      const head = texts.at(-1) as string;
+      // Scattered, as people type: each marker after the one typed 7 before it, if any.
+      const at = i > 7 ? head.indexOf(marker(i - 7)) + marker(i - 7).length : 0;
+      const op: Component[] = [at, marker(i), head.length - at].filter((c) => c !== 0);
+      const r = (await s.submit({ docId: DOC, clientId: 'c', seq: i, baseVersion: i - 1, op })) as { checksum: number };
+      texts.push(apply(head, op));
+      sums.push(r.checksum);
+    }
+    const { epoch } = await s.open(DOC, 'x');
+    // The store goes back to version 36 under the same epoch; another writer writes 84 ops on it.
+    await s.close();
+    const held = (store as unknown as { docs: Map<string, { ops: unknown[]; snapshots: Array<{ version: number }> }> }).docs.get(DOC);
+    held?.ops.splice(36);
+    if (held !== undefined) held.snapshots = held.snapshots.filter((x) => x.version <= 36);
+    s = sequencer(store);
+    for (let i = 1; i <= 84; i++) {
+      const head = await s.getSnapshot(DOC);
+      await s.submit({ docId: DOC, clientId: 'w', seq: i, baseVersion: head.version, op: [`«w-${i}»`, head.text.length] });
+    }
+    const opened = await s.open(DOC, 'c', 100, { epoch, checksum: sums[100] as number });
+    expect(opened).toMatchObject({ kind: 'lost', version: 120 });
+    const serverSums = opened.kind === 'lost' ? (opened.sums ?? []) : [];
+    expect(serverSums.length).toBeGreaterThan(1);
+    const samples = new VersionSamples();
+    samples.reset(0, EMPTY_CHECKSUM);
+    for (let i = 1; i <= 100; i++) samples.note(i, sums[i] as number);
+    const picked = samples.pick(64, opened.version, serverSums);
+    expect(picked.some(([v]) => v === 36)).toBe(true);
+    const r = await s.restore({ docId: DOC, clientId: 'c', lost: { epoch, version: 100, checksum: sums[100] as number }, samples: picked, text: texts[100] as string });
+    expect(r.applied).toBe(true);
+    const text = (await s.getSnapshot(DOC)).text;
+    const count = (m: string): number => text.split(m).length - 1;
+    const notOnce = [...Array.from({ length: 100 }, (_, i) => marker(i + 1)), ...Array.from({ length: 84 }, (_, i) => `«w-${i + 1}»`)].filter((m) => count(m) !== 1);
+    expect(notOnce).toEqual([]);
+  });
+
   it('with no sample in common, the head is the base and the merge deletes none of its text', async () => {
     const s = sequencer();
     await typeAll(s, 'a', ['keep this ']);
