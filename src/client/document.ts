@@ -325,8 +325,8 @@ interface LostState {
    * the lost line may part from what it holds (the samples sent are chosen around it).
    */
   readonly serverHead: number;
-  /** The server's checksums spread below the claim, if it sent them (see `version-samples.ts`). */
-  readonly serverSums: ReadonlyArray<readonly [number, number]>;
+  /** The server's checksums spread below the claim, as its latest `lost` answer sent them (see `version-samples.ts`). */
+  serverSums: ReadonlyArray<readonly [number, number]>;
   /** What this client did about it, once decided. */
   action: ResetEvent['action'] | undefined;
   /** The server took the op in flight with the restore: it is in the server's text now. */
@@ -997,10 +997,12 @@ export class CollaborativeDocument extends Emitter<DocumentEvents> {
       checksum: this.checksum,
       text: this.confirmed.toString(),
       serverHead: message.v,
-      serverSums: message.sums ?? [],
+      serverSums: [],
       action: undefined,
       inflightTaken: false,
     };
+    // The latest answer's: the store may have moved since the first (and an older server sends none).
+    if (message.sums !== undefined) this.lost.serverSums = message.sums;
     const recovered = message.recovered;
     const covered =
       recovered !== undefined &&

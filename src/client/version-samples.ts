@@ -23,6 +23,11 @@ const SPARSE = 64;
 const AT_FORK = 24;
 /** Samples sent from the newest versions. */
 const NEWEST = 16;
+/**
+ * Most samples sent from where the server's checksums say the lines part: what a server's
+ * spread leaves between two of them (sequencer.ts, `forkSums`), so the newest still go out.
+ */
+const BETWEEN = 40;
 
 /** A version and the document's checksum there. */
 export type Sample = readonly [version: number, checksum: number];
@@ -92,26 +97,36 @@ export class VersionSamples {
       const [v, sum] = this.at(i);
       chosen.set(v, sum);
     };
-    // The newest server sample this line shares, and the next newer one: the lines part
-    // between them, where every version held goes out.
+    // The newest server sample this line shares, and the next newer one it holds (with another
+    // checksum, being newer): the lines part between them, where every version held goes out,
+    // oldest first, at most BETWEEN.
     const theirs = [...serverSums].sort((a, b) => b[0] - a[0]);
     const shared = theirs.findIndex(([v, sum]) => this.sumAt(v) === sum);
     if (shared >= 0) {
       const from = (theirs[shared] as Sample)[0];
-      // The newest of them shared: the server has nothing newer to match, the fork is there.
-      const to = shared > 0 ? (theirs[shared - 1] as Sample)[0] : from + 1;
-      for (let i = n - 1; i >= 0 && chosen.size < max; i--) {
+      let to = from + 1; // the newest of them shared: the server has nothing newer to match
+      for (let j = shared - 1; j >= 0; j--) {
+        const v = (theirs[j] as Sample)[0];
+        if (this.sumAt(v) === undefined) continue;
+        to = v;
+        break;
+      }
+      if (to === from + 1 && shared > 0) to = (theirs[0] as Sample)[0] + 1;
+      let taken = 0;
+      for (let i = 0; i < n && taken < BETWEEN && chosen.size < max; i++) {
         const v = this.at(i)[0];
-        if (v >= from && v < to) take(i);
+        if (v < from || v >= to) continue;
+        take(i);
+        taken++;
       }
     }
+    for (let k = 0; k < NEWEST; k++) take(n - 1 - k);
     if (serverHead !== undefined) {
       // The newest versions at or below the server's head (held oldest first).
       let i = n - 1;
       while (i >= 0 && this.at(i)[0] > serverHead) i--;
       for (let k = 0; k < AT_FORK; k++) take(i - k);
     }
-    for (let k = 0; k < NEWEST; k++) take(n - 1 - k);
     // The rest spread over what is left, each step back about as far again as the last.
     const left = max - chosen.size;
     for (let k = 1; k <= left && chosen.size < max; k++) take(n - Math.round(Math.pow(n, k / left)));

@@ -459,10 +459,10 @@ function checkName(value: unknown, what: string, max: number): asserts value is 
 
 /**
  * Versions back from a claim over which {@link forkSums} spreads the document's checksums: 63
- * steps of at most 62 versions, so that between two neighbours a client has at most 62 versions
- * to send (its restore takes 64 samples).
+ * steps of at most 40 versions, so that between two neighbours a client has at most 40 versions
+ * to send (its restore takes 64 samples, and still sends its newest).
  */
-const FORK_SPAN = 63 * 62;
+const FORK_SPAN = 63 * 40;
 
 /**
  * The `sums` of a `lost` open answer (see {@link OpenResult}) for a claim at version `from` of
