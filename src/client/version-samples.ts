@@ -14,6 +14,7 @@
  * its op in flight landed); and a spread over the rest. Older versions are kept at a spacing
  * that doubles whenever they grow too many.
  */
+import { MAX_FORK_STEP } from '../protocol/parse.js';
 
 /** Versions kept exactly, newest first. */
 const EXACT = 4096;
@@ -23,11 +24,6 @@ const SPARSE = 64;
 const AT_FORK = 24;
 /** Samples sent from the newest versions. */
 const NEWEST = 16;
-/**
- * Most samples sent from where the server's checksums say the lines part: what a server's
- * spread leaves between two of them (sequencer.ts, `forkSums`), so the newest still go out.
- */
-const BETWEEN = 40;
 
 /** A version and the document's checksum there. */
 export type Sample = readonly [version: number, checksum: number];
@@ -99,21 +95,21 @@ export class VersionSamples {
     };
     // The newest server sample this line shares, and the next newer one it holds (with another
     // checksum, being newer): the lines part between them, where every version held goes out,
-    // oldest first, at most BETWEEN.
+    // oldest first, at most MAX_FORK_STEP (a server's spread leaves no more between two).
     const theirs = [...serverSums].sort((a, b) => b[0] - a[0]);
     const shared = theirs.findIndex(([v, sum]) => this.sumAt(v) === sum);
     if (shared >= 0) {
       const from = (theirs[shared] as Sample)[0];
-      let to = from + 1; // the newest of them shared: the server has nothing newer to match
+      // Without a newer one held: up to the newest of theirs (or, that being shared, `from` alone).
+      let to = (theirs[0] as Sample)[0] + 1;
       for (let j = shared - 1; j >= 0; j--) {
         const v = (theirs[j] as Sample)[0];
         if (this.sumAt(v) === undefined) continue;
         to = v;
         break;
       }
-      if (to === from + 1 && shared > 0) to = (theirs[0] as Sample)[0] + 1;
       let taken = 0;
-      for (let i = 0; i < n && taken < BETWEEN && chosen.size < max; i++) {
+      for (let i = 0; i < n && taken < MAX_FORK_STEP && chosen.size < max; i++) {
         const v = this.at(i)[0];
         if (v < from || v >= to) continue;
         take(i);

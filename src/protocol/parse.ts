@@ -33,6 +33,13 @@ export interface ParseLimits {
 const MAX_RESTORE_TEXT = 1 << 24;
 /** Most samples in one `restore` message. */
 export const MAX_RESTORE_SAMPLES = 64;
+
+/**
+ * Most versions between two neighbours of the `sums` a `lost` open answer carries: a client
+ * sends every version between the two where its line parts from the server's, and this leaves
+ * room among its {@link MAX_RESTORE_SAMPLES} for its newest.
+ */
+export const MAX_FORK_STEP = 40;
 /** Longest epoch id, in code units. */
 const MAX_EPOCH_LENGTH = 64;
 
@@ -132,6 +139,7 @@ class Reader {
     return v;
   }
 
+  /** {@link name}, or undefined when the field is absent. */
   optionalName(key: string, max: number): string | undefined {
     return field(this.msg, key) === undefined ? undefined : this.name(key, max);
   }

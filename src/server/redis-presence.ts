@@ -430,8 +430,11 @@ export class RelayedRooms extends Rooms {
     });
   }
 
-  /** Sends again what failed to be relayed (see {@link send}); what fails again waits again. */
-  private sendUnsent(): void {
+  /**
+   * Sends again what failed to be relayed (see {@link send}), and with `everyPresence` all of
+   * this server's presences; what fails again waits again.
+   */
+  private sendUnsent(everyPresence: boolean): void {
     const { left, presences, syncs } = this.unsent;
     const departures = [...left];
     const docs = [...presences];
@@ -440,7 +443,13 @@ export class RelayedRooms extends Rooms {
     presences.clear();
     syncs.clear();
     for (const [docId, ids] of departures) for (const id of ids) this.send(docId, ['l', this.store.origin, docId, id]);
-    for (const docId of docs) if (!requests.includes(undefined)) this.sendMine(docId);
+    // A request for every presence sends every one of this server's first (see resync).
+    if (requests.includes(undefined)) {
+      this.resync();
+      return;
+    }
+    if (everyPresence) this.sendMine(undefined);
+    else for (const docId of docs) this.sendMine(docId);
     for (const docId of requests) this.resync(docId);
   }
 
@@ -459,9 +468,8 @@ export class RelayedRooms extends Rooms {
     try {
       const lived = await this.store.heartbeat(this.ttl);
       // Taken for dead meanwhile, the others dropped this server's presences: send them again.
-      if (!lived || this.beatFailed) this.sendMine(undefined);
+      this.sendUnsent(!lived || this.beatFailed);
       this.beatFailed = false;
-      this.sendUnsent();
       const nodes = new Set<string>();
       for (const byId of this.remote.values()) for (const p of byId.values()) nodes.add(p.node);
       for (const node of nodes) {

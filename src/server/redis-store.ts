@@ -16,7 +16,8 @@
  * instance id changes before the document is first written (another document's first append
  * retires it, see below), and ops one server appends are never taken by another for ops of
  * another epoch. Such a pinned epoch expires after {@link PINNED_EPOCH_MS} unless the document
- * is written by then, so that reading ids nobody writes does not fill Redis with keys. Before a document first stores an epoch that is the current instance id, that
+ * is written by then, so that reading ids nobody writes does not fill Redis with keys. Before
+ * a document first stores an epoch that is the current instance id, that
  * id is replaced by a new one: so the instance id is never an epoch some document stored, and
  * a document whose keys vanished (FLUSHALL, a deleted prefix, eviction) reloads with an epoch
  * other than its old one, which tells clients that it lost its data.
@@ -493,7 +494,7 @@ export class RedisStore implements Store {
       LOAD.run(this.client, [k.meta, k.ops, k.snapshots, k.snapshotTexts, k.recoveries], []),
     )) as LoadReply;
     return {
-      epoch: epoch ?? ((await this.timed('pin', async () => PIN.run(this.client, [k.meta], [await this.instance(), String(PINNED_EPOCH_MS)]))) as string),
+      epoch: epoch ?? (await this.pin(docId, await this.instance())),
       snapshot: snapshotVersion === null ? EMPTY_SNAPSHOT : decodeSnapshot(docId, snapshotVersion, snapshot),
       ops: ops.map((text) => decodeRecord(docId, text)),
       head: storedInteger(docId, head, 'the recorded head'),

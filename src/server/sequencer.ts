@@ -29,6 +29,7 @@ import {
 import { isWellFormed } from '../ot/operation.js';
 import { chainChecksum, isChecksum } from '../protocol/checksum.js';
 import { opLength } from '../protocol/limits.js';
+import { MAX_FORK_STEP } from '../protocol/parse.js';
 import { ErrorCode, OtterError, invalidOpRefusal } from '../protocol/errors.js';
 import { catchUp, readHistory } from './catch-up.js';
 import { StorageCorruptError, verifyCatchUp, verifyChain, verifyHistory } from './integrity.js';
@@ -417,7 +418,8 @@ interface Entry {
   unread: boolean;
   /**
    * Whether the store was found, since the last refresh ran, to record a head below what was
-   * committed here: it went back in time (heads never fall), and the document is reloaded.
+   * committed here, or another checksum at the committed head: it went back in time (heads
+   * never fall; and was written again), and the document is reloaded.
    */
   storeWentBack: boolean;
 }
@@ -459,10 +461,10 @@ function checkName(value: unknown, what: string, max: number): asserts value is 
 
 /**
  * Versions back from a claim over which {@link forkSums} spreads the document's checksums: 63
- * steps of at most 40 versions, so that between two neighbours a client has at most 40 versions
- * to send (its restore takes 64 samples, and still sends its newest).
+ * steps of at most {@link MAX_FORK_STEP}, so that between two neighbours a client has no more
+ * versions to send than its restore leaves room for beside its newest.
  */
-const FORK_SPAN = 63 * 40;
+const FORK_SPAN = 63 * MAX_FORK_STEP;
 
 /**
  * The `sums` of a `lost` open answer (see {@link OpenResult}) for a claim at version `from` of
@@ -1525,8 +1527,8 @@ export class Sequencer {
         `the store went back in time under this server: it holds version ${state.committed} of epoch ${state.epoch}, ` +
         `but version ${from} of epoch ${entry.publishedEpoch ?? '?'} was committed`;
     } else if (from !== undefined && entry.publishedSum !== undefined) {
-      // Not held in memory: the stored op of that version, if the history still has it.
-      const stored = state.checksumAt(from) ?? (await this.store.getOps(docId, from - 1, from).catch(() => []))[0]?.checksum;
+      // Not held in memory: the stored op or snapshot of that version, if still kept.
+      const stored = state.checksumAt(from) ?? (await this.checksumAt(docId, from).catch(() => undefined));
       if (stored !== undefined && stored !== entry.publishedSum) {
         detail =
           `the store holds another version ${from} of epoch ${state.epoch} than the one committed ` +

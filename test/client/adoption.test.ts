@@ -1,12 +1,12 @@
 /**
- * The adoption of idle client ids on its own, over a MemoryClientStorage and no server: an id
- * whose lease is held is tried again until the adoption stops, and stopping is prompt whenever
- * it comes (the connection that runs it gives its own lease up only once it is over).
+ * The adoption of idle client ids on its own, over a MemoryClientStorage and no server, on fake
+ * timers: an id whose lease is held is tried again every ADOPTION_RETRY_MS until the adoption
+ * stops, and stopping never waits for the pause before the next try, whenever it comes (the
+ * connection that runs it gives its own lease up only once it is over).
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ADOPTION_RETRY_MS, Adoption } from '../../src/client/adoption.js';
 import { MemoryClientStorage } from '../../src/client/storage.js';
-import { waitFor } from '../support/wait.js';
 
 /** An adoption host whose hidden connections must never be needed (no id has pending edits). */
 const NO_CONNECTIONS = {
@@ -18,43 +18,58 @@ const NO_CONNECTIONS = {
   },
 };
 
+/** A storage whose tryAcquire calls are recorded, with `own` leased and `held` leased by another tab. */
+async function storageWithHeldId(): Promise<{ storage: MemoryClientStorage; own: string; held: string; tries: string[] }> {
+  const storage = new MemoryClientStorage();
+  const own = (await storage.acquireClientId()).clientId;
+  const held = (await storage.acquireClientId()).clientId;
+  const tries: string[] = [];
+  const tryAcquire = storage.tryAcquire.bind(storage);
+  storage.tryAcquire = async (id: string) => {
+    tries.push(id);
+    return tryAcquire(id);
+  };
+  return { storage, own, held, tries };
+}
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
 describe('adoption of idle client ids', () => {
-  it('an id whose lease is held is tried again while the adoption runs, and no more once it stops', async () => {
-    const storage = new MemoryClientStorage();
-    const own = await storage.acquireClientId();
-    const held = await storage.acquireClientId();
-    const tries: string[] = [];
-    const tryAcquire = storage.tryAcquire.bind(storage);
-    storage.tryAcquire = async (id: string) => {
-      tries.push(id);
-      return tryAcquire(id);
-    };
-    const adoption = new Adoption(storage, own.clientId, NO_CONNECTIONS);
-    await waitFor('a second try of the held id', () => tries.length >= 2, ADOPTION_RETRY_MS * 3);
-    expect(new Set(tries)).toEqual(new Set([held.clientId]));
+  it('an id whose lease is held is tried again after each pause while the adoption runs, and no more once it stops', async () => {
+    const { storage, own, held, tries } = await storageWithHeldId();
+    const adoption = new Adoption(storage, own, NO_CONNECTIONS);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(tries).toEqual([held]);
+    await vi.advanceTimersByTimeAsync(ADOPTION_RETRY_MS);
+    expect(tries).toEqual([held, held]);
+    await vi.advanceTimersByTimeAsync(ADOPTION_RETRY_MS);
+    expect(tries).toEqual([held, held, held]);
     await adoption.stop();
-    const after = tries.length;
-    await new Promise((resolve) => setTimeout(resolve, ADOPTION_RETRY_MS + 200));
-    expect(tries.length).toBe(after);
+    await vi.advanceTimersByTimeAsync(3 * ADOPTION_RETRY_MS);
+    expect(tries).toEqual([held, held, held]);
   });
 
-  it('stopping in the middle of a pass that found an id held resolves at once, not after the pause before the next try', async () => {
-    const storage = new MemoryClientStorage();
-    const own = await storage.acquireClientId();
-    await storage.acquireClientId(); // a live tab: its lease stays held
+  it('stopping in the middle of a pass that found an id held settles without the pause before the next try', async () => {
+    const { storage, own, tries } = await storageWithHeldId();
     const last = await storage.acquireClientId();
     last.release();
-    let stopped: Promise<number> | undefined;
-    const start = Date.now();
-    const tryAcquire = storage.tryAcquire.bind(storage);
     let adoption: Adoption | undefined;
+    let stopped = false;
+    const tryAcquire = storage.tryAcquire.bind(storage);
     storage.tryAcquire = async (id: string) => {
       // Stopped while the pass is on its last id, after it found the other one held.
-      if (id === last.clientId && stopped === undefined) stopped = (adoption as Adoption).stop().then(() => Date.now() - start);
+      if (id === last.clientId && adoption !== undefined) void adoption.stop().then(() => (stopped = true));
       return tryAcquire(id);
     };
-    adoption = new Adoption(storage, own.clientId, NO_CONNECTIONS);
-    await waitFor('the stop', () => stopped !== undefined);
-    expect(await stopped).toBeLessThan(ADOPTION_RETRY_MS / 2);
+    adoption = new Adoption(storage, own, NO_CONNECTIONS);
+    // No timer advanced: a stop that waited for the pause would not settle.
+    await vi.advanceTimersByTimeAsync(0);
+    expect(tries.length).toBeGreaterThan(0);
+    expect(stopped).toBe(true);
   });
 });
